@@ -1,0 +1,14 @@
+# ccache when present. The sloppiness settings let ccache cache translation units that use
+# precompiled headers (the LibTorch targets), which it refuses by default.
+if(DISTRI_USE_CCACHE)
+  find_program(DISTRI_CCACHE ccache)
+  if(DISTRI_CCACHE)
+    set(_launcher ${CMAKE_COMMAND} -E env
+        "CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime"
+        ${DISTRI_CCACHE})
+    set(CMAKE_C_COMPILER_LAUNCHER ${_launcher})
+    set(CMAKE_CXX_COMPILER_LAUNCHER ${_launcher})
+    set(CMAKE_CUDA_COMPILER_LAUNCHER ${DISTRI_CCACHE})
+    message(STATUS "distri: using ccache at ${DISTRI_CCACHE}")
+  endif()
+endif()
