@@ -1,6 +1,5 @@
 # Finds every third-party dependency once, and sets DISTRI_HAVE_<X>.
 find_package(Threads REQUIRED)
-find_package(PkgConfig REQUIRED)
 find_package(yaml-cpp REQUIRED)
 # yaml-cpp 0.7 (Debian 12) exports `yaml-cpp`, 0.8 (Ubuntu 24.04) `yaml-cpp::yaml-cpp`.
 add_library(distri::yaml INTERFACE IMPORTED)
@@ -9,7 +8,13 @@ if(TARGET yaml-cpp::yaml-cpp)
 else()
   target_link_libraries(distri::yaml INTERFACE yaml-cpp)
 endif()
-pkg_check_modules(ZMQ REQUIRED IMPORTED_TARGET libzmq)
+# ZeroMQ and UCX are found by header + library (no pkg-config needed: the GPU machine has
+# none, and its packages are unpacked under a prefix listed in CMAKE_PREFIX_PATH).
+find_path(ZMQ_INCLUDE_DIR zmq.h REQUIRED)
+find_library(ZMQ_LIBRARY zmq REQUIRED)
+add_library(distri::zmq INTERFACE IMPORTED)
+target_include_directories(distri::zmq INTERFACE ${ZMQ_INCLUDE_DIR})
+target_link_libraries(distri::zmq INTERFACE ${ZMQ_LIBRARY})
 find_package(msgpack-cxx CONFIG QUIET)
 if(NOT msgpack-cxx_FOUND)
   # Debian's libmsgpack-cxx-dev is header-only; fall back to the header.
@@ -57,8 +62,13 @@ endif()
 # --- UCX -----------------------------------------------------------------------------------
 set(DISTRI_HAVE_UCX OFF)
 if(DISTRI_WITH_UCX)
-  pkg_check_modules(UCX IMPORTED_TARGET ucx)
-  if(UCX_FOUND)
+  find_path(UCX_INCLUDE_DIR ucp/api/ucp.h)
+  find_library(UCX_UCP_LIBRARY ucp)
+  find_library(UCX_UCS_LIBRARY ucs)
+  if(UCX_INCLUDE_DIR AND UCX_UCP_LIBRARY AND UCX_UCS_LIBRARY)
+    add_library(distri::ucx INTERFACE IMPORTED)
+    target_include_directories(distri::ucx INTERFACE ${UCX_INCLUDE_DIR})
+    target_link_libraries(distri::ucx INTERFACE ${UCX_UCP_LIBRARY} ${UCX_UCS_LIBRARY})
     set(DISTRI_HAVE_UCX ON)
   endif()
 endif()
