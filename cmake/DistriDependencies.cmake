@@ -23,6 +23,9 @@ if(NOT msgpack-cxx_FOUND)
   target_include_directories(msgpack-cxx INTERFACE ${MSGPACK_INCLUDE_DIR})
 endif()
 
+find_package(nlohmann_json 3 REQUIRED)
+find_package(PNG REQUIRED)
+
 # --- CUDA toolkit (nvcc) -------------------------------------------------------------------
 set(DISTRI_HAVE_CUDA OFF)
 if(NOT DISTRI_WITH_CUDA STREQUAL "OFF")
