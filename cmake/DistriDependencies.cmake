@@ -100,7 +100,12 @@ if(DISTRI_WITH_TORCH)
     set(DISTRI_HAVE_TORCH ON)
     # TORCH_LIBRARIES carries flags (-D_GLIBCXX_USE_CXX11_ABI) through TORCH_CXX_FLAGS.
     add_library(distri::torch INTERFACE IMPORTED)
-    target_link_libraries(distri::torch INTERFACE ${TORCH_LIBRARIES})
+    # The torch wheel's libtorch.so exports its own copies of some std::filesystem functions
+    # (built against another libstdc++), and one of them (remove_all) crashes when called from
+    # our code. Listing libstdc++ before libtorch makes the dynamic linker bind the std::
+    # symbols to libstdc++ for every target that links LibTorch.
+    target_link_libraries(distri::torch INTERFACE -Wl,--push-state,--no-as-needed stdc++ -Wl,--pop-state
+                          ${TORCH_LIBRARIES})
     target_include_directories(distri::torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
   else()
     message(WARNING "distri: LibTorch not found (pip install torch==2.11.0); actors/ is skipped")
