@@ -1,0 +1,58 @@
+#include "actors/model/blocks/attention.h"
+
+#include <tuple>
+
+namespace distri::model {
+
+AttentionImpl::AttentionImpl(const AttentionOptions& o) : options(o) {
+  const int64_t inner = o.heads() * o.dim_head();
+  const int64_t kv_dim = o.cross_attention_dim() > 0 ? o.cross_attention_dim() : o.query_dim();
+  if (o.norm_num_groups() > 0) {
+    group_norm = register_module("group_norm", GroupNorm(GroupNormOptions(o.norm_num_groups(), o.query_dim()).eps(o.eps())));
+  }
+  to_q = register_module("to_q", Linear(LinearOptions(o.query_dim(), inner).bias(o.bias())));
+  to_k = register_module("to_k", Linear(LinearOptions(kv_dim, inner).bias(o.bias())));
+  to_v = register_module("to_v", Linear(LinearOptions(kv_dim, inner).bias(o.bias())));
+  to_out_0 = Linear(LinearOptions(inner, o.query_dim()));
+  to_out = register_module("to_out", torch::nn::ModuleList(to_out_0));
+}
+
+at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& context) const {
+  TORCH_CHECK(context.defined() == is_cross_attention(),
+              is_cross_attention() ? "Attention: cross-attention needs a context"
+                                   : "Attention: self-attention takes no context");
+  if (x.dim() == 4) return ForwardSpatial(x);
+  return Attend(x, context);
+}
+
+at::Tensor AttentionImpl::Attend(const at::Tensor& tokens, const at::Tensor& context) const {
+  const int64_t batch = tokens.size(0), heads = options.heads(), dim_head = options.dim_head();
+  at::Tensor q = to_q->forward(tokens);
+  const at::Tensor& source = context.defined() ? context : tokens;
+  at::Tensor k = to_k->forward(source);
+  at::Tensor v = to_v->forward(source);
+  if (ctx_ && !context.defined()) std::tie(k, v) = ctx_->SelfAttentionKeyValue(site_, std::move(k), std::move(v));
+  // [B, N, h*d] -> [B, h, N, d] as strided views: the SDPA kernels take them without a copy.
+  q = q.view({batch, -1, heads, dim_head}).transpose(1, 2);
+  k = k.view({batch, -1, heads, dim_head}).transpose(1, 2);
+  v = v.view({batch, -1, heads, dim_head}).transpose(1, 2);
+  at::Tensor out = at::scaled_dot_product_attention(q, k, v);
+  out = out.transpose(1, 2).reshape({batch, -1, heads * dim_head});
+  return to_out_0->forward(out);
+}
+
+at::Tensor AttentionImpl::ForwardSpatial(const at::Tensor& x) const {
+  const int64_t batch = x.size(0), channels = x.size(1), height = x.size(2), width = x.size(3);
+  // Normalising [B, C, H, W] equals diffusers' group norm of the [B, C, H*W] view.
+  at::Tensor h = group_norm ? group_norm->forward(x) : x;
+  // Tokens in row-major pixel order; a view when h is channels_last.
+  h = h.permute({0, 2, 3, 1}).reshape({batch, height * width, channels});
+  h = Attend(h, {});
+  h = h.view({batch, height, width, channels}).permute({0, 3, 1, 2});
+  // residual first: the result takes the residual's memory format.
+  if (options.residual_connection()) h = x + h;
+  if (options.rescale_output_factor() != 1.0) h = h / options.rescale_output_factor();
+  return h;
+}
+
+}  // namespace distri::model

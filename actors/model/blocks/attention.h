@@ -1,0 +1,74 @@
+// Attention (diffusers attention_processor.py: Attention + AttnProcessor2_0), two forms:
+//  - tokens [B, N, query_dim]: self-attention (no context) or cross-attention (context
+//    [B, M, cross_attention_dim]); the UNet's attn1/attn2.
+//  - spatial [B, C, H, W] with a group norm (the VAE's mid-block attention): group_norm, attend
+//    over the H*W tokens, optional residual connection, divide by rescale_output_factor.
+// State-dict names: to_q, to_k, to_v, to_out.0, group_norm.
+//
+// Softmax precision: upcast_attention / upcast_softmax ask diffusers' classic processor to
+// compute scores/softmax in fp32. diffusers' default processor (SDPA) ignores them, and so do
+// we: at::scaled_dot_product_attention's fused kernels (flash, memory-efficient, the CPU flash
+// kernel) accumulate and normalise in fp32 for fp16/bf16 inputs. The flags are kept so the
+// options mirror the config.
+//
+// Self-attention K/V go through the LayerContext (layer_context.h) when one is attached.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <torch/arg.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/pimpl.h>
+
+#include <cstdint>
+
+#include "actors/model/blocks/layer_context.h"
+#include "actors/model/blocks/layers.h"
+
+namespace distri::model {
+
+struct AttentionOptions {
+  AttentionOptions(int64_t query_dim, int64_t heads, int64_t dim_head)
+      : query_dim_(query_dim), heads_(heads), dim_head_(dim_head) {}
+  TORCH_ARG(int64_t, query_dim);
+  TORCH_ARG(int64_t, heads);
+  TORCH_ARG(int64_t, dim_head);
+  TORCH_ARG(int64_t, cross_attention_dim) = 0;  // 0: self-attention
+  TORCH_ARG(bool, bias) = false;                // bias of to_q/to_k/to_v (to_out.0 always has one)
+  TORCH_ARG(bool, upcast_attention) = false;    // see the header comment
+  TORCH_ARG(bool, upcast_softmax) = false;
+  // Spatial form (VAE): group norm before attending (0: none), residual, rescale.
+  TORCH_ARG(int64_t, norm_num_groups) = 0;
+  TORCH_ARG(double, eps) = 1e-5;
+  TORCH_ARG(bool, residual_connection) = false;
+  TORCH_ARG(double, rescale_output_factor) = 1.0;
+};
+
+class AttentionImpl : public torch::nn::Module, public HookedLayer {
+ public:
+  explicit AttentionImpl(const AttentionOptions& options);
+
+  // x: [B, N, query_dim] tokens, or [B, query_dim, H, W] for the spatial form.
+  // context: [B, M, cross_attention_dim] for cross-attention; undefined for self-attention.
+  // Returns the same shape as x.
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& context = {}) const;
+
+  bool is_cross_attention() const { return options.cross_attention_dim() > 0; }
+  LayerKind kind() const override { return LayerKind::kSelfAttention; }
+  bool wants_context() const override { return !is_cross_attention(); }
+
+  AttentionOptions options;
+  GroupNorm group_norm{nullptr};
+  Linear to_q{nullptr};
+  Linear to_k{nullptr};
+  Linear to_v{nullptr};
+  torch::nn::ModuleList to_out{nullptr};
+  Linear to_out_0{nullptr};  // == to_out[0]
+
+ private:
+  at::Tensor Attend(const at::Tensor& tokens, const at::Tensor& context) const;
+  at::Tensor ForwardSpatial(const at::Tensor& x) const;
+};
+TORCH_MODULE(Attention);
+
+}  // namespace distri::model

@@ -1,0 +1,25 @@
+#include "actors/model/blocks/feed_forward.h"
+
+#include <torch/nn/modules/linear.h>
+
+namespace distri::model {
+
+GEGLUImpl::GEGLUImpl(int64_t dim_in, int64_t dim_out) {
+  proj = register_module("proj", Linear(LinearOptions(dim_in, dim_out * 2)));
+}
+
+at::Tensor GEGLUImpl::forward(const at::Tensor& x) const {
+  at::Tensor projected = proj->forward(x);
+  auto halves = projected.chunk(2, -1);
+  // gelu() allocates a fresh tensor, so the product can be taken in place.
+  return at::gelu(halves[1]).mul_(halves[0]);
+}
+
+FeedForwardImpl::FeedForwardImpl(const FeedForwardOptions& o) {
+  const int64_t inner = o.dim() * o.mult();
+  geglu = GEGLU(o.dim(), inner);
+  out = Linear(LinearOptions(inner, o.dim_out()));
+  net = register_module("net", torch::nn::ModuleList(geglu, torch::nn::Identity(), out));
+}
+
+}  // namespace distri::model

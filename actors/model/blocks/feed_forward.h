@@ -1,0 +1,46 @@
+// FeedForward with GEGLU (diffusers attention.py FeedForward, activations.py GEGLU):
+//   net.0 = GEGLU: proj (dim -> 2 * inner); hidden, gate = chunk(2); hidden * gelu(gate) (exact)
+//   net.1 = Dropout (identity at inference, no weights)
+//   net.2 = Linear(inner -> dim_out)
+#pragma once
+
+#include <ATen/ATen.h>
+#include <torch/arg.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/pimpl.h>
+
+#include <cstdint>
+
+#include "actors/model/blocks/layers.h"
+
+namespace distri::model {
+
+class GEGLUImpl : public torch::nn::Module {
+ public:
+  GEGLUImpl(int64_t dim_in, int64_t dim_out);
+  at::Tensor forward(const at::Tensor& x) const;
+
+  Linear proj{nullptr};
+};
+TORCH_MODULE(GEGLU);
+
+struct FeedForwardOptions {
+  explicit FeedForwardOptions(int64_t dim) : dim_(dim), dim_out_(dim) {}
+  TORCH_ARG(int64_t, dim);
+  TORCH_ARG(int64_t, dim_out);
+  TORCH_ARG(int64_t, mult) = 4;  // inner = dim * mult
+};
+
+class FeedForwardImpl : public torch::nn::Module {
+ public:
+  explicit FeedForwardImpl(const FeedForwardOptions& options);
+  at::Tensor forward(const at::Tensor& x) const { return out->forward(geglu->forward(x)); }
+
+  torch::nn::ModuleList net{nullptr};
+  GEGLU geglu{nullptr};  // == net[0]
+  Linear out{nullptr};   // == net[2]
+};
+TORCH_MODULE(FeedForward);
+
+}  // namespace distri::model

@@ -1,0 +1,52 @@
+#include "actors/model/blocks/layers.h"
+
+namespace distri::model {
+
+at::Tensor RegisterEmptyParameter(torch::nn::Module& module, const std::string& name, at::IntArrayRef shape) {
+  return module.register_parameter(name, at::empty(shape, at::TensorOptions().dtype(at::kFloat)),
+                                   /*requires_grad=*/false);
+}
+
+LinearImpl::LinearImpl(const LinearOptions& o) : options(o) {
+  weight = RegisterEmptyParameter(*this, "weight", {o.out_features(), o.in_features()});
+  if (o.bias()) bias = RegisterEmptyParameter(*this, "bias", {o.out_features()});
+}
+
+Conv2dImpl::Conv2dImpl(const Conv2dOptions& o) : options(o) {
+  weight = RegisterEmptyParameter(*this, "weight", {o.out_channels(), o.in_channels(), o.kernel_size(), o.kernel_size()});
+  if (o.bias()) bias = RegisterEmptyParameter(*this, "bias", {o.out_channels()});
+}
+
+at::Tensor Conv2dImpl::forward(const at::Tensor& x) const {
+  if (ctx_) return ctx_->Conv2d(site_, *this, x);
+  return Compute(x);
+}
+
+at::Tensor Conv2dImpl::Compute(const at::Tensor& x) const {
+  return at::conv2d(x, weight, bias, {options.stride(), options.stride()}, {options.padding(), options.padding()});
+}
+
+GroupNormImpl::GroupNormImpl(const GroupNormOptions& o) : options(o) {
+  weight = RegisterEmptyParameter(*this, "weight", {o.num_channels()});
+  bias = RegisterEmptyParameter(*this, "bias", {o.num_channels()});
+}
+
+at::Tensor GroupNormImpl::forward(const at::Tensor& x) const {
+  if (ctx_) return ctx_->GroupNorm(site_, *this, x);
+  return Compute(x);
+}
+
+at::Tensor GroupNormImpl::Compute(const at::Tensor& x) const {
+  return at::group_norm(x, options.num_groups(), weight, bias, options.eps());
+}
+
+LayerNormImpl::LayerNormImpl(const LayerNormOptions& o) : options(o) {
+  weight = RegisterEmptyParameter(*this, "weight", {o.dim()});
+  bias = RegisterEmptyParameter(*this, "bias", {o.dim()});
+}
+
+at::Tensor LayerNormImpl::forward(const at::Tensor& x) const {
+  return at::layer_norm(x, {options.dim()}, weight, bias, options.eps());
+}
+
+}  // namespace distri::model

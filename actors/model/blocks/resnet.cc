@@ -1,0 +1,32 @@
+#include "actors/model/blocks/resnet.h"
+
+namespace distri::model {
+
+ResnetBlock2DImpl::ResnetBlock2DImpl(const ResnetBlock2DOptions& o) : options(o) {
+  const int64_t in = o.in_channels(), out = o.out_channels();
+  norm1 = register_module("norm1", GroupNorm(GroupNormOptions(o.groups(), in).eps(o.eps())));
+  conv1 = register_module("conv1", Conv2d(Conv2dOptions(in, out, 3)));
+  if (o.temb_channels() > 0) {
+    time_emb_proj = register_module("time_emb_proj", Linear(LinearOptions(o.temb_channels(), out)));
+  }
+  norm2 = register_module("norm2", GroupNorm(GroupNormOptions(o.groups(), out).eps(o.eps())));
+  conv2 = register_module("conv2", Conv2d(Conv2dOptions(out, out, 3)));
+  if (in != out) {
+    conv_shortcut = register_module("conv_shortcut", Conv2d(Conv2dOptions(in, out, o.use_conv_shortcut() ? 3 : 1)));
+  }
+}
+
+at::Tensor ResnetBlock2DImpl::forward(const at::Tensor& x, const at::Tensor& temb) const {
+  // In-place activations/adds only touch tensors created here (never x or temb).
+  at::Tensor h = conv1->forward(SiluInPlace(norm1->forward(x)));
+  if (time_emb_proj) {
+    TORCH_CHECK(temb.defined(), "ResnetBlock2D: this block has a time embedding projection but temb is undefined");
+    h.add_(time_emb_proj->forward(at::silu(temb)).unsqueeze(-1).unsqueeze(-1));
+  }
+  h = conv2->forward(SiluInPlace(norm2->forward(h)));
+  h.add_(conv_shortcut ? conv_shortcut->forward(x) : x);
+  if (options.output_scale_factor() != 1.0) h.div_(options.output_scale_factor());
+  return h;
+}
+
+}  // namespace distri::model

@@ -1,0 +1,69 @@
+#include "actors/model/blocks/transformer_2d.h"
+
+namespace distri::model {
+
+BasicTransformerBlockImpl::BasicTransformerBlockImpl(const BasicTransformerBlockOptions& o) {
+  norm1 = register_module("norm1", LayerNorm(LayerNormOptions(o.dim()).eps(o.norm_eps())));
+  attn1 = register_module(
+      "attn1", Attention(AttentionOptions(o.dim(), o.heads(), o.dim_head()).upcast_attention(o.upcast_attention())));
+  norm2 = register_module("norm2", LayerNorm(LayerNormOptions(o.dim()).eps(o.norm_eps())));
+  attn2 = register_module("attn2", Attention(AttentionOptions(o.dim(), o.heads(), o.dim_head())
+                                                 .cross_attention_dim(o.cross_attention_dim())
+                                                 .upcast_attention(o.upcast_attention())));
+  norm3 = register_module("norm3", LayerNorm(LayerNormOptions(o.dim()).eps(o.norm_eps())));
+  ff = register_module("ff", FeedForward(FeedForwardOptions(o.dim())));
+}
+
+at::Tensor BasicTransformerBlockImpl::forward(const at::Tensor& tokens, const at::Tensor& context) const {
+  // Each sub-layer's output is a fresh tensor (from a Linear), so the residual adds in place.
+  at::Tensor h = attn1->forward(norm1->forward(tokens)).add_(tokens);
+  h = attn2->forward(norm2->forward(h), context).add_(h);
+  return ff->forward(norm3->forward(h)).add_(h);
+}
+
+Transformer2DModelImpl::Transformer2DModelImpl(const Transformer2DModelOptions& o) : options(o) {
+  const int64_t channels = o.in_channels(), inner = o.heads() * o.dim_head();
+  norm = register_module("norm", GroupNorm(GroupNormOptions(o.norm_num_groups(), channels).eps(1e-6)));
+  if (o.use_linear_projection()) {
+    linear_in_ = Linear(LinearOptions(channels, inner));
+    proj_in = register_module("proj_in", linear_in_.ptr());
+  } else {
+    conv_in_ = Conv2d(Conv2dOptions(channels, inner, 1));
+    proj_in = register_module("proj_in", conv_in_.ptr());
+  }
+  transformer_blocks = register_module("transformer_blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < o.num_layers(); ++i) {
+    blocks_.emplace_back(BasicTransformerBlockOptions(inner, o.heads(), o.dim_head(), o.cross_attention_dim())
+                             .upcast_attention(o.upcast_attention()));
+    transformer_blocks->push_back(blocks_.back());
+  }
+  if (o.use_linear_projection()) {
+    linear_out_ = Linear(LinearOptions(inner, channels));
+    proj_out = register_module("proj_out", linear_out_.ptr());
+  } else {
+    conv_out_ = Conv2d(Conv2dOptions(inner, channels, 1));
+    proj_out = register_module("proj_out", conv_out_.ptr());
+  }
+}
+
+at::Tensor Transformer2DModelImpl::forward(const at::Tensor& x, const at::Tensor& context) const {
+  const int64_t batch = x.size(0), height = x.size(2), width = x.size(3);
+  const int64_t inner = options.heads() * options.dim_head();
+  at::Tensor h = norm->forward(x);
+  at::Tensor tokens;
+  if (linear_in_) {
+    tokens = linear_in_->forward(h.permute({0, 2, 3, 1}).reshape({batch, height * width, options.in_channels()}));
+  } else {
+    tokens = conv_in_->forward(h).permute({0, 2, 3, 1}).reshape({batch, height * width, inner});
+  }
+  for (const auto& block : blocks_) tokens = block->forward(tokens, context);
+  if (linear_out_) {
+    h = linear_out_->forward(tokens).view({batch, height, width, options.in_channels()}).permute({0, 3, 1, 2});
+  } else {
+    h = conv_out_->forward(tokens.view({batch, height, width, inner}).permute({0, 3, 1, 2}));
+  }
+  // x first: the sum takes the input's memory format.
+  return x + h;
+}
+
+}  // namespace distri::model
