@@ -1,0 +1,31 @@
+// What one image job asks for: diffusers' pipeline arguments, validated in one place.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "runtime/common/status.h"
+
+namespace distri::pipeline {
+
+struct GenerateParams {
+  std::string prompt;
+  std::string negative_prompt;
+  int height = 0;              // pixels; 0: the model's default (unet sample_size * 8)
+  int width = 0;
+  int steps = 30;              // num_inference_steps
+  double guidance = 5.0;       // guidance_scale; <= 1 disables classifier-free guidance
+  uint64_t seed = 0;
+  std::string sampler = "default";  // default (the model's scheduler), ddim, euler, dpmpp_2m
+  int clip_skip = 0;           // SD 1.x/2.x: use the hidden state this many layers before the last
+  // SDXL micro-conditioning (add_time_ids); 0 means "the image size", as diffusers defaults.
+  int original_height = 0, original_width = 0;
+  int crop_top = 0, crop_left = 0;
+  int target_height = 0, target_width = 0;
+};
+
+// Checks ranges and fills defaults that depend on the model (`default_size` pixels).
+// Errors name the argument: "height: must be a multiple of 8, got 1001".
+Status ValidateParams(GenerateParams* p, int default_size);
+
+}  // namespace distri::pipeline

@@ -1,0 +1,102 @@
+// distri's UNet latency benchmark (issue: model core). Times the `steps`-step loop of UNet
+// forwards at batch 2 (classifier-free guidance), as bench/unet_diffusers.py does for diffusers
+// on the same weights, and prints one JSON line.
+//
+//   unet_bench --model DIR --height 1024 --width 1024 --steps 50 --dtype fp16 [--graph]
+//              [--channels-last] [--repeats 3]
+//
+// --graph captures one UNet forward as a CUDA graph and replays it (inputs are static buffers),
+// removing per-kernel launch cost.
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/core/InferenceMode.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "actors/common/torch_util.h"
+#include "actors/model/unet/unet_2d_condition.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"distri UNet benchmark"};
+  std::string model, dtype_name = "fp16", variant = "fp16";
+  int height = 1024, width = 1024, steps = 50, repeats = 3;
+  bool graph = false, channels_last = false;
+  app.add_option("--model", model, "model folder (its unet/ is loaded)")->required();
+  app.add_option("--height", height);
+  app.add_option("--width", width);
+  app.add_option("--steps", steps);
+  app.add_option("--repeats", repeats);
+  app.add_option("--dtype", dtype_name);
+  app.add_option("--variant", variant);
+  app.add_flag("--graph", graph);
+  app.add_flag("--channels-last", channels_last);
+  CLI11_PARSE(app, argc, argv);
+
+  auto dtype = distri::ParseDtype(dtype_name);
+  if (!dtype.ok()) return std::fprintf(stderr, "%s\n", dtype.status().ToString().c_str()), 2;
+  c10::Device dev(c10::kCUDA, 0);
+  auto loaded = distri::model::LoadUNet(model + "/unet", variant, *dtype, dev);
+  if (!loaded.ok()) return std::fprintf(stderr, "%s\n", loaded.status().ToString().c_str()), 1;
+  distri::model::UNet2DConditionModel unet = *loaded;
+  const auto& o = unet->options();
+  c10::InferenceMode guard;
+  auto opts = at::TensorOptions().device(dev).dtype(*dtype);
+  at::manual_seed(0);
+  const int64_t b = 2, h = height / 8, w = width / 8;
+  at::Tensor sample = at::randn({b, o.in_channels, h, w}, opts);
+  if (channels_last) sample = sample.contiguous(at::MemoryFormat::ChannelsLast);
+  at::Tensor ehs = at::randn({b, 77, o.cross_attention_dim.empty() ? 2048 : o.cross_attention_dim[0]}, opts);
+  std::optional<distri::model::UNetAddedConditions> added;
+  if (o.has_text_time()) {
+    distri::model::UNetAddedConditions a;
+    a.text_embeds = at::randn({b, o.projection_class_embeddings_input_dim - 6 * o.addition_time_embed_dim}, opts);
+    a.time_ids = at::tensor({double(height), double(width), 0.0, 0.0, double(height), double(width)}, at::kDouble)
+                     .to(opts).unsqueeze(0).repeat({b, 1});
+    added = a;
+  }
+  at::Tensor t = at::scalar_tensor(999.0, at::TensorOptions().device(dev).dtype(at::kFloat));
+  at::Tensor out;
+  auto forward = [&] { out = unet->forward(sample, t, ehs, added); };
+
+  c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool();
+  c10::cuda::CUDAStreamGuard sg(stream);
+  for (int i = 0; i < 3; ++i) forward();
+  stream.synchronize();
+  at::cuda::CUDAGraph cuda_graph;
+  std::function<void()> run = forward;
+  if (graph) {
+    cuda_graph.capture_begin();
+    forward();
+    cuda_graph.capture_end();
+    run = [&] { cuda_graph.replay(); };
+    run();
+    stream.synchronize();
+  }
+  std::vector<double> times;
+  for (int r = 0; r < repeats; ++r) {
+    stream.synchronize();
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < steps; ++i) run();
+    stream.synchronize();
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  double med = times[times.size() / 2];
+  cudaDeviceProp prop{};
+  cudaGetDeviceProperties(&prop, 0);
+  size_t free_b = 0, total_b = 0;
+  cudaMemGetInfo(&free_b, &total_b);
+  std::printf("{\"impl\": \"distri%s%s\", \"height\": %d, \"width\": %d, \"steps\": %d, \"dtype\": \"%s\", "
+              "\"loop_s\": %.4f, \"per_forward_ms\": %.2f, \"device_used_gib\": %.2f, \"device\": \"%s\", "
+              "\"checksum\": %.6g}\n",
+              graph ? "+graph" : "", channels_last ? "+cl" : "", height, width, steps, dtype_name.c_str(), med,
+              1000 * med / steps, (total_b - free_b) / 1073741824.0, prop.name,
+              out.to(at::kFloat).abs().mean().item<double>());
+  return 0;
+}
