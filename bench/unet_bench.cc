@@ -9,6 +9,7 @@
 // removing per-kernel launch cost.
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <torch/csrc/autograd/profiler_kineto.h>
 #include <c10/core/InferenceMode.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -18,15 +19,17 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
 
 #include "actors/common/torch_util.h"
+#include "actors/model/blocks/module_loading.h"
 #include "actors/model/unet/unet_2d_condition.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"distri UNet benchmark"};
   std::string model, dtype_name = "fp16", variant = "fp16";
   int height = 1024, width = 1024, steps = 50, repeats = 3;
-  bool graph = false, channels_last = false;
+  bool graph = false, channels_last = false, profile = false, cudnn_benchmark = false;
   app.add_option("--model", model, "model folder (its unet/ is loaded)")->required();
   app.add_option("--height", height);
   app.add_option("--width", width);
@@ -36,6 +39,8 @@ int main(int argc, char** argv) {
   app.add_option("--variant", variant);
   app.add_flag("--graph", graph);
   app.add_flag("--channels-last", channels_last);
+  app.add_flag("--cudnn-benchmark", cudnn_benchmark, "let cuDNN time its convolution algorithms");
+  app.add_flag("--profile", profile, "print the GPU kernels' share of one eager forward and exit");
   CLI11_PARSE(app, argc, argv);
 
   auto dtype = distri::ParseDtype(dtype_name);
@@ -45,6 +50,8 @@ int main(int argc, char** argv) {
   if (!loaded.ok()) return std::fprintf(stderr, "%s\n", loaded.status().ToString().c_str()), 1;
   distri::model::UNet2DConditionModel unet = *loaded;
   const auto& o = unet->options();
+  if (channels_last) distri::model::SetConvWeightFormat(*unet, at::MemoryFormat::ChannelsLast);
+  at::globalContext().setBenchmarkCuDNN(cudnn_benchmark);
   c10::InferenceMode guard;
   auto opts = at::TensorOptions().device(dev).dtype(*dtype);
   at::manual_seed(0);
@@ -68,6 +75,35 @@ int main(int argc, char** argv) {
   c10::cuda::CUDAStreamGuard sg(stream);
   for (int i = 0; i < 3; ++i) forward();
   stream.synchronize();
+  if (profile) {
+    // Kineto's CUDA activity trace of `steps` eager forwards, summed by kernel name.
+    namespace prof = torch::autograd::profiler;
+    using torch::profiler::impl::ActivityType;
+    prof::ProfilerConfig cfg(prof::ProfilerState::KINETO);
+    std::set<ActivityType> acts{ActivityType::CPU, ActivityType::CUDA};
+    prof::prepareProfiler(cfg, acts);
+    prof::enableProfiler(cfg, acts);
+    for (int i = 0; i < steps; ++i) forward();
+    stream.synchronize();
+    auto result = prof::disableProfiler();
+    std::map<std::string, std::pair<double, int>> by_name;
+    double total = 0;
+    for (const auto& e : result->events()) {
+      if (e.deviceType() != c10::DeviceType::CUDA) continue;
+      auto& [ms, n] = by_name[e.name().substr(0, 110)];
+      ms += e.durationNs() / 1e6 / steps;
+      n += 1;
+      total += e.durationNs() / 1e6 / steps;
+    }
+    std::vector<std::pair<double, std::string>> rows;
+    for (auto& [name, v] : by_name) rows.push_back({v.first, name + " (x" + std::to_string(v.second / steps) + ")"});
+    std::sort(rows.rbegin(), rows.rend());
+    std::printf("GPU kernel time per forward: %.2f ms\n", total);
+    for (size_t i = 0; i < rows.size() && i < 40; ++i) {
+      std::printf("%7.2f ms %5.1f%%  %s\n", rows[i].first, 100 * rows[i].first / total, rows[i].second.c_str());
+    }
+    return 0;
+  }
   at::cuda::CUDAGraph cuda_graph;
   std::function<void()> run = forward;
   if (graph) {
@@ -92,10 +128,10 @@ int main(int argc, char** argv) {
   cudaGetDeviceProperties(&prop, 0);
   size_t free_b = 0, total_b = 0;
   cudaMemGetInfo(&free_b, &total_b);
-  std::printf("{\"impl\": \"distri%s%s\", \"height\": %d, \"width\": %d, \"steps\": %d, \"dtype\": \"%s\", "
+  std::printf("{\"impl\": \"distri%s%s%s\", \"height\": %d, \"width\": %d, \"steps\": %d, \"dtype\": \"%s\", "
               "\"loop_s\": %.4f, \"per_forward_ms\": %.2f, \"device_used_gib\": %.2f, \"device\": \"%s\", "
               "\"checksum\": %.6g}\n",
-              graph ? "+graph" : "", channels_last ? "+cl" : "", height, width, steps, dtype_name.c_str(), med,
+              graph ? "+graph" : "", channels_last ? "+cl" : "", cudnn_benchmark ? "+cudnnbench" : "", height, width, steps, dtype_name.c_str(), med,
               1000 * med / steps, (total_b - free_b) / 1073741824.0, prop.name,
               out.to(at::kFloat).abs().mean().item<double>());
   return 0;

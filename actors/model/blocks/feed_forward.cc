@@ -2,6 +2,8 @@
 
 #include <torch/nn/modules/linear.h>
 
+#include "actors/model/blocks/fused_ops.h"
+
 namespace distri::model {
 
 GEGLUImpl::GEGLUImpl(int64_t dim_in, int64_t dim_out) {
@@ -9,10 +11,7 @@ GEGLUImpl::GEGLUImpl(int64_t dim_in, int64_t dim_out) {
 }
 
 at::Tensor GEGLUImpl::forward(const at::Tensor& x) const {
-  at::Tensor projected = proj->forward(x);
-  auto halves = projected.chunk(2, -1);
-  // gelu() allocates a fresh tensor, so the product can be taken in place.
-  return at::gelu(halves[1]).mul_(halves[0]);
+  return FusedGeglu(proj->forward(x));
 }
 
 FeedForwardImpl::FeedForwardImpl(const FeedForwardOptions& o) {

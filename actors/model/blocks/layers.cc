@@ -1,5 +1,7 @@
 #include "actors/model/blocks/layers.h"
 
+#include "actors/model/blocks/fused_ops.h"
+
 namespace distri::model {
 
 at::Tensor RegisterEmptyParameter(torch::nn::Module& module, const std::string& name, at::IntArrayRef shape) {
@@ -37,7 +39,16 @@ at::Tensor GroupNormImpl::forward(const at::Tensor& x) const {
 }
 
 at::Tensor GroupNormImpl::Compute(const at::Tensor& x) const {
-  return at::group_norm(x, options.num_groups(), weight, bias, options.eps());
+  return FusedGroupNorm(x, options.num_groups(), weight, bias, options.eps(), /*silu=*/false);
+}
+
+at::Tensor GroupNormImpl::ForwardSilu(const at::Tensor& x) const {
+  // A layer context (patch parallelism) owns the statistics: normalise there, then activate.
+  if (ctx_) {
+    at::Tensor y = ctx_->GroupNorm(site_, *this, x);
+    return at::silu_(y);
+  }
+  return FusedGroupNorm(x, options.num_groups(), weight, bias, options.eps(), /*silu=*/true);
 }
 
 LayerNormImpl::LayerNormImpl(const LayerNormOptions& o) : options(o) {

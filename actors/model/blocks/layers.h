@@ -82,6 +82,8 @@ class GroupNormImpl : public torch::nn::Module, public HookedLayer {
   explicit GroupNormImpl(const GroupNormOptions& options);
   at::Tensor forward(const at::Tensor& x) const;
   at::Tensor Compute(const at::Tensor& x) const;
+  // silu(forward(x)), fused into one pass where the fused kernels apply.
+  at::Tensor ForwardSilu(const at::Tensor& x) const;
   LayerKind kind() const override { return LayerKind::kGroupNorm; }
 
   GroupNormOptions options;

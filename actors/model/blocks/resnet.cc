@@ -18,12 +18,12 @@ ResnetBlock2DImpl::ResnetBlock2DImpl(const ResnetBlock2DOptions& o) : options(o)
 
 at::Tensor ResnetBlock2DImpl::forward(const at::Tensor& x, const at::Tensor& temb) const {
   // In-place activations/adds only touch tensors created here (never x or temb).
-  at::Tensor h = conv1->forward(SiluInPlace(norm1->forward(x)));
+  at::Tensor h = conv1->forward(norm1->ForwardSilu(x));
   if (time_emb_proj) {
     TORCH_CHECK(temb.defined(), "ResnetBlock2D: this block has a time embedding projection but temb is undefined");
     h.add_(time_emb_proj->forward(at::silu(temb)).unsqueeze(-1).unsqueeze(-1));
   }
-  h = conv2->forward(SiluInPlace(norm2->forward(h)));
+  h = conv2->forward(norm2->ForwardSilu(h));
   h.add_(conv_shortcut ? conv_shortcut->forward(x) : x);
   if (options.output_scale_factor() != 1.0) h.div_(options.output_scale_factor());
   return h;

@@ -124,7 +124,7 @@ at::Tensor UNet2DConditionModelImpl::forward(const at::Tensor& sample, const at:
   for (const auto& block : down_) h = block->forward(h, emb, encoder_hidden_states, skips);
   h = mid_block->forward(h, emb, encoder_hidden_states);
   for (const auto& block : up_) h = block->forward(h, skips, emb, encoder_hidden_states, match_skip_size);
-  return conv_out->forward(SiluInPlace(conv_norm_out->forward(h)));
+  return conv_out->forward(conv_norm_out->ForwardSilu(h));
 }
 
 Result<UNet2DConditionModel> LoadUNet(const std::string& dir, const std::string& variant, at::ScalarType dtype,

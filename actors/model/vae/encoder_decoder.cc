@@ -34,7 +34,7 @@ at::Tensor EncoderImpl::forward(const at::Tensor& images) const {
   at::Tensor h = conv_in->forward(images);
   for (const auto& block : down_) h = block->forward(h);
   h = mid_block->forward(h);
-  return conv_out->forward(SiluInPlace(conv_norm_out->forward(h)));
+  return conv_out->forward(conv_norm_out->ForwardSilu(h));
 }
 
 DecoderImpl::DecoderImpl(const AutoencoderKLOptions& o) {
@@ -66,7 +66,7 @@ at::Tensor DecoderImpl::forward(const at::Tensor& z) const {
   at::Tensor h = conv_in->forward(z);
   h = mid_block->forward(h);
   for (const auto& block : up_) h = block->forward(h);
-  return conv_out->forward(SiluInPlace(conv_norm_out->forward(h)));
+  return conv_out->forward(conv_norm_out->ForwardSilu(h));
 }
 
 }  // namespace distri::model

@@ -1,0 +1,31 @@
+// Fused CUDA kernels for the UNet's memory-bound steps (no LibTorch here: raw pointers and a
+// stream). Called through actors/model/blocks/fused_ops.h, which checks shapes and falls back
+// to ATen where a kernel does not apply.
+//
+// Element types: kHalf (IEEE fp16) and kBFloat16; all arithmetic is in fp32.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace distri::kernels {
+
+enum class ElemType { kHalf, kBFloat16 };
+
+// out[r, j] = in[r, j] * gelu(in[r, d + j]) for r < rows, j < d (GEGLU: the projection's first
+// half times the exact (erf) GELU of its second half). in: [rows, 2d], out: [rows, d], contiguous.
+cudaError_t LaunchGeglu(ElemType t, const void* in, void* out, int64_t rows, int64_t d, cudaStream_t stream);
+
+// Scratch floats GroupNorm needs for `n * groups` groups of `group_size` elements.
+int64_t GroupNormWorkspaceFloats(int64_t n, int64_t groups, int64_t group_size);
+
+// GroupNorm over contiguous NCHW x [n, c, hw] (c divisible by groups), affine with weight/bias
+// [c] (same element type as x), then SiLU when `silu`. Deterministic: the statistics are
+// reduced in a fixed order (no atomics), so equal inputs give bit-equal outputs.
+// `workspace` holds GroupNormWorkspaceFloats(...) floats.
+cudaError_t LaunchGroupNorm(ElemType t, const void* x, const void* weight, const void* bias, void* y, int64_t n,
+                            int64_t c, int64_t hw, int64_t groups, float eps, bool silu, float* workspace,
+                            cudaStream_t stream);
+
+}  // namespace distri::kernels

@@ -1,0 +1,75 @@
+#include "actors/model/blocks/fused_ops.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#ifdef DISTRI_HAVE_CUDA
+#include <c10/cuda/CUDAStream.h>
+
+#include "actors/kernels/fused_kernels.h"
+#endif
+
+namespace distri::model {
+namespace {
+
+bool Eligible(const at::Tensor& x) {
+  return FusedKernelsEnabled() && x.is_cuda() && (x.scalar_type() == at::kHalf || x.scalar_type() == at::kBFloat16) &&
+         x.is_contiguous();
+}
+
+}  // namespace
+
+bool FusedKernelsEnabled() {
+#ifdef DISTRI_HAVE_CUDA
+  static const bool enabled = [] {
+    const char* e = std::getenv("DISTRI_DISABLE_FUSED_KERNELS");
+    return e == nullptr || std::strcmp(e, "1") != 0;
+  }();
+  return enabled;
+#else
+  return false;
+#endif
+}
+
+at::Tensor FusedGroupNorm(const at::Tensor& x, int64_t groups, const at::Tensor& weight, const at::Tensor& bias,
+                          double eps, bool silu) {
+#ifdef DISTRI_HAVE_CUDA
+  if (Eligible(x) && x.dim() >= 2 && weight.defined() && bias.defined() && weight.scalar_type() == x.scalar_type() &&
+      bias.scalar_type() == x.scalar_type() && weight.is_contiguous() && bias.is_contiguous() &&
+      x.size(1) % groups == 0) {
+    const int64_t n = x.size(0), c = x.size(1), hw = x.numel() / std::max<int64_t>(n * c, 1);
+    at::Tensor y = at::empty_like(x);
+    at::Tensor ws = at::empty({kernels::GroupNormWorkspaceFloats(n, groups, c / groups * hw)},
+                              x.options().dtype(at::kFloat));
+    auto t = x.scalar_type() == at::kHalf ? kernels::ElemType::kHalf : kernels::ElemType::kBFloat16;
+    cudaError_t err = kernels::LaunchGroupNorm(t, x.data_ptr(), weight.data_ptr(), bias.data_ptr(), y.data_ptr(), n, c,
+                                               hw, groups, static_cast<float>(eps), silu, ws.data_ptr<float>(),
+                                               c10::cuda::getCurrentCUDAStream().stream());
+    TORCH_CHECK(err == cudaSuccess, "distri GroupNorm kernel: ", cudaGetErrorString(err));
+    return y;
+  }
+#endif
+  at::Tensor y = at::group_norm(x, groups, weight, bias, eps);
+  return silu ? at::silu_(y) : y;
+}
+
+at::Tensor FusedGeglu(const at::Tensor& p) {
+#ifdef DISTRI_HAVE_CUDA
+  if (Eligible(p) && p.dim() >= 1 && p.size(-1) % 2 == 0) {
+    const int64_t d = p.size(-1) / 2, rows = p.numel() / std::max<int64_t>(p.size(-1), 1);
+    std::vector<int64_t> shape = p.sizes().vec();
+    shape.back() = d;
+    at::Tensor out = at::empty(shape, p.options());
+    auto t = p.scalar_type() == at::kHalf ? kernels::ElemType::kHalf : kernels::ElemType::kBFloat16;
+    cudaError_t err = kernels::LaunchGeglu(t, p.data_ptr(), out.data_ptr(), rows, d,
+                                           c10::cuda::getCurrentCUDAStream().stream());
+    TORCH_CHECK(err == cudaSuccess, "distri GEGLU kernel: ", cudaGetErrorString(err));
+    return out;
+  }
+#endif
+  auto halves = p.chunk(2, -1);
+  // gelu() allocates a fresh tensor, so the product can be taken in place.
+  return at::gelu(halves[1]).mul_(halves[0]);
+}
+
+}  // namespace distri::model

@@ -1,0 +1,23 @@
+// Fused versions of the UNet's memory-bound steps, with exact ATen fallbacks.
+//
+// On CUDA tensors of fp16/bf16 (contiguous, the usual case in a GPU actor) these run distri's
+// kernels (actors/kernels); everywhere else (CPU, fp32, odd layouts, builds without CUDA) they
+// run the ATen ops diffusers uses, so CPU parity tests see exactly diffusers' arithmetic.
+// DISTRI_DISABLE_FUSED_KERNELS=1 forces the fallbacks (for A/B checks and benchmarks).
+#pragma once
+
+#include <ATen/ATen.h>
+
+namespace distri::model {
+
+// GroupNorm(x) (then SiLU when `silu`), x [N, C, ...], affine weight/bias [C].
+at::Tensor FusedGroupNorm(const at::Tensor& x, int64_t groups, const at::Tensor& weight, const at::Tensor& bias,
+                          double eps, bool silu);
+
+// GEGLU's activation: for p = [..., 2d], returns p[..., :d] * gelu(p[..., d:]) (erf GELU).
+at::Tensor FusedGeglu(const at::Tensor& projected);
+
+// Whether the fused kernels can run in this build and process.
+bool FusedKernelsEnabled();
+
+}  // namespace distri::model

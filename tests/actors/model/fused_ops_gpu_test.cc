@@ -1,0 +1,63 @@
+// The fused CUDA kernels against fp32 references (label gpu).
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "actors/model/blocks/fused_ops.h"
+
+namespace distri::model {
+namespace {
+
+double RelErr(const at::Tensor& a, const at::Tensor& ref) {
+  return ((a.to(at::kCPU, at::kDouble) - ref.to(at::kCPU, at::kDouble)).abs().max() /
+          ref.to(at::kDouble).abs().max()).item<double>();
+}
+
+TEST(FusedOpsGpu, GroupNormMatchesFp32Reference) {
+  ASSERT_TRUE(at::hasCUDA());
+  ASSERT_TRUE(FusedKernelsEnabled());
+  at::manual_seed(0);
+  struct Shape { int64_t n, c, h, w, g; } shapes[] = {
+      {2, 320, 128, 128, 32}, {2, 1280, 32, 32, 32}, {1, 64, 5, 7, 8}, {3, 96, 9, 16, 32}, {2, 32, 1, 1, 8}};
+  for (auto dt : {at::kHalf, at::kBFloat16}) {
+    for (const auto& s : shapes) {
+      at::Tensor x = (at::randn({s.n, s.c, s.h, s.w}) * 3 + 2);  // a mean far from 0 tests the shifted sums
+      at::Tensor w = at::randn({s.c}) * 0.5 + 1, b = at::randn({s.c}) * 0.1;
+      at::Tensor xd = x.cuda().to(dt), wd = w.cuda().to(dt), bd = b.cuda().to(dt);
+      for (bool silu : {false, true}) {
+        at::Tensor ref = at::group_norm(xd.to(at::kFloat), s.g, wd.to(at::kFloat), bd.to(at::kFloat), 1e-5);
+        if (silu) ref = at::silu(ref);
+        at::Tensor got = FusedGroupNorm(xd, s.g, wd, bd, 1e-5, silu);
+        double err = RelErr(got, ref);
+        EXPECT_LT(err, dt == at::kHalf ? 2e-3 : 1.6e-2) << c10::toString(dt) << " " << s.n << "x" << s.c << "x" << s.h
+                                                         << "x" << s.w << " silu=" << silu;
+        EXPECT_TRUE(got.equal(FusedGroupNorm(xd, s.g, wd, bd, 1e-5, silu))) << "not deterministic";
+      }
+    }
+  }
+}
+
+TEST(FusedOpsGpu, GegluMatchesFp32Reference) {
+  at::manual_seed(1);
+  for (auto dt : {at::kHalf, at::kBFloat16}) {
+    for (auto shape : {std::vector<int64_t>{2, 4096, 2 * 2560}, {2, 1024, 2 * 5120}, {3, 7, 2 * 12}, {5, 2 * 3}}) {
+      at::Tensor p = at::randn(shape).cuda().to(dt);
+      auto halves = p.to(at::kFloat).chunk(2, -1);
+      at::Tensor ref = halves[0] * at::gelu(halves[1]);
+      double err = RelErr(FusedGeglu(p), ref);
+      EXPECT_LT(err, dt == at::kHalf ? 2e-3 : 1.6e-2) << c10::toString(dt) << " last dim " << shape.back();
+    }
+  }
+}
+
+TEST(FusedOpsGpu, FallbacksForOtherInputs) {
+  // fp32 and non-contiguous inputs take ATen's path: bit-equal to the plain ops.
+  at::Tensor x = at::randn({2, 16, 4, 4}).cuda();
+  at::Tensor w = at::ones({16}).cuda(), b = at::zeros({16}).cuda();
+  EXPECT_TRUE(FusedGroupNorm(x, 4, w, b, 1e-5, false).equal(at::group_norm(x, 4, w, b, 1e-5)));
+  at::Tensor p = at::randn({8, 6}).cuda().to(at::kHalf).t();  // non-contiguous
+  auto h = p.chunk(2, -1);
+  EXPECT_TRUE(FusedGeglu(p).equal(at::gelu(h[1]).mul_(h[0])));
+}
+
+}  // namespace
+}  // namespace distri::model
