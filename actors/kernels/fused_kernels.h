@@ -20,12 +20,13 @@ cudaError_t LaunchGeglu(ElemType t, const void* in, void* out, int64_t rows, int
 // Scratch floats GroupNorm needs for `n * groups` groups of `group_size` elements.
 int64_t GroupNormWorkspaceFloats(int64_t n, int64_t groups, int64_t group_size);
 
-// GroupNorm over contiguous NCHW x [n, c, hw] (c divisible by groups), affine with weight/bias
-// [c] (same element type as x), then SiLU when `silu`. Deterministic: the statistics are
+// GroupNorm over x [n, c, hw] (c divisible by groups) stored contiguous NCHW, or channels-last
+// ([n, hw, c] in memory) when `channels_last`; affine with weight/bias [c] (same element type
+// as x), then SiLU when `silu`. y has x's layout. Deterministic: the statistics are
 // reduced in a fixed order (no atomics), so equal inputs give bit-equal outputs.
 // `workspace` holds GroupNormWorkspaceFloats(...) floats.
 cudaError_t LaunchGroupNorm(ElemType t, const void* x, const void* weight, const void* bias, void* y, int64_t n,
-                            int64_t c, int64_t hw, int64_t groups, float eps, bool silu, float* workspace,
-                            cudaStream_t stream);
+                            int64_t c, int64_t hw, int64_t groups, float eps, bool silu, bool channels_last,
+                            float* workspace, cudaStream_t stream);
 
 }  // namespace distri::kernels

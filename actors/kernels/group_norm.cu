@@ -65,6 +65,52 @@ __global__ void PartialStats(const T* __restrict__ x, int64_t group_size, int64_
   }
 }
 
+// Channels-last layout ([n, hw, c]): a block takes kPixels pixels of one image; thread t owns
+// channels t, t + kThreads, ... and sums them over the pixels (reads are coalesced along c);
+// then per group, in a fixed channel order, the channel sums are combined. partial as above,
+// chunk = pixel block.
+constexpr int64_t kPixels = 64;
+
+template <typename T>
+__global__ void PartialStatsNhwc(const T* __restrict__ x, int64_t hw, int64_t c, int64_t cpg, int64_t chunks,
+                                 float* __restrict__ partial) {
+  extern __shared__ float sh[];  // [c] count-free sums, [c] shifted sums of squares, [c] shifts
+  const int64_t n = blockIdx.y, chunk = blockIdx.x;
+  const int64_t p0 = chunk * kPixels, p1 = min(p0 + kPixels, hw);
+  const T* img = x + n * hw * c;
+  for (int64_t ch = threadIdx.x; ch < c; ch += blockDim.x) {
+    const float shift = ToFloat(img[p0 * c + ch]);
+    float s = 0.f, s2 = 0.f;
+    for (int64_t p = p0; p < p1; ++p) {
+      const float v = ToFloat(img[p * c + ch]) - shift;
+      s += v;
+      s2 += v * v;
+    }
+    sh[ch] = s;
+    sh[c + ch] = s2;
+    sh[2 * c + ch] = shift;
+  }
+  __syncthreads();
+  const int64_t groups = c / cpg;
+  for (int64_t g = threadIdx.x; g < groups; g += blockDim.x) {
+    const float np = static_cast<float>(p1 - p0);
+    float cnt = 0.f, mean = 0.f, m2 = 0.f;
+    for (int64_t ch = g * cpg; ch < (g + 1) * cpg; ++ch) {
+      const float m = sh[ch] / np;
+      const float cm = m + sh[2 * c + ch];
+      const float cm2 = fmaxf(sh[c + ch] - sh[ch] * m, 0.f);
+      const float tot = cnt + np, delta = cm - mean;
+      mean += delta * np / tot;
+      m2 += cm2 + delta * delta * cnt * np / tot;
+      cnt = tot;
+    }
+    float* out = partial + ((n * groups + g) * chunks + chunk) * 3;
+    out[0] = cnt;
+    out[1] = mean;
+    out[2] = m2;
+  }
+}
+
 // stats[group * 2 + {0,1}] = mean, rstd.
 __global__ void FinalizeStats(const float* __restrict__ partial, int64_t groups_total, int64_t chunks, float eps,
                               float* __restrict__ stats) {
@@ -83,19 +129,19 @@ __global__ void FinalizeStats(const float* __restrict__ partial, int64_t groups_
   stats[group * 2 + 1] = rsqrtf(m2 / n + eps);  // biased variance, as nn.GroupNorm
 }
 
-template <typename T, bool kSilu>
+template <typename T, bool kSilu, bool kNhwc>
 __global__ void Apply(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b, T* __restrict__ y,
                       const float* __restrict__ stats, int64_t total, int64_t c, int64_t hw, int64_t cpg, bool vec) {
   const int64_t step = int64_t(gridDim.x) * blockDim.x;
   const int64_t groups = c / cpg;
   // scale/shift of element i's channel: y = x * a + b' with a = rstd * w, b' = b - mean * a.
   auto coeffs = [&](int64_t i, float* a, float* s) {
-    const int64_t ch = (i / hw) % c, group = (i / (hw * c)) * groups + ch / cpg;
+    const int64_t ch = kNhwc ? i % c : (i / hw) % c, group = (i / (hw * c)) * groups + ch / cpg;
     *a = stats[2 * group + 1] * ToFloat(w[ch]);
     *s = ToFloat(b[ch]) - stats[2 * group] * *a;
   };
   auto act = [](float r) { return kSilu ? r / (1.0f + __expf(-r)) : r; };
-  if (vec) {  // hw % 8 == 0: 8 consecutive elements share one channel
+  if (vec && !kNhwc) {  // hw % 8 == 0: 8 consecutive elements share one channel
     for (int64_t i8 = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i8 < total / 8; i8 += step) {
       float a, sh;
       coeffs(i8 * 8, &a, &sh);
@@ -105,6 +151,20 @@ __global__ void Apply(const T* __restrict__ x, const T* __restrict__ w, const T*
       T* ov = reinterpret_cast<T*>(&out);
 #pragma unroll
       for (int k = 0; k < 8; ++k) ov[k] = FromFloat<T>(act(ToFloat(iv[k]) * a + sh));
+      reinterpret_cast<uint4*>(y)[i8] = out;
+    }
+  } else if (vec) {  // channels last, c % 8 == 0: 8 consecutive channels
+    for (int64_t i8 = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i8 < total / 8; i8 += step) {
+      uint4 in = reinterpret_cast<const uint4*>(x)[i8];
+      const T* iv = reinterpret_cast<const T*>(&in);
+      uint4 out;
+      T* ov = reinterpret_cast<T*>(&out);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        float a, sh;
+        coeffs(i8 * 8 + k, &a, &sh);
+        ov[k] = FromFloat<T>(act(ToFloat(iv[k]) * a + sh));
+      }
       reinterpret_cast<uint4*>(y)[i8] = out;
     }
   } else {
@@ -118,27 +178,39 @@ __global__ void Apply(const T* __restrict__ x, const T* __restrict__ w, const T*
 
 template <typename T>
 cudaError_t Launch(const void* xv, const void* wv, const void* bv, void* yv, int64_t n, int64_t c, int64_t hw,
-                   int64_t groups, float eps, bool silu, float* ws, cudaStream_t s) {
+                   int64_t groups, float eps, bool silu, bool nhwc, float* ws, cudaStream_t s) {
   const T* x = static_cast<const T*>(xv);
   T* y = static_cast<T*>(yv);
-  const int64_t group_size = c / groups * hw, groups_total = n * groups, chunks = Chunks(group_size);
+  const int64_t group_size = c / groups * hw, groups_total = n * groups;
+  const int64_t chunks = nhwc ? (hw + kPixels - 1) / kPixels : Chunks(group_size);
   if (groups_total == 0 || group_size == 0) return cudaSuccess;
   float* partial = ws;
   float* stats = ws + groups_total * chunks * 3;
-  PartialStats<T><<<dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(groups_total)), kThreads, 0, s>>>(
-      x, group_size, chunks, partial);
+  if (nhwc) {
+    const size_t shmem = 3 * c * sizeof(float);
+    if (shmem > 48 * 1024) return cudaErrorInvalidValue;  // c > 4096: not a UNet we know
+    PartialStatsNhwc<T><<<dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(n)), kThreads, shmem, s>>>(
+        x, hw, c, c / groups, chunks, partial);
+  } else {
+    PartialStats<T><<<dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(groups_total)), kThreads, 0, s>>>(
+        x, group_size, chunks, partial);
+  }
   FinalizeStats<<<static_cast<unsigned>((groups_total + 127) / 128), 128, 0, s>>>(partial, groups_total, chunks, eps,
                                                                                   stats);
   const int64_t total = n * c * hw;
-  const bool vec = hw % 8 == 0 && reinterpret_cast<uintptr_t>(xv) % 16 == 0 && reinterpret_cast<uintptr_t>(yv) % 16 == 0;
+  const bool aligned = reinterpret_cast<uintptr_t>(xv) % 16 == 0 && reinterpret_cast<uintptr_t>(yv) % 16 == 0;
+  const bool vec = aligned && (nhwc ? c % 8 == 0 : hw % 8 == 0);
   const int64_t work = vec ? total / 8 : total;
   const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((work + kThreads - 1) / kThreads, 65535 * 16));
   const T* w = static_cast<const T*>(wv);
   const T* b = static_cast<const T*>(bv);
-  if (silu) {
-    Apply<T, true><<<blocks, kThreads, 0, s>>>(x, w, b, y, stats, total, c, hw, c / groups, vec);
+  const int64_t cpg = c / groups;
+  if (nhwc) {
+    if (silu) Apply<T, true, true><<<blocks, kThreads, 0, s>>>(x, w, b, y, stats, total, c, hw, cpg, vec);
+    else Apply<T, false, true><<<blocks, kThreads, 0, s>>>(x, w, b, y, stats, total, c, hw, cpg, vec);
   } else {
-    Apply<T, false><<<blocks, kThreads, 0, s>>>(x, w, b, y, stats, total, c, hw, c / groups, vec);
+    if (silu) Apply<T, true, false><<<blocks, kThreads, 0, s>>>(x, w, b, y, stats, total, c, hw, cpg, vec);
+    else Apply<T, false, false><<<blocks, kThreads, 0, s>>>(x, w, b, y, stats, total, c, hw, cpg, vec);
   }
   return cudaGetLastError();
 }
@@ -146,15 +218,18 @@ cudaError_t Launch(const void* xv, const void* wv, const void* bv, void* yv, int
 }  // namespace
 
 int64_t GroupNormWorkspaceFloats(int64_t n, int64_t groups, int64_t group_size) {
-  return n * groups * (Chunks(group_size) * 3 + 2);
+  // Enough for either layout: NCHW chunks of kChunk elements, or NHWC blocks of kPixels pixels
+  // (group_size / cpg pixels, at least one channel per group).
+  const int64_t chunks = std::max(Chunks(group_size), (group_size + kPixels - 1) / kPixels);
+  return n * groups * (chunks * 3 + 2);
 }
 
 cudaError_t LaunchGroupNorm(ElemType t, const void* x, const void* weight, const void* bias, void* y, int64_t n,
-                            int64_t c, int64_t hw, int64_t groups, float eps, bool silu, float* workspace,
-                            cudaStream_t stream) {
+                            int64_t c, int64_t hw, int64_t groups, float eps, bool silu, bool channels_last,
+                            float* workspace, cudaStream_t stream) {
   return t == ElemType::kHalf
-             ? Launch<__half>(x, weight, bias, y, n, c, hw, groups, eps, silu, workspace, stream)
-             : Launch<__nv_bfloat16>(x, weight, bias, y, n, c, hw, groups, eps, silu, workspace, stream);
+             ? Launch<__half>(x, weight, bias, y, n, c, hw, groups, eps, silu, channels_last, workspace, stream)
+             : Launch<__nv_bfloat16>(x, weight, bias, y, n, c, hw, groups, eps, silu, channels_last, workspace, stream);
 }
 
 }  // namespace distri::kernels

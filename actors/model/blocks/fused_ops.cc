@@ -12,9 +12,11 @@
 namespace distri::model {
 namespace {
 
-bool Eligible(const at::Tensor& x) {
-  return FusedKernelsEnabled() && x.is_cuda() && (x.scalar_type() == at::kHalf || x.scalar_type() == at::kBFloat16) &&
-         x.is_contiguous();
+bool Eligible(const at::Tensor& x, bool allow_channels_last = false) {
+  if (!FusedKernelsEnabled() || !x.is_cuda() || (x.scalar_type() != at::kHalf && x.scalar_type() != at::kBFloat16)) {
+    return false;
+  }
+  return x.is_contiguous() || (allow_channels_last && x.dim() == 4 && x.is_contiguous(at::MemoryFormat::ChannelsLast));
 }
 
 }  // namespace
@@ -34,16 +36,18 @@ bool FusedKernelsEnabled() {
 at::Tensor FusedGroupNorm(const at::Tensor& x, int64_t groups, const at::Tensor& weight, const at::Tensor& bias,
                           double eps, bool silu) {
 #ifdef DISTRI_HAVE_CUDA
-  if (Eligible(x) && x.dim() >= 2 && weight.defined() && bias.defined() && weight.scalar_type() == x.scalar_type() &&
+  if (Eligible(x, /*allow_channels_last=*/true) && x.dim() >= 2 && weight.defined() && bias.defined() && weight.scalar_type() == x.scalar_type() &&
       bias.scalar_type() == x.scalar_type() && weight.is_contiguous() && bias.is_contiguous() &&
       x.size(1) % groups == 0) {
     const int64_t n = x.size(0), c = x.size(1), hw = x.numel() / std::max<int64_t>(n * c, 1);
-    at::Tensor y = at::empty_like(x);
+    // A 4-d tensor that is both (C == 1 or H == W == 1) counts as NCHW.
+    const bool channels_last = !x.is_contiguous();
+    at::Tensor y = at::empty_like(x);  // keeps x's memory format
     at::Tensor ws = at::empty({kernels::GroupNormWorkspaceFloats(n, groups, c / groups * hw)},
                               x.options().dtype(at::kFloat));
     auto t = x.scalar_type() == at::kHalf ? kernels::ElemType::kHalf : kernels::ElemType::kBFloat16;
     cudaError_t err = kernels::LaunchGroupNorm(t, x.data_ptr(), weight.data_ptr(), bias.data_ptr(), y.data_ptr(), n, c,
-                                               hw, groups, static_cast<float>(eps), silu, ws.data_ptr<float>(),
+                                               hw, groups, static_cast<float>(eps), silu, channels_last, ws.data_ptr<float>(),
                                                c10::cuda::getCurrentCUDAStream().stream());
     TORCH_CHECK(err == cudaSuccess, "distri GroupNorm kernel: ", cudaGetErrorString(err));
     return y;

@@ -31,6 +31,10 @@ TEST(FusedOpsGpu, GroupNormMatchesFp32Reference) {
         EXPECT_LT(err, dt == at::kHalf ? 2e-3 : 1.6e-2) << c10::toString(dt) << " " << s.n << "x" << s.c << "x" << s.h
                                                          << "x" << s.w << " silu=" << silu;
         EXPECT_TRUE(got.equal(FusedGroupNorm(xd, s.g, wd, bd, 1e-5, silu))) << "not deterministic";
+        at::Tensor xcl = xd.contiguous(at::MemoryFormat::ChannelsLast);
+        at::Tensor got_cl = FusedGroupNorm(xcl, s.g, wd, bd, 1e-5, silu);
+        EXPECT_LT(RelErr(got_cl, ref), dt == at::kHalf ? 2e-3 : 1.6e-2) << "channels_last " << s.c << "x" << s.h;
+        if (s.h * s.w > 1 && s.c > 1) EXPECT_TRUE(got_cl.is_contiguous(at::MemoryFormat::ChannelsLast));
       }
     }
   }
