@@ -1,0 +1,48 @@
+// Message types of the control plane and the protocol version.
+//
+// MessageType values are frozen: a value never changes meaning and is never reused, even when
+// a message is retired (like zmq's socket options). New messages take new values and bump the
+// protocol's minor version; a peer answers a type it does not know with an Error
+// (InvalidArgument "unknown message type N").
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace distri::wire {
+
+// Protocol version carried by every envelope. A receiver rejects another major version (the
+// layout of the envelope or of messages changed incompatibly) and accepts any minor version
+// of its own major (new optional fields and new message types only).
+inline constexpr uint8_t kProtocolVersionMajor = 1;
+inline constexpr uint8_t kProtocolVersionMinor = 0;
+
+enum class MessageType : uint16_t {
+  // 0 is never a valid type (a zeroed buffer must not parse as a message).
+  // Node agent <-> head.
+  kRegisterNode = 1,     // node -> head: resources of the node
+  kNodeRegistered = 2,   // head -> node: registration accepted
+  kHeartbeat = 3,        // node/actor -> head: liveness
+  // Client <-> head.
+  kSubmitJob = 10,       // client -> head: render one image
+  kJobAccepted = 11,     // head -> client: job recorded durably, id assigned
+  kGetJob = 12,          // client -> head: ask for a job's state
+  kJobStatus = 13,       // head -> client: state and progress of a job
+  kCancelJob = 14,       // client -> head: cancel a job (answered by JobStatus)
+  kGetJobResult = 15,    // client -> head: fetch the image of a finished job
+  kJobResult = 16,       // head -> client: the image and its metadata
+  // Head <-> actors.
+  kAssignTask = 20,      // head -> actor: one rank of a gang for one job
+  kTaskProgress = 21,    // actor -> head: denoising step i of n
+  kTaskDone = 22,        // actor -> head: the rank finished (image on rank 0) or failed
+  // Any direction.
+  kError = 30,           // the request named by the envelope's request id failed
+};
+
+// "SubmitJob", ...; "Unknown" for values outside the enum.
+std::string_view MessageTypeName(MessageType type);
+// The MessageType with this numeric value, or nullopt when the value is not a known type.
+std::optional<MessageType> MessageTypeFromValue(uint64_t value);
+
+}  // namespace distri::wire

@@ -1,0 +1,44 @@
+#include "runtime/wire/messages.h"
+
+namespace distri::wire {
+namespace {
+
+template <typename M>
+Result<AnyMessage> DecodeAs(const Envelope& e) {
+  M m;
+  DISTRI_RETURN_IF_ERROR(DecodePayload(e.payload, &m));
+  return AnyMessage(std::move(m));
+}
+
+}  // namespace
+
+Result<AnyMessage> DecodeMessage(const Envelope& e) {
+  switch (e.type) {
+    case MessageType::kRegisterNode: return DecodeAs<RegisterNode>(e);
+    case MessageType::kNodeRegistered: return DecodeAs<NodeRegistered>(e);
+    case MessageType::kHeartbeat: return DecodeAs<Heartbeat>(e);
+    case MessageType::kSubmitJob: return DecodeAs<SubmitJob>(e);
+    case MessageType::kJobAccepted: return DecodeAs<JobAccepted>(e);
+    case MessageType::kGetJob: return DecodeAs<GetJob>(e);
+    case MessageType::kJobStatus: return DecodeAs<JobStatus>(e);
+    case MessageType::kCancelJob: return DecodeAs<CancelJob>(e);
+    case MessageType::kGetJobResult: return DecodeAs<GetJobResult>(e);
+    case MessageType::kJobResult: return DecodeAs<JobResult>(e);
+    case MessageType::kAssignTask: return DecodeAs<AssignTask>(e);
+    case MessageType::kTaskProgress: return DecodeAs<TaskProgress>(e);
+    case MessageType::kTaskDone: return DecodeAs<TaskDone>(e);
+    case MessageType::kError: return DecodeAs<Error>(e);
+  }
+  return Status::InvalidArgument("unknown message type " + std::to_string(static_cast<uint16_t>(e.type)));
+}
+
+Result<AnyMessage> DecodeMessage(std::string_view envelope_bytes) {
+  DISTRI_ASSIGN_OR_RETURN(Envelope e, DecodeEnvelope(envelope_bytes));
+  return DecodeMessage(e);
+}
+
+MessageType TypeOf(const AnyMessage& message) {
+  return std::visit([](const auto& m) { return std::decay_t<decltype(m)>::kType; }, message);
+}
+
+}  // namespace distri::wire

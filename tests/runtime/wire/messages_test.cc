@@ -1,0 +1,220 @@
+// Round trips of every control-plane message, encode-side limits, and the typed helpers.
+#include "runtime/wire/messages.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "tests/runtime/wire/sample_messages.h"
+
+namespace distri::wire {
+namespace {
+
+using namespace distri::wire::testing;
+
+template <typename M>
+void ExpectRoundTrip(const M& original) {
+  SCOPED_TRACE(std::string(MessageTypeName(M::kType)));
+  Result<std::string> bytes = Seal(original, 99, "test:roundtrip");
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+
+  Result<Envelope> env = DecodeEnvelope(*bytes);
+  ASSERT_TRUE(env.ok()) << env.status().ToString();
+  EXPECT_EQ(env->type, M::kType);
+  EXPECT_EQ(env->request_id, 99u);
+  EXPECT_EQ(env->sender_id, "test:roundtrip");
+  EXPECT_EQ(env->version_major, kProtocolVersionMajor);
+  EXPECT_EQ(env->version_minor, kProtocolVersionMinor);
+
+  Result<M> typed = Open<M>(*env);
+  ASSERT_TRUE(typed.ok()) << typed.status().ToString();
+  EXPECT_EQ(*typed, original);
+
+  Result<AnyMessage> any = DecodeMessage(std::string_view(*bytes));
+  ASSERT_TRUE(any.ok()) << any.status().ToString();
+  EXPECT_EQ(TypeOf(*any), M::kType);
+  ASSERT_TRUE(std::holds_alternative<M>(*any));
+  EXPECT_EQ(std::get<M>(*any), original);
+
+  // Re-encoding the decoded message gives the same bytes (the encoding is canonical).
+  EXPECT_EQ(Seal(*typed, 99, "test:roundtrip").value(), *bytes);
+}
+
+TEST(WireMessages, EveryMessageRoundTrips) {
+  ExpectRoundTrip(SampleRegisterNode());
+  ExpectRoundTrip(SampleNodeRegistered());
+  ExpectRoundTrip(SampleHeartbeat());
+  ExpectRoundTrip(SampleSubmitJob());
+  ExpectRoundTrip(SampleJobAccepted());
+  ExpectRoundTrip(SampleGetJob());
+  ExpectRoundTrip(SampleJobStatus());
+  ExpectRoundTrip(SampleCancelJob());
+  ExpectRoundTrip(SampleGetJobResult());
+  ExpectRoundTrip(SampleJobResult());
+  ExpectRoundTrip(SampleAssignTask());
+  ExpectRoundTrip(SampleTaskProgress());
+  ExpectRoundTrip(SampleTaskDone());
+  ExpectRoundTrip(SampleError());
+}
+
+TEST(WireMessages, EveryJobStateAndFormatRoundTrips) {
+  for (JobState s : {JobState::kPending, JobState::kScheduled, JobState::kRunning, JobState::kSucceeded,
+                     JobState::kFailed, JobState::kCancelled}) {
+    JobStatus m = SampleJobStatus();
+    m.state = s;
+    ExpectRoundTrip(m);
+  }
+  JobResult r = SampleJobResult();
+  r.format = OutputFormat::kRgb8;
+  r.width = 4;
+  r.height = 2;
+  r.image = std::string(4 * 2 * 3, '\x7f');
+  ExpectRoundTrip(r);
+}
+
+TEST(WireMessages, ExtremeValuesRoundTrip) {
+  SubmitJob m = SampleSubmitJob();
+  m.spec.seed = std::numeric_limits<uint64_t>::max();
+  m.spec.priority = std::numeric_limits<int32_t>::min();
+  m.spec.width = kMaxImageSide;
+  m.spec.height = 1;
+  m.spec.steps = kMaxSteps;
+  m.spec.guidance = -0.0;
+  m.spec.gpus = static_cast<uint32_t>(kMaxGangSize);
+  m.spec.prompt = std::string(kMaxPromptBytes, 'p');
+  m.spec.negative_prompt = std::string(kMaxPromptBytes, 'n');
+  ExpectRoundTrip(m);
+
+  Heartbeat h{std::numeric_limits<uint64_t>::max(), 0, 0};
+  ExpectRoundTrip(h);
+
+  AssignTask a = SampleAssignTask();
+  a.gang = SampleGang(static_cast<uint32_t>(kMaxGangSize));
+  a.rank = static_cast<uint32_t>(kMaxGangSize - 1);
+  a.rendezvous = std::string(kMaxRendezvousBytes, '\x01');
+  ExpectRoundTrip(a);
+
+  JobResult big = SampleJobResult();
+  big.image = std::string(32 * kMiB, '\x42');
+  ExpectRoundTrip(big);
+}
+
+TEST(WireMessages, OptionalFieldsDefaultWhenAbsent) {
+  SubmitJob m;
+  m.spec.prompt = "a cat";
+  m.spec.width = 512;
+  m.spec.height = 512;
+  m.spec.steps = 20;
+  m.spec.guidance = 5;
+  m.spec.sampler = "euler";
+  ExpectRoundTrip(m);  // seed absent stays absent (nullopt), not 0
+
+  TaskDone failed;
+  failed.job_id = TestJobId();
+  failed.rank = 3;
+  failed.error_code = static_cast<int32_t>(StatusCode::kAborted);
+  failed.error_message = "channel aborted: rank 1 died";
+  ExpectRoundTrip(failed);
+}
+
+TEST(WireMessages, EncodeRefusesWhatDecodeWouldReject) {
+  SubmitJob m = SampleSubmitJob();
+  m.spec.prompt = std::string(kMaxPromptBytes + 1, 'x');
+  Result<std::string> r = EncodePayload(m);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("SubmitJob.prompt: 1048577 bytes"), std::string::npos) << r.status().ToString();
+
+  m = SampleSubmitJob();
+  m.spec.guidance = std::nan("");
+  EXPECT_NE(EncodePayload(m).status().message().find("SubmitJob.guidance: not a finite number"), std::string::npos);
+
+  m = SampleSubmitJob();
+  m.spec.sampler = "\xff\xfe";
+  EXPECT_NE(EncodePayload(m).status().message().find("SubmitJob.sampler: not valid UTF-8"), std::string::npos);
+
+  m = SampleSubmitJob();
+  m.spec.width = 0;
+  EXPECT_NE(EncodePayload(m).status().message().find("SubmitJob.width: value 0 outside [1, 16384]"),
+            std::string::npos);
+
+  RegisterNode n = SampleRegisterNode();
+  n.resources.gpus[1].name = std::string(kMaxNameBytes + 1, 'g');
+  EXPECT_NE(EncodePayload(n).status().message().find("RegisterNode.resources.gpus[1].name"), std::string::npos)
+      << EncodePayload(n).status().ToString();
+
+  AssignTask a = SampleAssignTask();
+  a.job.seed.reset();
+  EXPECT_NE(EncodePayload(a).status().message().find("AssignTask.job.seed: missing"), std::string::npos);
+
+  Envelope e;
+  e.type = MessageType::kHeartbeat;
+  e.payload = EncodePayload(SampleHeartbeat()).value();
+  e.sender_id = std::string(kMaxSenderIdBytes + 1, 's');
+  EXPECT_EQ(EncodeEnvelope(e).status().code(), StatusCode::kInvalidArgument);
+  e.sender_id = "ok";
+  e.payload = std::string(kMaxEnvelopeBytes, 'x');
+  EXPECT_NE(EncodeEnvelope(e).status().message().find("exceeds the limit"), std::string::npos);
+}
+
+TEST(WireMessages, ErrorCarriesStatus) {
+  Error e = Error::FromStatus(Status::NotFound("job 1234 not found"));
+  EXPECT_EQ(e.code, static_cast<int32_t>(StatusCode::kNotFound));
+  EXPECT_EQ(e.ToStatus(), Status::NotFound("job 1234 not found"));
+
+  Error unknown{57, "from a newer peer"};
+  EXPECT_EQ(unknown.ToStatus().code(), StatusCode::kInternal);
+  EXPECT_EQ(unknown.ToStatus().message(), "unknown status code 57: from a newer peer");
+
+  // Long messages and non-UTF-8 bytes are made sendable rather than failing the error path.
+  Error big = Error::FromStatus(Status::Internal(std::string(kMaxErrorMessageBytes + 10, 'e') + "\xff"));
+  EXPECT_EQ(big.message.size(), kMaxErrorMessageBytes);
+  EXPECT_TRUE(EncodePayload(big).ok());
+  Error bad_utf8 = Error::FromStatus(Status::IoError("file \xff\xfe"));
+  EXPECT_EQ(bad_utf8.message, "file ??");
+  EXPECT_TRUE(EncodePayload(bad_utf8).ok());
+}
+
+TEST(WireMessages, OpenReturnsThePeersErrorOrNamesTheWrongType) {
+  Envelope err = MakeEnvelope(SampleError(), 5, "head").value();
+  Result<JobStatus> r = Open<JobStatus>(err);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(r.status().message(), "peer 'head' answered with an error: job a0a1a2a3 not found");
+
+  Envelope hb = MakeEnvelope(SampleHeartbeat(), 0, "node:1").value();
+  Result<JobStatus> wrong = Open<JobStatus>(hb);
+  EXPECT_EQ(wrong.status(), Status::InvalidArgument("expected JobStatus, received Heartbeat"));
+}
+
+TEST(WireMessages, TypeValuesAreFrozen) {
+  // These numbers are on the wire; changing one breaks every deployed peer.
+  EXPECT_EQ(static_cast<int>(MessageType::kRegisterNode), 1);
+  EXPECT_EQ(static_cast<int>(MessageType::kNodeRegistered), 2);
+  EXPECT_EQ(static_cast<int>(MessageType::kHeartbeat), 3);
+  EXPECT_EQ(static_cast<int>(MessageType::kSubmitJob), 10);
+  EXPECT_EQ(static_cast<int>(MessageType::kJobAccepted), 11);
+  EXPECT_EQ(static_cast<int>(MessageType::kGetJob), 12);
+  EXPECT_EQ(static_cast<int>(MessageType::kJobStatus), 13);
+  EXPECT_EQ(static_cast<int>(MessageType::kCancelJob), 14);
+  EXPECT_EQ(static_cast<int>(MessageType::kGetJobResult), 15);
+  EXPECT_EQ(static_cast<int>(MessageType::kJobResult), 16);
+  EXPECT_EQ(static_cast<int>(MessageType::kAssignTask), 20);
+  EXPECT_EQ(static_cast<int>(MessageType::kTaskProgress), 21);
+  EXPECT_EQ(static_cast<int>(MessageType::kTaskDone), 22);
+  EXPECT_EQ(static_cast<int>(MessageType::kError), 30);
+  EXPECT_EQ(static_cast<int>(JobState::kPending), 0);
+  EXPECT_EQ(static_cast<int>(JobState::kCancelled), 5);
+  EXPECT_EQ(static_cast<int>(OutputFormat::kPng), 0);
+  EXPECT_EQ(JobStateName(JobState::kScheduled), "SCHEDULED");
+  EXPECT_TRUE(IsTerminal(JobState::kCancelled));
+  EXPECT_FALSE(IsTerminal(JobState::kRunning));
+  EXPECT_FALSE(MessageTypeFromValue(0).has_value());
+  EXPECT_FALSE(MessageTypeFromValue(4).has_value());
+  EXPECT_FALSE(MessageTypeFromValue(0x10000 + 1).has_value());
+  EXPECT_EQ(MessageTypeFromValue(13), MessageType::kJobStatus);
+}
+
+}  // namespace
+}  // namespace distri::wire
