@@ -1,0 +1,139 @@
+// Channel: the data plane between the ranks of one gang (docs/ARCHITECTURE.md, runtime/channel).
+//
+// A gang has `world_size` ranks, 0 .. world_size-1, each holding one Channel. Backends live in
+// sibling folders (local/, ucx/, later nccl/) and are created with MakeChannel (factory.h).
+// Every backend passes the same conformance suite (tests/runtime/channel).
+//
+// Operations
+//   AllGather   every rank contributes `send` (same count on every rank); `recv` holds
+//               world_size * count elements, rank r's contribution at offset r * count.
+//   AllGatherV  like AllGather with per-rank counts (uneven strips): counts[r] elements from
+//               rank r at offset counts[0] + ... + counts[r-1]; counts[rank()] == send.count.
+//   AllReduce   element-wise sum over ranks. All ranks receive bit-identical results: the sum
+//               is taken in rank order; f16/bf16 are accumulated in f32 and rounded once;
+//               integers wrap around (two's complement) on overflow.
+//   Send/Recv   point to point. A Recv matches the Sends of `peer` with the same `tag`, in the
+//               order they were issued. Sizes must agree (else InvalidArgument on the receiver).
+//               A Send may not complete before its Recv is posted: never rely on buffering.
+//               peer == rank() is allowed (issue the Send and Recv asynchronously).
+//   Barrier     completes on a rank once every rank has entered it.
+// In place: AllReduce may have send.data == recv.data; AllGather(V) may have `send` equal to
+// this rank's slot of `recv`. Any other overlap of send and recv is an error.
+//
+// Ordering: collectives (AllGather, AllGatherV, AllReduce, Barrier) are matched across ranks by
+// the order in which each rank issues them, so every rank must issue the same collectives with
+// the same dtype and counts in the same order. The channel serializes concurrent calls, but
+// calls racing from several threads have no defined order: issue collectives from one thread.
+// Any number of operations may be in flight at once; they may complete in any order.
+//
+// Threading and ownership: every method is thread-safe. The channel never owns user buffers;
+// see Handle (handle.h) for how long they must stay valid. A Channel may be destroyed while
+// operations are pending: they complete with Aborted first.
+//
+// Errors (distri::Status): InvalidArgument (bad buffers, counts, peer: checked before anything
+// is sent, and for sizes a peer sent); Aborted (after Abort; sticky); Unavailable (a peer or the
+// transport failed; sticky: the gang is broken and must be rebuilt); DeadlineExceeded.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "runtime/channel/handle.h"
+#include "runtime/channel/types.h"
+#include "runtime/common/status.h"
+
+namespace distri::channel {
+
+// Gangs are small (patches of one image); tags and sequence numbers of the wire formats of
+// some backends have room for this many ranks.
+inline constexpr int kMaxWorldSize = 4096;
+
+struct ChannelOptions {
+  // Prefix of the rendezvous keys of this gang. Rendezvous keys are write-once, so every gang
+  // (and every re-creation of a gang) that shares one Rendezvous needs its own prefix.
+  std::string rendezvous_prefix = "distri/channel";
+  // Bound on the rendezvous and the connection of all ranks in MakeChannel.
+  std::chrono::milliseconds connect_timeout{60'000};
+  // Bound on each synchronous operation. When it passes, the channel is aborted (the pending
+  // operation still references the caller's buffers, so it cannot be left running) and the
+  // call returns DeadlineExceeded.
+  std::chrono::milliseconds op_timeout{600'000};
+  // UCX only: the transports to use (UCX_TLS syntax, e.g. "tcp,self"). Empty: UCX's own
+  // configuration (the UCX_TLS environment variable, else all transports).
+  std::string ucx_transports;
+};
+
+class Channel {
+ public:
+  virtual ~Channel() = default;
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+  // "local", "ucx", "nccl".
+  virtual std::string_view backend() const = 0;
+  // Whether buffers on `device` are accepted (others give InvalidArgument).
+  virtual bool SupportsDevice(Device device) const = 0;
+  // OK, or the sticky failure (Aborted, Unavailable) that every new operation will return.
+  virtual Status status() const = 0;
+
+  // Asynchronous operations. Arguments are checked first (an invalid call returns a completed
+  // Handle with InvalidArgument and sends nothing). `stream` (a cudaStream_t) matters only for
+  // CUDA buffers: the operation reads `send` after the work queued on `stream` before the call;
+  // use Handle::StreamWait to order later work after it. nullptr = the legacy default stream.
+  Handle AllGatherAsync(ConstBuffer send, Buffer recv, void* stream = nullptr);
+  Handle AllGatherVAsync(ConstBuffer send, Buffer recv, std::span<const size_t> counts,
+                         void* stream = nullptr);
+  Handle AllReduceAsync(ConstBuffer send, Buffer recv, ReduceOp op = ReduceOp::kSum,
+                        void* stream = nullptr);
+  Handle SendAsync(ConstBuffer data, int peer, uint32_t tag, void* stream = nullptr);
+  Handle RecvAsync(Buffer data, int peer, uint32_t tag, void* stream = nullptr);
+  Handle BarrierAsync();
+
+  // Synchronous forms: the Async call followed by Wait(op_timeout). On timeout the channel is
+  // aborted and DeadlineExceeded is returned. CUDA buffers: the result is ready for the host
+  // and for every stream when the call returns.
+  Status AllGather(ConstBuffer send, Buffer recv, void* stream = nullptr);
+  Status AllGatherV(ConstBuffer send, Buffer recv, std::span<const size_t> counts,
+                    void* stream = nullptr);
+  Status AllReduce(ConstBuffer send, Buffer recv, ReduceOp op = ReduceOp::kSum,
+                   void* stream = nullptr);
+  Status Send(ConstBuffer data, int peer, uint32_t tag, void* stream = nullptr);
+  Status Recv(Buffer data, int peer, uint32_t tag, void* stream = nullptr);
+  Status Barrier();
+
+  // Fails every pending and future operation of this channel with Aborted("...: <reason>")
+  // (the watchdog's tool for hung collectives). Thread-safe, idempotent (the first reason is
+  // kept), never waits for a peer. When it returns, the backend no longer touches the buffers
+  // of this rank's pending operations. Peers are not waited for: they see Unavailable (UCX:
+  // broken connection; local: every rank of the in-process gang is aborted) or their own
+  // timeout. The channel cannot be used again; build a new gang.
+  void Abort(std::string_view reason);
+
+  std::chrono::milliseconds op_timeout() const { return op_timeout_; }
+
+ protected:
+  explicit Channel(std::chrono::milliseconds op_timeout) : op_timeout_(op_timeout) {}
+
+  // Backends implement these; arguments are already checked against rank(), world_size(),
+  // SupportsDevice() and each other (validate.h).
+  virtual Handle DoAllGather(ConstBuffer send, Buffer recv, void* stream) = 0;
+  virtual Handle DoAllGatherV(ConstBuffer send, Buffer recv, std::span<const size_t> counts,
+                              void* stream) = 0;
+  virtual Handle DoAllReduce(ConstBuffer send, Buffer recv, ReduceOp op, void* stream) = 0;
+  virtual Handle DoSend(ConstBuffer data, int peer, uint32_t tag, void* stream) = 0;
+  virtual Handle DoRecv(Buffer data, int peer, uint32_t tag, void* stream) = 0;
+  virtual Handle DoBarrier() = 0;
+  virtual void DoAbort(std::string_view reason) = 0;
+
+ private:
+  Status Finish(Handle handle);
+
+  const std::chrono::milliseconds op_timeout_;
+};
+
+}  // namespace distri::channel

@@ -1,0 +1,41 @@
+// The channel conformance suite (in the spirit of ggml's test-backend-ops): every case runs on
+// every rank of a gang of every backend, and checks results against values computed on the
+// host (the same arithmetic the local backend uses, so every backend is compared with it).
+//
+// A case is a function run concurrently by every rank with that rank's channel; it uses gtest
+// assertions. Cases never leave collectives unmatched when they pass, so the "shared" cases
+// can run back to back on one gang; the "destructive" ones break their gang and get a fresh one.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/channel/channel.h"
+
+namespace distri::channel::testing {
+
+struct SharedCase {
+  const char* name;
+  int min_world;  // skipped on smaller gangs
+  void (*run)(Channel& channel);
+};
+
+// Destructive cases own the channel (they may destroy it) and set their own options.
+struct DestructiveCase {
+  const char* name;
+  int min_world;
+  std::chrono::milliseconds op_timeout;
+  void (*run)(std::unique_ptr<Channel>& channel);
+};
+
+const std::vector<SharedCase>& SharedCases();
+const std::vector<DestructiveCase>& DestructiveCases();
+const SharedCase* FindSharedCase(const std::string& name);
+const DestructiveCase* FindDestructiveCase(const std::string& name);
+
+// Runs every shared case on `channel`, with a barrier between cases.
+void RunAllSharedCases(Channel& channel);
+
+}  // namespace distri::channel::testing
