@@ -28,10 +28,14 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& context
 at::Tensor AttentionImpl::Attend(const at::Tensor& tokens, const at::Tensor& context) const {
   const int64_t batch = tokens.size(0), heads = options.heads(), dim_head = options.dim_head();
   at::Tensor q = to_q->forward(tokens);
-  const at::Tensor& source = context.defined() ? context : tokens;
-  at::Tensor k = to_k->forward(source);
-  at::Tensor v = to_v->forward(source);
-  if (ctx_ && !context.defined()) std::tie(k, v) = ctx_->SelfAttentionKeyValue(site_, std::move(k), std::move(v));
+  at::Tensor k, v;
+  if (context.defined()) {
+    std::tie(k, v) = CrossKeyValue(context);
+  } else {
+    k = to_k->forward(tokens);
+    v = to_v->forward(tokens);
+    if (ctx_) std::tie(k, v) = ctx_->SelfAttentionKeyValue(site_, std::move(k), std::move(v));
+  }
   // [B, N, h*d] -> [B, h, N, d] as strided views: the SDPA kernels take them without a copy.
   q = q.view({batch, -1, heads, dim_head}).transpose(1, 2);
   k = k.view({batch, -1, heads, dim_head}).transpose(1, 2);
@@ -39,6 +43,17 @@ at::Tensor AttentionImpl::Attend(const at::Tensor& tokens, const at::Tensor& con
   at::Tensor out = at::scaled_dot_product_attention(q, k, v);
   out = out.transpose(1, 2).reshape({batch, -1, heads * dim_head});
   return to_out_0->forward(out);
+}
+
+std::pair<at::Tensor, at::Tensor> AttentionImpl::CrossKeyValue(const at::Tensor& context) const {
+  std::lock_guard<std::mutex> lock(kv_mutex_);
+  if (!kv_context_.defined() || !kv_context_.is_same(context) || !k_cache_.defined() ||
+      k_cache_.device() != context.device()) {
+    k_cache_ = to_k->forward(context);
+    v_cache_ = to_v->forward(context);
+    kv_context_ = context;
+  }
+  return {k_cache_, v_cache_};
 }
 
 at::Tensor AttentionImpl::ForwardSpatial(const at::Tensor& x) const {

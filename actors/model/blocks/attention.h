@@ -14,6 +14,8 @@
 // Self-attention K/V go through the LayerContext (layer_context.h) when one is attached.
 #pragma once
 
+#include <mutex>
+
 #include <ATen/ATen.h>
 #include <torch/arg.h>
 #include <torch/nn/module.h>
@@ -67,6 +69,14 @@ class AttentionImpl : public torch::nn::Module, public HookedLayer {
 
  private:
   at::Tensor Attend(const at::Tensor& tokens, const at::Tensor& context) const;
+  // Cross-attention keys/values of `context`, cached across calls with the same context tensor
+  // (the text embeddings are constant for all the steps of a job; DistriFusion caches them
+  // too). The cache holds a reference to the context, so a new tensor never aliases an old
+  // one; callers must not modify a context in place while it is in use.
+  std::pair<at::Tensor, at::Tensor> CrossKeyValue(const at::Tensor& context) const;
+
+  mutable std::mutex kv_mutex_;
+  mutable at::Tensor kv_context_, k_cache_, v_cache_;
   at::Tensor ForwardSpatial(const at::Tensor& x) const;
 };
 TORCH_MODULE(Attention);
