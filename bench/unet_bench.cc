@@ -79,17 +79,32 @@ int main(int argc, char** argv) {
     // Kineto's CUDA activity trace of `steps` eager forwards, summed by kernel name.
     namespace prof = torch::autograd::profiler;
     using torch::profiler::impl::ActivityType;
-    prof::ProfilerConfig cfg(prof::ProfilerState::KINETO);
+    prof::ProfilerConfig cfg(prof::ProfilerState::KINETO, /*report_input_shapes=*/true);
     std::set<ActivityType> acts{ActivityType::CPU, ActivityType::CUDA};
     prof::prepareProfiler(cfg, acts);
     prof::enableProfiler(cfg, acts);
     for (int i = 0; i < steps; ++i) forward();
     stream.synchronize();
     auto result = prof::disableProfiler();
+    std::map<std::string, int> cpu_ops;  // "aten::add_ [[2,320,128,128],[2,320,1,1]]" -> count
     std::map<std::string, std::pair<double, int>> by_name;
     double total = 0;
     for (const auto& e : result->events()) {
-      if (e.deviceType() != c10::DeviceType::CUDA) continue;
+      if (e.deviceType() != c10::DeviceType::CUDA) {
+        if (e.name() == "aten::add" || e.name() == "aten::add_" || e.name() == "aten::copy_" ||
+            e.name() == "aten::contiguous" || e.name() == "aten::clone") {
+          std::string key = e.name() + " [";
+          if (e.hasShapes()) {
+            for (const auto& sh : e.shapes()) {
+              key += "[";
+              for (auto d : sh) key += std::to_string(d) + ",";
+              key += "]";
+            }
+          }
+          cpu_ops[key + "]"] += 1;
+        }
+        continue;
+      }
       auto& [ms, n] = by_name[e.name().substr(0, 110)];
       ms += e.durationNs() / 1e6 / steps;
       n += 1;
@@ -98,6 +113,7 @@ int main(int argc, char** argv) {
     std::vector<std::pair<double, std::string>> rows;
     for (auto& [name, v] : by_name) rows.push_back({v.first, name + " (x" + std::to_string(v.second / steps) + ")"});
     std::sort(rows.rbegin(), rows.rend());
+    for (const auto& [k, n] : cpu_ops) std::printf("op x%d: %s\n", n / steps, k.c_str());
     std::printf("GPU kernel time per forward: %.2f ms\n", total);
     for (size_t i = 0; i < rows.size() && i < 40; ++i) {
       std::printf("%7.2f ms %5.1f%%  %s\n", rows[i].first, 100 * rows[i].first / total, rows[i].second.c_str());

@@ -111,22 +111,104 @@ __global__ void PartialStatsNhwc(const T* __restrict__ x, int64_t hw, int64_t c,
   }
 }
 
-// stats[group * 2 + {0,1}] = mean, rstd.
+// The same for c % 8 == 0 with 16-byte loads: thread (lane, row) of the block reads channels
+// [8 lane, 8 lane + 8) of pixels p0 + row, p0 + row + rows, ...; the rows' sums are then added in
+// row order per channel (all shifted by the chunk's first pixel), so the result does not depend
+// on timing.
+constexpr int64_t kPixelsVec = 128;
+
+template <typename T>
+__global__ void PartialStatsNhwcVec(const T* __restrict__ x, int64_t hw, int64_t c, int64_t cpg, int64_t chunks,
+                                    float* __restrict__ partial) {
+  extern __shared__ float sh[];  // [rows][c] sums, [rows][c] sums of squares, [c] shifts
+  const int64_t lanes = c / 8;
+  const int64_t rows = blockDim.x / lanes > 0 ? blockDim.x / lanes : 1;
+  const int64_t n = blockIdx.y, chunk = blockIdx.x;
+  const int64_t p0 = chunk * kPixelsVec, p1 = min(p0 + kPixelsVec, hw);
+  const T* img = x + n * hw * c;
+  float* sums = sh;
+  float* sq = sh + rows * c;
+  float* shifts = sh + 2 * rows * c;
+  const int64_t lane = threadIdx.x % lanes, row = threadIdx.x / lanes;
+  if (row < rows) {
+    uint4 first = *reinterpret_cast<const uint4*>(img + p0 * c + lane * 8);
+    const T* fv = reinterpret_cast<const T*>(&first);
+    float shift[8], s[8], s2[8];
+#pragma unroll
+    for (int k = 0; k < 8; ++k) shift[k] = ToFloat(fv[k]), s[k] = 0.f, s2[k] = 0.f;
+    for (int64_t p = p0 + row; p < p1; p += rows) {
+      uint4 v = *reinterpret_cast<const uint4*>(img + p * c + lane * 8);
+      const T* vv = reinterpret_cast<const T*>(&v);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        const float d = ToFloat(vv[k]) - shift[k];
+        s[k] += d;
+        s2[k] += d * d;
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+      sums[row * c + lane * 8 + k] = s[k];
+      sq[row * c + lane * 8 + k] = s2[k];
+      if (row == 0) shifts[lane * 8 + k] = shift[k];
+    }
+  }
+  __syncthreads();
+  for (int64_t ch = threadIdx.x; ch < c; ch += blockDim.x) {  // fold the rows into row 0
+    float a = sums[ch], b = sq[ch];
+    for (int64_t r = 1; r < rows; ++r) a += sums[r * c + ch], b += sq[r * c + ch];
+    sums[ch] = a;
+    sq[ch] = b;
+  }
+  __syncthreads();
+  const int64_t groups = c / cpg;
+  for (int64_t g = threadIdx.x; g < groups; g += blockDim.x) {
+    const float np = static_cast<float>(p1 - p0);
+    float cnt = 0.f, mean = 0.f, m2 = 0.f;
+    for (int64_t ch = g * cpg; ch < (g + 1) * cpg; ++ch) {
+      const float m = sums[ch] / np;
+      const float cm = m + shifts[ch];
+      const float cm2 = fmaxf(sq[ch] - sums[ch] * m, 0.f);
+      const float tot = cnt + np, delta = cm - mean;
+      mean += delta * np / tot;
+      m2 += cm2 + delta * delta * cnt * np / tot;
+      cnt = tot;
+    }
+    float* out = partial + ((n * groups + g) * chunks + chunk) * 3;
+    out[0] = cnt;
+    out[1] = mean;
+    out[2] = m2;
+  }
+}
+
+// stats[group * 2 + {0,1}] = mean, rstd. One warp per group: lane l combines chunks l, l + 32,
+// ... in order, then the lanes are combined by a fixed shuffle tree (deterministic).
+__device__ __forceinline__ void Combine(float& n, float& mean, float& m2, float nb, float mb, float m2b) {
+  const float tot = n + nb;
+  if (tot == 0.f) return;
+  const float delta = mb - mean;
+  mean += delta * nb / tot;
+  m2 += m2b + delta * delta * n * nb / tot;
+  n = tot;
+}
+
 __global__ void FinalizeStats(const float* __restrict__ partial, int64_t groups_total, int64_t chunks, float eps,
                               float* __restrict__ stats) {
-  const int64_t group = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  const int64_t group = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
   if (group >= groups_total) return;
   const float* p = partial + group * chunks * 3;
-  float n = p[0], mean = p[1], m2 = p[2];
-  for (int64_t k = 1; k < chunks; ++k) {
-    const float nb = p[3 * k], mb = p[3 * k + 1], m2b = p[3 * k + 2];
-    const float tot = n + nb, delta = mb - mean;
-    mean += delta * nb / tot;
-    m2 += m2b + delta * delta * n * nb / tot;
-    n = tot;
+  float n = 0.f, mean = 0.f, m2 = 0.f;
+  for (int64_t k = lane; k < chunks; k += 32) Combine(n, mean, m2, p[3 * k], p[3 * k + 1], p[3 * k + 2]);
+  for (int o = 16; o > 0; o >>= 1) {
+    const float nb = __shfl_down_sync(0xffffffff, n, o), mb = __shfl_down_sync(0xffffffff, mean, o),
+                m2b = __shfl_down_sync(0xffffffff, m2, o);
+    if (lane < o) Combine(n, mean, m2, nb, mb, m2b);
   }
-  stats[group * 2] = mean;
-  stats[group * 2 + 1] = rsqrtf(m2 / n + eps);  // biased variance, as nn.GroupNorm
+  if (lane == 0) {
+    stats[group * 2] = mean;
+    stats[group * 2 + 1] = rsqrtf(m2 / n + eps);  // biased variance, as nn.GroupNorm
+  }
 }
 
 template <typename T, bool kSilu, bool kNhwc>
@@ -187,11 +269,18 @@ cudaError_t Launch(const void* xv, const void* wv, const void* bv, void* yv, int
   const T* x = static_cast<const T*>(xv);
   T* y = static_cast<T*>(yv);
   const int64_t group_size = c / groups * hw, groups_total = n * groups;
-  const int64_t chunks = nhwc ? (hw + kPixels - 1) / kPixels : Chunks(group_size);
+  const bool nhwc_vec = nhwc && c % 8 == 0 && c / 8 <= kThreads && reinterpret_cast<uintptr_t>(xv) % 16 == 0;
+  const int64_t pixels = nhwc_vec ? kPixelsVec : kPixels;
+  const int64_t chunks = nhwc ? (hw + pixels - 1) / pixels : Chunks(group_size);
   if (groups_total == 0 || group_size == 0) return cudaSuccess;
   float* partial = ws;
   float* stats = ws + groups_total * chunks * 3;
-  if (nhwc) {
+  if (nhwc_vec) {
+    const int64_t rows = std::max<int64_t>(1, kThreads / (c / 8));
+    const size_t shmem = (2 * rows + 1) * c * sizeof(float);
+    PartialStatsNhwcVec<T><<<dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(n)), kThreads, shmem, s>>>(
+        x, hw, c, c / groups, chunks, partial);
+  } else if (nhwc) {
     const size_t shmem = 3 * c * sizeof(float);
     if (shmem > 48 * 1024) return cudaErrorInvalidValue;  // c > 4096: not a UNet we know
     PartialStatsNhwc<T><<<dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(n)), kThreads, shmem, s>>>(
@@ -200,8 +289,8 @@ cudaError_t Launch(const void* xv, const void* wv, const void* bv, void* yv, int
     PartialStats<T><<<dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(groups_total)), kThreads, 0, s>>>(
         x, group_size, chunks, partial);
   }
-  FinalizeStats<<<static_cast<unsigned>((groups_total + 127) / 128), 128, 0, s>>>(partial, groups_total, chunks, eps,
-                                                                                  stats);
+  FinalizeStats<<<static_cast<unsigned>((groups_total * 32 + 127) / 128), 128, 0, s>>>(partial, groups_total, chunks,
+                                                                                       eps, stats);
   const int64_t total = n * c * hw;
   const bool aligned = reinterpret_cast<uintptr_t>(xv) % 16 == 0 && reinterpret_cast<uintptr_t>(yv) % 16 == 0;
   const bool vec = aligned && (nhwc ? c % 8 == 0 && reinterpret_cast<uintptr_t>(wv) % 16 == 0 &&
