@@ -29,4 +29,11 @@ cudaError_t LaunchGroupNorm(ElemType t, const void* x, const void* weight, const
                             int64_t c, int64_t hw, int64_t groups, float eps, bool silu, bool channels_last,
                             float* workspace, cudaStream_t stream);
 
+// In place on y [n, c, hw] (NCHW, or channels-last when `channels_last`): y += bias[c] (bias may
+// be null) plus, by extra_kind: 0 nothing, 1 extra[n, c] (per image and channel, e.g. a time
+// embedding), 2 extra of y's shape and layout (a residual). Needs 16-byte aligned pointers and
+// hw % 8 == 0 (NCHW) or c % 8 == 0 (channels-last); cudaErrorInvalidValue otherwise.
+cudaError_t LaunchBiasAdd(ElemType t, void* y, const void* bias, const void* extra, int extra_kind, int64_t n,
+                          int64_t c, int64_t hw, bool channels_last, cudaStream_t stream);
+
 }  // namespace distri::kernels

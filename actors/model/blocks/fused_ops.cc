@@ -76,4 +76,36 @@ at::Tensor FusedGeglu(const at::Tensor& p) {
   return at::gelu(halves[1]).mul_(halves[0]);
 }
 
+at::Tensor FusedConvAdd(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t stride,
+                        int64_t padding, const at::Tensor& extra) {
+#ifdef DISTRI_HAVE_CUDA
+  if (Eligible(x, /*allow_channels_last=*/true) && x.dim() == 4 && (!bias.defined() || bias.scalar_type() == x.scalar_type())) {
+    at::Tensor y = at::conv2d(x, weight, {}, {stride, stride}, {padding, padding});
+    const int64_t n = y.size(0), c = y.size(1), hw = y.size(2) * y.size(3);
+    const bool cl = !y.is_contiguous() && y.is_contiguous(at::MemoryFormat::ChannelsLast);
+    int kind = 0;
+    if (extra.defined()) {
+      if (extra.sizes().equals({n, c, 1, 1}) && extra.is_contiguous()) kind = 1;
+      else if (extra.sizes().equals(y.sizes()) && extra.strides().equals(y.strides())) kind = 2;
+      else kind = -1;
+    }
+    const bool aligned = reinterpret_cast<uintptr_t>(y.data_ptr()) % 16 == 0 &&
+                         (kind != 2 || reinterpret_cast<uintptr_t>(extra.data_ptr()) % 16 == 0);
+    if (kind >= 0 && (y.is_contiguous() || cl) && aligned && (cl ? c % 8 == 0 : hw % 8 == 0) &&
+        (kind == 0 || extra.scalar_type() == y.scalar_type())) {
+      auto t = x.scalar_type() == at::kHalf ? kernels::ElemType::kHalf : kernels::ElemType::kBFloat16;
+      cudaError_t err = kernels::LaunchBiasAdd(t, y.data_ptr(), bias.defined() ? bias.data_ptr() : nullptr,
+                                               kind > 0 ? extra.data_ptr() : nullptr, kind, n, c, hw, cl,
+                                               c10::cuda::getCurrentCUDAStream().stream());
+      TORCH_CHECK(err == cudaSuccess, "distri bias-add kernel: ", cudaGetErrorString(err));
+      return y;
+    }
+    if (bias.defined()) y.add_(bias.view({1, -1, 1, 1}));
+    return extra.defined() ? y.add_(extra) : y;
+  }
+#endif
+  at::Tensor y = at::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+  return extra.defined() ? y.add_(extra) : y;
+}
+
 }  // namespace distri::model

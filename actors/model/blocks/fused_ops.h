@@ -17,6 +17,12 @@ at::Tensor FusedGroupNorm(const at::Tensor& x, int64_t groups, const at::Tensor&
 // GEGLU's activation: for p = [..., 2d], returns p[..., :d] * gelu(p[..., d:]) (erf GELU).
 at::Tensor FusedGeglu(const at::Tensor& projected);
 
+// conv(x) + extra, where `extra` is [N, C, 1, 1] (a time embedding), y's full shape (a
+// residual) or undefined: the convolution runs without its bias, which is added in the same
+// pass as `extra`. Falls back to at::conv2d(x, w, b) + extra.
+at::Tensor FusedConvAdd(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t stride,
+                        int64_t padding, const at::Tensor& extra);
+
 // Whether the fused kernels can run in this build and process.
 bool FusedKernelsEnabled();
 

@@ -28,6 +28,12 @@ at::Tensor Conv2dImpl::Compute(const at::Tensor& x) const {
   return at::conv2d(x, weight, bias, {options.stride(), options.stride()}, {options.padding(), options.padding()});
 }
 
+at::Tensor Conv2dImpl::ForwardAdd(const at::Tensor& x, const at::Tensor& extra) const {
+  // A layer context (patch parallelism) owns the convolution: add afterwards.
+  if (ctx_) return ctx_->Conv2d(site_, *this, x).add_(extra);
+  return FusedConvAdd(x, weight, bias, options.stride(), options.padding(), extra);
+}
+
 GroupNormImpl::GroupNormImpl(const GroupNormOptions& o) : options(o) {
   weight = RegisterEmptyParameter(*this, "weight", {o.num_channels()});
   bias = RegisterEmptyParameter(*this, "bias", {o.num_channels()});

@@ -61,6 +61,8 @@ class Conv2dImpl : public torch::nn::Module, public HookedLayer {
   at::Tensor forward(const at::Tensor& x) const;
   // The local convolution, ignoring any context.
   at::Tensor Compute(const at::Tensor& x) const;
+  // forward(x) + extra ([N, C, 1, 1] or x's output shape), the bias add fused with the add.
+  at::Tensor ForwardAdd(const at::Tensor& x, const at::Tensor& extra) const;
   LayerKind kind() const override { return LayerKind::kConv2d; }
 
   Conv2dOptions options;

@@ -18,13 +18,15 @@ ResnetBlock2DImpl::ResnetBlock2DImpl(const ResnetBlock2DOptions& o) : options(o)
 
 at::Tensor ResnetBlock2DImpl::forward(const at::Tensor& x, const at::Tensor& temb) const {
   // In-place activations/adds only touch tensors created here (never x or temb).
-  at::Tensor h = conv1->forward(norm1->ForwardSilu(x));
+  // conv1's bias and the time embedding, then conv2's bias and the residual, are each added in
+  // one pass (FusedConvAdd) where the fused kernels apply.
+  at::Tensor t;
   if (time_emb_proj) {
     TORCH_CHECK(temb.defined(), "ResnetBlock2D: this block has a time embedding projection but temb is undefined");
-    h.add_(time_emb_proj->forward(at::silu(temb)).unsqueeze(-1).unsqueeze(-1));
+    t = time_emb_proj->forward(at::silu(temb)).unsqueeze(-1).unsqueeze(-1);
   }
-  h = conv2->forward(norm2->ForwardSilu(h));
-  h.add_(conv_shortcut ? conv_shortcut->forward(x) : x);
+  at::Tensor h = t.defined() ? conv1->ForwardAdd(norm1->ForwardSilu(x), t) : conv1->forward(norm1->ForwardSilu(x));
+  h = conv2->ForwardAdd(norm2->ForwardSilu(h), conv_shortcut ? conv_shortcut->forward(x) : x);
   if (options.output_scale_factor() != 1.0) h.div_(options.output_scale_factor());
   return h;
 }

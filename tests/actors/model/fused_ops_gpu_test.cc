@@ -53,6 +53,27 @@ TEST(FusedOpsGpu, GegluMatchesFp32Reference) {
   }
 }
 
+TEST(FusedOpsGpu, ConvAddMatchesFp32Reference) {
+  at::manual_seed(2);
+  for (auto dt : {at::kHalf, at::kBFloat16}) {
+    for (bool cl : {false, true}) {
+      auto fmt = cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+      at::Tensor x = at::randn({2, 64, 16, 24}).cuda().to(dt).contiguous(fmt);
+      at::Tensor w = (at::randn({32, 64, 3, 3}) * 0.05).cuda().to(dt).contiguous(fmt);
+      at::Tensor b = at::randn({32}).cuda().to(dt);
+      at::Tensor temb = at::randn({2, 32, 1, 1}).cuda().to(dt);
+      at::Tensor res = at::randn({2, 32, 16, 24}).cuda().to(dt).contiguous(fmt);
+      at::Tensor base = at::conv2d(x.to(at::kFloat), w.to(at::kFloat), b.to(at::kFloat), {1, 1}, {1, 1});
+      for (const at::Tensor& extra : {at::Tensor(), temb, res}) {
+        at::Tensor ref = extra.defined() ? base + extra.to(at::kFloat) : base;
+        at::Tensor got = FusedConvAdd(x, w, b, 1, 1, extra);
+        EXPECT_LT(RelErr(got, ref), dt == at::kHalf ? 3e-3 : 2e-2)
+            << c10::toString(dt) << " cl=" << cl << " extra=" << (extra.defined() ? extra.dim() : 0);
+      }
+    }
+  }
+}
+
 TEST(FusedOpsGpu, FallbacksForOtherInputs) {
   // fp32 and non-contiguous inputs take ATen's path: bit-equal to the plain ops.
   at::Tensor x = at::randn({2, 16, 4, 4}).cuda();
