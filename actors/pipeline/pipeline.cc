@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "actors/model/blocks/module_loading.h"
 #include "actors/model/json_config.h"
 #include "runtime/common/logging.h"
 
@@ -59,6 +60,10 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Load(const std::string& dir, const L
   }
   DISTRI_ASSIGN_OR_RETURN(p->unet_, model::LoadUNet(dir + "/unet", options.variant, options.dtype, options.device));
   DISTRI_ASSIGN_OR_RETURN(p->vae_, model::LoadVae(dir + "/vae", options.variant, options.dtype, options.device));
+  // On GPUs the UNet runs channels-last (NHWC): cuDNN's convolutions then need no layout
+  // transposes and the attention blocks' pixel<->token reshapes are views (docs/perf/).
+  p->channels_last_ = options.device.is_cuda();
+  if (p->channels_last_) model::SetConvWeightFormat(*p->unet_, at::MemoryFormat::ChannelsLast);
   DISTRI_ASSIGN_OR_RETURN(p->scheduler_config_, samplers::LoadSchedulerConfig(dir + "/scheduler/scheduler_config.json"));
   p->default_sampler_ = SamplerForClass(p->scheduler_config_.class_name);
 
@@ -156,13 +161,14 @@ Result<at::Tensor> Pipeline::DenoiseStep(samplers::Sampler& sampler, int step, c
   DISTRI_ASSIGN_OR_RETURN(at::Tensor pred, Guard("unet step " + std::to_string(step), [&] {
     at::Tensor input = cond.guidance ? at::cat({latents, latents}, 0) : latents;
     input = sampler.ScaleModelInput(input, step);
+    if (channels_last_) input = input.contiguous(at::MemoryFormat::ChannelsLast);
     at::Tensor t = sampler.timesteps()[step].to(options_.device);
     at::Tensor out = unet_->forward(input, t, cond.prompt_embeds, cond.added);
     if (cond.guidance) {
       auto halves = out.chunk(2, 0);
       out = halves[0] + guidance * (halves[1] - halves[0]);
     }
-    return out;
+    return out.contiguous();
   }));
   return sampler.Step(pred, step, latents);
 }

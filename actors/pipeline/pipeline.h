@@ -89,7 +89,8 @@ class Pipeline {
   bool is_xl_ = false;
   bool force_zeros_for_empty_prompt_ = true;
   int default_size_ = 512;
-  int vae_scale_ = 8;  // 2^(VAE levels - 1): pixels per latent
+  int vae_scale_ = 8;
+  bool channels_last_ = false;  // the UNet's layout on this device  // 2^(VAE levels - 1): pixels per latent
   std::vector<model::ClipTokenizer> tokenizers_;
   std::vector<model::ClipTextModel> text_encoders_;
   model::UNet2DConditionModel unet_{nullptr};

@@ -13,3 +13,11 @@ add_test(NAME distri_cli_generate
          COMMAND ${CMAKE_COMMAND} -DDISTRI=$<TARGET_FILE:distri> -DWORK=${CMAKE_CURRENT_BINARY_DIR}/cli_generate
                  -P ${CMAKE_CURRENT_LIST_DIR}/cli_generate_test.cmake)
 set_tests_properties(distri_cli_generate PROPERTIES LABELS unit TIMEOUT 300)
+
+# The same end to end on a GPU in fp16 (label gpu): channels-last UNet, fused kernels, VAE upcast.
+if(DISTRI_HAVE_CUDA)
+  add_test(NAME distri_cli_generate_gpu_fp16
+           COMMAND ${CMAKE_COMMAND} -DDISTRI=$<TARGET_FILE:distri> -DWORK=${CMAKE_CURRENT_BINARY_DIR}/cli_generate_gpu
+                   -DDEVICE=cuda -DDTYPE=fp16 -P ${CMAKE_CURRENT_LIST_DIR}/cli_generate_test.cmake)
+  set_tests_properties(distri_cli_generate_gpu_fp16 PROPERTIES LABELS gpu TIMEOUT 300)
+endif()
