@@ -1,18 +1,10 @@
 // y += bias[c] (+ extra): the bias of a convolution folded into the add that follows it (the
 // time embedding or the residual of a ResNet block), one pass over memory instead of two.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
+#include "actors/kernels/elem_convert.cuh"
 #include "actors/kernels/fused_kernels.h"
 
 namespace distri::kernels {
 namespace {
-
-__device__ __forceinline__ float ToFloat(__half v) { return __half2float(v); }
-__device__ __forceinline__ float ToFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T> __device__ __forceinline__ T FromFloat(float v);
-template <> __device__ __forceinline__ __half FromFloat<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 FromFloat<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
 template <typename T, bool kNhwc>
 __global__ void BiasAdd(T* __restrict__ y, const T* __restrict__ bias, const T* __restrict__ extra, int extra_kind,

@@ -1,16 +1,8 @@
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
+#include "actors/kernels/elem_convert.cuh"
 #include "actors/kernels/fused_kernels.h"
 
 namespace distri::kernels {
 namespace {
-
-__device__ __forceinline__ float ToFloat(__half v) { return __half2float(v); }
-__device__ __forceinline__ float ToFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T> __device__ __forceinline__ T FromFloat(float v);
-template <> __device__ __forceinline__ __half FromFloat<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 FromFloat<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
 __device__ __forceinline__ float Gelu(float g) { return 0.5f * g * (1.0f + erff(g * 0.70710678118654752f)); }
 

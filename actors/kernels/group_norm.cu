@@ -4,9 +4,7 @@
 //   2. finalize: one thread per group combines its chunks in a fixed order (Chan's parallel
 //      variance), giving mean and 1/std without atomics (deterministic);
 //   3. apply: elementwise normalize, scale, shift (and SiLU), 8 elements per thread.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
+#include "actors/kernels/elem_convert.cuh"
 #include "actors/kernels/fused_kernels.h"
 
 namespace distri::kernels {
@@ -15,11 +13,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int64_t kChunk = 8192;
 
-__device__ __forceinline__ float ToFloat(__half v) { return __half2float(v); }
-__device__ __forceinline__ float ToFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T> __device__ __forceinline__ T FromFloat(float v);
-template <> __device__ __forceinline__ __half FromFloat<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 FromFloat<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
 int64_t Chunks(int64_t group_size) { return (group_size + kChunk - 1) / kChunk; }
 
