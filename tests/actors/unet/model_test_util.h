@@ -3,12 +3,15 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 #include <torch/nn/module.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <string>
 
 #include "actors/model/safetensors.h"
@@ -16,6 +19,28 @@
 namespace distri::model::testing {
 
 // max |actual - expected| / max |expected|: one number per tensor, scale-free.
+// <dir>/reference.safetensors of a parity fixture, opened once per directory (null on error,
+// after a test failure naming it).
+inline std::shared_ptr<SafetensorsFile> ParityReferenceFile(const std::string& dir) {
+  static std::map<std::string, std::shared_ptr<SafetensorsFile>> files;
+  auto& file = files[dir];
+  if (!file) {
+    auto f = SafetensorsFile::Open(dir + "/reference.safetensors");
+    EXPECT_TRUE(f.ok()) << f.status().ToString();
+    if (f.ok()) file = *f;
+  }
+  return file;
+}
+
+// One reference tensor of that file (undefined, after a test failure, when missing).
+inline at::Tensor ParityReference(const std::string& dir, const std::string& name) {
+  auto file = ParityReferenceFile(dir);
+  if (!file) return at::Tensor();
+  auto t = file->Get(name);
+  EXPECT_TRUE(t.ok()) << t.status().ToString();
+  return t.ok() ? *t : at::Tensor();
+}
+
 inline double RelativeError(const at::Tensor& actual, const at::Tensor& expected) {
   at::Tensor a = actual.detach().to(at::kDouble).cpu(), e = expected.detach().to(at::kDouble).cpu();
   const double scale = std::max(e.abs().max().item<double>(), 1e-30);

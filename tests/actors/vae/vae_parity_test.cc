@@ -20,20 +20,8 @@ namespace {
 constexpr double kTolerance = 1e-4;
 const std::string kFixture = DISTRI_PARITY_DIR;
 
-std::shared_ptr<SafetensorsFile> Reference() {
-  static auto file = [] {
-    auto f = SafetensorsFile::Open(kFixture + "/reference.safetensors");
-    EXPECT_TRUE(f.ok()) << f.status().ToString();
-    return f.ok() ? *f : nullptr;
-  }();
-  return file;
-}
-
-at::Tensor Ref(const std::string& name) {
-  auto t = Reference()->Get(name);
-  EXPECT_TRUE(t.ok()) << t.status().ToString();
-  return t.ok() ? *t : at::Tensor();
-}
+std::shared_ptr<SafetensorsFile> Reference() { return testing::ParityReferenceFile(kFixture); }
+at::Tensor Ref(const std::string& name) { return testing::ParityReference(kFixture, name); }
 
 void ExpectClose(const std::string& what, const at::Tensor& actual, const at::Tensor& expected) {
   ASSERT_EQ(actual.sizes(), expected.sizes()) << what;
