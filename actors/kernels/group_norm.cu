@@ -58,6 +58,30 @@ __global__ void PartialStats(const T* __restrict__ x, int64_t group_size, int64_
   }
 }
 
+// Chan's parallel update: (n, mean, m2) absorbs another set's (nb, mb, m2b).
+__device__ __forceinline__ void Combine(float& n, float& mean, float& m2, float nb, float mb, float m2b) {
+  const float tot = n + nb;
+  if (tot == 0.f) return;
+  const float delta = mb - mean;
+  mean += delta * nb / tot;
+  m2 += m2b + delta * delta * n * nb / tot;
+  n = tot;
+}
+
+// One group's (count, mean, M2) over `np` pixels from its channels' shifted sums: channel ch
+// has sum[ch] and sq[ch] of (x - shift[ch]); channels are combined in order (deterministic).
+__device__ void WriteGroupPartial(const float* sum, const float* sq, const float* shift, int64_t g, int64_t cpg,
+                                  float np, float* out) {
+  float cnt = 0.f, mean = 0.f, m2 = 0.f;
+  for (int64_t ch = g * cpg; ch < (g + 1) * cpg; ++ch) {
+    const float m = sum[ch] / np;
+    Combine(cnt, mean, m2, np, m + shift[ch], fmaxf(sq[ch] - sum[ch] * m, 0.f));
+  }
+  out[0] = cnt;
+  out[1] = mean;
+  out[2] = m2;
+}
+
 // Channels-last layout ([n, hw, c]): a block takes kPixels pixels of one image; thread t owns
 // channels t, t + kThreads, ... and sums them over the pixels (reads are coalesced along c);
 // then per group, in a fixed channel order, the channel sums are combined. partial as above,
@@ -86,21 +110,8 @@ __global__ void PartialStatsNhwc(const T* __restrict__ x, int64_t hw, int64_t c,
   __syncthreads();
   const int64_t groups = c / cpg;
   for (int64_t g = threadIdx.x; g < groups; g += blockDim.x) {
-    const float np = static_cast<float>(p1 - p0);
-    float cnt = 0.f, mean = 0.f, m2 = 0.f;
-    for (int64_t ch = g * cpg; ch < (g + 1) * cpg; ++ch) {
-      const float m = sh[ch] / np;
-      const float cm = m + sh[2 * c + ch];
-      const float cm2 = fmaxf(sh[c + ch] - sh[ch] * m, 0.f);
-      const float tot = cnt + np, delta = cm - mean;
-      mean += delta * np / tot;
-      m2 += cm2 + delta * delta * cnt * np / tot;
-      cnt = tot;
-    }
-    float* out = partial + ((n * groups + g) * chunks + chunk) * 3;
-    out[0] = cnt;
-    out[1] = mean;
-    out[2] = m2;
+    WriteGroupPartial(sh, sh + c, sh + 2 * c, g, cpg, static_cast<float>(p1 - p0),
+                      partial + ((n * groups + g) * chunks + chunk) * 3);
   }
 }
 
@@ -156,35 +167,13 @@ __global__ void PartialStatsNhwcVec(const T* __restrict__ x, int64_t hw, int64_t
   __syncthreads();
   const int64_t groups = c / cpg;
   for (int64_t g = threadIdx.x; g < groups; g += blockDim.x) {
-    const float np = static_cast<float>(p1 - p0);
-    float cnt = 0.f, mean = 0.f, m2 = 0.f;
-    for (int64_t ch = g * cpg; ch < (g + 1) * cpg; ++ch) {
-      const float m = sums[ch] / np;
-      const float cm = m + shifts[ch];
-      const float cm2 = fmaxf(sq[ch] - sums[ch] * m, 0.f);
-      const float tot = cnt + np, delta = cm - mean;
-      mean += delta * np / tot;
-      m2 += cm2 + delta * delta * cnt * np / tot;
-      cnt = tot;
-    }
-    float* out = partial + ((n * groups + g) * chunks + chunk) * 3;
-    out[0] = cnt;
-    out[1] = mean;
-    out[2] = m2;
+    WriteGroupPartial(sums, sq, shifts, g, cpg, static_cast<float>(p1 - p0),
+                      partial + ((n * groups + g) * chunks + chunk) * 3);
   }
 }
 
 // stats[group * 2 + {0,1}] = mean, rstd. One warp per group: lane l combines chunks l, l + 32,
 // ... in order, then the lanes are combined by a fixed shuffle tree (deterministic).
-__device__ __forceinline__ void Combine(float& n, float& mean, float& m2, float nb, float mb, float m2b) {
-  const float tot = n + nb;
-  if (tot == 0.f) return;
-  const float delta = mb - mean;
-  mean += delta * nb / tot;
-  m2 += m2b + delta * delta * n * nb / tot;
-  n = tot;
-}
-
 __global__ void FinalizeStats(const float* __restrict__ partial, int64_t groups_total, int64_t chunks, float eps,
                               float* __restrict__ stats) {
   const int64_t group = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) / 32;
