@@ -4,6 +4,10 @@
 
 #include <string>
 
+#ifdef DISTRI_HAVE_CUDA
+#include <c10/cuda/CUDAStream.h>
+#endif
+
 namespace distri::parallel {
 
 Result<channel::DType> ChannelDType(at::ScalarType type) {
@@ -30,6 +34,13 @@ Result<channel::Buffer> TensorBuffer(const at::Tensor& tensor) {
     return Status::InvalidArgument("channel buffers live on the CPU or a CUDA device, got " + tensor.device().str());
   }
   return channel::Buffer{tensor.data_ptr(), static_cast<size_t>(tensor.numel()), dtype, device};
+}
+
+void* CurrentStream(const at::Tensor& tensor) {
+#ifdef DISTRI_HAVE_CUDA
+  if (tensor.is_cuda()) return c10::cuda::getCurrentCUDAStream(tensor.get_device()).stream();
+#endif
+  return nullptr;
 }
 
 }  // namespace distri::parallel

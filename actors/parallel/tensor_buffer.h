@@ -15,4 +15,8 @@ Result<channel::DType> ChannelDType(at::ScalarType type);
 // otherwise) and stay alive and unmoved while the channel uses the view.
 Result<channel::Buffer> TensorBuffer(const at::Tensor& tensor);
 
+// The stream argument of channel operations on `tensor`: LibTorch's current CUDA stream of its
+// device (a cudaStream_t) for CUDA tensors, nullptr otherwise.
+void* CurrentStream(const at::Tensor& tensor);
+
 }  // namespace distri::parallel

@@ -67,6 +67,10 @@ class Pipeline {
   // unet sample_size * vae scale factor (e.g. 1024 for SDXL, 512 for SD 1.5).
   int default_size() const { return default_size_; }
   const LoadOptions& options() const { return options_; }
+  // Pixels per latent row/column (8 for SD and SDXL).
+  int vae_scale() const { return vae_scale_; }
+  // Whether the UNet runs channels_last (CUDA): its inputs should be in that layout.
+  bool channels_last() const { return channels_last_; }
   model::UNet2DConditionModel& unet() { return unet_; }
 
   // `params` must have passed ValidateParams.
@@ -89,8 +93,8 @@ class Pipeline {
   bool is_xl_ = false;
   bool force_zeros_for_empty_prompt_ = true;
   int default_size_ = 512;
-  int vae_scale_ = 8;
-  bool channels_last_ = false;  // the UNet's layout on this device  // 2^(VAE levels - 1): pixels per latent
+  int vae_scale_ = 8;           // 2^(VAE levels - 1): pixels per latent
+  bool channels_last_ = false;  // the UNet's layout on this device
   std::vector<model::ClipTokenizer> tokenizers_;
   std::vector<model::ClipTextModel> text_encoders_;
   model::UNet2DConditionModel unet_{nullptr};

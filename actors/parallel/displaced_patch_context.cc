@@ -1,0 +1,411 @@
+#include "actors/parallel/displaced_patch_context.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "actors/model/blocks/layers.h"
+#include "actors/parallel/tensor_buffer.h"
+
+namespace distri::parallel {
+namespace {
+
+// Slot offsets are aligned so that every typed view of the u8 buffers is aligned.
+constexpr int64_t kAlign = 256;
+int64_t AlignUp(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+std::string Shape(at::IntArrayRef sizes) {
+  std::string s = "[";
+  for (size_t i = 0; i < sizes.size(); ++i) s += (i ? ", " : "") + std::to_string(sizes[i]);
+  return s + "]";
+}
+
+int64_t Numel(const std::vector<int64_t>& shape) {
+  return std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>());
+}
+
+bool IsChannelsLast(const at::Tensor& x) {
+  return x.dim() == 4 && !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+}  // namespace
+
+std::string_view SyncModeName(SyncMode mode) {
+  switch (mode) {
+    case SyncMode::kCorrectedAsyncGn: return "corrected_async_gn";
+    case SyncMode::kStaleGn: return "stale_gn";
+    case SyncMode::kSyncGn: return "sync_gn";
+    case SyncMode::kSeparateGn: return "separate_gn";
+    case SyncMode::kFullSync: return "full_sync";
+    case SyncMode::kNoSync: return "no_sync";
+  }
+  return "unknown";
+}
+
+Result<SyncMode> ParseSyncMode(std::string_view name) {
+  for (SyncMode m : {SyncMode::kCorrectedAsyncGn, SyncMode::kStaleGn, SyncMode::kSyncGn, SyncMode::kSeparateGn,
+                     SyncMode::kFullSync, SyncMode::kNoSync}) {
+    if (name == SyncModeName(m)) return m;
+  }
+  return Status::InvalidArgument("unknown sync mode '" + std::string(name) +
+                                 "' (expected corrected_async_gn, stale_gn, sync_gn, separate_gn, full_sync or no_sync)");
+}
+
+DisplacedPatchContext::DisplacedPatchContext(channel::Channel& channel, PatchPlan plan, GangLayout layout,
+                                             DisplacedOptions options)
+    : channel_(channel),
+      plan_(std::move(plan)),
+      layout_(layout),
+      options_(options),
+      rank_(channel.rank()),
+      group_(layout.group_of(channel.rank())),
+      strip_(layout.strip_of(channel.rank())) {}
+
+void DisplacedPatchContext::Fail(Status status) {
+  if (status_.ok()) status_ = status;
+  throw PatchParallelError(std::move(status));
+}
+
+void DisplacedPatchContext::BeginStep(bool synchronous) {
+  if (!synchronous && !started_) {
+    Fail(Status::FailedPrecondition("patch parallelism: the first step must be synchronous (warm-up >= 1): "
+                                    "displaced steps need the previous step's activations"));
+  }
+  started_ = true;
+  synchronous_ = synchronous || options_.mode == SyncMode::kFullSync;
+  // Refresh the stale buffers unless no later step reads them.
+  refresh_ = exchanges() && options_.mode != SyncMode::kFullSync &&
+             !(options_.mode == SyncMode::kNoSync && !synchronous_);
+}
+
+void DisplacedPatchContext::EndStep() {
+  if (registering_) {
+    if (open_chunk_ >= 0) CloseChunk();
+    registering_ = false;
+  }
+  for (Chunk& c : chunks_) {
+    if (!c.handle.valid()) continue;
+    Status st = c.handle.StreamWait(CurrentStream(c.buffer));
+    c.handle = channel::Handle();
+    if (!st.ok()) Fail(st.WithContext("patch parallelism: stale-activation all-gather"));
+  }
+}
+
+int64_t DisplacedPatchContext::stale_bytes() const {
+  int64_t total = 0;
+  for (const Chunk& c : chunks_) total += c.buffer.defined() ? c.buffer.numel() : 0;
+  return total;
+}
+
+int DisplacedPatchContext::SiteId(const model::LayerSite& site, at::ScalarType dtype,
+                                  const std::vector<std::vector<int64_t>>& shapes) {
+  const auto key = std::make_pair(static_cast<int>(site.kind), site.index);
+  auto it = site_ids_.find(key);
+  if (it != site_ids_.end()) {
+    const Site& s = sites_[it->second];
+    if (s.shapes != shapes || s.dtype != dtype) {
+      Fail(Status::FailedPrecondition(site.name + ": the exchange payload changed from " + Shape(s.shapes[rank_]) +
+                                      " to " + Shape(shapes[rank_]) +
+                                      " between steps (one context serves one job of one size)"));
+    }
+    return it->second;
+  }
+  if (!registering_) {
+    Fail(Status::FailedPrecondition(site.name + ": a layer that did not run in the first step"));
+  }
+  Site s;
+  s.name = site.name;
+  s.dtype = dtype;
+  s.shapes = shapes;
+  for (const auto& shape : shapes) s.bytes.push_back(Numel(shape) * static_cast<int64_t>(at::elementSize(dtype)));
+  sites_.push_back(std::move(s));
+  site_ids_.emplace(key, static_cast<int>(sites_.size()) - 1);
+  return static_cast<int>(sites_.size()) - 1;
+}
+
+at::Tensor DisplacedPatchContext::Stale(int id, int gang_rank) const {
+  const Site& s = sites_[id];
+  if (s.chunk < 0 || !chunks_[s.chunk].buffer.defined()) {
+    throw PatchParallelError(Status::FailedPrecondition(s.name + ": no stale activations (the layer was not "
+                                                        "exchanged in an earlier step)"));
+  }
+  const Chunk& c = chunks_[s.chunk];
+  return c.buffer.narrow(0, c.slot_base[gang_rank] + s.offset[gang_rank], s.bytes[gang_rank])
+      .view(s.dtype)
+      .view(s.shapes[gang_rank]);
+}
+
+void DisplacedPatchContext::Store(int id, const at::Tensor& payload) {
+  if (!refresh_) return;
+  Site& s = sites_[id];
+  if (registering_) {
+    if (s.chunk >= 0) Fail(Status::FailedPrecondition(s.name + ": the layer ran twice in one forward"));
+    if (open_chunk_ < 0) {
+      chunks_.emplace_back();
+      open_chunk_ = static_cast<int>(chunks_.size()) - 1;
+      chunks_.back().slot_bytes.assign(layout_.world_size(), 0);
+    }
+    Chunk& c = chunks_[open_chunk_];
+    s.chunk = open_chunk_;
+    s.offset = c.slot_bytes;
+    for (int r = 0; r < layout_.world_size(); ++r) c.slot_bytes[r] = AlignUp(c.slot_bytes[r] + s.bytes[r]);
+    c.sites.push_back(id);
+    s.pending = payload.contiguous();
+    if (*std::max_element(c.slot_bytes.begin(), c.slot_bytes.end()) >= options_.chunk_bytes) CloseChunk();
+    return;
+  }
+  if (s.chunk < 0) Fail(Status::FailedPrecondition(s.name + ": the layer has no stale buffer"));
+  Stale(id, rank_).copy_(payload);
+  Chunk& c = chunks_[s.chunk];
+  if (c.sites.back() == id) IssueChunk(c);
+}
+
+void DisplacedPatchContext::CloseChunk() {
+  Chunk& c = chunks_[open_chunk_];
+  open_chunk_ = -1;
+  c.slot_base.assign(layout_.world_size(), 0);
+  for (int r = 1; r < layout_.world_size(); ++r) c.slot_base[r] = c.slot_base[r - 1] + c.slot_bytes[r - 1];
+  const int64_t total = c.slot_base.back() + c.slot_bytes.back();
+  const Site& first = sites_[c.sites.front()];
+  c.buffer = at::zeros({total}, first.pending.options().dtype(at::kByte));
+  for (int id : c.sites) {
+    Stale(id, rank_).copy_(sites_[id].pending);
+    sites_[id].pending = at::Tensor();
+  }
+  IssueChunk(c);
+}
+
+void DisplacedPatchContext::IssueChunk(Chunk& c) {
+  at::Tensor send = c.buffer.narrow(0, c.slot_base[rank_], c.slot_bytes[rank_]);
+  auto send_buf = TensorBuffer(send);
+  auto recv_buf = TensorBuffer(c.buffer);
+  if (!send_buf.ok()) Fail(send_buf.status());
+  if (!recv_buf.ok()) Fail(recv_buf.status());
+  std::vector<size_t> counts(c.slot_bytes.begin(), c.slot_bytes.end());
+  c.handle = channel_.AllGatherVAsync(*send_buf, *recv_buf, counts, CurrentStream(c.buffer));
+}
+
+at::Tensor DisplacedPatchContext::GatherNow(const model::LayerSite& site, int id, const at::Tensor& payload) {
+  const Site& s = sites_[id];
+  std::vector<size_t> counts;
+  int64_t total = 0;
+  for (const auto& shape : s.shapes) {
+    counts.push_back(static_cast<size_t>(Numel(shape)));
+    total += Numel(shape);
+  }
+  at::Tensor send = payload.contiguous();
+  at::Tensor recv = at::empty({total}, send.options());
+  auto send_buf = TensorBuffer(send);
+  auto recv_buf = TensorBuffer(recv);
+  if (!send_buf.ok()) Fail(send_buf.status().WithContext(site.name));
+  if (!recv_buf.ok()) Fail(recv_buf.status().WithContext(site.name));
+  void* stream = CurrentStream(send);
+  Status st = channel_.AllGatherVAsync(*send_buf, *recv_buf, counts, stream).StreamWait(stream);
+  if (!st.ok()) Fail(st.WithContext(site.name + ": synchronous exchange"));
+  return recv;
+}
+
+at::Tensor DisplacedPatchContext::SliceFullInput(const model::LayerSite& site, const at::Tensor& x, int64_t pad) {
+  const RowRange rows = plan_.rows(strip_, 0);
+  if (full_input_.dim() != 4 || x.dim() != 4 || full_input_.size(2) != plan_.height(0) ||
+      x.size(2) != rows.rows() || x.size(3) != full_input_.size(3)) {
+    Fail(Status::InvalidArgument(site.name + ": expected this rank's strip of the full input " +
+                                 Shape(full_input_.sizes()) + " (rows " + std::to_string(rows.start) + ".." +
+                                 std::to_string(rows.end) + "), got " + Shape(x.sizes())));
+  }
+  const int64_t begin = std::max<int64_t>(rows.start - pad, 0), end = std::min(rows.end + pad, plan_.height(0));
+  at::Tensor slice = full_input_.narrow(2, begin, end - begin).to(x.dtype());
+  return at::constant_pad_nd(slice, {0, 0, begin - (rows.start - pad), rows.end + pad - end});
+}
+
+at::Tensor DisplacedPatchContext::Conv2d(const model::LayerSite& site, const model::Conv2dImpl& conv,
+                                         const at::Tensor& x) {
+  const int64_t kernel = conv.options.kernel_size(), pad = conv.options.padding(), stride = conv.options.stride();
+  if ((kernel == 1 && pad == 0) || !exchanges()) return LayerContext::Conv2d(site, conv, x);
+  if (pad != (kernel - 1) / 2) {
+    Fail(Status::Unimplemented(site.name + ": patch-parallel convolution needs 'same' padding, got kernel " +
+                               std::to_string(kernel) + " padding " + std::to_string(pad)));
+  }
+  if (x.dim() != 4 || x.size(2) < pad) {
+    Fail(Status::InvalidArgument(site.name + ": a halo of " + std::to_string(pad) + " row(s) needs a [B, C, rows >= " +
+                                 std::to_string(pad) + ", W] strip, got " + Shape(x.sizes())));
+  }
+  const int64_t strides[2] = {stride, stride}, paddings[2] = {0, pad};
+  if (site.index == 0 && site.name == "conv_in" && full_input_.defined()) {
+    return at::conv2d(SliceFullInput(site, x, pad), conv.weight, conv.bias, strides, paddings);
+  }
+  const int64_t batch = x.size(0), channels = x.size(1), rows = x.size(2), width = x.size(3);
+  // Payload: the strip's top and bottom `pad` rows, [B, C, 2 pad, W] (same on every rank).
+  at::Tensor payload = at::cat({x.narrow(2, 0, pad), x.narrow(2, rows - pad, pad)}, 2).contiguous();
+  const std::vector<int64_t> shape{batch, channels, 2 * pad, width};
+  const int id = SiteId(site, x.scalar_type(), std::vector<std::vector<int64_t>>(layout_.world_size(), shape));
+  const bool has_top = strip_ > 0, has_bottom = strip_ + 1 < layout_.patch_ranks;
+  const int top_rank = layout_.gang_rank(group_, strip_ - 1), bottom_rank = layout_.gang_rank(group_, strip_ + 1);
+  at::Tensor top, bottom;
+  if (synchronous_) {
+    at::Tensor all = GatherNow(site, id, payload).view({layout_.world_size(), batch, channels, 2 * pad, width});
+    if (has_top) top = all[top_rank].narrow(2, pad, pad);
+    if (has_bottom) bottom = all[bottom_rank].narrow(2, 0, pad);
+  } else {
+    if (has_top) top = Stale(id, top_rank).narrow(2, pad, pad);
+    if (has_bottom) bottom = Stale(id, bottom_rank).narrow(2, 0, pad);
+  }
+  // The halo replaces the vertical zero padding (zeros at the image's top and bottom).
+  at::Tensor padded = at::empty({batch, channels, rows + 2 * pad, width},
+                                x.options().memory_format(IsChannelsLast(x) ? at::MemoryFormat::ChannelsLast
+                                                                            : at::MemoryFormat::Contiguous));
+  padded.narrow(2, pad, rows).copy_(x);
+  if (top.defined()) padded.narrow(2, 0, pad).copy_(top); else padded.narrow(2, 0, pad).zero_();
+  if (bottom.defined()) padded.narrow(2, pad + rows, pad).copy_(bottom); else padded.narrow(2, pad + rows, pad).zero_();
+  Store(id, payload);
+  return at::conv2d(padded, conv.weight, conv.bias, strides, paddings);
+}
+
+at::Tensor DisplacedPatchContext::GroupNorm(const model::LayerSite& site, const model::GroupNormImpl& norm,
+                                            const at::Tensor& x) {
+  const int64_t groups = norm.options.num_groups();
+  const bool separate = !synchronous_ && options_.mode == SyncMode::kSeparateGn;
+  if (!exchanges() || separate) return LayerContext::GroupNorm(site, norm, x);
+  if (x.dim() != 4 || x.size(1) % groups != 0 || x.size(2) == 0) {
+    Fail(Status::InvalidArgument(site.name + ": patch-parallel group norm takes a [B, C, rows, W] strip with C a "
+                                 "multiple of " + std::to_string(groups) + " groups, got " + Shape(x.sizes())));
+  }
+  const int64_t batch = x.size(0), channels = x.size(1), rows = x.size(2), width = x.size(3);
+  // Rows of every strip at this level: the statistics' weights.
+  std::vector<int64_t> strip_rows;
+  for (int level : plan_.LevelsOf(strip_, rows, width)) {
+    std::vector<int64_t> r;
+    for (int s = 0; s < layout_.patch_ranks; ++s) r.push_back(plan_.rows(s, level).rows());
+    if (!strip_rows.empty() && strip_rows != r) {
+      Fail(Status::InvalidArgument(site.name + ": a " + std::to_string(rows) + "-row strip matches several levels of " +
+                                   plan_.ToString()));
+    }
+    strip_rows = std::move(r);
+  }
+  if (strip_rows.empty()) {
+    Fail(Status::InvalidArgument(site.name + ": " + Shape(x.sizes()) + " is no strip of rank " +
+                                 std::to_string(strip_) + " in " + plan_.ToString()));
+  }
+  // Own statistics per (batch, group), biased variance, in float.
+  at::Tensor xf = x.to(at::kFloat);
+  at::Tensor var_own, mean_own;
+  if (IsChannelsLast(x)) {
+    std::tie(var_own, mean_own) =
+        at::var_mean(xf.permute({0, 2, 3, 1}).reshape({batch, rows * width, groups, channels / groups}), {1, 3},
+                     /*correction=*/0, /*keepdim=*/false);
+  } else {
+    std::tie(var_own, mean_own) = at::var_mean(xf.reshape({batch, groups, -1}), {2}, /*correction=*/0, false);
+  }
+  at::Tensor packet = at::stack({mean_own.flatten(), var_own.flatten()});  // [2, B*G] f32
+  const int64_t bg = batch * groups;
+  const int id = SiteId(site, at::kFloat, std::vector<std::vector<int64_t>>(layout_.world_size(), {2, bg}));
+  int64_t total_rows = 0;
+  for (int64_t r : strip_rows) total_rows += r;
+  at::Tensor mean, var;
+  const bool exact = synchronous_ || options_.mode == SyncMode::kSyncGn;
+  // Rank s's (mean, var) packet [2, bg] as double: gathered now, stale, or the fresh own one.
+  std::vector<at::Tensor> packets(layout_.patch_ranks);
+  if (exact) {
+    at::Tensor all = GatherNow(site, id, packet).view({layout_.world_size(), 2, bg}).to(at::kDouble);
+    for (int s = 0; s < layout_.patch_ranks; ++s) packets[s] = all[layout_.gang_rank(group_, s)];
+  } else {
+    for (int s = 0; s < layout_.patch_ranks; ++s) {
+      packets[s] = s == strip_ ? packet.to(at::kDouble) : Stale(id, layout_.gang_rank(group_, s)).to(at::kDouble);
+    }
+  }
+  if (exact || options_.mode == SyncMode::kStaleGn) {
+    // Chan et al.'s pairwise merge of (n, mean, M2), in strip order: every rank of the group
+    // gets bit-identical statistics, and no E[x^2] - E[x]^2 cancellation.
+    double n = 0;
+    at::Tensor m = at::zeros({bg}, packets[0].options()), m2 = at::zeros({bg}, packets[0].options());
+    for (int s = 0; s < layout_.patch_ranks; ++s) {
+      const double n_s = static_cast<double>(strip_rows[s]);
+      const double n_new = n + n_s;
+      at::Tensor delta = packets[s][0] - m;
+      m2 = m2 + packets[s][1] * n_s + delta.square() * (n * n_s / n_new);
+      m = m + delta * (n_s / n_new);
+      n = n_new;
+    }
+    mean = m;
+    var = m2 / n;
+  } else {
+    // corrected_async_gn (and no_sync): stale global E[x], E[x^2] plus the own strip's change.
+    at::Tensor stale_own = Stale(id, rank_).to(at::kDouble);
+    at::Tensor g_mean = at::zeros({bg}, packets[0].options()), g_e2 = at::zeros({bg}, packets[0].options());
+    for (int s = 0; s < layout_.patch_ranks; ++s) {
+      at::Tensor p = s == strip_ ? stale_own : packets[s];
+      const double w = static_cast<double>(strip_rows[s]) / static_cast<double>(total_rows);
+      g_mean = g_mean + p[0] * w;
+      g_e2 = g_e2 + (p[1] + p[0].square()) * w;
+    }
+    at::Tensor fresh = packets[strip_];
+    mean = g_mean + (fresh[0] - stale_own[0]);
+    at::Tensor e2 = g_e2 + ((fresh[1] + fresh[0].square()) - (stale_own[1] + stale_own[0].square()));
+    var = e2 - mean.square();
+    var = at::where(var < 0, fresh[1], var);
+  }
+  // separate_gn never reads stale statistics: keep them out of the stale buffers.
+  if (options_.mode != SyncMode::kSeparateGn) Store(id, packet);
+  // y = x * scale + shift per (batch, channel), in float like nn.GroupNorm's kernels.
+  at::Tensor rstd = (var + norm.options.eps()).rsqrt().to(at::kFloat).view({batch, groups, 1});
+  at::Tensor scale = (rstd * norm.weight.to(at::kFloat).view({1, groups, channels / groups})).view({batch, channels});
+  at::Tensor mean_c = mean.to(at::kFloat).view({batch, groups, 1}).expand({batch, groups, channels / groups});
+  at::Tensor shift = norm.bias.to(at::kFloat).view({1, channels}) - mean_c.reshape({batch, channels}) * scale;
+  at::Tensor y = xf * scale.view({batch, channels, 1, 1}) + shift.view({batch, channels, 1, 1});
+  return y.to(x.scalar_type());
+}
+
+std::vector<int64_t> DisplacedPatchContext::TokensPerStrip(const model::LayerSite& site, int64_t tokens) {
+  std::vector<int64_t> per_strip;
+  for (int l = 0; l < plan_.num_levels(); ++l) {
+    if (plan_.rows(strip_, l).rows() * plan_.width(l) != tokens) continue;
+    std::vector<int64_t> counts;
+    for (int s = 0; s < layout_.patch_ranks; ++s) counts.push_back(plan_.rows(s, l).rows() * plan_.width(l));
+    if (!per_strip.empty() && per_strip != counts) {
+      Fail(Status::InvalidArgument(site.name + ": " + std::to_string(tokens) +
+                                   " tokens match several levels of the plan " + plan_.ToString() +
+                                   " with different strips; cannot tell the other ranks' token counts"));
+    }
+    per_strip = std::move(counts);
+  }
+  if (per_strip.empty()) {
+    Fail(Status::InvalidArgument(site.name + ": " + std::to_string(tokens) + " self-attention tokens are no level's "
+                                 "strip of rank " + std::to_string(strip_) + " in the plan " + plan_.ToString()));
+  }
+  return per_strip;
+}
+
+std::pair<at::Tensor, at::Tensor> DisplacedPatchContext::SelfAttentionKeyValue(const model::LayerSite& site,
+                                                                               at::Tensor k, at::Tensor v) {
+  if (!exchanges()) return {std::move(k), std::move(v)};
+  if (k.dim() != 3 || !k.sizes().equals(v.sizes())) {
+    Fail(Status::InvalidArgument(site.name + ": self-attention keys and values must both be [B, tokens, inner], got " +
+                                 Shape(k.sizes()) + " and " + Shape(v.sizes())));
+  }
+  const int64_t batch = k.size(0), tokens = k.size(1), inner = k.size(2);
+  const std::vector<int64_t> per_strip = TokensPerStrip(site, tokens);
+  // Payload: token-major [tokens, B, 2 inner], so the strips concatenate in image row order.
+  at::Tensor payload = at::cat({k, v}, 2).transpose(0, 1).contiguous();
+  std::vector<std::vector<int64_t>> shapes;
+  for (int r = 0; r < layout_.world_size(); ++r) shapes.push_back({per_strip[layout_.strip_of(r)], batch, 2 * inner});
+  const int id = SiteId(site, k.scalar_type(), shapes);
+  const int64_t total = std::accumulate(per_strip.begin(), per_strip.end(), int64_t{0});
+  at::Tensor full;
+  if (synchronous_) {
+    at::Tensor all = GatherNow(site, id, payload);
+    int64_t offset = 0;  // elements of the gang ranks before this group
+    for (int r = 0; r < layout_.gang_rank(group_, 0); ++r) offset += Numel(shapes[r]);
+    full = all.narrow(0, offset, total * batch * 2 * inner).view({total, batch, 2 * inner});
+  } else {
+    full = at::empty({total, batch, 2 * inner}, payload.options());
+    int64_t row = 0;
+    for (int s = 0; s < layout_.patch_ranks; ++s) {
+      full.narrow(0, row, per_strip[s]).copy_(s == strip_ ? payload : Stale(id, layout_.gang_rank(group_, s)));
+      row += per_strip[s];
+    }
+  }
+  Store(id, payload);
+  at::Tensor kv = full.transpose(0, 1);  // [B, total, 2 inner]
+  return {kv.narrow(2, 0, inner), kv.narrow(2, inner, inner)};
+}
+
+}  // namespace distri::parallel

@@ -1,0 +1,158 @@
+// DisplacedPatchContext: DistriFusion's displaced patch parallelism (docs/DISTRIFUSION.md) as a
+// layer context, in every sync mode, for a gang split into batch groups (the CFG split).
+//
+// Gang layout: `groups` batch groups (1, or 2 when the conditional and unconditional halves of
+// classifier-free guidance run on the two halves of the gang) of P = plan.world_size() patch
+// ranks each; gang rank r computes strip r % P of batch group r / P. Exchanges happen only
+// between the ranks of one group, over the gang's channel.
+//
+// Per step the caller says whether the step is synchronous (warm-up, full_sync) or displaced:
+//   synchronous  every layer exchanges at once: halo rows, GroupNorm statistics (combined in
+//                double, Chan et al.) and K/V are all-gathered per layer, so the forward equals
+//                the single-device one up to rounding (as SyncPatchContext, but with stream-
+//                ordered collectives only: no host synchronisation, capturable in a CUDA graph).
+//   displaced    every layer uses the other strips' activations of the previous step (stale)
+//                and its own fresh ones; no layer waits for a peer.
+// In both, unless the mode never refreshes (full_sync; no_sync after warm-up), each layer's own
+// fresh exchange payload (boundary rows, statistics packet, K/V) is written into its slot of a
+// few large "stale" buffers; a buffer is all-gathered asynchronously (one collective for many
+// layers, on the channel's own stream for NCCL) as soon as its last layer has run, overlapping
+// the rest of the forward. EndStep makes the current stream wait for all of them, so the next
+// step finds the stale data complete; a CUDA graph of one step therefore contains its own
+// exchanges (fork and join inside the graph).
+//
+// GroupNorm by mode (displaced steps; synchronous steps always use the exact statistics):
+//   corrected_async_gn  E[x], E[x^2] of (stale global) + (fresh own - stale own); where the
+//                       variance comes out negative, the own strip's variance. The own
+//                       difference is added in full, as the reference implementation does.
+//   stale_gn            the stale packets of the others combined with the fresh own one.
+//   sync_gn             exact statistics every step (one small synchronous all-gather per norm).
+//   separate_gn         the own strip's statistics only.
+//   full_sync           every step synchronous.
+//   no_sync             displaced steps use the last warm-up step's data (no refresh).
+// naive_patch (DisplacedOptions::naive): no exchange at all; every strip is its own image.
+//
+// Memory: the stale buffers hold exactly what one exchange of one step moves (every rank's
+// boundary rows, statistics and K/V of its strip), once; no full-size per-layer copies are
+// kept besides them. stale_bytes() reports their size.
+//
+// Layout: the first step must be synchronous; during it every layer registers its payload and
+// the buffers are laid out in layer order (identically on every rank: sizes follow from the
+// plan). Later forwards must run the same layers in the same order (same model, same shapes).
+//
+// Errors: as SyncPatchContext (PatchParallelError out of the forward; the runner aborts the
+// channel). Threading: one context per rank, used from the thread running its forward.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "actors/model/blocks/layer_context.h"
+#include "actors/parallel/patch_plan.h"
+#include "actors/parallel/sync_patch_context.h"
+#include "runtime/channel/channel.h"
+#include "runtime/common/status.h"
+
+namespace distri::parallel {
+
+enum class SyncMode { kCorrectedAsyncGn, kStaleGn, kSyncGn, kSeparateGn, kFullSync, kNoSync };
+
+// "corrected_async_gn", ... (the reference's --sync_mode names).
+std::string_view SyncModeName(SyncMode mode);
+Result<SyncMode> ParseSyncMode(std::string_view name);
+
+struct GangLayout {
+  int groups = 1;       // batch groups: 1, or 2 for the CFG split
+  int patch_ranks = 1;  // ranks per group (the plan's world size)
+  int world_size() const { return groups * patch_ranks; }
+  int group_of(int gang_rank) const { return gang_rank / patch_ranks; }
+  int strip_of(int gang_rank) const { return gang_rank % patch_ranks; }
+  int gang_rank(int group, int strip) const { return group * patch_ranks + strip; }
+};
+
+struct DisplacedOptions {
+  SyncMode mode = SyncMode::kCorrectedAsyncGn;
+  bool naive = false;                 // naive_patch: no exchange
+  int64_t chunk_bytes = int64_t{32} << 20;  // stale-buffer size that closes a chunk (per rank)
+};
+
+class DisplacedPatchContext : public model::LayerContext {
+ public:
+  // `channel` (not owned, outlives the context) is this rank's channel of a gang of
+  // layout.world_size() ranks; plan.world_size() == layout.patch_ranks.
+  DisplacedPatchContext(channel::Channel& channel, PatchPlan plan, GangLayout layout, DisplacedOptions options);
+
+  // Before each forward. The first step must be synchronous.
+  void BeginStep(bool synchronous);
+  // After the forward (inside the same try as the forward: throws PatchParallelError): issues
+  // what is left and orders the current stream after every exchange of the step.
+  void EndStep();
+  // This rank's group's full input latent [b, C, H, W], for conv_in's exact halo.
+  void SetFullInput(at::Tensor latent) { full_input_ = std::move(latent); }
+
+  at::Tensor Conv2d(const model::LayerSite& site, const model::Conv2dImpl& conv, const at::Tensor& x) override;
+  at::Tensor GroupNorm(const model::LayerSite& site, const model::GroupNormImpl& norm, const at::Tensor& x) override;
+  std::pair<at::Tensor, at::Tensor> SelfAttentionKeyValue(const model::LayerSite& site, at::Tensor k,
+                                                          at::Tensor v) override;
+
+  // Bytes of the stale buffers (every rank's slots), 0 before the first step ends.
+  int64_t stale_bytes() const;
+  int64_t num_chunks() const { return static_cast<int64_t>(chunks_.size()); }
+  const Status& status() const { return status_; }
+
+ private:
+  struct Site {
+    std::string name;
+    at::ScalarType dtype = at::kFloat;
+    std::vector<std::vector<int64_t>> shapes;  // payload shape per gang rank
+    std::vector<int64_t> bytes;                // payload bytes per gang rank
+    int chunk = -1;
+    std::vector<int64_t> offset;               // byte offset inside the chunk slot, per gang rank
+    at::Tensor pending;                        // first step: payload waiting for its buffer
+  };
+  struct Chunk {
+    std::vector<int> sites;
+    std::vector<int64_t> slot_bytes, slot_base;  // per gang rank
+    at::Tensor buffer;                           // u8, sum(slot_bytes)
+    channel::Handle handle;
+  };
+
+  bool exchanges() const { return !options_.naive && layout_.patch_ranks > 1; }
+  // The site's id, registering it (first step) with its payload shape for every gang rank.
+  int SiteId(const model::LayerSite& site, at::ScalarType dtype,
+             const std::vector<std::vector<int64_t>>& shapes);
+  // Rank r's stale payload of a site (a typed view into its chunk buffer).
+  at::Tensor Stale(int site, int gang_rank) const;
+  // Writes the own fresh payload for the next step and issues its chunk when complete.
+  void Store(int site, const at::Tensor& payload);
+  void CloseChunk();
+  void IssueChunk(Chunk& chunk);
+  // Synchronous all-gather of one payload over the gang (per-rank shapes from the site).
+  at::Tensor GatherNow(const model::LayerSite& site, int id, const at::Tensor& payload);
+  at::Tensor SliceFullInput(const model::LayerSite& site, const at::Tensor& x, int64_t pad);
+  // Per-rank token counts of a K/V site of this shape (levels of the plan).
+  std::vector<int64_t> TokensPerStrip(const model::LayerSite& site, int64_t tokens);
+  void* Stream(const at::Tensor& like) const;
+  [[noreturn]] void Fail(Status status);
+
+  channel::Channel& channel_;
+  PatchPlan plan_;
+  GangLayout layout_;
+  DisplacedOptions options_;
+  int rank_, group_, strip_;
+  bool synchronous_ = true, refresh_ = false, registering_ = true, started_ = false;
+  at::Tensor full_input_;
+  std::map<std::pair<int, int64_t>, int> site_ids_;  // (kind, index) -> sites_
+  std::vector<Site> sites_;
+  std::vector<Chunk> chunks_;
+  int open_chunk_ = -1;
+  Status status_;
+};
+
+}  // namespace distri::parallel

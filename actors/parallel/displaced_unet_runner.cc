@@ -1,0 +1,165 @@
+#include "actors/parallel/displaced_unet_runner.h"
+
+#include <string>
+#include <vector>
+
+#include "actors/parallel/tensor_buffer.h"
+
+#ifdef DISTRI_HAVE_CUDA
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+namespace distri::parallel {
+
+Result<std::unique_ptr<DisplacedUNetRunner>> DisplacedUNetRunner::Create(model::UNet2DConditionModel unet,
+                                                                         channel::Channel* channel, GangLayout layout,
+                                                                         int64_t latent_height, int64_t latent_width,
+                                                                         RunnerOptions options) {
+  const int world = channel ? channel->world_size() : 1;
+  if (layout.groups < 1 || layout.patch_ranks < 1 || layout.world_size() != world) {
+    return Status::InvalidArgument("patch parallelism: a layout of " + std::to_string(layout.groups) + " group(s) x " +
+                                   std::to_string(layout.patch_ranks) + " rank(s) does not fit a gang of " +
+                                   std::to_string(world));
+  }
+  DISTRI_ASSIGN_OR_RETURN(PatchPlan plan, PatchPlan::Make(latent_height, latent_width, layout.patch_ranks,
+                                                          static_cast<int>(unet->num_upsamplers())));
+  if (options.warmup_steps < 1) options.warmup_steps = 1;
+  return std::unique_ptr<DisplacedUNetRunner>(
+      new DisplacedUNetRunner(std::move(unet), channel, layout, std::move(plan), options));
+}
+
+DisplacedUNetRunner::DisplacedUNetRunner(model::UNet2DConditionModel unet, channel::Channel* channel,
+                                         GangLayout layout, PatchPlan plan, RunnerOptions options)
+    : unet_(std::move(unet)), channel_(channel), layout_(layout), plan_(std::move(plan)), options_(options) {
+  rank_ = channel_ ? channel_->rank() : 0;
+  group_ = layout_.group_of(rank_);
+  strip_ = layout_.strip_of(rank_);
+  if (layout_.patch_ranks > 1) {
+    context_ = std::make_shared<DisplacedPatchContext>(*channel_, plan_, layout_, options_.context);
+    model::AttachLayerContext(*unet_, context_);
+  }
+}
+
+DisplacedUNetRunner::~DisplacedUNetRunner() {
+  if (context_) model::AttachLayerContext(*unet_, nullptr);
+}
+
+void DisplacedUNetRunner::KeepConditioning(const at::Tensor& encoder_hidden_states,
+                                           const std::optional<model::UNetAddedConditions>& added) {
+  if (have_conditioning_) return;
+  have_conditioning_ = true;
+  const int64_t b = encoder_hidden_states.size(0) / layout_.groups;
+  ehs_ = encoder_hidden_states.narrow(0, group_ * b, b).contiguous();
+  if (added) {
+    added_ = model::UNetAddedConditions{added->text_embeds.narrow(0, group_ * b, b).contiguous(),
+                                        added->time_ids.narrow(0, group_ * b, b).contiguous()};
+  }
+}
+
+at::Tensor DisplacedUNetRunner::GatherOutput(const at::Tensor& strip_out) {
+  if (layout_.world_size() == 1) return strip_out;
+  const int64_t b = strip_out.size(0), c = strip_out.size(1), w = strip_out.size(3);
+  // Row-major so that the strips of a group concatenate in image order: [rows, b, C, W].
+  at::Tensor send = strip_out.permute({2, 0, 1, 3}).contiguous();
+  std::vector<size_t> counts;
+  int64_t total = 0;
+  for (int r = 0; r < layout_.world_size(); ++r) {
+    const int64_t n = plan_.rows(layout_.strip_of(r), 0).rows() * b * c * w;
+    counts.push_back(static_cast<size_t>(n));
+    total += n;
+  }
+  at::Tensor recv = at::empty({total}, send.options());
+  auto send_buf = TensorBuffer(send);
+  auto recv_buf = TensorBuffer(recv);
+  if (!send_buf.ok()) throw PatchParallelError(send_buf.status());
+  if (!recv_buf.ok()) throw PatchParallelError(recv_buf.status());
+  void* stream = CurrentStream(send);
+  Status st = channel_->AllGatherVAsync(*send_buf, *recv_buf, counts, stream).StreamWait(stream);
+  if (!st.ok()) throw PatchParallelError(st.WithContext("patch parallelism: output all-gather"));
+  const int64_t h = plan_.height(0), per_group = h * b * c * w;
+  std::vector<at::Tensor> groups;
+  for (int g = 0; g < layout_.groups; ++g) {
+    groups.push_back(recv.narrow(0, g * per_group, per_group).view({h, b, c, w}).permute({1, 2, 0, 3}));
+  }
+  return at::cat(groups, 0).contiguous();
+}
+
+at::Tensor DisplacedUNetRunner::ForwardOnce(bool synchronous, const at::Tensor& input, const at::Tensor& timestep) {
+  const int64_t b = input.size(0) / layout_.groups;
+  at::Tensor mine = input.narrow(0, group_ * b, b);
+  const RowRange rows = plan_.rows(strip_, 0);
+  const bool channels_last = input.is_cuda();
+  at::Tensor strip = mine.narrow(2, rows.start, rows.rows())
+                         .contiguous(channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+  if (context_) {
+    context_->SetFullInput(mine);
+    context_->BeginStep(synchronous);
+  }
+  at::Tensor out = unet_->forward(strip, timestep, ehs_, added_);
+  if (context_) context_->EndStep();
+  return GatherOutput(out.contiguous());
+}
+
+Result<at::Tensor> DisplacedUNetRunner::Forward(int step, const at::Tensor& input, const at::Tensor& timestep,
+                                                const at::Tensor& encoder_hidden_states,
+                                                const std::optional<model::UNetAddedConditions>& added) {
+  if (input.dim() != 4 || input.size(0) % layout_.groups != 0 || input.size(2) != plan_.height(0) ||
+      input.size(3) != plan_.width(0) || encoder_hidden_states.size(0) != input.size(0)) {
+    return Status::InvalidArgument("patch parallelism: expected a [" + std::to_string(layout_.groups) + "*b, C, " +
+                                   std::to_string(plan_.height(0)) + ", " + std::to_string(plan_.width(0)) +
+                                   "] input with as many conditioning rows, got " + std::to_string(input.dim()) +
+                                   "-d input of batch " + std::to_string(input.size(0)));
+  }
+  KeepConditioning(encoder_hidden_states, added);
+  const bool synchronous = step < options_.warmup_steps || options_.context.mode == SyncMode::kFullSync;
+  Phase& phase = phases_[synchronous ? 0 : 1];
+  Status failure;
+  at::Tensor out;
+  try {
+#ifdef DISTRI_HAVE_CUDA
+    const bool graphs = options_.cuda_graphs && input.is_cuda();
+#else
+    const bool graphs = false;
+#endif
+    if (!graphs || phase.eager_runs == 0) {
+      ++phase.eager_runs;
+      out = ForwardOnce(synchronous, input, timestep);
+    } else {
+#ifdef DISTRI_HAVE_CUDA
+      if (!phase.graph) {
+        phase.input = input.clone();
+        phase.timestep = timestep.to(input.device()).clone();
+        auto graph = std::make_shared<at::cuda::CUDAGraph>();
+        // Both phases share one memory pool: they are captured and replayed in the same order
+        // and never overlap.
+        const Phase& other = phases_[synchronous ? 1 : 0];
+        if (other.graph) {
+          graph->capture_begin(other.graph->pool(), cudaStreamCaptureModeThreadLocal);
+        } else {
+          graph->capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
+        }
+        phase.output = ForwardOnce(synchronous, phase.input, phase.timestep);
+        graph->capture_end();
+        phase.graph = std::move(graph);
+      }
+      phase.input.copy_(input);
+      phase.timestep.copy_(timestep);
+      phase.graph->replay();
+      out = phase.output;
+#endif
+    }
+  } catch (const PatchParallelError& e) {
+    failure = e.status();
+  } catch (const std::exception& e) {
+    failure = Status::Internal("patch-parallel UNet step " + std::to_string(step) + " on rank " +
+                               std::to_string(rank_) + ": " + e.what());
+  }
+  if (!failure.ok()) {
+    if (channel_) channel_->Abort(failure.ToString());
+    return failure;
+  }
+  return out;
+}
+
+}  // namespace distri::parallel

@@ -1,0 +1,93 @@
+// DisplacedUNetRunner: one job's UNet evaluations on one rank of a patch-parallel gang.
+//
+// Every rank of the gang holds the full latent (the sampler update runs identically on every
+// rank) and calls Forward with the same full model input each step; the runner computes this
+// rank's strip of its batch group (DisplacedPatchContext), then all-gathers every rank's strip
+// so that each rank returns the full output. Steps < warmup_steps (and every step in full_sync)
+// are synchronous; later ones are displaced (stale activations).
+//
+// CUDA graphs (CUDA device, options.cuda_graphs): each phase (synchronous, displaced) runs
+// eagerly once, is then captured on the current stream (which must not be the legacy default
+// stream: callers run the loop under a c10::cuda::CUDAStreamGuard of a pool stream) and
+// replayed for the following steps of that phase, its collectives included. Inputs are copied
+// into static buffers before a replay; the returned tensor is valid until the next Forward.
+//
+// The runner attaches its context to `unet` for its lifetime (detached in the destructor), so
+// one UNet serves one runner at a time. The text conditioning passed to the first Forward is
+// kept and must be the same for every step of the job.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <memory>
+#include <optional>
+
+#include "actors/model/unet/unet_2d_condition.h"
+#include "actors/parallel/displaced_patch_context.h"
+#include "runtime/channel/channel.h"
+#include "runtime/common/status.h"
+
+namespace at::cuda {
+struct CUDAGraph;
+}
+
+namespace distri::parallel {
+
+struct RunnerOptions {
+  DisplacedOptions context;
+  int warmup_steps = 4;     // clamped to >= 1 for the modes that read stale activations
+  bool cuda_graphs = true;  // ignored on CPU
+};
+
+class DisplacedUNetRunner {
+ public:
+  // `channel` may be null only for a gang of one. latent_height/width: the latent's size.
+  static Result<std::unique_ptr<DisplacedUNetRunner>> Create(model::UNet2DConditionModel unet,
+                                                            channel::Channel* channel, GangLayout layout,
+                                                            int64_t latent_height, int64_t latent_width,
+                                                            RunnerOptions options);
+  ~DisplacedUNetRunner();
+
+  // input [layout.groups * b, C, H, W] (the same on every rank; group g takes batch rows
+  // [g*b, (g+1)*b)), timestep a 0-dim tensor. Returns [groups * b, C_out, H, W].
+  // Errors abort the channel.
+  Result<at::Tensor> Forward(int step, const at::Tensor& input, const at::Tensor& timestep,
+                             const at::Tensor& encoder_hidden_states,
+                             const std::optional<model::UNetAddedConditions>& added);
+
+  const PatchPlan& plan() const { return plan_; }
+  const GangLayout& layout() const { return layout_; }
+  // Bytes of the stale-activation buffers (0 for a single strip).
+  int64_t stale_bytes() const { return context_ ? context_->stale_bytes() : 0; }
+
+ private:
+  DisplacedUNetRunner(model::UNet2DConditionModel unet, channel::Channel* channel, GangLayout layout, PatchPlan plan,
+                      RunnerOptions options);
+  // One forward of this rank plus the output all-gather; throws (PatchParallelError, c10::Error).
+  at::Tensor ForwardOnce(bool synchronous, const at::Tensor& input, const at::Tensor& timestep);
+  at::Tensor GatherOutput(const at::Tensor& strip_out);
+  void KeepConditioning(const at::Tensor& encoder_hidden_states,
+                        const std::optional<model::UNetAddedConditions>& added);
+
+  model::UNet2DConditionModel unet_;
+  channel::Channel* channel_;
+  GangLayout layout_;
+  PatchPlan plan_;
+  RunnerOptions options_;
+  int rank_ = 0, group_ = 0, strip_ = 0;
+  std::shared_ptr<DisplacedPatchContext> context_;  // null when the group has one strip
+  // This group's share of the conditioning, kept stable (the cross-attention K/V cache is
+  // keyed by the tensor).
+  at::Tensor ehs_;
+  std::optional<model::UNetAddedConditions> added_;
+  bool have_conditioning_ = false;
+  // CUDA graphs per phase (0 synchronous, 1 displaced).
+  struct Phase {
+    int eager_runs = 0;
+    std::shared_ptr<at::cuda::CUDAGraph> graph;  // shared_ptr: the type is complete only in CUDA builds
+    at::Tensor input, timestep, output;
+  };
+  Phase phases_[2];
+};
+
+}  // namespace distri::parallel

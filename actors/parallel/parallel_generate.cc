@@ -1,0 +1,115 @@
+#include "actors/parallel/parallel_generate.h"
+
+#include <chrono>
+#include <optional>
+
+#ifdef DISTRI_HAVE_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+namespace distri::parallel {
+namespace {
+
+double Since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Waits for the device's work (timings, and the latents leaving the loop's stream).
+void SyncDevice(const c10::Device& device) {
+#ifdef DISTRI_HAVE_CUDA
+  if (device.is_cuda()) c10::cuda::getCurrentCUDAStream(device.index()).synchronize();
+#endif
+}
+
+}  // namespace
+
+Result<pipeline::GenerateResult> GenerateParallel(pipeline::Pipeline& pipe, pipeline::GenerateParams params,
+                                                  channel::Channel* channel, const ParallelOptions& options,
+                                                  const pipeline::ProgressFn& progress, ParallelStats* stats) {
+  DISTRI_RETURN_IF_ERROR(pipeline::ValidateParams(&params, pipe.default_size()));
+  const int scale = pipe.vae_scale();
+  if (params.height % scale != 0 || params.width % scale != 0) {
+    return Status::InvalidArgument("height and width must be multiples of " + std::to_string(scale) +
+                                   " for this model's VAE");
+  }
+  RunnerOptions runner_options;
+  DISTRI_ASSIGN_OR_RETURN(runner_options.context.mode, ParseSyncMode(options.sync_mode));
+  if (options.parallelism == "naive_patch") {
+    runner_options.context.naive = true;
+  } else if (options.parallelism == "tensor") {
+    return Status::Unimplemented("parallelism 'tensor' is not implemented yet (use patch or naive_patch)");
+  } else if (options.parallelism != "patch") {
+    return Status::InvalidArgument("unknown parallelism '" + options.parallelism +
+                                   "' (expected patch, naive_patch or tensor)");
+  }
+  if (options.warmup_steps < 0) {
+    return Status::InvalidArgument("warmup_steps must be >= 0, got " + std::to_string(options.warmup_steps));
+  }
+  if (options.comm_chunk_bytes < 1) return Status::InvalidArgument("comm_chunk_bytes must be positive");
+  runner_options.warmup_steps = options.warmup_steps;
+  runner_options.cuda_graphs = options.cuda_graphs;
+  runner_options.context.chunk_bytes = options.comm_chunk_bytes;
+  const int world = channel ? channel->world_size() : 1;
+  const int rank = channel ? channel->rank() : 0;
+  const c10::Device device = pipe.options().device;
+
+  c10::InferenceMode inference;
+  pipeline::GenerateResult result;
+  auto t0 = std::chrono::steady_clock::now();
+  DISTRI_ASSIGN_OR_RETURN(pipeline::Conditioning cond, pipe.EncodePrompts(params));
+  result.seconds_text = Since(t0);
+  DISTRI_ASSIGN_OR_RETURN(auto sampler, pipe.MakeSampler(params));
+  at::Tensor latents = pipe.InitialLatents(params, *sampler);
+
+  GangLayout layout;
+  layout.groups = (cond.guidance && options.split_cfg && world % 2 == 0) ? 2 : 1;
+  layout.patch_ranks = world / layout.groups;
+  DISTRI_ASSIGN_OR_RETURN(auto runner,
+                          DisplacedUNetRunner::Create(pipe.unet(), channel, layout, params.height / scale,
+                                                      params.width / scale, runner_options));
+#ifdef DISTRI_HAVE_CUDA
+  // CUDA graphs are captured on a pool stream; start it after the work queued so far.
+  std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
+  if (device.is_cuda()) {
+    SyncDevice(device);
+    stream_guard.emplace(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index()));
+  }
+#endif
+  t0 = std::chrono::steady_clock::now();
+  const int n = sampler->num_steps();
+  auto cancel = [&](int step) {
+    if (channel) channel->Abort("job cancelled on rank " + std::to_string(rank));
+    return Status::Cancelled("cancelled at step " + std::to_string(step));
+  };
+  if (progress && !progress(0, n)) return cancel(0);
+  for (int i = 0; i < n; ++i) {
+    at::Tensor input = cond.guidance ? at::cat({latents, latents}, 0) : latents;
+    input = sampler->ScaleModelInput(input, i);
+    if (pipe.channels_last()) input = input.contiguous(at::MemoryFormat::ChannelsLast);
+    at::Tensor t = sampler->timesteps()[i].to(device);
+    DISTRI_ASSIGN_OR_RETURN(at::Tensor out, runner->Forward(i, input, t, cond.prompt_embeds, cond.added));
+    if (cond.guidance) {
+      auto halves = out.chunk(2, 0);
+      out = halves[0] + params.guidance * (halves[1] - halves[0]);
+    }
+    DISTRI_ASSIGN_OR_RETURN(latents, sampler->Step(out.contiguous(), i, latents));
+    if (progress && !progress(i + 1, n)) return cancel(i + 1);
+  }
+  SyncDevice(device);
+  result.seconds_denoise = Since(t0);
+  result.latents = latents.to(at::kCPU, at::kFloat);
+  if (stats) {
+    stats->layout = layout;
+    stats->stale_bytes = runner->stale_bytes();
+  }
+  runner.reset();  // detaches the patch context before the VAE runs
+  if (rank == 0) {
+    t0 = std::chrono::steady_clock::now();
+    DISTRI_ASSIGN_OR_RETURN(result.image, pipe.DecodeLatents(latents));
+    result.seconds_decode = Since(t0);
+  }
+  return result;
+}
+
+}  // namespace distri::parallel
