@@ -45,16 +45,42 @@ DisplacedUNetRunner::~DisplacedUNetRunner() {
   if (context_) model::AttachLayerContext(*unet_, nullptr);
 }
 
-void DisplacedUNetRunner::KeepConditioning(const at::Tensor& encoder_hidden_states,
-                                           const std::optional<model::UNetAddedConditions>& added) {
-  if (have_conditioning_) return;
-  have_conditioning_ = true;
-  const int64_t b = encoder_hidden_states.size(0) / layout_.groups;
-  ehs_ = encoder_hidden_states.narrow(0, group_ * b, b).contiguous();
-  if (added) {
-    added_ = model::UNetAddedConditions{added->text_embeds.narrow(0, group_ * b, b).contiguous(),
-                                        added->time_ids.narrow(0, group_ * b, b).contiguous()};
+Status DisplacedUNetRunner::SetConditioning(const at::Tensor& encoder_hidden_states,
+                                            const std::optional<model::UNetAddedConditions>& added) {
+  if (encoder_hidden_states.dim() != 3 || encoder_hidden_states.size(0) % layout_.groups != 0) {
+    return Status::InvalidArgument("patch parallelism: the text conditioning must be [groups * b, tokens, dim] with " +
+                                   std::to_string(layout_.groups) + " group(s)");
   }
+  const int64_t b = encoder_hidden_states.size(0) / layout_.groups;
+  at::Tensor ehs = encoder_hidden_states.narrow(0, group_ * b, b);
+  std::optional<model::UNetAddedConditions> mine;
+  if (added) {
+    mine = model::UNetAddedConditions{added->text_embeds.narrow(0, group_ * b, b),
+                                      added->time_ids.narrow(0, group_ * b, b)};
+  }
+  const bool same_shapes = ehs_.defined() && ehs_.sizes() == ehs.sizes() && ehs_.dtype() == ehs.dtype() &&
+                           ehs_.device() == ehs.device() && added_.has_value() == mine.has_value() &&
+                           (!mine || (added_->text_embeds.sizes() == mine->text_embeds.sizes() &&
+                                      added_->time_ids.sizes() == mine->time_ids.sizes()));
+  if (!same_shapes) {
+    // New static buffers: graphs captured with the old ones must go.
+    ehs_ = ehs.contiguous().clone();
+    added_.reset();
+    if (mine) added_ = model::UNetAddedConditions{mine->text_embeds.clone(), mine->time_ids.clone()};
+    for (Phase& p : phases_) p = Phase();
+    return Status::Ok();
+  }
+  ehs_.copy_(ehs);
+  if (mine) {
+    added_->text_embeds.copy_(mine->text_embeds);
+    added_->time_ids.copy_(mine->time_ids);
+  }
+  // The cross-attention K/V caches hold ehs_: refresh them in place; if another context took
+  // them over meanwhile, the captured graphs read storage that is gone: capture anew.
+  if (!model::RecomputeCrossKeyValues(*unet_, ehs_)) {
+    for (Phase& p : phases_) p = Phase();
+  }
+  return Status::Ok();
 }
 
 at::Tensor DisplacedUNetRunner::GatherOutput(const at::Tensor& strip_out) {
@@ -101,17 +127,15 @@ at::Tensor DisplacedUNetRunner::ForwardOnce(bool synchronous, const at::Tensor& 
   return GatherOutput(out.contiguous());
 }
 
-Result<at::Tensor> DisplacedUNetRunner::Forward(int step, const at::Tensor& input, const at::Tensor& timestep,
-                                                const at::Tensor& encoder_hidden_states,
-                                                const std::optional<model::UNetAddedConditions>& added) {
-  if (input.dim() != 4 || input.size(0) % layout_.groups != 0 || input.size(2) != plan_.height(0) ||
-      input.size(3) != plan_.width(0) || encoder_hidden_states.size(0) != input.size(0)) {
+Result<at::Tensor> DisplacedUNetRunner::Forward(int step, const at::Tensor& input, const at::Tensor& timestep) {
+  if (!ehs_.defined()) return Status::FailedPrecondition("patch parallelism: Forward before SetConditioning");
+  if (input.dim() != 4 || input.size(0) != ehs_.size(0) * layout_.groups || input.size(2) != plan_.height(0) ||
+      input.size(3) != plan_.width(0)) {
     return Status::InvalidArgument("patch parallelism: expected a [" + std::to_string(layout_.groups) + "*b, C, " +
                                    std::to_string(plan_.height(0)) + ", " + std::to_string(plan_.width(0)) +
                                    "] input with as many conditioning rows, got " + std::to_string(input.dim()) +
                                    "-d input of batch " + std::to_string(input.size(0)));
   }
-  KeepConditioning(encoder_hidden_states, added);
   const bool synchronous = step < options_.warmup_steps || options_.context.mode == SyncMode::kFullSync;
   Phase& phase = phases_[synchronous ? 0 : 1];
   Status failure;

@@ -12,9 +12,10 @@
 // replayed for the following steps of that phase, its collectives included. Inputs are copied
 // into static buffers before a replay; the returned tensor is valid until the next Forward.
 //
+// Jobs: a runner serves any number of jobs of its size in turn (graphs are captured once and
+// replayed by later jobs): SetConditioning starts a job, then Forward runs its steps 0, 1, ...
 // The runner attaches its context to `unet` for its lifetime (detached in the destructor), so
-// one UNet serves one runner at a time. The text conditioning passed to the first Forward is
-// kept and must be the same for every step of the job.
+// one UNet serves one runner at a time, and nothing else may run the UNet meanwhile.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -48,12 +49,14 @@ class DisplacedUNetRunner {
                                                             RunnerOptions options);
   ~DisplacedUNetRunner();
 
-  // input [layout.groups * b, C, H, W] (the same on every rank; group g takes batch rows
-  // [g*b, (g+1)*b)), timestep a 0-dim tensor. Returns [groups * b, C_out, H, W].
-  // Errors abort the channel.
-  Result<at::Tensor> Forward(int step, const at::Tensor& input, const at::Tensor& timestep,
-                             const at::Tensor& encoder_hidden_states,
-                             const std::optional<model::UNetAddedConditions>& added);
+  // Starts a job: the text conditioning of the full batch ([groups * b, ...], group g takes
+  // rows [g*b, (g+1)*b)), the same on every rank. The first job's tensors are copied into
+  // static buffers; later jobs overwrite them (and the cross-attention caches) in place.
+  Status SetConditioning(const at::Tensor& encoder_hidden_states,
+                         const std::optional<model::UNetAddedConditions>& added);
+  // input [groups * b, C, H, W] (the same on every rank), timestep a 0-dim tensor. Returns
+  // [groups * b, C_out, H, W], valid until the next Forward. Errors abort the channel.
+  Result<at::Tensor> Forward(int step, const at::Tensor& input, const at::Tensor& timestep);
 
   const PatchPlan& plan() const { return plan_; }
   const GangLayout& layout() const { return layout_; }
@@ -66,8 +69,6 @@ class DisplacedUNetRunner {
   // One forward of this rank plus the output all-gather; throws (PatchParallelError, c10::Error).
   at::Tensor ForwardOnce(bool synchronous, const at::Tensor& input, const at::Tensor& timestep);
   at::Tensor GatherOutput(const at::Tensor& strip_out);
-  void KeepConditioning(const at::Tensor& encoder_hidden_states,
-                        const std::optional<model::UNetAddedConditions>& added);
 
   model::UNet2DConditionModel unet_;
   channel::Channel* channel_;
@@ -80,7 +81,6 @@ class DisplacedUNetRunner {
   // keyed by the tensor).
   at::Tensor ehs_;
   std::optional<model::UNetAddedConditions> added_;
-  bool have_conditioning_ = false;
   // CUDA graphs per phase (0 synchronous, 1 displaced).
   struct Phase {
     int eager_runs = 0;

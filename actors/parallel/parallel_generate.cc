@@ -27,6 +27,16 @@ void SyncDevice(const c10::Device& device) {
 Result<pipeline::GenerateResult> GenerateParallel(pipeline::Pipeline& pipe, pipeline::GenerateParams params,
                                                   channel::Channel* channel, const ParallelOptions& options,
                                                   const pipeline::ProgressFn& progress, ParallelStats* stats) {
+  ParallelGenerator generator(pipe, channel, options);
+  return generator.Generate(std::move(params), progress, stats);
+}
+
+Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateParams params,
+                                                             const pipeline::ProgressFn& progress,
+                                                             ParallelStats* stats) {
+  pipeline::Pipeline& pipe = pipe_;
+  channel::Channel* channel = channel_;
+  const ParallelOptions& options = options_;
   DISTRI_RETURN_IF_ERROR(pipeline::ValidateParams(&params, pipe.default_size()));
   const int scale = pipe.vae_scale();
   if (params.height % scale != 0 || params.width % scale != 0) {
@@ -65,9 +75,17 @@ Result<pipeline::GenerateResult> GenerateParallel(pipeline::Pipeline& pipe, pipe
   GangLayout layout;
   layout.groups = (cond.guidance && options.split_cfg && world % 2 == 0) ? 2 : 1;
   layout.patch_ranks = world / layout.groups;
-  DISTRI_ASSIGN_OR_RETURN(auto runner,
-                          DisplacedUNetRunner::Create(pipe.unet(), channel, layout, params.height / scale,
-                                                      params.width / scale, runner_options));
+  const int64_t latent_h = params.height / scale, latent_w = params.width / scale;
+  if (!runner_ || runner_height_ != latent_h || runner_width_ != latent_w || runner_layout_.groups != layout.groups) {
+    runner_.reset();  // detaches the old context first
+    DISTRI_ASSIGN_OR_RETURN(runner_, DisplacedUNetRunner::Create(pipe.unet(), channel, layout, latent_h, latent_w,
+                                                                 runner_options));
+    runner_layout_ = layout;
+    runner_height_ = latent_h;
+    runner_width_ = latent_w;
+  }
+  DisplacedUNetRunner* runner = runner_.get();
+  DISTRI_RETURN_IF_ERROR(runner->SetConditioning(cond.prompt_embeds, cond.added));
 #ifdef DISTRI_HAVE_CUDA
   // CUDA graphs are captured on a pool stream; start it after the work queued so far.
   std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
@@ -88,7 +106,7 @@ Result<pipeline::GenerateResult> GenerateParallel(pipeline::Pipeline& pipe, pipe
     input = sampler->ScaleModelInput(input, i);
     if (pipe.channels_last()) input = input.contiguous(at::MemoryFormat::ChannelsLast);
     at::Tensor t = sampler->timesteps()[i].to(device);
-    DISTRI_ASSIGN_OR_RETURN(at::Tensor out, runner->Forward(i, input, t, cond.prompt_embeds, cond.added));
+    DISTRI_ASSIGN_OR_RETURN(at::Tensor out, runner->Forward(i, input, t));
     if (cond.guidance) {
       auto halves = out.chunk(2, 0);
       out = halves[0] + params.guidance * (halves[1] - halves[0]);
@@ -103,7 +121,6 @@ Result<pipeline::GenerateResult> GenerateParallel(pipeline::Pipeline& pipe, pipe
     stats->layout = layout;
     stats->stale_bytes = runner->stale_bytes();
   }
-  runner.reset();  // detaches the patch context before the VAE runs
   if (rank == 0) {
     t0 = std::chrono::steady_clock::now();
     DISTRI_ASSIGN_OR_RETURN(result.image, pipe.DecodeLatents(latents));

@@ -36,6 +36,30 @@ struct ParallelStats {
   int64_t stale_bytes = 0;  // this rank's stale-activation buffers
 };
 
+// Renders jobs one after another on one rank of a gang, keeping the UNet runner (its stale
+// buffers and CUDA graphs) between jobs of the same size and layout: the first job of a size
+// captures the graphs, later ones replay them. While it exists, run `pipe` only through it
+// (its UNet carries the runner's layer context). Not thread-safe; one per rank.
+class ParallelGenerator {
+ public:
+  // `channel` null = a gang of one; else not owned, outlives the generator. After an error the
+  // channel is aborted: make a new channel and generator.
+  ParallelGenerator(pipeline::Pipeline& pipe, channel::Channel* channel, ParallelOptions options)
+      : pipe_(pipe), channel_(channel), options_(std::move(options)) {}
+  Result<pipeline::GenerateResult> Generate(pipeline::GenerateParams params,
+                                            const pipeline::ProgressFn& progress = nullptr,
+                                            ParallelStats* stats = nullptr);
+
+ private:
+  pipeline::Pipeline& pipe_;
+  channel::Channel* channel_;
+  ParallelOptions options_;
+  std::unique_ptr<DisplacedUNetRunner> runner_;
+  GangLayout runner_layout_;
+  int64_t runner_height_ = 0, runner_width_ = 0;
+};
+
+// One job with a fresh ParallelGenerator.
 // `channel` null = a gang of one (then graphs and everything else still apply). Errors:
 // InvalidArgument (params, options, an image too small for the gang), the channel's errors,
 // Cancelled when `progress` returns false (the channel is aborted so that peers stop too).

@@ -56,6 +56,25 @@ std::pair<at::Tensor, at::Tensor> AttentionImpl::CrossKeyValue(const at::Tensor&
   return {k_cache_, v_cache_};
 }
 
+bool AttentionImpl::RecomputeCrossKeyValue(const at::Tensor& context) const {
+  if (!is_cross_attention()) return true;
+  std::lock_guard<std::mutex> lock(kv_mutex_);
+  if (!kv_context_.defined() || !kv_context_.is_same(context) || !k_cache_.defined()) return false;
+  k_cache_.copy_(to_k->forward(kv_context_));
+  v_cache_.copy_(to_v->forward(kv_context_));
+  return true;
+}
+
+bool RecomputeCrossKeyValues(torch::nn::Module& root, const at::Tensor& context) {
+  bool all = true;
+  for (const auto& m : root.modules(/*include_self=*/true)) {
+    if (const auto* attention = dynamic_cast<const AttentionImpl*>(m.get())) {
+      all = attention->RecomputeCrossKeyValue(context) && all;
+    }
+  }
+  return all;
+}
+
 at::Tensor AttentionImpl::ForwardSpatial(const at::Tensor& x) const {
   const int64_t batch = x.size(0), channels = x.size(1), height = x.size(2), width = x.size(3);
   // Normalising [B, C, H, W] equals diffusers' group norm of the [B, C, H*W] view.

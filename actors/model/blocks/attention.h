@@ -58,6 +58,12 @@ class AttentionImpl : public torch::nn::Module, public HookedLayer {
   bool is_cross_attention() const { return options.cross_attention_dim() > 0; }
   LayerKind kind() const override { return LayerKind::kSelfAttention; }
   bool wants_context() const override { return !is_cross_attention(); }
+  // After `context`, the cached context tensor, was overwritten in place (a CUDA graph's
+  // static text buffer, reused by the next job): recomputes the cached keys/values into the
+  // same storage, so that graphs which captured that storage see the new ones. Returns false
+  // (and changes nothing) when the cache holds another context; true otherwise (also for
+  // self-attention, which has no cache).
+  bool RecomputeCrossKeyValue(const at::Tensor& context) const;
 
   AttentionOptions options;
   GroupNorm group_norm{nullptr};
@@ -72,7 +78,8 @@ class AttentionImpl : public torch::nn::Module, public HookedLayer {
   // Cross-attention keys/values of `context`, cached across calls with the same context tensor
   // (the text embeddings are constant for all the steps of a job; DistriFusion caches them
   // too). The cache holds a reference to the context, so a new tensor never aliases an old
-  // one; callers must not modify a context in place while it is in use.
+  // one; callers must not modify a context in place while it is in use, except through
+  // RecomputeCrossKeyValue.
   std::pair<at::Tensor, at::Tensor> CrossKeyValue(const at::Tensor& context) const;
 
   mutable std::mutex kv_mutex_;
@@ -80,5 +87,9 @@ class AttentionImpl : public torch::nn::Module, public HookedLayer {
   at::Tensor ForwardSpatial(const at::Tensor& x) const;
 };
 TORCH_MODULE(Attention);
+
+// RecomputeCrossKeyValue(context) on every attention module under `root`; false when any
+// cross-attention cache held another context (then graphs that captured the caches are stale).
+bool RecomputeCrossKeyValues(torch::nn::Module& root, const at::Tensor& context);
 
 }  // namespace distri::model

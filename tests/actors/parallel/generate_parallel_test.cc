@@ -168,6 +168,39 @@ TEST_F(GenerateParallelTest, OneRankWithoutChannelEqualsThePipeline) {
   EXPECT_TRUE(at::equal(r->latents, reference_->latents));
 }
 
+// A generator keeps its runner between jobs of one size: the second job (other prompt, other
+// seed) must equal the same job run by a fresh generator, i.e. nothing of the first job's text
+// conditioning (static buffers, cached cross-attention K/V) leaks into it.
+TEST_F(GenerateParallelTest, ReusedGeneratorEqualsFreshOne) {
+  constexpr int kWorld = 2;
+  GenerateParams second = Params();
+  second.prompt = "a red bicycle";
+  second.negative_prompt = "";
+  second.seed = 99;
+  ParallelOptions o;
+  o.split_cfg = false;
+  o.warmup_steps = 2;
+  auto fresh = RunGang(kWorld, o, second);
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  channel::MemoryRendezvous rendezvous;
+  std::vector<at::Tensor> reused(kWorld);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < kWorld; ++r) {
+    threads.emplace_back([&, r] {
+      auto pipe = Pipeline::Load(dir_, pipeline::LoadOptions{});
+      auto ch = channel::MakeChannel(channel::Backend::kLocal, r, kWorld, rendezvous);
+      if (!pipe.ok() || !ch.ok()) return;
+      ParallelGenerator generator(**pipe, ch->get(), o);
+      if (!generator.Generate(Params()).ok()) return;
+      auto b = generator.Generate(second);
+      if (b.ok()) reused[r] = b->latents;
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_TRUE(reused[0].defined());
+  EXPECT_TRUE(at::equal(reused[0], fresh->latents));
+}
+
 TEST_F(GenerateParallelTest, BadOptionsAreClearErrors) {
   auto pipe = Pipeline::Load(dir_, pipeline::LoadOptions{});
   ASSERT_TRUE(pipe.ok());
