@@ -1,7 +1,10 @@
-// `distri`: the single-process command (generate, model init, bench grow here in later issues).
+// `distri`: the command without the actor runtime.
 //
-//   distri generate --model DIR --prompt TEXT [...] --out FILE.png
-//                          renders one image in this process (one device)
+//   distri generate --model DIR --prompt TEXT [...] --out FILE.png [--gpus N]
+//                          renders one image in this process, on one device or N GPUs
+//                          (actors/cli/generate_command.h)
+//   distri launch --nproc N -- COMMAND ...
+//                          torchrun-like multi-process launch (actors/cli/launch_command.h)
 //   distri model init --arch sdxl-tiny|sd15-tiny|sdxl|sd15 OUT_DIR
 //                          writes a random-weight model folder in diffusers' layout
 //   distri version         versions of distri and its libraries
@@ -15,7 +18,8 @@
 #include <cstdio>
 #include <iostream>
 
-#include "actors/cli/progress_bar.h"
+#include "actors/cli/generate_command.h"
+#include "actors/cli/launch_command.h"
 #include "actors/common/torch_util.h"
 #include "actors/pipeline/model_init.h"
 #include "actors/pipeline/model_presets.h"
@@ -57,69 +61,6 @@ int RunSmoke(const std::string& device_text, const std::string& dtype_text) {
   return err <= tol ? 0 : 1;
 }
 
-struct GenerateArgs {
-  std::string model, out = "out.png", device = "auto", dtype = "auto", variant;
-  distri::pipeline::GenerateParams params;
-  bool quiet = false;
-};
-
-int RunGenerate(GenerateArgs a) {
-  if (a.model.empty()) {
-    std::cerr << "distri generate: --model DIR is required (make a tiny one: distri model init --arch sdxl-tiny DIR)\n";
-    return 2;
-  }
-  auto device = distri::ParseDevice(a.device);
-  if (!device.ok()) {
-    std::cerr << "distri generate: --device: " << device.status().message() << "\n";
-    return 2;
-  }
-  // auto: fp16 on GPUs (the VAE decodes in fp32 where fp16 overflows), fp32 on CPUs.
-  std::string dtype_name = a.dtype == "auto" ? (device->is_cuda() ? "fp16" : "fp32") : a.dtype;
-  auto dtype = distri::ParseDtype(dtype_name);
-  if (!dtype.ok()) {
-    std::cerr << "distri generate: --dtype: " << dtype.status().message() << "\n";
-    return 2;
-  }
-  distri::pipeline::LoadOptions lo;
-  lo.device = *device;
-  lo.dtype = *dtype;
-  lo.variant = a.variant;
-  auto pipe = distri::pipeline::Pipeline::Load(a.model, lo);
-  if (!pipe.ok()) {
-    std::cerr << "distri generate: " << pipe.status().ToString() << "\n";
-    return 1;
-  }
-  distri::cli::ProgressBar bar("denoising");
-  auto result = (*pipe)->Generate(a.params, [&](int i, int n) {
-    if (!a.quiet) bar.Update(i, n);
-    return true;
-  });
-  bar.Finish();
-  if (!result.ok()) {
-    std::cerr << "distri generate: " << result.status().ToString() << "\n";
-    return 1;
-  }
-  const auto& p = a.params;
-  auto png = distri::EncodePng(result->image, {{"prompt", p.prompt}, {"negative_prompt", p.negative_prompt},
-                                               {"seed", std::to_string(p.seed)}, {"steps", std::to_string(p.steps)},
-                                               {"guidance", std::to_string(p.guidance)}, {"sampler", p.sampler},
-                                               {"model", a.model}, {"software", "distri " DISTRI_VERSION_STRING}});
-  if (!png.ok()) {
-    std::cerr << "distri generate: " << png.status().ToString() << "\n";
-    return 1;
-  }
-  if (auto s = distri::WriteFile(a.out, *png); !s.ok()) {
-    std::cerr << "distri generate: " << s.ToString() << "\n";
-    return 1;
-  }
-  if (!a.quiet) {
-    std::fprintf(stderr, "wrote %s (%dx%d): text %.2f s, denoise %.2f s, decode %.2f s\n", a.out.c_str(),
-                 result->image.width, result->image.height, result->seconds_text, result->seconds_denoise,
-                 result->seconds_decode);
-  }
-  return 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -133,24 +74,12 @@ int main(int argc, char** argv) {
   smoke->add_option("--device", device, "cpu, cuda, cuda:N or auto")->capture_default_str();
   smoke->add_option("--dtype", dtype, "fp32, fp16 or bf16")->capture_default_str();
 
-  GenerateArgs gen;
-  auto* generate = app.add_subcommand("generate", "Render one image in this process");
-  generate->add_option("--model", gen.model, "Model folder in diffusers' layout")->required();
-  generate->add_option("--prompt,-p", gen.params.prompt, "Prompt");
-  generate->add_option("--negative-prompt,-n", gen.params.negative_prompt, "Negative prompt");
-  generate->add_option("--height,-H", gen.params.height, "Image height in pixels, a multiple of 8 (default: the model's)");
-  generate->add_option("--width,-W", gen.params.width, "Image width in pixels, a multiple of 8 (default: the model's)");
-  generate->add_option("--steps,-s", gen.params.steps, "Denoising steps")->capture_default_str();
-  generate->add_option("--guidance,-g", gen.params.guidance, "Classifier-free guidance scale")->capture_default_str();
-  generate->add_option("--seed", gen.params.seed, "Noise seed")->capture_default_str();
-  generate->add_option("--sampler", gen.params.sampler, "default (the model's scheduler), ddim, euler, dpmpp_2m")
-      ->capture_default_str();
-  generate->add_option("--clip-skip", gen.params.clip_skip, "Skip the last N text encoder layers")->capture_default_str();
-  generate->add_option("--dtype", gen.dtype, "auto, fp32, fp16 or bf16")->capture_default_str();
-  generate->add_option("--device", gen.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
-  generate->add_option("--variant", gen.variant, "Weight file variant to prefer, e.g. fp16");
-  generate->add_option("--out,-o", gen.out, "Output PNG file")->capture_default_str();
-  generate->add_flag("--quiet,-q", gen.quiet, "No progress bar");
+  distri::cli::GenerateArgs gen;
+  auto* generate = app.add_subcommand("generate", "Render one image on one device or a gang of ranks");
+  distri::cli::AddGenerateOptions(*generate, gen);
+  distri::cli::LaunchArgs launch;
+  auto* launch_cmd = app.add_subcommand("launch", "Start N ranks of a command (torchrun-like), e.g. -- distri generate ...");
+  distri::cli::AddLaunchOptions(*launch_cmd, launch);
 
   auto* model = app.add_subcommand("model", "Model folders");
   model->require_subcommand(1);
@@ -167,7 +96,8 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
-  if (generate->parsed()) return RunGenerate(gen);
+  if (generate->parsed()) return distri::cli::RunGenerate(gen);
+  if (launch_cmd->parsed()) return distri::cli::RunLaunch(launch);
   if (init->parsed()) {
     auto dt = distri::ParseDtype(init_dtype);
     if (!dt.ok()) {

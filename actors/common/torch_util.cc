@@ -6,7 +6,40 @@
 #include <charconv>
 #include <sstream>
 
+#ifdef DISTRI_HAVE_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
 namespace distri {
+
+#ifdef DISTRI_HAVE_CUDA
+namespace {
+c10::CachingDeviceAllocator::DeviceStats CudaStats(const c10::Device& device) {
+  return c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+}
+constexpr size_t kAggregate = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+}  // namespace
+#endif
+
+int64_t PeakAllocatedBytes(const c10::Device& device) {
+#ifdef DISTRI_HAVE_CUDA
+  if (device.is_cuda()) return CudaStats(device).allocated_bytes[kAggregate].peak;
+#endif
+  return 0;
+}
+
+int64_t PeakReservedBytes(const c10::Device& device) {
+#ifdef DISTRI_HAVE_CUDA
+  if (device.is_cuda()) return CudaStats(device).reserved_bytes[kAggregate].peak;
+#endif
+  return 0;
+}
+
+void ResetPeakMemory(const c10::Device& device) {
+#ifdef DISTRI_HAVE_CUDA
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+#endif
+}
 
 Result<c10::Device> ParseDevice(std::string_view text) {
   const bool have_cuda = at::hasCUDA();

@@ -1,5 +1,7 @@
 #include "runtime/channel/ucx/ucx_engine.h"
 
+#include <cstdlib>
+
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -54,6 +56,18 @@ Result<std::unique_ptr<UcxEngine>> UcxEngine::Create(int rank, int world_size,
     if (st != UCS_OK) {
       ucp_config_release(config);
       return Status::InvalidArgument("UCX: transports '" + transports + "' rejected: " + UcsError(st));
+    }
+  }
+  // UCX 1.13's rendezvous protocol over TCP stalls (and ends in "Endpoint timeout") when a rank
+  // has several large transfers in flight to 3+ peers at once, which patch parallelism's
+  // asynchronous stale all-gathers do (tests/actors/parallel/multiprocess_gang_test.sh). Eager
+  // fragments have no such handshake; host buffers over TCP lose nothing by them. The
+  // UCX_RNDV_THRESH environment variable still overrides this.
+  if (std::getenv("UCX_RNDV_THRESH") == nullptr) {
+    st = ucp_config_modify(config, "RNDV_THRESH", "inf");
+    if (st != UCS_OK) {
+      ucp_config_release(config);
+      return Status::Unavailable("UCX: setting RNDV_THRESH failed: " + UcsError(st));
     }
   }
   ucp_params_t params{};

@@ -12,3 +12,11 @@ distri_add_gtest(NAME generate_parallel_test LABELS parallel
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/generate_parallel_test.cc
   LIBS distri::actors distri::channel)
 distri_use_torch_pch(generate_parallel_test)
+
+#   multiprocess_gang_test   parallel: `distri launch` + `distri generate` over UCX in 2-4
+#                   separate processes: full_sync equals one device; async beats naive_patch
+if(DISTRI_HAVE_UCX)
+  add_test(NAME multiprocess_gang_test
+           COMMAND ${CMAKE_CURRENT_LIST_DIR}/multiprocess_gang_test.sh $<TARGET_FILE:distri> ${CMAKE_CURRENT_BINARY_DIR})
+  set_tests_properties(multiprocess_gang_test PROPERTIES LABELS parallel TIMEOUT 600)
+endif()

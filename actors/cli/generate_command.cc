@@ -1,0 +1,263 @@
+#include "actors/cli/generate_command.h"
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "actors/cli/progress_bar.h"
+#include "actors/common/torch_util.h"
+#include "actors/pipeline/image_output.h"
+#include "actors/pipeline/pipeline.h"
+#include "runtime/channel/factory.h"
+#include "runtime/channel/launch_env.h"
+#include "runtime/common/png.h"
+
+namespace distri::cli {
+namespace {
+
+struct RankOutcome {
+  Status status;
+  pipeline::GenerateResult result;
+  parallel::ParallelStats stats;
+  std::vector<double> denoise_seconds;  // one per repeat
+  int64_t peak_allocated = 0, peak_reserved = 0;
+};
+
+// Loads the pipeline on `device` and renders the job `repeat` times on this rank. The channel
+// is made by `connect` after the (slow) model load, so that every rank's load overlaps.
+RankOutcome RunRank(const GenerateArgs& a, c10::Device device, at::ScalarType dtype,
+                    const std::function<Result<std::unique_ptr<channel::Channel>>()>& connect, bool show_progress) {
+  RankOutcome out;
+  c10::DeviceGuard device_guard(device);
+  pipeline::LoadOptions lo;
+  lo.device = device;
+  lo.dtype = dtype;
+  lo.variant = a.variant;
+  auto pipe = pipeline::Pipeline::Load(a.model, lo);
+  if (!pipe.ok()) {
+    out.status = pipe.status();
+    return out;
+  }
+  std::unique_ptr<channel::Channel> ch;
+  if (connect) {
+    auto made = connect();
+    if (!made.ok()) {
+      out.status = made.status().WithContext("connecting the gang");
+      return out;
+    }
+    ch = std::move(*made);
+  }
+  parallel::ParallelOptions options = a.parallel;
+  options.split_cfg = !a.no_split_cfg;
+  options.cuda_graphs = !a.no_cuda_graphs;
+  parallel::ParallelGenerator generator(**pipe, ch.get(), options);
+  ResetPeakMemory(device);
+  for (int i = 0; i < a.repeat; ++i) {
+    ProgressBar bar(a.repeat > 1 ? "denoising " + std::to_string(i + 1) + "/" + std::to_string(a.repeat) : "denoising");
+    auto r = generator.Generate(a.params, [&](int step, int n) {
+      if (show_progress) bar.Update(step, n);
+      return true;
+    }, &out.stats);
+    if (show_progress) bar.Finish();
+    if (!r.ok()) {
+      out.status = r.status();
+      return out;
+    }
+    out.denoise_seconds.push_back(r->seconds_denoise);
+    out.result = std::move(*r);
+  }
+  out.peak_allocated = PeakAllocatedBytes(device);
+  out.peak_reserved = PeakReservedBytes(device);
+  return out;
+}
+
+Result<c10::Device> RankDevice(const c10::Device& base, int local_rank) {
+  if (!base.is_cuda()) return base;
+  const int count = static_cast<int>(at::getNumGPUs());
+  const int index = (base.has_index() ? base.index() : 0) + local_rank;
+  if (index >= count) {
+    return Status::InvalidArgument("rank " + std::to_string(local_rank) + " needs cuda:" + std::to_string(index) +
+                                   " but this machine has " + std::to_string(count) + " GPU(s)");
+  }
+  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+Result<channel::Backend> PickBackend(const std::string& name, const c10::Device& device, bool multi_process) {
+  if (name != "auto") return channel::ParseBackend(name);
+  if (device.is_cuda()) return channel::Backend::kNccl;
+  return multi_process ? channel::Backend::kUcx : channel::Backend::kLocal;
+}
+
+int Report(const GenerateArgs& a, const RankOutcome& r0, int world, const std::string& backend,
+           const std::vector<RankOutcome>* all) {
+  auto png = pipeline::EncodeImagePng(r0.result.image, a.params, a.model);
+  if (!png.ok()) {
+    std::cerr << "distri generate: " << png.status().ToString() << "\n";
+    return 1;
+  }
+  if (auto s = WriteFile(a.out, *png); !s.ok()) {
+    std::cerr << "distri generate: " << s.ToString() << "\n";
+    return 1;
+  }
+  if (!a.save_latents.empty()) {
+    at::Tensor l = r0.result.latents.contiguous();
+    std::string bytes(static_cast<const char*>(l.data_ptr()), static_cast<size_t>(l.numel()) * sizeof(float));
+    if (auto s = WriteFile(a.save_latents, bytes); !s.ok()) {
+      std::cerr << "distri generate: --save-latents: " << s.ToString() << "\n";
+      return 1;
+    }
+  }
+  if (a.quiet) return 0;
+  const auto& res = r0.result;
+  std::fprintf(stderr, "wrote %s (%dx%d): text %.2f s, denoise %.3f s, decode %.2f s\n", a.out.c_str(), res.image.width,
+               res.image.height, res.seconds_text, res.seconds_denoise, res.seconds_decode);
+  if (a.repeat > 1) {
+    std::fprintf(stderr, "denoise per run:");
+    for (double s : r0.denoise_seconds) std::fprintf(stderr, " %.3f", s);
+    std::fprintf(stderr, " s\n");
+  }
+  if (world > 1) {
+    std::fprintf(stderr, "gang: %d ranks (%d CFG group(s) x %d strip(s)), %s, %s, stale buffers %.1f MiB\n", world,
+                 r0.stats.layout.groups, r0.stats.layout.patch_ranks, a.parallel.parallelism.c_str(),
+                 a.parallel.sync_mode.c_str(), r0.stats.stale_bytes / 1048576.0);
+    std::fprintf(stderr, "channel backend: %s\n", backend.c_str());
+  }
+  if (all) {
+    for (size_t r = 0; r < all->size(); ++r) {
+      if ((*all)[r].peak_allocated > 0) {
+        std::fprintf(stderr, "rank %zu peak memory: %.2f GiB allocated, %.2f GiB reserved\n", r,
+                     (*all)[r].peak_allocated / 1073741824.0, (*all)[r].peak_reserved / 1073741824.0);
+      }
+    }
+  } else if (r0.peak_allocated > 0) {
+    std::fprintf(stderr, "peak memory: %.2f GiB allocated, %.2f GiB reserved\n", r0.peak_allocated / 1073741824.0,
+                 r0.peak_reserved / 1073741824.0);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddGenerateOptions(CLI::App& cmd, GenerateArgs& a) {
+  cmd.add_option("--model", a.model, "Model folder in diffusers' layout")->required();
+  cmd.add_option("--prompt,-p", a.params.prompt, "Prompt");
+  cmd.add_option("--negative-prompt,-n", a.params.negative_prompt, "Negative prompt");
+  cmd.add_option("--height,-H", a.params.height, "Image height in pixels, a multiple of 8 (default: the model's)");
+  cmd.add_option("--width,-W", a.params.width, "Image width in pixels, a multiple of 8 (default: the model's)");
+  cmd.add_option("--steps,-s", a.params.steps, "Denoising steps")->capture_default_str();
+  cmd.add_option("--guidance,-g", a.params.guidance, "Classifier-free guidance scale")->capture_default_str();
+  cmd.add_option("--seed", a.params.seed, "Noise seed")->capture_default_str();
+  cmd.add_option("--sampler", a.params.sampler, "default (the model's scheduler), ddim, euler, dpmpp_2m")
+      ->capture_default_str();
+  cmd.add_option("--clip-skip", a.params.clip_skip, "Skip the last N text encoder layers")->capture_default_str();
+  cmd.add_option("--dtype", a.dtype, "auto, fp32, fp16 or bf16")->capture_default_str();
+  cmd.add_option("--device", a.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+  cmd.add_option("--variant", a.variant, "Weight file variant to prefer, e.g. fp16");
+  cmd.add_option("--out,-o", a.out, "Output PNG file")->capture_default_str();
+  cmd.add_flag("--quiet,-q", a.quiet, "No progress bar");
+  cmd.add_option("--gpus", a.gpus, "Render on N GPUs of this machine (one thread per GPU, NCCL)");
+  cmd.add_option("--ranks", a.ranks, "Render with N ranks as threads on --device (CPU: local channel)");
+  cmd.add_option("--backend", a.backend, "Channel backend of a gang: auto, nccl, ucx or local")->capture_default_str();
+  cmd.add_option("--parallelism", a.parallel.parallelism, "patch or naive_patch")->capture_default_str();
+  cmd.add_option("--sync-mode", a.parallel.sync_mode,
+                 "corrected_async_gn, stale_gn, sync_gn, separate_gn, full_sync or no_sync")
+      ->capture_default_str();
+  cmd.add_option("--warmup-steps", a.parallel.warmup_steps, "Synchronous steps before displaced ones")
+      ->capture_default_str();
+  cmd.add_flag("--no-split-cfg", a.no_split_cfg, "Do not put the CFG halves on two halves of the gang");
+  cmd.add_flag("--no-cuda-graphs", a.no_cuda_graphs, "Run every step eagerly");
+  cmd.add_option("--save-latents", a.save_latents, "Also write the final latents (raw float32) to this file");
+  cmd.add_option("--repeat", a.repeat, "Render the job N times in this process (warm timings)")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+}
+
+int RunGenerate(GenerateArgs a) {
+  auto base = ParseDevice(a.gpus > 0 ? (a.device == "auto" ? "cuda" : a.device) : a.device);
+  if (!base.ok()) {
+    std::cerr << "distri generate: --device: " << base.status().message() << "\n";
+    return 2;
+  }
+  // auto: fp16 on GPUs (the VAE decodes in fp32 where fp16 overflows), fp32 on CPUs.
+  auto dtype = ParseDtype(a.dtype == "auto" ? (base->is_cuda() ? "fp16" : "fp32") : a.dtype);
+  if (!dtype.ok()) {
+    std::cerr << "distri generate: --dtype: " << dtype.status().message() << "\n";
+    return 2;
+  }
+  if (a.gpus > 0 && a.ranks > 0 && a.gpus != a.ranks) {
+    std::cerr << "distri generate: --gpus " << a.gpus << " and --ranks " << a.ranks << " disagree\n";
+    return 2;
+  }
+  const int threads = std::max({a.gpus, a.ranks, 1});
+  const bool launched = std::getenv("DISTRI_WORLD_SIZE") != nullptr;
+  if (launched && threads > 1) {
+    std::cerr << "distri generate: --gpus/--ranks cannot be combined with `distri launch` (one rank per process)\n";
+    return 2;
+  }
+
+  if (launched) {
+    auto env = channel::ReadLaunchEnv();
+    if (!env.ok()) {
+      std::cerr << "distri generate: " << env.status().ToString() << "\n";
+      return 2;
+    }
+    int local_rank = env->rank;
+    if (const char* lr = std::getenv("DISTRI_LOCAL_RANK")) local_rank = std::atoi(lr);
+    auto device = RankDevice(*base, local_rank);
+    auto backend = device.ok() ? PickBackend(a.backend, *device, true) : Result<channel::Backend>(device.status());
+    if (!backend.ok()) {
+      std::cerr << "distri generate: " << backend.status().ToString() << "\n";
+      return 2;
+    }
+    std::function<Result<std::unique_ptr<channel::Channel>>()> connect = [&]() -> Result<std::unique_ptr<channel::Channel>> {
+      DISTRI_ASSIGN_OR_RETURN(auto rendezvous, channel::ConnectLaunchRendezvous(*env, std::chrono::minutes(5)));
+      channel::ChannelOptions o;
+      o.rendezvous_prefix = "distri/generate";
+      o.connect_timeout = std::chrono::minutes(5);
+      return channel::MakeChannel(*backend, env->rank, env->world_size, *rendezvous, o);
+    };
+    RankOutcome r = RunRank(a, *device, *dtype, env->world_size > 1 ? connect : decltype(connect)(), env->rank == 0 && !a.quiet);
+    if (!r.status.ok()) {
+      std::cerr << "distri generate: rank " << env->rank << ": " << r.status.ToString() << "\n";
+      return 1;
+    }
+    if (env->rank != 0) return 0;
+    return Report(a, r, env->world_size, std::string(channel::BackendName(*backend)), nullptr);
+  }
+
+  auto backend = PickBackend(a.backend, *base, false);
+  if (!backend.ok()) {
+    std::cerr << "distri generate: --backend: " << backend.status().message() << "\n";
+    return 2;
+  }
+  std::vector<RankOutcome> outcomes(threads);
+  channel::MemoryRendezvous rendezvous;
+  std::vector<std::thread> workers;
+  for (int r = 0; r < threads; ++r) {
+    workers.emplace_back([&, r] {
+      auto device = RankDevice(*base, r);
+      if (!device.ok()) {
+        outcomes[r].status = device.status();
+        return;
+      }
+      std::function<Result<std::unique_ptr<channel::Channel>>()> connect;
+      if (threads > 1) {
+        connect = [&, r] { return channel::MakeChannel(*backend, r, threads, rendezvous); };
+      }
+      outcomes[r] = RunRank(a, *device, *dtype, connect, r == 0 && !a.quiet);
+    });
+  }
+  for (auto& w : workers) w.join();
+  for (int r = 0; r < threads; ++r) {
+    if (!outcomes[r].status.ok()) {
+      std::cerr << "distri generate: " << (threads > 1 ? "rank " + std::to_string(r) + ": " : "")
+                << outcomes[r].status.ToString() << "\n";
+      return 1;
+    }
+  }
+  return Report(a, outcomes[0], threads, std::string(channel::BackendName(*backend)), &outcomes);
+}
+
+}  // namespace distri::cli

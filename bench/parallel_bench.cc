@@ -1,0 +1,251 @@
+// parallel_bench: patch-parallel latency, speedup, peak memory and quality on 1..N GPUs of one
+// machine, one process (one thread per GPU, NCCL), the model loaded once per GPU.
+//
+//   parallel_bench --model DIR --gpus 1,2,4 --sizes 1024,2048 [--steps 50] [--repeats 3]
+//                  [--sync-mode corrected_async_gn] [--warmup-steps 4] [--out results.jsonl]
+//
+// For every size and GPU count: one warm-up job (it captures the CUDA graphs of the phases; few
+// steps), then `repeats` timed jobs of `steps` DDIM steps with CFG. Latency = text encoding +
+// denoising loop (no VAE decode), the paper's and distrifuser's measure (latent output).
+// Peak memory = the largest peak allocated by LibTorch on any rank of the gang during the
+// timed jobs. Quality: the image of each gang is compared with the 1-GPU image (PSNR, dB) and
+// with --exact also a full_sync run (its final latent's relative error against 1 GPU).
+#include <CLI/CLI.hpp>
+
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "actors/common/torch_util.h"
+#include "actors/parallel/parallel_generate.h"
+#include "actors/pipeline/pipeline.h"
+#include "runtime/channel/factory.h"
+
+namespace {
+
+using distri::Result;
+using distri::Status;
+using distri::parallel::ParallelOptions;
+using distri::pipeline::GenerateParams;
+using distri::pipeline::GenerateResult;
+using distri::pipeline::Pipeline;
+
+std::vector<int> ParseList(const std::string& s) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(std::stoi(item));
+  return out;
+}
+
+double Psnr(const distri::RgbImage& a, const distri::RgbImage& b) {
+  if (a.pixels.size() != b.pixels.size() || a.pixels.empty()) return -1;
+  double se = 0;
+  for (size_t i = 0; i < a.pixels.size(); ++i) {
+    const double d = static_cast<double>(a.pixels[i]) - static_cast<double>(b.pixels[i]);
+    se += d * d;
+  }
+  const double mse = se / static_cast<double>(a.pixels.size());
+  return mse == 0 ? 99.0 : 10 * std::log10(255.0 * 255.0 / mse);
+}
+
+struct GangRun {
+  Status status;
+  std::vector<double> seconds;  // per timed job: text + denoise
+  int64_t peak_bytes = 0;       // max over ranks
+  int64_t stale_bytes = 0;      // rank 0
+  GenerateResult last;          // rank 0's last job
+};
+
+// Runs the gang of the first `n` pipelines: one warm-up job, then `repeats` timed ones.
+GangRun RunGang(std::vector<std::unique_ptr<Pipeline>>& pipes, int n, const GenerateParams& params,
+                const ParallelOptions& options, int repeats, int warmup_job_steps, const std::string& tag) {
+  GangRun run;
+  distri::channel::MemoryRendezvous rendezvous;
+  std::vector<Status> statuses(n);
+  std::vector<std::vector<double>> seconds(n);
+  std::vector<int64_t> peaks(n, 0);
+  std::vector<GenerateResult> last(n);
+  std::vector<int64_t> stale(n, 0);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < n; ++r) {
+    threads.emplace_back([&, r] {
+      const c10::Device device = pipes[r]->options().device;
+      c10::cuda::CUDAGuard guard(device.index());
+      std::unique_ptr<distri::channel::Channel> ch;
+      if (n > 1) {
+        distri::channel::ChannelOptions co;
+        co.rendezvous_prefix = "bench/" + tag;
+        auto made = distri::channel::MakeChannel(distri::channel::Backend::kNccl, r, n, rendezvous, co);
+        if (!made.ok()) {
+          statuses[r] = made.status();
+          return;
+        }
+        ch = std::move(*made);
+      }
+      distri::parallel::ParallelGenerator generator(*pipes[r], ch.get(), options);
+      GenerateParams warm = params;
+      warm.steps = warmup_job_steps;
+      auto w = generator.Generate(warm);
+      if (!w.ok()) {
+        statuses[r] = w.status().WithContext("warm-up job");
+        return;
+      }
+      distri::ResetPeakMemory(device);
+      for (int i = 0; i < repeats; ++i) {
+        distri::parallel::ParallelStats stats;
+        auto res = generator.Generate(params, nullptr, &stats);
+        if (!res.ok()) {
+          statuses[r] = res.status();
+          return;
+        }
+        seconds[r].push_back(res->seconds_text + res->seconds_denoise);
+        stale[r] = stats.stale_bytes;
+        last[r] = std::move(*res);
+      }
+      peaks[r] = distri::PeakAllocatedBytes(device);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < n; ++r) {
+    if (!statuses[r].ok()) {
+      run.status = statuses[r].WithContext("rank " + std::to_string(r));
+      return run;
+    }
+  }
+  run.seconds = seconds[0];
+  run.peak_bytes = *std::max_element(peaks.begin(), peaks.end());
+  run.stale_bytes = stale[0];
+  run.last = std::move(last[0]);
+  return run;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"patch-parallel benchmark (one process, one thread per GPU)"};
+  std::string model, gpus_text = "1,2,4", sizes_text = "1024", out_path, sync_mode = "corrected_async_gn";
+  int steps = 50, repeats = 3, warmup_steps = 4, warmup_job_steps = 8;
+  bool exact = false, no_split_cfg = false;
+  double guidance = 5.0;
+  app.add_option("--model", model, "SDXL-architecture model folder")->required();
+  app.add_option("--gpus", gpus_text, "GPU counts, comma-separated (each a prefix of cuda:0..)")->capture_default_str();
+  app.add_option("--sizes", sizes_text, "Square image sizes in pixels, comma-separated")->capture_default_str();
+  app.add_option("--steps", steps, "DDIM steps")->capture_default_str();
+  app.add_option("--repeats", repeats, "Timed jobs per configuration")->capture_default_str();
+  app.add_option("--warmup-job-steps", warmup_job_steps, "Steps of the untimed warm-up job")->capture_default_str();
+  app.add_option("--sync-mode", sync_mode, "DistriFusion sync mode")->capture_default_str();
+  app.add_option("--warmup-steps", warmup_steps, "Synchronous steps per job")->capture_default_str();
+  app.add_option("--guidance", guidance, "CFG scale")->capture_default_str();
+  app.add_flag("--no-split-cfg", no_split_cfg, "Patch-split the whole batch instead of splitting the CFG halves");
+  app.add_flag("--exact", exact, "Also run full_sync gangs and report their latent error against 1 GPU");
+  app.add_option("--out", out_path, "Append JSON lines here");
+  CLI11_PARSE(app, argc, argv);
+
+  const std::vector<int> gpu_counts = ParseList(gpus_text), sizes = ParseList(sizes_text);
+  const int max_gpus = *std::max_element(gpu_counts.begin(), gpu_counts.end());
+  if (max_gpus > static_cast<int>(at::getNumGPUs())) {
+    std::fprintf(stderr, "parallel_bench: %d GPUs asked, %d visible\n", max_gpus, static_cast<int>(at::getNumGPUs()));
+    return 2;
+  }
+  // One pipeline per GPU, loaded in parallel.
+  std::vector<std::unique_ptr<Pipeline>> pipes(max_gpus);
+  {
+    std::vector<Status> st(max_gpus);
+    std::vector<std::thread> loaders;
+    for (int g = 0; g < max_gpus; ++g) {
+      loaders.emplace_back([&, g] {
+        c10::cuda::CUDAGuard guard(g);
+        distri::pipeline::LoadOptions lo;
+        lo.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(g));
+        lo.dtype = at::kHalf;
+        lo.variant = "fp16";
+        auto p = Pipeline::Load(model, lo);
+        if (!p.ok()) {
+          st[g] = p.status();
+          return;
+        }
+        pipes[g] = std::move(*p);
+      });
+    }
+    for (auto& t : loaders) t.join();
+    for (int g = 0; g < max_gpus; ++g) {
+      if (!st[g].ok()) {
+        std::fprintf(stderr, "parallel_bench: loading on cuda:%d: %s\n", g, st[g].ToString().c_str());
+        return 1;
+      }
+    }
+  }
+  std::ofstream out;
+  if (!out_path.empty()) out.open(out_path, std::ios::app);
+  std::printf("%-6s %-5s %-20s %10s %8s %10s %10s %8s %s\n", "size", "gpus", "mode", "latency_s", "speedup",
+              "peak_GiB", "stale_MiB", "psnr_dB", "runs_s");
+  for (int size : sizes) {
+    GenerateParams params;
+    params.prompt = "a photo of an astronaut riding a horse on the moon";
+    params.height = params.width = size;
+    params.steps = steps;
+    params.guidance = guidance;
+    params.sampler = "ddim";
+    params.seed = 1234;
+    double base_latency = 0;
+    GenerateResult base;
+    for (int n : gpu_counts) {
+      std::vector<std::string> modes = {n == 1 ? std::string("single") : sync_mode};
+      if (exact && n > 1) modes.push_back("full_sync");
+      for (const std::string& mode : modes) {
+        ParallelOptions o;
+        o.sync_mode = mode == "single" ? "corrected_async_gn" : mode;
+        o.warmup_steps = warmup_steps;
+        o.split_cfg = !no_split_cfg;
+        const std::string tag = std::to_string(size) + "/" + std::to_string(n) + "/" + mode;
+        GangRun run = RunGang(pipes, n, params, o, mode == "full_sync" ? 1 : repeats,
+                              std::min(warmup_job_steps, steps), tag);
+        if (!run.status.ok()) {
+          std::printf("%-6d %-5d %-20s failed: %s\n", size, n, mode.c_str(), run.status.ToString().c_str());
+          std::fflush(stdout);
+          continue;
+        }
+        const double latency = Median(run.seconds);
+        if (n == 1) {
+          base_latency = latency;
+          base = run.last;
+        }
+        const double speedup = base_latency > 0 ? base_latency / latency : 0;
+        const double psnr = n == 1 ? 0 : Psnr(base.image, run.last.image);
+        double latent_err = 0;
+        if (n > 1 && base.latents.defined()) {
+          latent_err = ((run.last.latents - base.latents).norm() / base.latents.norm()).item<double>();
+        }
+        std::string runs;
+        for (double s : run.seconds) runs += (runs.empty() ? "" : ",") + std::to_string(s).substr(0, 6);
+        std::printf("%-6d %-5d %-20s %10.3f %8.2f %10.2f %10.1f %8.2f %s  latent_rel_err=%.3g\n", size, n,
+                    mode.c_str(), latency, speedup, run.peak_bytes / 1073741824.0, run.stale_bytes / 1048576.0, psnr,
+                    runs.c_str(), latent_err);
+        std::fflush(stdout);
+        if (out.is_open()) {
+          out << "{\"impl\":\"distri\",\"size\":" << size << ",\"gpus\":" << n << ",\"mode\":\"" << mode
+              << "\",\"latency_s\":" << latency << ",\"speedup\":" << speedup << ",\"peak_gib\":"
+              << run.peak_bytes / 1073741824.0 << ",\"stale_mib\":" << run.stale_bytes / 1048576.0
+              << ",\"psnr_db\":" << psnr << ",\"latent_rel_err\":" << latent_err << ",\"runs\":[" << runs << "]}\n";
+          out.flush();
+        }
+      }
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# On the GPU machine (docs/gpu-build.md; `source .device/gpu-env.sh` first): patch parallelism
+# on 1/2/4 GPUs, distri against distrifuser, same model folder, same run.
+#   bash bench/run_parallel_bench.sh OUT_DIR STAGE...
+# Stages, run in the order given:
+#   build          configure build-gpu and build distri, parallel_bench and the NCCL channel tests
+#   nccl-test      the NCCL channel tests (ctest -L gpu|multigpu -R Nccl)
+#   model          the full-size random SDXL model in /tmp/sdxl-full (fp16, diffusers' layout)
+#   smoke          tiny model: `distri generate --gpus N` (full_sync) equals 1 GPU, N = 2, 4
+#   ours:S1,S2     parallel_bench at these sizes on 1,2,4 GPUs (GPUS overrides), with --exact
+#   theirs:S1,S2   distrifuser (torchrun) at these sizes on the same GPU counts
+# Results: OUT_DIR/parallel.jsonl (JSON lines) and OUT_DIR/*.log.
+set -uo pipefail
+out=${1:?OUT_DIR}; shift
+mkdir -p "$out"
+gpus=${GPUS:-1,2,4}
+model=/tmp/sdxl-full
+steps=${STEPS:-50}
+for stage in "$@"; do
+  echo "=== $stage ($(date -u +%H:%M:%S))"
+  case "$stage" in
+    build)
+      [ -f build-gpu/build.ninja ] || cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DDISTRI_BUILD_CAPI=OFF > "$out/cmake.log" 2>&1
+      cmake --build build-gpu -j "$(nproc)" --target distri parallel_bench channel_nccl_test channel_nccl_multigpu_test \
+        > "$out/build.log" 2>&1 || { grep -E "error|FAILED" "$out/build.log" | head -30; exit 1; }
+      ;;
+    nccl-test)
+      ctest --test-dir build-gpu -L "gpu|multigpu" -R Nccl --output-on-failure --timeout 300 > "$out/nccl-test.log" 2>&1
+      tail -15 "$out/nccl-test.log"
+      ;;
+    model)
+      [ -f $model/unet/config.json ] || ./build-gpu/actors/distri model init --arch sdxl --dtype fp16 $model
+      ;;
+    smoke)
+      tiny=/tmp/sdxl-tiny
+      [ -d $tiny ] || ./build-gpu/actors/distri model init --arch sdxl-tiny $tiny > /dev/null
+      job=(--model $tiny -p "a cat" -H 256 -W 256 -s 6 --seed 3 --device cuda --dtype fp32 -q)
+      ./build-gpu/actors/distri generate "${job[@]}" -o /tmp/one.png --save-latents /tmp/one.f32
+      for n in 2 4; do
+        ./build-gpu/actors/distri generate "${job[@]}" --gpus $n --sync-mode full_sync -o /tmp/g$n.png --save-latents /tmp/g$n.f32
+        ./build-gpu/actors/distri generate "${job[@]}" --gpus $n -o /tmp/a$n.png --save-latents /tmp/a$n.f32
+        python3 - "$n" <<'PY'
+import sys, numpy as np
+n = sys.argv[1]
+one = np.fromfile("/tmp/one.f32", dtype=np.float32)
+for kind in ("g", "a"):
+    x = np.fromfile(f"/tmp/{kind}{n}.f32", dtype=np.float32)
+    print(f"smoke: {n} GPUs {'full_sync' if kind == 'g' else 'corrected_async_gn'} fp32 latent rel err vs 1 GPU: "
+          f"{np.linalg.norm(x - one) / np.linalg.norm(one):.3g}")
+PY
+      done
+      ;;
+    ours:*)
+      sizes=${stage#ours:}
+      ./build-gpu/bench/parallel_bench --model $model --gpus "$gpus" --sizes "$sizes" --steps "$steps" --exact \
+        ${OURS_ARGS:-} --out "$out/parallel.jsonl" 2>&1 | grep -v "^I " | tee -a "$out/ours.log"
+      ;;
+    theirs:*)
+      sizes=${stage#ours:}; sizes=${sizes#theirs:}
+      if [ ! -d /tmp/site24 ]; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site24 .whl24/*.whl
+      fi
+      IFS=',' read -ra ns <<< "$gpus"; IFS=',' read -ra ss <<< "$sizes"
+      for s in "${ss[@]}"; do
+        for n in "${ns[@]}"; do
+          PYTHONPATH=/tmp/site24 timeout ${THEIRS_TIMEOUT:-300} torchrun --nproc_per_node "$n" --master_port $((29500 + n)) \
+            bench/distrifuser_bench.py --model $model --size "$s" --steps "$steps" --repeats ${REPEATS:-3} \
+            > "$out/theirs-$s-$n.log" 2>&1
+          grep '^{' "$out/theirs-$s-$n.log" | tee -a "$out/parallel.jsonl" || tail -5 "$out/theirs-$s-$n.log"
+        done
+      done
+      ;;
+    *) echo "unknown stage $stage"; exit 2 ;;
+  esac
+done
