@@ -50,13 +50,33 @@ endif()
 # --- NCCL ----------------------------------------------------------------------------------
 set(DISTRI_HAVE_NCCL OFF)
 if(DISTRI_HAVE_CUDA AND NOT DISTRI_WITH_NCCL STREQUAL "OFF")
-  find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/include)
-  find_library(NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/lib/x86_64-linux-gnu)
+  # Where NCCL may be: the CUDA toolkit, the system (/usr/include on the GPU machine), $NCCL_HOME
+  # or $NCCL_ROOT, and the PyPI wheel nvidia-nccl-cu13 (site-packages/nvidia/nccl/include/nccl.h
+  # and lib/libnccl.so.2; the wheel has no unversioned libnccl.so, hence the second name).
+  set(_nccl_hints)
+  foreach(_root $ENV{NCCL_HOME} $ENV{NCCL_ROOT})
+    list(APPEND _nccl_hints ${_root})
+  endforeach()
+  find_package(Python3 COMPONENTS Interpreter QUIET)
+  if(Python3_Interpreter_FOUND)
+    execute_process(COMMAND ${Python3_EXECUTABLE} -c "import nvidia.nccl; print(list(nvidia.nccl.__path__)[0])"
+                    OUTPUT_VARIABLE _nccl_wheel OUTPUT_STRIP_TRAILING_WHITESPACE
+                    RESULT_VARIABLE _nccl_wheel_rc ERROR_QUIET)
+    if(_nccl_wheel_rc EQUAL 0 AND EXISTS "${_nccl_wheel}/include/nccl.h")
+      list(APPEND _nccl_hints ${_nccl_wheel})
+    endif()
+  endif()
+  find_path(NCCL_INCLUDE_DIR nccl.h
+            HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/include ${_nccl_hints} PATH_SUFFIXES include)
+  find_library(NCCL_LIBRARY NAMES nccl libnccl.so.2
+               HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/lib/x86_64-linux-gnu ${_nccl_hints}
+               PATH_SUFFIXES lib lib64)
   if(NCCL_INCLUDE_DIR AND NCCL_LIBRARY)
     add_library(distri::nccl INTERFACE IMPORTED)
     target_include_directories(distri::nccl INTERFACE ${NCCL_INCLUDE_DIR})
     target_link_libraries(distri::nccl INTERFACE ${NCCL_LIBRARY} CUDA::cudart)
     set(DISTRI_HAVE_NCCL ON)
+    message(STATUS "distri: NCCL ${NCCL_INCLUDE_DIR}/nccl.h, ${NCCL_LIBRARY}")
   elseif(DISTRI_WITH_NCCL STREQUAL "ON")
     message(FATAL_ERROR "DISTRI_WITH_NCCL=ON but nccl.h / libnccl were not found")
   endif()

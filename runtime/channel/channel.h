@@ -1,8 +1,14 @@
 // Channel: the data plane between the ranks of one gang (docs/ARCHITECTURE.md, runtime/channel).
 //
 // A gang has `world_size` ranks, 0 .. world_size-1, each holding one Channel. Backends live in
-// sibling folders (local/, ucx/, later nccl/) and are created with MakeChannel (factory.h).
-// Every backend passes the same conformance suite (tests/runtime/channel).
+// sibling folders and are created with MakeChannel (factory.h):
+//   local/  ranks are threads of one process; host buffers (the reference for tests)
+//   ucx/    host buffers over UCX (TCP, RDMA); CUDA buffers staged through pinned memory
+//   nccl/   CUDA buffers of one GPU per rank over NCCL, stream-ordered, CUDA-graph capturable;
+//           weaker matching: Send/Recv match by issue order (no tags, no size check) and sums
+//           are in NCCL's order (nccl/nccl_channel.h)
+// Every backend passes the same conformance suite (tests/runtime/channel; the NCCL backend
+// through device-buffer mirrors, with the differences above declared as its Traits).
 //
 // Operations
 //   AllGather   every rank contributes `send` (same count on every rank); `recv` holds
@@ -64,6 +70,10 @@ struct ChannelOptions {
   // UCX only: the transports to use (UCX_TLS syntax, e.g. "tcp,self"). Empty: UCX's own
   // configuration (the UCX_TLS environment variable, else all transports).
   std::string ucx_transports;
+  // NCCL only: the address of this rank's failure monitor, a TCP side channel to every peer
+  // that carries Abort and notices dead processes (NCCL cannot: see nccl/nccl_channel.h). It
+  // must be reachable from the other ranks. Empty: this host's name (gethostname).
+  std::string nccl_monitor_host;
 };
 
 class Channel {
@@ -110,8 +120,9 @@ class Channel {
   // (the watchdog's tool for hung collectives). Thread-safe, idempotent (the first reason is
   // kept), never waits for a peer. When it returns, the backend no longer touches the buffers
   // of this rank's pending operations. Peers are not waited for: they see Unavailable (UCX:
-  // broken connection; local: every rank of the in-process gang is aborted) or their own
-  // timeout. The channel cannot be used again; build a new gang.
+  // broken connection; local: every rank of the in-process gang is aborted; NCCL: the abort
+  // reaches them through the peer monitor) or their own timeout. The channel cannot be used
+  // again; build a new gang.
   void Abort(std::string_view reason);
 
   std::chrono::milliseconds op_timeout() const { return op_timeout_; }

@@ -4,6 +4,9 @@
 #if DISTRI_HAVE_UCX
 #include "runtime/channel/ucx/ucx_channel.h"
 #endif
+#if DISTRI_HAVE_NCCL
+#include "runtime/channel/nccl/nccl_channel.h"
+#endif
 
 namespace distri::channel {
 
@@ -29,6 +32,9 @@ std::vector<Backend> AvailableBackends() {
 #if DISTRI_HAVE_UCX
   out.push_back(Backend::kUcx);
 #endif
+#if DISTRI_HAVE_NCCL
+  out.push_back(Backend::kNccl);
+#endif
   return out;
 }
 
@@ -52,7 +58,11 @@ Result<std::unique_ptr<Channel>> MakeChannel(Backend backend, int rank, int worl
       break;
 #endif
     case Backend::kNccl:
+#if DISTRI_HAVE_NCCL
+      return nccl::MakeNcclChannel(rank, world_size, rendezvous, options);
+#else
       break;
+#endif
   }
   std::string built;
   for (Backend b : AvailableBackends()) built += (built.empty() ? "" : ", ") + std::string(BackendName(b));

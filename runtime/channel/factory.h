@@ -17,7 +17,8 @@ enum class Backend : int32_t { kLocal = 0, kUcx = 1, kNccl = 2 };
 // "local", "ucx", "nccl".
 std::string_view BackendName(Backend backend);
 Result<Backend> ParseBackend(std::string_view name);
-// Backends compiled into this binary (local always; ucx with DISTRI_HAVE_UCX).
+// Backends compiled into this binary (local always; ucx with DISTRI_HAVE_UCX; nccl with
+// DISTRI_HAVE_NCCL).
 std::vector<Backend> AvailableBackends();
 
 // Creates this rank's channel of a gang of `world_size` ranks, exchanging addresses through

@@ -43,7 +43,11 @@ Handle Handle::Completed(Status status, std::string what) {
   return Handle(std::move(state));
 }
 
-bool Handle::Done() const { return state_ != nullptr && state_->done(); }
+bool Handle::Done() const {
+  if (state_ == nullptr) return false;
+  state_->Progress();
+  return state_->done();
+}
 
 Status Handle::Wait(std::chrono::milliseconds timeout) {
   if (!state_) return Status::FailedPrecondition("Wait on an empty channel Handle");

@@ -25,6 +25,10 @@ class OpState {
   // Records the result and wakes waiters. Later calls are ignored.
   void Complete(Status status);
   bool done() const;
+  // Non-blocking progress hook, called by Handle::Done() before done(). Backends whose
+  // operations complete on a device without a progress thread (NCCL: a CUDA event) check
+  // for completion here. Default: nothing.
+  virtual void Progress() {}
   const std::string& what() const { return what_; }
 
   // Blocks until completed or `timeout` passes (DeadlineExceeded naming the operation; the

@@ -7,6 +7,11 @@ std::string_view MessageTypeName(MessageType type) {
     case MessageType::kRegisterNode: return "RegisterNode";
     case MessageType::kNodeRegistered: return "NodeRegistered";
     case MessageType::kHeartbeat: return "Heartbeat";
+    case MessageType::kRegisterActor: return "RegisterActor";
+    case MessageType::kActorRegistered: return "ActorRegistered";
+    case MessageType::kActorExited: return "ActorExited";
+    case MessageType::kGetClusterStatus: return "GetClusterStatus";
+    case MessageType::kClusterStatus: return "ClusterStatus";
     case MessageType::kSubmitJob: return "SubmitJob";
     case MessageType::kJobAccepted: return "JobAccepted";
     case MessageType::kGetJob: return "GetJob";
@@ -17,6 +22,7 @@ std::string_view MessageTypeName(MessageType type) {
     case MessageType::kAssignTask: return "AssignTask";
     case MessageType::kTaskProgress: return "TaskProgress";
     case MessageType::kTaskDone: return "TaskDone";
+    case MessageType::kCancelTask: return "CancelTask";
     case MessageType::kError: return "Error";
   }
   return "Unknown";

@@ -16,7 +16,9 @@ namespace distri::wire {
 // layout of the envelope or of messages changed incompatibly) and accepts any minor version
 // of its own major (new optional fields and new message types only).
 inline constexpr uint8_t kProtocolVersionMajor = 1;
-inline constexpr uint8_t kProtocolVersionMinor = 0;
+// Minor version history: 0 = node/job/task messages; 1 = actor registration and exits,
+// cluster status, CancelTask (docs/runtime-design.md).
+inline constexpr uint8_t kProtocolVersionMinor = 1;
 
 enum class MessageType : uint16_t {
   // 0 is never a valid type (a zeroed buffer must not parse as a message).
@@ -24,6 +26,13 @@ enum class MessageType : uint16_t {
   kRegisterNode = 1,     // node -> head: resources of the node
   kNodeRegistered = 2,   // head -> node: registration accepted
   kHeartbeat = 3,        // node/actor -> head: liveness
+  // Actors (and their node agent) <-> head; minor version 1.
+  kRegisterActor = 4,    // actor -> head: ready, with its model and device
+  kActorRegistered = 5,  // head -> actor: registration accepted
+  kActorExited = 6,      // node -> head: an actor process exited
+  // Cluster overview; minor version 1.
+  kGetClusterStatus = 7, // client -> head: nodes, actors, queue, running jobs
+  kClusterStatus = 8,    // head -> client: the overview
   // Client <-> head.
   kSubmitJob = 10,       // client -> head: render one image
   kJobAccepted = 11,     // head -> client: job recorded durably, id assigned
@@ -36,6 +45,7 @@ enum class MessageType : uint16_t {
   kAssignTask = 20,      // head -> actor: one rank of a gang for one job
   kTaskProgress = 21,    // actor -> head: denoising step i of n
   kTaskDone = 22,        // actor -> head: the rank finished (image on rank 0) or failed
+  kCancelTask = 23,      // head -> actor: abort one attempt of a task; minor version 1
   // Any direction.
   kError = 30,           // the request named by the envelope's request id failed
 };

@@ -17,6 +17,11 @@ Result<AnyMessage> DecodeMessage(const Envelope& e) {
     case MessageType::kRegisterNode: return DecodeAs<RegisterNode>(e);
     case MessageType::kNodeRegistered: return DecodeAs<NodeRegistered>(e);
     case MessageType::kHeartbeat: return DecodeAs<Heartbeat>(e);
+    case MessageType::kRegisterActor: return DecodeAs<RegisterActor>(e);
+    case MessageType::kActorRegistered: return DecodeAs<ActorRegistered>(e);
+    case MessageType::kActorExited: return DecodeAs<ActorExited>(e);
+    case MessageType::kGetClusterStatus: return DecodeAs<GetClusterStatus>(e);
+    case MessageType::kClusterStatus: return DecodeAs<ClusterStatus>(e);
     case MessageType::kSubmitJob: return DecodeAs<SubmitJob>(e);
     case MessageType::kJobAccepted: return DecodeAs<JobAccepted>(e);
     case MessageType::kGetJob: return DecodeAs<GetJob>(e);
@@ -27,6 +32,7 @@ Result<AnyMessage> DecodeMessage(const Envelope& e) {
     case MessageType::kAssignTask: return DecodeAs<AssignTask>(e);
     case MessageType::kTaskProgress: return DecodeAs<TaskProgress>(e);
     case MessageType::kTaskDone: return DecodeAs<TaskDone>(e);
+    case MessageType::kCancelTask: return DecodeAs<CancelTask>(e);
     case MessageType::kError: return DecodeAs<Error>(e);
   }
   return Status::InvalidArgument("unknown message type " + std::to_string(static_cast<uint16_t>(e.type)));

@@ -18,6 +18,8 @@
 #include <variant>
 
 #include "runtime/common/status.h"
+#include "runtime/wire/actor_messages.h"
+#include "runtime/wire/cluster_messages.h"
 #include "runtime/wire/envelope.h"
 #include "runtime/wire/job_messages.h"
 #include "runtime/wire/limits.h"
@@ -30,7 +32,8 @@ namespace distri::wire {
 
 using AnyMessage = std::variant<RegisterNode, NodeRegistered, Heartbeat, SubmitJob, JobAccepted, GetJob,
                                 JobStatus, CancelJob, GetJobResult, JobResult, AssignTask, TaskProgress,
-                                TaskDone, Error>;
+                                TaskDone, Error, RegisterActor, ActorRegistered, ActorExited,
+                                GetClusterStatus, ClusterStatus, CancelTask>;
 
 // Decodes the payload of `envelope` into the message its type names. Errors name the message
 // and field ("SubmitJob.width: value 0 outside [1, 16384]").

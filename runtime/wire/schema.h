@@ -1,7 +1,7 @@
 // Internal to runtime/wire: the field list ("schema") of each shared value type, written once
 // and used by both FieldWriter (encode) and FieldReader (decode), and the payload codec that
-// runs it. The field lists of the messages are in node_messages.cc, job_messages.cc and
-// task_messages.cc.
+// runs it. The field lists of the messages are in node_messages.cc, job_messages.cc,
+// task_messages.cc, actor_messages.cc and cluster_messages.cc.
 //
 // Wire names are snake_case and never change; a new field is optional (old peers omit it).
 #pragma once

@@ -70,6 +70,16 @@ Result<std::unique_ptr<UcxEngine>> UcxEngine::Create(int rank, int world_size,
       return Status::Unavailable("UCX: setting RNDV_THRESH failed: " + UcsError(st));
     }
   }
+  // Keepalive probes end a connection with "Endpoint timeout" when a rank is starved of CPU
+  // for a while (seen with 4 ranks on a loaded 2-core CI machine). A dead peer is still
+  // detected at once: its TCP connection closes. UCX_KEEPALIVE_INTERVAL overrides this.
+  if (std::getenv("UCX_KEEPALIVE_INTERVAL") == nullptr) {
+    st = ucp_config_modify(config, "KEEPALIVE_INTERVAL", "inf");
+    if (st != UCS_OK) {
+      ucp_config_release(config);
+      return Status::Unavailable("UCX: setting KEEPALIVE_INTERVAL failed: " + UcsError(st));
+    }
+  }
   ucp_params_t params{};
   params.field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_ESTIMATED_NUM_EPS;
   params.features = UCP_FEATURE_TAG | UCP_FEATURE_WAKEUP;

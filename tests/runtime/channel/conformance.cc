@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -91,7 +92,7 @@ int64_t MonotonicNs() {
 // ---------------------------------------------------------------------------------------------
 // Shared cases
 
-void AllGatherEveryDType(Channel& ch) {
+void AllGatherEveryDType(Channel& ch, const Traits& traits) {
   const int n = ch.world_size();
   for (DType dtype : kAllDTypes) {
     for (size_t count : {size_t{1}, size_t{5}, size_t{1000}}) {
@@ -108,7 +109,7 @@ void AllGatherEveryDType(Channel& ch) {
   }
 }
 
-void AllGatherInPlaceAndEmpty(Channel& ch) {
+void AllGatherInPlaceAndEmpty(Channel& ch, const Traits& traits) {
   const int n = ch.world_size();
   const size_t count = 33;
   Bytes recv(count * 4 * static_cast<size_t>(n), 0);
@@ -131,7 +132,7 @@ std::vector<size_t> UnevenCounts(int n) {
   return counts;
 }
 
-void AllGatherVUneven(Channel& ch) {
+void AllGatherVUneven(Channel& ch, const Traits& traits) {
   const int n = ch.world_size();
   const std::vector<size_t> counts = UnevenCounts(n);
   for (DType dtype : kAllDTypes) {
@@ -170,7 +171,7 @@ void AllGatherVUneven(Channel& ch) {
   }
 }
 
-void AllReduceEveryDType(Channel& ch) {
+void AllReduceEveryDType(Channel& ch, const Traits& traits) {
   const int n = ch.world_size();
   // Sizes around the chunking of a reduce-scatter: fewer elements than ranks, remainders.
   for (DType dtype : kAllDTypes) {
@@ -190,7 +191,7 @@ void AllReduceEveryDType(Channel& ch) {
   }
 }
 
-void AllReduceInPlaceAndWrap(Channel& ch) {
+void AllReduceInPlaceAndWrap(Channel& ch, const Traits& traits) {
   const int n = ch.world_size();
   Bytes data = SmallValues(DType::kF32, ch.rank(), 517);
   ASSERT_TRUE(ch.AllReduce(CBuf(data, DType::kF32), Buf(data, DType::kF32)).ok());
@@ -216,7 +217,7 @@ void AllReduceInPlaceAndWrap(Channel& ch) {
 }
 
 // Random floats: the result must equal the host reference bit for bit on every rank.
-void AllReduceMatchesReferenceBits(Channel& ch) {
+void AllReduceMatchesReferenceBits(Channel& ch, const Traits& traits) {
   const int n = ch.world_size();
   for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
     const size_t count = 10007;
@@ -226,13 +227,39 @@ void AllReduceMatchesReferenceBits(Channel& ch) {
     ASSERT_TRUE(ch.AllReduce(CBuf(send, dtype), Buf(recv, dtype)).ok());
     std::vector<Bytes> inputs;
     for (int r = 0; r < n; ++r) inputs.push_back(RandomValues(dtype, r, count, 11));
-    EXPECT_EQ(ReferenceSum(dtype, inputs, count), recv);
+    const Bytes reference = ReferenceSum(dtype, inputs, count);
+    if (traits.rank_order_sum) {
+      EXPECT_EQ(reference, recv);
+      continue;
+    }
+    // Another summation order: every rank holds the same bits, close to the reference.
+    Bytes all(recv.size() * static_cast<size_t>(n));
+    ASSERT_TRUE(ch.AllGather(CBuf(recv, DType::kU8), Buf(all, DType::kU8)).ok());
+    for (int r = 0; r < n; ++r) {
+      EXPECT_EQ(0, std::memcmp(all.data() + static_cast<size_t>(r) * recv.size(), recv.data(), recv.size()))
+          << "rank " << r << " received other bits";
+    }
+    auto to_float = [&](const Bytes& b, size_t i) {
+      if (dtype == DType::kF32) { float f; std::memcpy(&f, b.data() + 4 * i, 4); return f; }
+      uint16_t h;
+      std::memcpy(&h, b.data() + 2 * i, 2);
+      return dtype == DType::kF16 ? HalfToFloat(h) : BFloat16ToFloat(h);
+    };
+    // |inputs| <= 1 per rank: per-add rounding of the dtype, over n - 1 adds, plus the final one.
+    const double eps = dtype == DType::kF32 ? 1.2e-7 : dtype == DType::kF16 ? 9.8e-4 : 7.9e-3;
+    const double tolerance = eps * n * n;
+    size_t bad = 0;
+    for (size_t i = 0; i < count; ++i) {
+      bad += std::abs(static_cast<double>(to_float(recv, i)) - to_float(reference, i)) > tolerance;
+    }
+    EXPECT_EQ(0u, bad) << "elements further than " << tolerance << " from the rank-order sum";
   }
 }
 
-void SendRecvRingAndTags(Channel& ch) {
+void SendRecvRingAndTags(Channel& ch, const Traits& traits) {
   const int n = ch.world_size();
   const int next = (ch.rank() + 1) % n, prev = (ch.rank() + n - 1) % n;
+  if (!traits.tag_matching) return;  // see SendRecvRingInIssueOrder
   // Three tags, received in another order than sent.
   std::vector<Bytes> out, in;
   std::vector<Handle> handles;
@@ -261,7 +288,32 @@ void SendRecvRingAndTags(Channel& ch) {
   EXPECT_EQ(prev * 10 + 2, rb[0]);
 }
 
-void SendRecvSelfAndEmpty(Channel& ch) {
+// The exchange every backend supports: a ring of messages of different sizes, Recvs posted
+// before the Sends, matched in issue order (the tags agree too), waited for in reverse.
+void SendRecvRingInIssueOrder(Channel& ch, const Traits& traits) {
+  const int n = ch.world_size();
+  const int next = (ch.rank() + 1) % n, prev = (ch.rank() + n - 1) % n;
+  std::vector<Bytes> out, in;
+  std::vector<Handle> handles;
+  for (int k = 0; k < 4; ++k) {
+    out.push_back(Pattern(DType::kF16, ch.rank(), 50 + 300 * static_cast<size_t>(k), 20 + k));
+    in.emplace_back(out.back().size(), 0);
+  }
+  for (int k = 0; k < 4; ++k) {
+    handles.push_back(ch.RecvAsync(Buf(in[static_cast<size_t>(k)], DType::kF16), prev, 300 + static_cast<uint32_t>(k)));
+  }
+  for (int k = 0; k < 4; ++k) {
+    handles.push_back(ch.SendAsync(CBuf(out[static_cast<size_t>(k)], DType::kF16), next, 300 + static_cast<uint32_t>(k)));
+  }
+  for (auto it = handles.rbegin(); it != handles.rend(); ++it) {
+    ASSERT_TRUE(it->Wait(milliseconds(20000)).ok()) << it->what();
+  }
+  for (int k = 0; k < 4; ++k) {
+    EXPECT_EQ(Pattern(DType::kF16, prev, 50 + 300 * static_cast<size_t>(k), 20 + k), in[static_cast<size_t>(k)]) << "message " << k;
+  }
+}
+
+void SendRecvSelfAndEmpty(Channel& ch, const Traits& traits) {
   const Bytes out = Pattern(DType::kU8, ch.rank(), 77, 4);
   Bytes in(out.size(), 0);
   Handle r = ch.RecvAsync(Buf(in, DType::kU8), ch.rank(), 5);
@@ -279,7 +331,8 @@ void SendRecvSelfAndEmpty(Channel& ch) {
 
 // A Recv whose size differs from the Send's fails on the receiver with a message naming the
 // sender; the channel stays usable.
-void SendRecvSizeMismatch(Channel& ch) {
+void SendRecvSizeMismatch(Channel& ch, const Traits& traits) {
+  if (!traits.p2p_size_check) return;  // undefined on such backends
   if (ch.rank() == 0) {
     std::vector<float> big(8, 1.0f), small(2, 1.0f);
     Handle a = ch.SendAsync(CpuBuffer<float>(big.data(), big.size()), 1, 9);
@@ -298,7 +351,7 @@ void SendRecvSizeMismatch(Channel& ch) {
   EXPECT_TRUE(ch.Barrier().ok());
 }
 
-void BarrierHoldsEveryone(Channel& ch) {
+void BarrierHoldsEveryone(Channel& ch, const Traits& traits) {
   for (int round = 0; round < 2; ++round) {
     std::this_thread::sleep_for(milliseconds(25 * ch.rank()));
     const int64_t enter = MonotonicNs();
@@ -317,7 +370,7 @@ void BarrierHoldsEveryone(Channel& ch) {
 }
 
 // 64 MiB gathered and 64 MiB reduced.
-void LargeBuffers(Channel& ch) {
+void LargeBuffers(Channel& ch, const Traits& traits) {
   const auto n = static_cast<size_t>(ch.world_size());
   const size_t total = (size_t{64} << 20) / 4;  // f32 elements in 64 MiB
   const size_t part = total / n;
@@ -344,7 +397,7 @@ void LargeBuffers(Channel& ch) {
 }
 
 // Many operations in flight at once, waited for in reverse order.
-void ManyAsyncInFlight(Channel& ch) {
+void ManyAsyncInFlight(Channel& ch, const Traits& traits) {
   const int n = ch.world_size();
   const int next = (ch.rank() + 1) % n, prev = (ch.rank() + n - 1) % n;
   constexpr int kOps = 48;
@@ -401,7 +454,7 @@ void ManyAsyncInFlight(Channel& ch) {
 
 // Wait with a short timeout returns DeadlineExceeded while a peer is late; the operation stays
 // pending and completes once the peer arrives.
-void WaitTimeoutThenComplete(Channel& ch) {
+void WaitTimeoutThenComplete(Channel& ch, const Traits& traits) {
   std::vector<int64_t> v = {ch.rank() + 1}, out(1);
   if (ch.rank() == 0) {
     Handle h = ch.AllReduceAsync(CpuBuffer<int64_t>(v.data(), 1), CpuBuffer(out.data(), 1));
@@ -428,7 +481,7 @@ void ExpectInvalid(const Status& s, const std::string& needle) {
 
 // Bad calls fail at once with a message naming the problem, and send nothing (so the gang
 // stays in step: the barrier at the end must still match).
-void InvalidArguments(Channel& ch) {
+void InvalidArguments(Channel& ch, const Traits& traits) {
   const int n = ch.world_size();
   std::vector<float> a(8), b(8 * static_cast<size_t>(n) + 1);
   ExpectInvalid(ch.AllGather(CpuBuffer<float>(a.data(), 8), CpuBuffer(b.data(), b.size())),
@@ -466,6 +519,7 @@ const std::vector<SharedCase> kShared = {
     {"AllReduceInPlaceAndWrap", 1, AllReduceInPlaceAndWrap},
     {"AllReduceMatchesReferenceBits", 1, AllReduceMatchesReferenceBits},
     {"SendRecvRingAndTags", 1, SendRecvRingAndTags},
+    {"SendRecvRingInIssueOrder", 1, SendRecvRingInIssueOrder},
     {"SendRecvSelfAndEmpty", 1, SendRecvSelfAndEmpty},
     {"SendRecvSizeMismatch", 2, SendRecvSizeMismatch},
     {"BarrierHoldsEveryone", 1, BarrierHoldsEveryone},
@@ -487,11 +541,11 @@ const SharedCase* FindSharedCase(const std::string& name) {
   return nullptr;
 }
 
-void RunAllSharedCases(Channel& channel) {
+void RunAllSharedCases(Channel& channel, const Traits& traits) {
   for (const SharedCase& c : kShared) {
     if (channel.world_size() < c.min_world) continue;
     SCOPED_TRACE(std::string("case ") + c.name);
-    c.run(channel);
+    c.run(channel, traits);
     ASSERT_TRUE(channel.Barrier().ok()) << "after case " << c.name;
   }
 }

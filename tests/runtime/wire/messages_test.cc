@@ -56,6 +56,47 @@ TEST(WireMessages, EveryMessageRoundTrips) {
   ExpectRoundTrip(SampleTaskProgress());
   ExpectRoundTrip(SampleTaskDone());
   ExpectRoundTrip(SampleError());
+  ExpectRoundTrip(SampleRegisterActor());
+  ExpectRoundTrip(SampleActorRegistered());
+  ExpectRoundTrip(SampleActorExited());
+  ExpectRoundTrip(SampleGetClusterStatus());
+  ExpectRoundTrip(SampleClusterStatus());
+  ExpectRoundTrip(SampleCancelTask());
+}
+
+TEST(WireMessages, ActorAndClusterMessagesAreValidated) {
+  RegisterActor ra = SampleRegisterActor();
+  ra.model = "";
+  EXPECT_EQ(EncodePayload(ra).status().code(), StatusCode::kInvalidArgument);
+  ra = SampleRegisterActor();
+  ra.gpu_index = -2;
+  EXPECT_EQ(EncodePayload(ra).status().code(), StatusCode::kInvalidArgument);
+  ra = SampleRegisterActor();
+  ra.actor_id = ActorId();
+  Result<std::string> nil = EncodePayload(ra);
+  ASSERT_FALSE(nil.ok());
+  EXPECT_NE(nil.status().message().find("RegisterActor.actor_id"), std::string::npos) << nil.status().ToString();
+  ra = SampleRegisterActor();
+  ra.pid = 0;
+  EXPECT_FALSE(EncodePayload(ra).ok());
+
+  ClusterStatus cs = SampleClusterStatus();
+  cs.running[0].step = 51;
+  EXPECT_EQ(EncodePayload(cs).status().code(), StatusCode::kInvalidArgument);
+  cs = SampleClusterStatus();
+  cs.actors.resize(kMaxStatusEntries + 1, cs.actors[0]);
+  EXPECT_EQ(EncodePayload(cs).status().code(), StatusCode::kInvalidArgument);
+  cs.actors.resize(kMaxStatusEntries);
+  Result<std::string> big = EncodePayload(cs);
+  ASSERT_TRUE(big.ok()) << big.status().ToString();
+  ClusterStatus back;
+  ASSERT_TRUE(DecodePayload(*big, &back).ok());
+  EXPECT_EQ(back, cs);
+
+  ActorExited ex = SampleActorExited();
+  ex.signal = 300;
+  EXPECT_FALSE(EncodePayload(ex).ok());
+  EXPECT_EQ(ActorStateName(ActorState::kBusy), "busy");
 }
 
 TEST(WireMessages, EveryJobStateAndFormatRoundTrips) {
@@ -193,6 +234,11 @@ TEST(WireMessages, TypeValuesAreFrozen) {
   EXPECT_EQ(static_cast<int>(MessageType::kRegisterNode), 1);
   EXPECT_EQ(static_cast<int>(MessageType::kNodeRegistered), 2);
   EXPECT_EQ(static_cast<int>(MessageType::kHeartbeat), 3);
+  EXPECT_EQ(static_cast<int>(MessageType::kRegisterActor), 4);
+  EXPECT_EQ(static_cast<int>(MessageType::kActorRegistered), 5);
+  EXPECT_EQ(static_cast<int>(MessageType::kActorExited), 6);
+  EXPECT_EQ(static_cast<int>(MessageType::kGetClusterStatus), 7);
+  EXPECT_EQ(static_cast<int>(MessageType::kClusterStatus), 8);
   EXPECT_EQ(static_cast<int>(MessageType::kSubmitJob), 10);
   EXPECT_EQ(static_cast<int>(MessageType::kJobAccepted), 11);
   EXPECT_EQ(static_cast<int>(MessageType::kGetJob), 12);
@@ -203,6 +249,7 @@ TEST(WireMessages, TypeValuesAreFrozen) {
   EXPECT_EQ(static_cast<int>(MessageType::kAssignTask), 20);
   EXPECT_EQ(static_cast<int>(MessageType::kTaskProgress), 21);
   EXPECT_EQ(static_cast<int>(MessageType::kTaskDone), 22);
+  EXPECT_EQ(static_cast<int>(MessageType::kCancelTask), 23);
   EXPECT_EQ(static_cast<int>(MessageType::kError), 30);
   EXPECT_EQ(static_cast<int>(JobState::kPending), 0);
   EXPECT_EQ(static_cast<int>(JobState::kCancelled), 5);
@@ -211,7 +258,12 @@ TEST(WireMessages, TypeValuesAreFrozen) {
   EXPECT_TRUE(IsTerminal(JobState::kCancelled));
   EXPECT_FALSE(IsTerminal(JobState::kRunning));
   EXPECT_FALSE(MessageTypeFromValue(0).has_value());
-  EXPECT_FALSE(MessageTypeFromValue(4).has_value());
+  EXPECT_FALSE(MessageTypeFromValue(9).has_value());
+  EXPECT_EQ(MessageTypeFromValue(4), MessageType::kRegisterActor);
+  EXPECT_EQ(MessageTypeFromValue(23), MessageType::kCancelTask);
+  EXPECT_EQ(static_cast<int>(ActorState::kIdle), 0);
+  EXPECT_EQ(static_cast<int>(ActorState::kDead), 2);
+  EXPECT_EQ(kProtocolVersionMinor, 1);
   EXPECT_FALSE(MessageTypeFromValue(0x10000 + 1).has_value());
   EXPECT_EQ(MessageTypeFromValue(13), MessageType::kJobStatus);
 }

@@ -144,6 +144,67 @@ inline TaskDone SampleTaskDone() {
   return m;
 }
 
+inline ActorId TestActorId(uint8_t seed) {
+  std::array<uint8_t, 16> b{};
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<uint8_t>(0x30 + seed + i);
+  return ActorId::FromBytes(b);
+}
+
+inline RegisterActor SampleRegisterActor() {
+  RegisterActor m;
+  m.actor_id = TestActorId(1);
+  m.node_id = TestNodeId(1);
+  m.gpu_index = 3;
+  m.pid = 41234;
+  m.model = "sdxl-base-1.0";
+  m.device = "cuda:3";
+  return m;
+}
+
+inline ActorRegistered SampleActorRegistered() { return {TestActorId(1), 1000}; }
+inline ActorExited SampleActorExited() { return {TestActorId(2), -1, 9, true}; }
+inline CancelTask SampleCancelTask() { return {TestJobId(), 2}; }
+inline GetClusterStatus SampleGetClusterStatus() { return {}; }
+
+inline ClusterStatus SampleClusterStatus() {
+  ClusterStatus m;
+  NodeStatus n;
+  n.node_id = TestNodeId(1);
+  n.hostname = "gpu-host-0.example";
+  n.alive = true;
+  n.gpus = {{0, "NVIDIA H100 80GB HBM3", 85520809984ull}};
+  n.cpu_actors = 1;
+  m.nodes.push_back(n);
+  n.node_id = TestNodeId(2);
+  n.hostname = "cpu-host-1";
+  n.alive = false;
+  n.gpus.clear();
+  n.cpu_actors = 2;
+  m.nodes.push_back(n);
+  ActorStatus a;
+  a.actor_id = TestActorId(1);
+  a.node_id = TestNodeId(1);
+  a.gpu_index = 0;
+  a.state = ActorState::kBusy;
+  a.job_id = TestJobId();
+  a.model = "sdxl-base-1.0";
+  a.device = "cuda:0";
+  m.actors.push_back(a);
+  a.actor_id = TestActorId(2);
+  a.node_id = TestNodeId(2);
+  a.gpu_index = -1;
+  a.state = ActorState::kDead;
+  a.job_id = JobId();
+  a.device = "cpu";
+  m.actors.push_back(a);
+  m.jobs_by_state = {4, 1, 2, 100, 3, 5};
+  m.queue_length = 4;
+  m.running.push_back({TestJobId(), JobState::kRunning, 12, 50, 1, 4});
+  m.truncated = true;
+  m.head_version = "0.1.0";
+  return m;
+}
+
 inline Error SampleError() { return {static_cast<int32_t>(StatusCode::kNotFound), "job a0a1a2a3 not found"}; }
 
 // One envelope of each message type, as bytes (request ids 1, 2, ...).
@@ -165,6 +226,12 @@ inline std::vector<std::string> SampleEnvelopes() {
   add(SampleTaskProgress());
   add(SampleTaskDone());
   add(SampleError());
+  add(SampleRegisterActor());
+  add(SampleActorRegistered());
+  add(SampleActorExited());
+  add(SampleGetClusterStatus());
+  add(SampleClusterStatus());
+  add(SampleCancelTask());
   return out;
 }
 

@@ -1,0 +1,3 @@
+module distri
+
+go 1.19

@@ -1,0 +1,7 @@
+module distri-examples
+
+go 1.19
+
+require distri v0.0.0
+
+replace distri => ../../bindings/go

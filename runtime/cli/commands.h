@@ -1,0 +1,31 @@
+// The subcommands of distri-cluster (main.cc parses the flags). Each returns the process exit
+// status: 0 success, 1 failure (printed on stderr).
+#pragma once
+
+#include <string>
+
+#include "runtime/wire/types.h"
+
+namespace distri::cli {
+
+// Where the head is and which keys to use: from --config (the cluster YAML) or --address/--keys.
+struct Target {
+  std::string config;
+  std::string address;
+  std::string keys_dir;
+};
+
+struct JobFlags {
+  wire::JobSpec spec;
+  int64_t seed = -1;  // -1: the head draws one
+  double timeout_s = 3600;
+};
+
+int CmdUp(const std::string& config, const std::string& bin_dir);
+int CmdDown(const std::string& config);
+int CmdStatus(const Target& target);
+int CmdSubmit(const Target& target, JobFlags job, const std::string& out, bool quiet);
+int CmdBatch(const Target& target, JobFlags job, const std::string& prompts_file, const std::string& out_dir);
+int CmdLogs(const std::string& config, const std::string& which, int lines, bool follow);
+
+}  // namespace distri::cli

@@ -1,0 +1,141 @@
+#include "runtime/client/client.h"
+
+#include <thread>
+
+#include "runtime/common/logging.h"
+#include "runtime/wire/dealer_socket.h"
+#include "runtime/wire/zmq_context.h"
+
+namespace distri::client {
+namespace {
+
+std::string NormalizeAddress(const std::string& address) {
+  if (address.find("://") != std::string::npos) return address;
+  return "tcp://" + address;
+}
+
+bool SameProgress(const wire::JobStatus& a, const wire::JobStatus& b) {
+  return a.state == b.state && a.step == b.step && a.total_steps == b.total_steps && a.attempt == b.attempt &&
+         a.queue_position == b.queue_position;
+}
+
+}  // namespace
+
+Status ResolveClientKeys(ClientOptions* o) {
+  if (o->allow_insecure) return Status::Ok();
+  if (!o->client_keys) {
+    std::string file = o->client_key_file;
+    if (file.empty() && !o->keys_dir.empty()) file = o->keys_dir + "/client.key";
+    if (file.empty()) {
+      return Status::InvalidArgument(
+          "client: no CURVE keys (set keys_dir to the cluster's key directory, or the key files)");
+    }
+    DISTRI_ASSIGN_OR_RETURN(wire::CurveKeyPair keys, wire::ReadKeyPairFile(file));
+    o->client_keys = std::move(keys);
+  }
+  if (o->head_public_key.empty()) {
+    std::string file = o->head_public_key_file;
+    if (file.empty() && !o->keys_dir.empty()) file = o->keys_dir + "/head.pub";
+    if (file.empty()) {
+      return Status::InvalidArgument("client: the head's public key is missing (set keys_dir or head_public_key_file)");
+    }
+    DISTRI_ASSIGN_OR_RETURN(o->head_public_key, wire::ReadPublicKeyFile(file));
+  }
+  return wire::ValidateZ85Key(o->head_public_key, "head public key");
+}
+
+Result<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
+  if (options.address.empty()) return Status::InvalidArgument("client: empty head address");
+  options.address = NormalizeAddress(options.address);
+  if (options.request_timeout.count() <= 0) {
+    return Status::InvalidArgument("client: request_timeout must be positive, found " +
+                                   std::to_string(options.request_timeout.count()) + " ms");
+  }
+  if (options.poll_interval.count() <= 0) options.poll_interval = std::chrono::milliseconds(100);
+  DISTRI_RETURN_IF_ERROR(ResolveClientKeys(&options));
+  DISTRI_ASSIGN_OR_RETURN(std::shared_ptr<wire::ZmqContext> ctx, wire::ZmqContext::Create());
+  wire::DealerOptions d;
+  d.endpoint = options.address;
+  d.sender_id = "client:" + options.name;
+  d.curve = options.client_keys;
+  d.server_public_key = options.head_public_key;
+  d.allow_insecure = options.allow_insecure;
+  DISTRI_ASSIGN_OR_RETURN(std::unique_ptr<wire::DealerSocket> socket, wire::DealerSocket::Connect(ctx, d));
+  std::unique_ptr<Client> client(new Client(std::move(options), std::move(ctx), std::move(socket)));
+  if (client->options_.connect_timeout.count() > 0) {
+    std::lock_guard<std::mutex> lock(client->mu_);
+    Result<wire::ClusterStatus> probe =
+        client->socket_->Call<wire::ClusterStatus>(wire::GetClusterStatus{}, client->options_.connect_timeout);
+    if (!probe.ok()) {
+      return Status::Unavailable("cannot reach the head at " + client->options_.address + " within " +
+                                 std::to_string(client->options_.connect_timeout.count()) +
+                                 " ms (not running, wrong address, or our key is not authorized): " +
+                                 probe.status().message());
+    }
+  }
+  return client;
+}
+
+Client::Client(ClientOptions options, std::shared_ptr<wire::ZmqContext> context,
+               std::unique_ptr<wire::DealerSocket> socket)
+    : options_(std::move(options)), context_(std::move(context)), socket_(std::move(socket)) {}
+
+Client::~Client() {
+  socket_.reset();  // before the context
+}
+
+template <typename Resp, typename Req>
+Result<Resp> Client::Call(const Req& request) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return socket_->Call<Resp>(request, options_.request_timeout);
+}
+
+Result<wire::JobAccepted> Client::Submit(const wire::JobSpec& spec) {
+  return Call<wire::JobAccepted>(wire::SubmitJob{spec});
+}
+
+Result<wire::JobStatus> Client::GetJob(const JobId& job_id) { return Call<wire::JobStatus>(wire::GetJob{job_id}); }
+
+Result<wire::JobStatus> Client::Cancel(const JobId& job_id) { return Call<wire::JobStatus>(wire::CancelJob{job_id}); }
+
+Result<wire::JobResult> Client::GetResult(const JobId& job_id) {
+  return Call<wire::JobResult>(wire::GetJobResult{job_id});
+}
+
+Result<wire::ClusterStatus> Client::GetClusterStatus() { return Call<wire::ClusterStatus>(wire::GetClusterStatus{}); }
+
+Result<wire::JobResult> Client::WaitForJob(const JobId& job_id, std::chrono::milliseconds timeout,
+                                           const ProgressFn& progress) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::optional<wire::JobStatus> last;
+  while (true) {
+    Result<wire::JobStatus> st = GetJob(job_id);
+    if (!st.ok()) {
+      // A head restart makes polls fail for a moment; keep trying until the deadline.
+      if (st.status().code() != StatusCode::kUnavailable && st.status().code() != StatusCode::kDeadlineExceeded) {
+        return st.status();
+      }
+      DISTRI_LOG(DEBUG) << "job " << job_id.Short() << ": poll failed, retrying: " << st.status().ToString();
+    } else {
+      if (progress && (!last || !SameProgress(*last, *st))) progress(*st);
+      last = *st;
+      switch (st->state) {
+        case wire::JobState::kSucceeded: return GetResult(job_id);
+        case wire::JobState::kFailed:
+          return Status::Aborted("job " + job_id.Hex() + " failed (attempt " + std::to_string(st->attempt) +
+                                 "): " + st->error);
+        case wire::JobState::kCancelled: return Status::Cancelled("job " + job_id.Hex() + " was cancelled");
+        default: break;
+      }
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
+      return Status::DeadlineExceeded("job " + job_id.Hex() + " not finished after " +
+                                      std::to_string(timeout.count()) + " ms (state " +
+                                      (last ? std::string(wire::JobStateName(last->state)) : "unknown") + ")");
+    }
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(options_.poll_interval, deadline - now));
+  }
+}
+
+}  // namespace distri::client

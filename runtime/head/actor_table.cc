@@ -1,0 +1,111 @@
+#include "runtime/head/actor_table.h"
+
+namespace distri::head {
+
+std::optional<TaskRef> ActorTable::Register(const wire::RegisterActor& m, const std::string& peer, int64_t now_ms) {
+  ActorEntry& e = actors_[m.actor_id];
+  std::optional<TaskRef> lost = e.state == wire::ActorState::kBusy ? e.task : std::nullopt;
+  e.id = m.actor_id;
+  e.node_id = m.node_id;
+  e.gpu_index = m.gpu_index;
+  e.pid = m.pid;
+  e.model = m.model;
+  e.device = m.device;
+  e.peer = peer;
+  e.last_seen_ms = now_ms;
+  e.state = wire::ActorState::kIdle;
+  e.task.reset();
+  return lost;
+}
+
+std::optional<ActorId> ActorTable::Touch(const std::string& peer, int64_t now_ms) {
+  for (auto& [id, e] : actors_) {
+    if (e.peer == peer && e.state != wire::ActorState::kDead) {
+      e.last_seen_ms = now_ms;
+      return id;
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<std::pair<ActorId, std::optional<TaskRef>>> ActorTable::Sweep(int64_t now_ms) {
+  std::vector<std::pair<ActorId, std::optional<TaskRef>>> died;
+  for (auto& [id, e] : actors_) {
+    if (e.state != wire::ActorState::kDead && now_ms - e.last_seen_ms > timeout_ms_) {
+      died.emplace_back(id, MarkDead(id));
+    }
+  }
+  return died;
+}
+
+std::optional<TaskRef> ActorTable::MarkDead(const ActorId& id) {
+  auto it = actors_.find(id);
+  if (it == actors_.end() || it->second.state == wire::ActorState::kDead) return std::nullopt;
+  std::optional<TaskRef> task = it->second.task;
+  it->second.state = wire::ActorState::kDead;
+  it->second.task.reset();
+  return task;
+}
+
+std::vector<std::pair<ActorId, std::optional<TaskRef>>> ActorTable::MarkNodeDead(const NodeId& node) {
+  std::vector<std::pair<ActorId, std::optional<TaskRef>>> died;
+  for (auto& [id, e] : actors_) {
+    if (e.node_id == node && e.state != wire::ActorState::kDead) died.emplace_back(id, MarkDead(id));
+  }
+  return died;
+}
+
+void ActorTable::Assign(const ActorId& id, const TaskRef& task) {
+  auto it = actors_.find(id);
+  if (it == actors_.end() || it->second.state == wire::ActorState::kDead) return;
+  it->second.state = wire::ActorState::kBusy;
+  it->second.task = task;
+}
+
+bool ActorTable::Release(const ActorId& id, const TaskRef& task) {
+  auto it = actors_.find(id);
+  if (it == actors_.end() || it->second.state != wire::ActorState::kBusy || !it->second.task) return false;
+  if (it->second.task->job_id != task.job_id || it->second.task->attempt != task.attempt) return false;
+  it->second.state = wire::ActorState::kIdle;
+  it->second.task.reset();
+  return true;
+}
+
+const ActorEntry* ActorTable::Find(const ActorId& id) const {
+  auto it = actors_.find(id);
+  return it == actors_.end() ? nullptr : &it->second;
+}
+
+const ActorEntry* ActorTable::FindByPeer(const std::string& peer) const {
+  const ActorEntry* found = nullptr;
+  for (const auto& [id, e] : actors_) {
+    if (e.peer != peer) continue;
+    if (e.state != wire::ActorState::kDead) return &e;
+    found = &e;
+  }
+  return found;
+}
+
+std::vector<const ActorEntry*> ActorTable::All() const {
+  std::vector<const ActorEntry*> out;
+  for (const auto& [id, e] : actors_) out.push_back(&e);
+  return out;
+}
+
+size_t ActorTable::CountAlive(const std::string& model) const {
+  size_t n = 0;
+  for (const auto& [id, e] : actors_) {
+    if (e.state != wire::ActorState::kDead && (model.empty() || e.model == model)) ++n;
+  }
+  return n;
+}
+
+size_t ActorTable::CountInState(wire::ActorState state, bool gpu_only) const {
+  size_t n = 0;
+  for (const auto& [id, e] : actors_) {
+    if (e.state == state && (!gpu_only || e.gpu_index >= 0)) ++n;
+  }
+  return n;
+}
+
+}  // namespace distri::head

@@ -1,0 +1,77 @@
+// ActorTable: the GPU/CPU actors known to the head, their liveness and what each is running.
+//
+// An actor is idle after RegisterActor, busy from AssignTask until its TaskDone for that task
+// (or its death), and dead after `missed_heartbeats` silent heartbeat intervals (Sweep), an
+// ActorExited from its node, or its node's death. A dead actor that registers again (the node
+// agent restarted it) is idle again. Times are milliseconds of a caller-chosen monotonic clock.
+// Not thread-safe (the head's server thread).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/common/ids.h"
+#include "runtime/wire/actor_messages.h"
+#include "runtime/wire/cluster_messages.h"
+
+namespace distri::head {
+
+// The task an actor runs: one rank of one attempt of a job.
+struct TaskRef {
+  JobId job_id;
+  uint32_t attempt = 0;
+  uint32_t rank = 0;
+  bool operator==(const TaskRef&) const = default;
+};
+
+struct ActorEntry {
+  ActorId id;
+  NodeId node_id;
+  int32_t gpu_index = -1;
+  uint32_t pid = 0;
+  std::string model;
+  std::string device;
+  std::string peer;  // ROUTER routing id of its connection
+  int64_t last_seen_ms = 0;
+  wire::ActorState state = wire::ActorState::kIdle;
+  std::optional<TaskRef> task;  // set while busy
+};
+
+class ActorTable {
+ public:
+  ActorTable(int64_t heartbeat_interval_ms, int missed_heartbeats)
+      : timeout_ms_(heartbeat_interval_ms * missed_heartbeats) {}
+
+  // Adds or revives an actor: idle, no task, new connection. Returns the task it had when it
+  // was busy before (a re-registration while the head thought it busy: that task is lost).
+  std::optional<TaskRef> Register(const wire::RegisterActor& m, const std::string& peer, int64_t now_ms);
+  // A heartbeat (or any message) on connection `peer`: the actor, or nullopt when unknown.
+  std::optional<ActorId> Touch(const std::string& peer, int64_t now_ms);
+  // Alive actors silent for longer than the timeout become dead; returns them with the task
+  // each was running.
+  std::vector<std::pair<ActorId, std::optional<TaskRef>>> Sweep(int64_t now_ms);
+  // Marks one actor dead; returns its task if it was busy. No-op (nullopt) for unknown/dead.
+  std::optional<TaskRef> MarkDead(const ActorId& id);
+  // Every alive actor of a node (its node died); returns them with their tasks.
+  std::vector<std::pair<ActorId, std::optional<TaskRef>>> MarkNodeDead(const NodeId& node);
+
+  // Busy with `task` (the actor must be alive).
+  void Assign(const ActorId& id, const TaskRef& task);
+  // Idle again if its current task is `task`; false otherwise (stale TaskDone).
+  bool Release(const ActorId& id, const TaskRef& task);
+
+  const ActorEntry* Find(const ActorId& id) const;
+  const ActorEntry* FindByPeer(const std::string& peer) const;
+  std::vector<const ActorEntry*> All() const;
+  size_t CountAlive(const std::string& model) const;  // "" = any model
+  size_t CountInState(wire::ActorState state, bool gpu_only) const;
+
+ private:
+  int64_t timeout_ms_;
+  std::map<ActorId, ActorEntry> actors_;
+};
+
+}  // namespace distri::head

@@ -1,0 +1,383 @@
+// HeadServer's job lifecycle: submit, query, cancel, schedule, progress, completion and
+// failure handling (docs/runtime-design.md, "Job semantics").
+#include <algorithm>
+#include <random>
+
+#include "runtime/common/logging.h"
+#include "runtime/head/head_server.h"
+#include "runtime/head/job_validation.h"
+
+namespace distri::head {
+namespace {
+
+uint64_t DrawSeed() {
+  // [0, 2^32): fits every binding's integer type and `distri generate --seed`.
+  static std::mt19937_64 rng(std::random_device{}());
+  return rng() & 0xFFFFFFFFull;
+}
+
+}  // namespace
+
+void HeadServer::Persist(const JobRecord& rec) {
+  const Status s = store_->Update(rec);
+  if (!s.ok()) DISTRI_LOG(ERROR) << "head: job " << rec.id.Short() << ": " << s.ToString();
+}
+
+Status HeadServer::LoadJobs() {
+  DISTRI_ASSIGN_OR_RETURN(std::vector<JobRecord> jobs, store_->LoadUnfinished());
+  for (JobRecord& rec : jobs) {
+    if (rec.state != wire::JobState::kPending) {
+      // It held a gang when the head stopped: run it again (at-least-once).
+      rec.attempt += 1;
+      rec.state = wire::JobState::kPending;
+      DISTRI_RETURN_IF_ERROR(store_->Update(rec));
+    }
+    queue_.Push(rec.id, rec.spec.priority, rec.sequence);
+    ActiveJob job;
+    job.rec = std::move(rec);
+    active_.emplace(job.rec.id, std::move(job));
+  }
+  if (!jobs.empty()) DISTRI_LOG(INFO) << "head: resumed " << jobs.size() << " unfinished jobs from " << store_->path();
+  return Status::Ok();
+}
+
+wire::JobStatus HeadServer::StatusOf(const JobRecord& rec, uint32_t step) const {
+  wire::JobStatus st;
+  st.job_id = rec.id;
+  st.state = rec.state;
+  st.total_steps = rec.spec.steps;
+  st.step = rec.state == wire::JobState::kSucceeded ? rec.spec.steps : std::min(step, rec.spec.steps);
+  st.attempt = rec.attempt;
+  st.queue_position = queue_.Position(rec.id).value_or(0);
+  st.error = rec.error.substr(0, wire::kMaxErrorMessageBytes);
+  return st;
+}
+
+void HeadServer::OnSubmit(const Incoming& in, const wire::SubmitJob& m) {
+  Status valid = ValidateJobSpec(m.spec);
+  const size_t capacity = nodes_.AliveCapacity();
+  if (valid.ok() && capacity > 0 && m.spec.gpus > capacity) {
+    valid = Status::InvalidArgument("job: asks for " + std::to_string(m.spec.gpus) + " GPUs, the cluster has " +
+                                    std::to_string(capacity) + " actors");
+  }
+  if (valid.ok() && !m.spec.model.empty() && actors_.CountAlive("") > 0 && actors_.CountAlive(m.spec.model) == 0 &&
+      !nodes_.AnyAliveNodeLists(m.spec.model)) {
+    valid = Status::InvalidArgument("job: no actor of this cluster holds model '" + m.spec.model + "'");
+  }
+  if (!valid.ok()) {
+    DISTRI_LOG(INFO) << "head: refused a job from " << in.envelope.sender_id << ": " << valid.message();
+    (void)router_->ReplyError(in, valid);
+    return;
+  }
+  JobRecord rec;
+  rec.id = JobId::Random();
+  rec.spec = m.spec;
+  if (!rec.spec.seed) rec.spec.seed = DrawSeed();
+  rec.submitted_ms = UnixMillis();
+  if (Status s = store_->Insert(&rec); !s.ok()) {
+    DISTRI_LOG(ERROR) << "head: cannot record a job: " << s.ToString();
+    (void)router_->ReplyError(in, Status::Internal("the head could not record the job: " + s.message()));
+    return;
+  }
+  queue_.Push(rec.id, rec.spec.priority, rec.sequence);
+  const uint32_t position = queue_.Position(rec.id).value_or(0);
+  metrics_.JobSubmitted();
+  DISTRI_LOG(INFO) << "job " << rec.id.Short() << " accepted from " << in.envelope.sender_id << ": "
+                   << rec.spec.width << "x" << rec.spec.height << ", " << rec.spec.steps << " steps, seed "
+                   << *rec.spec.seed << ", gpus " << (rec.spec.gpus == 0 ? std::string("auto") : std::to_string(rec.spec.gpus));
+  wire::JobAccepted reply{rec.id, *rec.spec.seed, position};
+  ActiveJob job;
+  job.rec = std::move(rec);
+  active_.emplace(job.rec.id, std::move(job));
+  (void)router_->Reply(in, reply);
+}
+
+void HeadServer::OnGetJob(const Incoming& in, const wire::GetJob& m) {
+  if (auto it = active_.find(m.job_id); it != active_.end()) {
+    (void)router_->Reply(in, StatusOf(it->second.rec, it->second.step));
+    return;
+  }
+  Result<JobRecord> rec = store_->Get(m.job_id);
+  if (!rec.ok()) {
+    (void)router_->ReplyError(in, rec.status());
+    return;
+  }
+  (void)router_->Reply(in, StatusOf(*rec, 0));
+}
+
+void HeadServer::OnCancel(const Incoming& in, const wire::CancelJob& m) {
+  auto it = active_.find(m.job_id);
+  if (it == active_.end()) {
+    OnGetJob(in, wire::GetJob{m.job_id});  // terminal already (or NotFound)
+    return;
+  }
+  ActiveJob& job = it->second;
+  queue_.Remove(job.rec.id);
+  if (!job.gang.empty()) CancelRanks(job, job.rec.attempt);
+  job.rec.state = wire::JobState::kCancelled;
+  job.rec.finished_ms = UnixMillis();
+  Persist(job.rec);
+  DISTRI_LOG(INFO) << "job " << job.rec.id.Short() << " cancelled by " << in.envelope.sender_id;
+  const wire::JobStatus st = StatusOf(job.rec, job.step);
+  active_.erase(it);
+  (void)router_->Reply(in, st);
+}
+
+void HeadServer::OnGetResult(const Incoming& in, const wire::GetJobResult& m) {
+  if (auto it = active_.find(m.job_id); it != active_.end()) {
+    (void)router_->ReplyError(in, Status::FailedPrecondition("job " + m.job_id.Hex() + " is " +
+                                                             std::string(wire::JobStateName(it->second.rec.state)) +
+                                                             ": no image yet"));
+    return;
+  }
+  Result<JobRecord> rec = store_->Get(m.job_id);
+  if (!rec.ok()) {
+    (void)router_->ReplyError(in, rec.status());
+    return;
+  }
+  if (rec->state != wire::JobState::kSucceeded) {
+    (void)router_->ReplyError(in, Status::FailedPrecondition("job " + m.job_id.Hex() + " is " +
+                                                             std::string(wire::JobStateName(rec->state)) +
+                                                             (rec->error.empty() ? "" : ": " + rec->error)));
+    return;
+  }
+  Result<wire::JobResult> result = store_->GetResult(m.job_id);
+  if (!result.ok()) {
+    (void)router_->ReplyError(in, result.status());
+    return;
+  }
+  (void)router_->Reply(in, *result);
+}
+
+void HeadServer::Schedule() {
+  if (queue_.empty()) return;
+  std::vector<ActorSlot> slots;
+  for (const ActorEntry* a : actors_.All()) {
+    if (a->state == wire::ActorState::kDead) continue;
+    const NodeEntry* node = nodes_.Find(a->node_id);
+    if (node != nullptr && !node->alive) continue;
+    slots.push_back({a->id, a->node_id, a->gpu_index, node ? node->resources.hostname : "", a->model,
+                     a->state == wire::ActorState::kIdle});
+  }
+  if (slots.empty()) return;
+  const std::vector<JobId> order = queue_.InOrder();
+  for (size_t i = 0; i < order.size(); ++i) {
+    auto it = active_.find(order[i]);
+    if (it == active_.end()) {
+      queue_.Remove(order[i]);
+      continue;
+    }
+    // A job the alive actors can never hold must not block the ones behind it.
+    if (!scheduler_.Feasible(it->second.rec.spec, slots)) continue;
+    std::optional<Placement> p = scheduler_.Place(it->second.rec.spec, slots, order.size() - i - 1);
+    if (!p) break;  // strict order: no job overtakes a job that waits for actors
+    for (const ActorSlot& chosen : p->gang) {
+      for (ActorSlot& s : slots) {
+        if (s.actor_id == chosen.actor_id) s.idle = false;
+      }
+    }
+    AssignGang(it->second, *p);
+  }
+}
+
+void HeadServer::AssignGang(ActiveJob& job, const Placement& placement) {
+  JobRecord& rec = job.rec;
+  rec.state = wire::JobState::kScheduled;
+  if (rec.started_ms == 0) rec.started_ms = UnixMillis();
+  if (Status s = store_->Update(rec); !s.ok()) {
+    DISTRI_LOG(ERROR) << "head: job " << rec.id.Short() << ": not scheduled: " << s.ToString();
+    rec.state = wire::JobState::kPending;
+    return;
+  }
+  queue_.Remove(rec.id);
+  job.gang_id = GangId::Random();
+  job.gang.clear();
+  for (size_t r = 0; r < placement.gang.size(); ++r) {
+    const ActorSlot& a = placement.gang[r];
+    job.gang.push_back({static_cast<uint32_t>(r), a.node_id, a.actor_id, a.gpu_index, a.hostname});
+  }
+  job.rank_step.assign(job.gang.size(), -1);
+  job.rank_done.assign(job.gang.size(), false);
+  job.step = 0;
+  job.last_step_time = std::chrono::steady_clock::now();
+
+  wire::AssignTask task;
+  task.job_id = rec.id;
+  task.attempt = rec.attempt;
+  task.gang_id = job.gang_id;
+  task.gang = job.gang;
+  task.job = rec.spec;
+  task.job.model = placement.model;
+  task.channel_backend = placement.channel_backend;
+  task.rendezvous = rendezvous_address_;
+  DISTRI_LOG(INFO) << "job " << rec.id.Short() << " attempt " << rec.attempt << ": gang " << job.gang_id.Short()
+                   << " of " << job.gang.size() << " (" << placement.channel_backend << ", model "
+                   << placement.model << ")";
+  std::vector<ActorId> unreachable;
+  for (const wire::GangMember& member : job.gang) {
+    actors_.Assign(member.actor_id, {rec.id, rec.attempt, member.rank});
+    task.rank = member.rank;
+    const ActorEntry* a = actors_.Find(member.actor_id);
+    const Status s = router_->Send(a->peer, task, 0);
+    if (!s.ok()) {
+      DISTRI_LOG(WARNING) << "head: cannot send rank " << member.rank << " to actor " << member.actor_id.Short()
+                          << ": " << s.ToString();
+      unreachable.push_back(member.actor_id);
+    }
+  }
+  // Last: OnActorDied may erase `job`.
+  for (const ActorId& a : unreachable) {
+    OnActorDied(a, actors_.MarkDead(a), "unreachable when its task was sent");
+  }
+}
+
+void HeadServer::CancelRanks(const ActiveJob& job, uint32_t attempt) {
+  for (size_t r = 0; r < job.gang.size(); ++r) {
+    if (r < job.rank_done.size() && job.rank_done[r]) continue;
+    const ActorEntry* a = actors_.Find(job.gang[r].actor_id);
+    if (a == nullptr || a->state != wire::ActorState::kBusy || !a->task || a->task->job_id != job.rec.id ||
+        a->task->attempt != attempt) {
+      continue;
+    }
+    const Status s = router_->Send(a->peer, wire::CancelTask{job.rec.id, attempt}, 0);
+    if (!s.ok()) DISTRI_LOG(DEBUG) << "head: CancelTask to " << a->id.Short() << ": " << s.ToString();
+  }
+}
+
+void HeadServer::AbortAttempt(const JobId& job_id, const std::string& why, bool failure) {
+  auto it = active_.find(job_id);
+  if (it == active_.end()) return;
+  ActiveJob& job = it->second;
+  CancelRanks(job, job.rec.attempt);
+  job.gang.clear();
+  job.rank_step.clear();
+  job.rank_done.clear();
+  job.step = 0;
+  job.rec.error = why;
+  if (failure) ++job.rec.failures;
+  if (failure && job.rec.failures >= options_.max_attempts) {
+    job.rec.state = wire::JobState::kFailed;
+    job.rec.finished_ms = UnixMillis();
+    job.rec.error = "failed " + std::to_string(job.rec.failures) + " attempts; last: " + why;
+    Persist(job.rec);
+    metrics_.JobFailed();
+    DISTRI_LOG(WARNING) << "job " << job_id.Short() << " FAILED: " << job.rec.error;
+    active_.erase(it);
+    return;
+  }
+  job.rec.attempt += 1;
+  job.rec.state = wire::JobState::kPending;
+  Persist(job.rec);
+  queue_.Push(job_id, job.rec.spec.priority, job.rec.sequence);
+  metrics_.JobRequeued();
+  DISTRI_LOG(WARNING) << "job " << job_id.Short() << ": attempt " << job.rec.attempt - 1 << " aborted (" << why
+                      << "); re-queued as attempt " << job.rec.attempt << " with the same seed";
+}
+
+void HeadServer::OnActorDied(const ActorId& actor, const std::optional<TaskRef>& task, const std::string& why) {
+  DISTRI_LOG(WARNING) << "actor " << actor.Short() << " is dead: " << why;
+  if (!task) return;
+  auto it = active_.find(task->job_id);
+  if (it == active_.end() || it->second.rec.attempt != task->attempt || it->second.gang.empty()) return;
+  AbortAttempt(task->job_id, "rank " + std::to_string(task->rank) + " (actor " + actor.Short() + ") died: " + why,
+               /*failure=*/true);
+}
+
+void HeadServer::OnTaskProgress(const Incoming& in, const wire::TaskProgress& m) {
+  const ActorEntry* a = actors_.FindByPeer(in.peer);
+  if (a == nullptr) return;
+  if (a->state == wire::ActorState::kIdle) {
+    // A task the head did not assign (it restarted meanwhile): keep the actor busy until it ends.
+    actors_.Assign(a->id, {m.job_id, m.attempt, m.rank});
+  }
+  auto it = active_.find(m.job_id);
+  if (it == active_.end()) return;
+  ActiveJob& job = it->second;
+  if (m.attempt != job.rec.attempt || m.rank >= job.gang.size()) return;
+  if (job.rec.state == wire::JobState::kScheduled) {
+    job.rec.state = wire::JobState::kRunning;
+    Persist(job.rec);
+  }
+  job.rank_step[m.rank] = std::max<int64_t>(job.rank_step[m.rank], m.step);
+  int64_t lowest = -1;
+  for (int64_t s : job.rank_step) {
+    if (s >= 0 && (lowest < 0 || s < lowest)) lowest = s;
+  }
+  const uint32_t step = static_cast<uint32_t>(std::max<int64_t>(lowest, 0));
+  if (step > job.step) {
+    const auto now = std::chrono::steady_clock::now();
+    const double seconds = std::chrono::duration<double>(now - job.last_step_time).count();
+    metrics_.ObserveStepSeconds(seconds / (step - job.step));
+    job.last_step_time = now;
+    job.step = step;
+  }
+}
+
+void HeadServer::OnTaskDone(const Incoming& in, const wire::TaskDone& m) {
+  const ActorEntry* a = actors_.FindByPeer(in.peer);
+  if (a == nullptr || a->state == wire::ActorState::kDead) {
+    DISTRI_LOG(WARNING) << "head: TaskDone from " << in.envelope.sender_id << ", not a registered actor";
+    (void)router_->ReplyError(in, Status::FailedPrecondition("not registered with this head: send RegisterActor"));
+    return;
+  }
+  const ActorId actor = a->id;
+  actors_.Release(actor, {m.job_id, m.attempt, m.rank});
+  auto it = active_.find(m.job_id);
+  if (it == active_.end()) return;  // finished or cancelled meanwhile
+  ActiveJob& job = it->second;
+  if (m.error_code == 0 && m.rank == 0 && !m.image.empty() && m.format == wire::OutputFormat::kRgb8 &&
+      m.image.size() != uint64_t{m.width} * m.height * 3) {
+    AbortAttempt(m.job_id, "rank 0 sent an rgb8 image of " + std::to_string(m.image.size()) + " bytes for " +
+                               std::to_string(m.width) + "x" + std::to_string(m.height), /*failure=*/true);
+    return;
+  }
+  if (m.error_code == 0 && m.rank == 0 && !m.image.empty()) {
+    // Any attempt's image is the job's image (same seed): the first one wins.
+    if (m.attempt != job.rec.attempt && !job.gang.empty()) CancelRanks(job, job.rec.attempt);
+    Succeed(job, m);
+    return;
+  }
+  if (m.attempt != job.rec.attempt || job.gang.empty() || m.rank >= job.gang.size()) return;  // stale
+  if (m.error_code != 0) {
+    const Status err = wire::Error{m.error_code, m.error_message}.ToStatus();
+    AbortAttempt(m.job_id, "rank " + std::to_string(m.rank) + " failed: " + err.ToString(), /*failure=*/true);
+    return;
+  }
+  if (m.rank == 0) {
+    AbortAttempt(m.job_id, "rank 0 finished without an image", /*failure=*/true);
+    return;
+  }
+  job.rank_done[m.rank] = true;
+}
+
+void HeadServer::Succeed(ActiveJob& job, const wire::TaskDone& done) {
+  JobRecord& rec = job.rec;
+  rec.state = wire::JobState::kSucceeded;
+  rec.finished_ms = UnixMillis();
+  rec.error.clear();
+  wire::JobResult result;
+  result.job_id = rec.id;
+  result.format = done.format;
+  result.image = done.image;
+  result.width = done.width != 0 ? done.width : rec.spec.width;
+  result.height = done.height != 0 ? done.height : rec.spec.height;
+  result.seed = rec.spec.seed.value_or(0);
+  const int64_t started = rec.started_ms != 0 ? rec.started_ms : rec.submitted_ms;
+  result.timings.queued_ms = static_cast<double>(started - rec.submitted_ms);
+  result.timings.run_ms = static_cast<double>(rec.finished_ms - started);
+  result.timings.total_ms = static_cast<double>(rec.finished_ms - rec.submitted_ms);
+  result.gang = job.gang;  // empty when an earlier attempt's gang (before a head restart) finished it
+  result.attempt = done.attempt;
+  if (Status s = store_->PutResult(rec, result); !s.ok()) {
+    DISTRI_LOG(ERROR) << "head: job " << rec.id.Short() << ": cannot store its result: " << s.ToString();
+    AbortAttempt(rec.id, "the head could not store the result: " + s.message(), /*failure=*/true);
+    return;
+  }
+  metrics_.ObserveJobSeconds(result.timings.total_ms / 1000.0);
+  DISTRI_LOG(INFO) << "job " << rec.id.Short() << " SUCCEEDED (attempt " << done.attempt << ", "
+                   << result.image.size() << " bytes, " << result.timings.total_ms << " ms)";
+  queue_.Remove(rec.id);
+  active_.erase(rec.id);
+}
+
+}  // namespace distri::head

@@ -1,0 +1,447 @@
+#include "runtime/worker/actor_host.h"
+
+#include <unistd.h>
+
+#include <map>
+#include <set>
+
+#include "runtime/common/logging.h"
+#include "runtime/wire/dealer_socket.h"
+#include "runtime/wire/zmq_context.h"
+
+namespace distri::worker {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+uint64_t UnixTimeMs() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+std::string TaskName(const wire::AssignTask& t) {
+  return "job " + t.job_id.Short() + " attempt " + std::to_string(t.attempt) + " rank " + std::to_string(t.rank) +
+         "/" + std::to_string(t.gang.size());
+}
+
+bool SameTask(const wire::AssignTask& a, const JobId& job, uint32_t attempt) {
+  return a.job_id == job && a.attempt == attempt;
+}
+
+// How long a TaskDone is resent while the head is unreachable.
+constexpr auto kDoneLifetime = std::chrono::seconds(60);
+
+}  // namespace
+
+Result<std::unique_ptr<ActorHost>> ActorHost::Create(ActorHostOptions o, TaskExecutor* executor) {
+  if (executor == nullptr) return Status::InvalidArgument("ActorHost: no executor");
+  if (o.head.empty()) return Status::InvalidArgument("--head: the head's address is required (tcp://HOST:PORT)");
+  if (o.head.find("://") == std::string::npos) o.head = "tcp://" + o.head;
+  if (o.actor_id.IsNil()) return Status::InvalidArgument("--actor-id: required");
+  if (o.node_id.IsNil()) return Status::InvalidArgument("--node-id: required");
+  if (o.model.empty()) return Status::InvalidArgument("ActorHost: the model name is empty");
+  if (o.device.empty()) return Status::InvalidArgument("ActorHost: the device is empty");
+  if (!o.keys) {
+    if (o.keys_dir.empty()) return Status::InvalidArgument("--keys: the cluster's key directory is required");
+    DISTRI_ASSIGN_OR_RETURN(wire::CurveKeyPair keys, wire::ReadKeyPairFile(o.keys_dir + "/node.key"));
+    o.keys = std::move(keys);
+  }
+  if (o.head_public_key.empty()) {
+    if (o.keys_dir.empty()) return Status::InvalidArgument("--keys: the cluster's key directory is required");
+    DISTRI_ASSIGN_OR_RETURN(o.head_public_key, wire::ReadPublicKeyFile(o.keys_dir + "/head.pub"));
+  }
+  return std::unique_ptr<ActorHost>(new ActorHost(std::move(o), executor));
+}
+
+ActorHost::ActorHost(ActorHostOptions options, TaskExecutor* executor)
+    : options_(std::move(options)), executor_(executor) {}
+
+ActorHost::~ActorHost() { Stop(); }
+
+bool ActorHost::busy() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return running_ != nullptr || pending_.has_value();
+}
+
+Status ActorHost::Start() {
+  if (started_.exchange(true)) return Status::FailedPrecondition("ActorHost::Start called twice");
+  DISTRI_ASSIGN_OR_RETURN(context_, wire::ZmqContext::Create());
+  wire::DealerOptions d;
+  d.endpoint = options_.head;
+  d.sender_id = "actor:" + options_.actor_id.Hex();
+  d.curve = options_.keys;
+  d.server_public_key = options_.head_public_key;
+  DISTRI_ASSIGN_OR_RETURN(socket_, wire::DealerSocket::Connect(context_, d));
+  connection_thread_ = std::thread([this] { ConnectionLoop(); });
+  task_thread_ = std::thread([this] { TaskLoop(); });
+  return Status::Ok();
+}
+
+void ActorHost::Stop() {
+  stop_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_.reset();
+    if (running_) CancelLocked(*running_, StatusCode::kCancelled, "the actor is stopping");
+  }
+  cv_.notify_all();
+  if (task_thread_.joinable()) task_thread_.join();
+  if (connection_thread_.joinable()) connection_thread_.join();
+}
+
+void ActorHost::Enqueue(Outgoing message) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Progress is only worth its latest value: a backlog (head unreachable) keeps the newest.
+  if (std::holds_alternative<wire::TaskProgress>(message) && outbox_.size() > 256) return;
+  outbox_.push_back(std::move(message));
+}
+
+wire::TaskDone ActorHost::DoneFor(const wire::AssignTask& task, const Status& status) {
+  wire::TaskDone d;
+  d.job_id = task.job_id;
+  d.attempt = task.attempt;
+  d.rank = task.rank;
+  d.error_code = static_cast<int32_t>(status.code());
+  d.error_message = status.message().substr(0, wire::kMaxErrorMessageBytes);
+  return d;
+}
+
+void ActorHost::CancelLocked(Running& run, StatusCode code, const std::string& reason) {
+  if (!run.cancelled.exchange(true)) {
+    run.cancel_code = code;
+    run.cancel_reason = reason;
+  }
+  if (run.channel != nullptr) run.channel->Abort(reason);
+}
+
+void ActorHost::HandleAssign(const wire::AssignTask& task) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if ((running_ && SameTask(running_->task, task.job_id, task.attempt)) ||
+      (pending_ && SameTask(*pending_, task.job_id, task.attempt))) {
+    DISTRI_LOG(INFO) << "ignoring a repeated AssignTask for " << TaskName(task);
+    return;
+  }
+  if (pending_) {
+    DISTRI_LOG(WARNING) << TaskName(*pending_) << " was superseded by " << TaskName(task) << " before it started";
+    outbox_.push_back(DoneFor(*pending_, Status::Cancelled("superseded by " + TaskName(task))));
+  }
+  if (running_) {
+    DISTRI_LOG(WARNING) << "the head assigned " << TaskName(task) << " while " << TaskName(running_->task)
+                        << " runs: cancelling the running one";
+    CancelLocked(*running_, StatusCode::kCancelled, "superseded by " + TaskName(task));
+  }
+  DISTRI_LOG(INFO) << "assigned " << TaskName(task) << " (" << task.job.width << "x" << task.job.height << ", "
+                   << task.job.steps << " steps, backend " << task.channel_backend << ")";
+  pending_ = task;
+  cv_.notify_all();
+}
+
+void ActorHost::HandleCancel(const wire::CancelTask& cancel) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (running_ && SameTask(running_->task, cancel.job_id, cancel.attempt)) {
+    DISTRI_LOG(INFO) << "the head cancelled " << TaskName(running_->task);
+    CancelLocked(*running_, StatusCode::kCancelled, "cancelled by the head");
+  } else if (pending_ && SameTask(*pending_, cancel.job_id, cancel.attempt)) {
+    outbox_.push_back(DoneFor(*pending_, Status::Cancelled("cancelled by the head before it started")));
+    pending_.reset();
+  } else {
+    DISTRI_LOG(DEBUG) << "CancelTask for job " << cancel.job_id.Short() << " attempt " << cancel.attempt
+                      << ": not running here";
+  }
+}
+
+void ActorHost::CheckWatchdog() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!running_) return;
+  Running& run = *running_;
+  const auto now = Clock::now();
+  if (run.watching && !run.reported && run.watchdog.Expired(now)) {
+    const std::string why = "watchdog: no progress for " + std::to_string(run.watchdog.since_last_mark(now).count()) +
+                            " ms (bound " + std::to_string(run.watchdog.Bound().count()) + " ms, slowest step " +
+                            std::to_string(run.watchdog.slowest_step().count()) + " ms) in " + TaskName(run.task);
+    DISTRI_LOG(ERROR) << why << ": aborting the gang's channel";
+    CancelLocked(run, StatusCode::kDeadlineExceeded, why);
+    run.reported = true;
+    run.hung_since = now;
+    outbox_.push_back(DoneFor(run.task, Status::DeadlineExceeded(why)));
+  }
+  if (run.hung_since && !run.hung_called && now - *run.hung_since > options_.hung_grace) {
+    run.hung_called = true;
+    DISTRI_LOG(ERROR) << "the executor has not returned " << options_.hung_grace.count()
+                      << " ms after the watchdog fired: giving up on this process";
+    if (options_.on_hung) options_.on_hung();
+  }
+}
+
+void ActorHost::TaskLoop() {
+  while (true) {
+    std::shared_ptr<Running> run;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stop_.load() || pending_.has_value(); });
+      if (stop_) {
+        task_thread_done_ = true;
+        return;
+      }
+      run = std::make_shared<Running>(std::move(*pending_), options_.watchdog);
+      pending_.reset();
+      running_ = run;
+    }
+    RunTask(run);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      running_.reset();
+    }
+    tasks_finished_++;
+  }
+}
+
+void ActorHost::RunTask(const std::shared_ptr<Running>& run) {
+  const wire::AssignTask& task = run->task;
+  tasks_started_++;
+  SetLogRank(static_cast<int>(task.rank));
+  const auto t0 = Clock::now();
+  Result<TaskOutput> result = Status::Internal("not run");
+  std::unique_ptr<channel::Channel> channel;
+  auto made = MakeGangChannel(task, options_.channel);
+  if (!made.ok()) {
+    result = made.status();
+  } else {
+    channel = std::move(*made);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      run->channel = channel.get();
+      // A cancel that came while the channel was being built still has to reach it.
+      if (run->cancelled) channel->Abort(run->cancel_reason);
+      run->watchdog.Start(Clock::now(), static_cast<int>(task.job.steps));
+      run->watching = true;
+    }
+    const double connect_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    DISTRI_LOG(INFO) << "running " << TaskName(task)
+                     << (channel ? " (channel " + std::string(channel->backend()) + " ready in " +
+                                       std::to_string(static_cast<int>(connect_ms)) + " ms)"
+                                 : "");
+    ProgressFn progress = [this, run](int step, int total) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        run->watchdog.Step(Clock::now(), step);
+      }
+      wire::TaskProgress p;
+      p.job_id = run->task.job_id;
+      p.attempt = run->task.attempt;
+      p.rank = run->task.rank;
+      p.step = static_cast<uint32_t>(step);
+      p.total_steps = static_cast<uint32_t>(total);
+      Enqueue(std::move(p));
+    };
+    CancelFn cancelled = [run] { return run->cancelled.load(); };
+    if (run->cancelled) {
+      result = Status::Cancelled("cancelled before it started");
+    } else {
+      result = executor_->Run(task, channel.get(), progress, cancelled);
+    }
+  }
+  wire::TaskDone done;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    run->watching = false;
+    run->channel = nullptr;  // the connection thread no longer aborts it; destroyed below
+    if (run->reported) {
+      DISTRI_LOG(WARNING) << TaskName(task) << " returned after the watchdog reported it: "
+                          << (result.ok() ? std::string("OK") : result.status().ToString()) << " (dropped)";
+      SetLogRank(-1);
+      return;
+    }
+    if (run->cancelled && !result.ok()) {
+      // The executor's own error (Aborted channel, Cancelled) is a consequence of the cancel.
+      done = DoneFor(task, Status(run->cancel_code, run->cancel_reason));
+    } else if (!result.ok()) {
+      done = DoneFor(task, result.status());
+    } else {
+      done = DoneFor(task, Status::Ok());
+      done.format = result->format;
+      done.image = std::move(result->image);
+      done.width = result->width;
+      done.height = result->height;
+      done.denoise_ms = result->denoise_ms;
+      done.decode_ms = result->decode_ms;
+    }
+  }
+  channel.reset();
+  const double total_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  if (done.error_code == 0) {
+    DISTRI_LOG(INFO) << TaskName(task) << " done in " << static_cast<int>(total_ms) << " ms"
+                     << (done.image.empty() ? "" : " (" + std::to_string(done.image.size()) + " bytes of image)");
+  } else {
+    DISTRI_LOG(WARNING) << TaskName(task) << " failed after " << static_cast<int>(total_ms)
+                        << " ms: " << StatusCodeName(static_cast<StatusCode>(done.error_code)) << ": "
+                        << done.error_message;
+  }
+  Enqueue(std::move(done));
+  SetLogRank(-1);
+}
+
+void ActorHost::ConnectionLoop() {
+  bool registered = false;
+  uint64_t register_request = 0;
+  auto next_register = Clock::now();
+  auto heartbeat_interval = milliseconds(1000);
+  auto next_heartbeat = Clock::now();
+  uint64_t sequence = 0;
+  // Recent events (heartbeats, progress, results) by request id: an Error answering one means
+  // the head does not know this connection (it restarted). Results are kept to be resent.
+  // A result is resent once (a head that refuses it again has its reasons).
+  struct SentEvent {
+    std::optional<wire::TaskDone> done;
+  };
+  std::map<uint64_t, SentEvent> sent_events;
+  std::set<std::pair<JobId, uint32_t>> resent_results;  // (job, attempt) resent once already
+  auto remember = [&](uint64_t id, std::optional<wire::TaskDone> done) {
+    sent_events.emplace(id, SentEvent{std::move(done)});
+    while (sent_events.size() > 256) sent_events.erase(sent_events.begin());
+  };
+  std::deque<std::pair<Outgoing, Clock::time_point>> unsent;
+  auto lost_head = [&](const std::string& why) {
+    if (registered) DISTRI_LOG(WARNING) << "lost the head (" << why << "); registering again";
+    registered = false;
+    next_register = Clock::now();
+  };
+  std::optional<Clock::time_point> flush_deadline;
+
+  while (true) {
+    const bool stopping = stop_.load();
+    if (stopping && task_thread_done_.load() && !flush_deadline) {
+      flush_deadline = Clock::now() + std::chrono::seconds(2);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& m : outbox_) unsent.emplace_back(std::move(m), Clock::now());
+      outbox_.clear();
+    }
+    // Stopping: wait for the task thread's last TaskDone, then flush it (bounded).
+    if (flush_deadline && Clock::now() > *flush_deadline) break;
+    if (stopping && task_thread_done_.load() && (unsent.empty() || !registered)) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (outbox_.empty()) break;
+    }
+    const auto now = Clock::now();
+    if (!registered && !stopping && now >= next_register) {
+      next_register = now + options_.register_retry;
+      wire::RegisterActor reg;
+      reg.actor_id = options_.actor_id;
+      reg.node_id = options_.node_id;
+      reg.gpu_index = options_.gpu_index;
+      reg.pid = static_cast<uint32_t>(getpid());
+      reg.model = options_.model;
+      reg.device = options_.device;
+      auto id = socket_->Send(reg, options_.send_timeout);
+      if (id.ok()) {
+        register_request = *id;
+      } else {
+        DISTRI_LOG(DEBUG) << "RegisterActor not sent: " << id.status().ToString();
+      }
+    }
+    if (registered && !stopping && now >= next_heartbeat) {
+      next_heartbeat = now + heartbeat_interval;
+      wire::Heartbeat hb{.sequence = ++sequence, .unix_time_ms = UnixTimeMs(), .busy_actors = busy() ? 1u : 0u};
+      auto id = socket_->Send(hb, options_.send_timeout);
+      if (!id.ok()) {
+        lost_head(id.status().message());
+      } else {
+        remember(*id, std::nullopt);
+      }
+    }
+    // Task messages go out only once registered: the head knows actors by their connection.
+    while (registered && !unsent.empty()) {
+      auto& [message, queued] = unsent.front();
+      const bool is_done = std::holds_alternative<wire::TaskDone>(message);
+      if (is_done && Clock::now() - queued > kDoneLifetime) {
+        DISTRI_LOG(WARNING) << "dropping a TaskDone the head did not take for " << kDoneLifetime.count() << " s";
+        unsent.pop_front();
+        continue;
+      }
+      auto id = std::visit([&](const auto& m) { return socket_->Send(m, options_.send_timeout); }, message);
+      if (!id.ok()) {
+        if (!is_done) unsent.pop_front();
+        lost_head(id.status().message());
+        break;
+      }
+      remember(*id, is_done ? std::optional<wire::TaskDone>(std::get<wire::TaskDone>(message)) : std::nullopt);
+      unsent.pop_front();
+    }
+    // Progress that could not be sent is stale by now; results are kept.
+    if (!registered) {
+      std::erase_if(unsent, [](const auto& e) { return std::holds_alternative<wire::TaskProgress>(e.first); });
+    }
+    CheckWatchdog();
+    auto in = socket_->Receive(milliseconds(stopping ? 5 : 10));
+    if (!in.ok()) {
+      if (in.status().code() != StatusCode::kDeadlineExceeded) {
+        DISTRI_LOG(WARNING) << "bad message from the head: " << in.status().ToString();
+      }
+      continue;
+    }
+    switch (in->type) {
+      case wire::MessageType::kActorRegistered: {
+        if (in->request_id != register_request) break;
+        auto reg = wire::Open<wire::ActorRegistered>(*in);
+        if (!reg.ok()) {
+          DISTRI_LOG(WARNING) << "bad ActorRegistered: " << reg.status().ToString();
+          break;
+        }
+        registered = true;
+        registrations_++;
+        heartbeat_interval = milliseconds(std::max<uint32_t>(reg->heartbeat_interval_ms, 10));
+        next_heartbeat = Clock::now() + heartbeat_interval;
+        DISTRI_LOG(INFO) << "registered with the head " << options_.head << " as actor " << options_.actor_id.Short()
+                         << " (" << options_.device << ", model " << options_.model << ")";
+        break;
+      }
+      case wire::MessageType::kAssignTask: {
+        auto task = wire::Open<wire::AssignTask>(*in);
+        if (!task.ok()) {
+          DISTRI_LOG(WARNING) << "bad AssignTask: " << task.status().ToString();
+          break;
+        }
+        HandleAssign(*task);
+        break;
+      }
+      case wire::MessageType::kCancelTask: {
+        auto cancel = wire::Open<wire::CancelTask>(*in);
+        if (!cancel.ok()) {
+          DISTRI_LOG(WARNING) << "bad CancelTask: " << cancel.status().ToString();
+          break;
+        }
+        HandleCancel(*cancel);
+        break;
+      }
+      case wire::MessageType::kError: {
+        auto err = wire::Open<wire::ActorRegistered>(*in);
+        const std::string why = err.status().ToString();
+        if (in->request_id == register_request) {
+          DISTRI_LOG(ERROR) << "the head refused RegisterActor: " << why << " (retrying)";
+        } else if (auto it = sent_events.find(in->request_id);
+                   it != sent_events.end() && (err.status().code() == StatusCode::kFailedPrecondition ||
+                                               err.status().code() == StatusCode::kNotFound)) {
+          // A restarted head that does not know this connection: register again, then resend
+          // the result once (the head accepts a result of any attempt of an unfinished job).
+          lost_head("it answered " + std::string(it->second.done ? "a TaskDone" : "an event") + " with " + why);
+          if (it->second.done && resent_results.insert({it->second.done->job_id, it->second.done->attempt}).second) {
+            unsent.emplace_front(std::move(*it->second.done), Clock::now());
+          }
+          sent_events.erase(it);
+        } else {
+          DISTRI_LOG(WARNING) << "the head answered request " << in->request_id << " with " << why;
+        }
+        break;
+      }
+      default:
+        DISTRI_LOG(DEBUG) << "ignoring " << wire::MessageTypeName(in->type) << " from the head";
+    }
+  }
+  socket_.reset();
+}
+
+}  // namespace distri::worker

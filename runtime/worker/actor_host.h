@@ -1,0 +1,148 @@
+// The actor host: everything an actor process does besides computing (docs/runtime-design.md).
+// It connects to the head as an actor, registers (RegisterActor) and heartbeats, receives
+// AssignTask, builds the gang's channel, runs a TaskExecutor on its task thread, streams
+// TaskProgress after every step and TaskDone at the end, handles CancelTask, and runs the
+// per-step watchdog (step_watchdog.h).
+//
+//   MyExecutor exec;                           // loaded model etc.
+//   DISTRI_ASSIGN_OR_RETURN(auto host, ActorHost::Create(options, &exec));
+//   DISTRI_RETURN_IF_ERROR(host->Start());
+//   ... until SIGTERM ...
+//   host->Stop();
+//
+// Task rules:
+// - One task at a time. An AssignTask for another (job, attempt) while a task runs means the
+//   head considers this actor free (it restarted, or gave up on the running attempt): the
+//   running task is cancelled (TaskDone Cancelled) and the new one starts after it. A repeated
+//   AssignTask of the running or queued (job, attempt) is ignored.
+// - CancelTask of the running (job, attempt): the channel is aborted, the executor sees
+//   cancelled() and the host answers TaskDone Cancelled. Of a queued task: dropped, TaskDone
+//   Cancelled. Of anything else: ignored.
+// - Watchdog: when no step completes within its bound the channel is aborted and TaskDone
+//   DeadlineExceeded is sent at once (whatever the executor returns later is dropped). If the
+//   executor has still not returned hung_grace later, on_hung runs (distri-worker exits so that
+//   the node agent restarts it).
+// - TaskDone survives a short head outage (resent until it goes out, for up to a minute);
+//   TaskProgress is dropped when it cannot be sent.
+// - Head restarts: an Error answering a Heartbeat, or failing sends, make the host register
+//   again (docs/runtime-design.md, "Node agent and actor processes").
+//
+// Threading: Start/Stop from one thread. Two threads run inside: the connection thread (owns
+// the socket, heartbeats, watchdog checks) and the task thread (runs the executor).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <variant>
+
+#include "runtime/common/ids.h"
+#include "runtime/common/status.h"
+#include "runtime/wire/curve_keys.h"
+#include "runtime/wire/messages.h"
+#include "runtime/worker/gang_channel.h"
+#include "runtime/worker/step_watchdog.h"
+#include "runtime/worker/task_executor.h"
+
+namespace distri::wire {
+class DealerSocket;
+class ZmqContext;
+}  // namespace distri::wire
+
+namespace distri::worker {
+
+struct ActorHostOptions {
+  std::string head;         // the head's ROUTER endpoint, "tcp://host:port" (required)
+  std::string keys_dir;     // node.key and head.pub (unless the explicit keys below are set)
+  std::optional<wire::CurveKeyPair> keys;  // overrides <keys_dir>/node.key
+  std::string head_public_key;             // overrides <keys_dir>/head.pub (Z85)
+  ActorId actor_id;         // required (the node agent's choice)
+  NodeId node_id;           // required
+  int gpu_index = -1;       // CUDA ordinal on the node, -1 for a CPU actor
+  std::string model;        // model name reported to the head (required)
+  std::string device;       // "cuda:0", "cpu" (required)
+  WatchdogOptions watchdog;
+  GangChannelOptions channel;
+  std::chrono::milliseconds register_retry{1000};
+  std::chrono::milliseconds send_timeout{500};
+  std::chrono::milliseconds hung_grace{30'000};
+  std::function<void()> on_hung;  // runs on the connection thread; may exit the process
+};
+
+class ActorHost {
+ public:
+  // `executor` is not owned and must outlive the host. Errors name the missing option or the
+  // unreadable key file.
+  static Result<std::unique_ptr<ActorHost>> Create(ActorHostOptions options, TaskExecutor* executor);
+  ~ActorHost();  // Stop()
+
+  // Connects and starts both threads. FailedPrecondition when called twice.
+  Status Start();
+  // Cancels the running task (it reports TaskDone Cancelled if the head is reachable), waits
+  // for the executor to return (a hung executor blocks it: that is what on_hung is for), and
+  // closes the connection. Idempotent.
+  void Stop();
+
+  // Counters for tests and logs.
+  int registrations() const { return registrations_.load(); }
+  int tasks_started() const { return tasks_started_.load(); }
+  int tasks_finished() const { return tasks_finished_.load(); }
+  bool busy() const;
+
+ private:
+  // The task being run, shared by the task thread and the connection thread under mu_.
+  struct Running {
+    wire::AssignTask task;
+    std::atomic<bool> cancelled{false};
+    std::string cancel_reason;            // mu_
+    StatusCode cancel_code = StatusCode::kCancelled;  // mu_
+    channel::Channel* channel = nullptr;  // mu_; set while the channel exists
+    StepWatchdog watchdog;                // mu_
+    bool watching = false;                // mu_; the executor runs (watchdog armed)
+    bool reported = false;                // mu_; TaskDone already sent (watchdog)
+    std::optional<std::chrono::steady_clock::time_point> hung_since;  // mu_
+    bool hung_called = false;             // mu_
+    explicit Running(wire::AssignTask t, WatchdogOptions w) : task(std::move(t)), watchdog(w) {}
+  };
+  using Outgoing = std::variant<wire::TaskProgress, wire::TaskDone>;
+
+  ActorHost(ActorHostOptions options, TaskExecutor* executor);
+  void ConnectionLoop();
+  void TaskLoop();
+  void RunTask(const std::shared_ptr<Running>& run);
+  void HandleAssign(const wire::AssignTask& task);
+  void HandleCancel(const wire::CancelTask& cancel);
+  void CheckWatchdog();
+  // Sets the cancel flag and aborts the channel. mu_ held.
+  void CancelLocked(Running& run, StatusCode code, const std::string& reason);
+  void Enqueue(Outgoing message);
+  static wire::TaskDone DoneFor(const wire::AssignTask& task, const Status& status);
+
+  const ActorHostOptions options_;
+  TaskExecutor* const executor_;
+  std::shared_ptr<wire::ZmqContext> context_;
+  std::unique_ptr<wire::DealerSocket> socket_;  // connection thread only
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<wire::AssignTask> pending_;  // mu_; the next task to run
+  std::shared_ptr<Running> running_;         // mu_
+  std::deque<Outgoing> outbox_;              // mu_
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> started_{false};
+  std::atomic<bool> task_thread_done_{false};
+  std::atomic<int> registrations_{0};
+  std::atomic<int> tasks_started_{0};
+  std::atomic<int> tasks_finished_{0};
+  std::thread connection_thread_;
+  std::thread task_thread_;
+};
+
+}  // namespace distri::worker

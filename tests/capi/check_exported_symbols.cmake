@@ -1,0 +1,61 @@
+# Test capi_exported_symbols: the dynamic symbols libdistri defines, the functions distri.h
+# declares (DISTRI_API) and the committed list capi/exported_symbols.txt must be the same set,
+# and the SONAME must be libdistri.so.<DISTRI_ABI_VERSION>.
+#   cmake -DNM=... -DOBJDUMP=... -DLIB=libdistri.so -DHEADER=distri.h -DLIST=exported_symbols.txt
+#         -DSONAME=libdistri.so.1 -P check_exported_symbols.cmake
+cmake_minimum_required(VERSION 3.25)
+execute_process(COMMAND ${NM} -D --defined-only ${LIB} OUTPUT_VARIABLE _nm RESULT_VARIABLE _rc)
+if(NOT _rc EQUAL 0)
+  message(FATAL_ERROR "${NM} -D ${LIB} failed (${_rc})")
+endif()
+string(REPLACE "\n" ";" _lines "${_nm}")
+set(_exported "")
+foreach(_line ${_lines})
+  # "000000000001a2b0 T distri_version@@DISTRI_1"; the version node is checked below.
+  if(_line MATCHES "^[0-9a-fA-F]* ([A-Za-z]) ([^@ ]+)(@@?([A-Za-z0-9_]+))?$")
+    set(_name ${CMAKE_MATCH_2})
+    if(CMAKE_MATCH_1 STREQUAL "A")  # the version node itself (DISTRI_1) is an absolute symbol
+      continue()
+    endif()
+    list(APPEND _exported ${_name})
+    if(NOT CMAKE_MATCH_4 STREQUAL "DISTRI_1")
+      message(SEND_ERROR "${_name} is exported without the version node DISTRI_1 (got '${CMAKE_MATCH_4}')")
+    endif()
+  endif()
+endforeach()
+list(SORT _exported)
+
+file(STRINGS ${HEADER} _decls REGEX "^DISTRI_API ")
+set(_declared "")
+foreach(_d ${_decls})
+  if(_d MATCHES "(distri_[a-z0-9_]+)\\(")
+    list(APPEND _declared ${CMAKE_MATCH_1})
+  endif()
+endforeach()
+list(SORT _declared)
+
+file(STRINGS ${LIST} _listed REGEX "^distri_")
+list(SORT _listed)
+
+function(_diff a_name a b_name b)
+  set(_only "")
+  foreach(x ${${a}})
+    if(NOT x IN_LIST ${b})
+      list(APPEND _only ${x})
+    endif()
+  endforeach()
+  if(_only)
+    message(SEND_ERROR "in ${a_name} but not in ${b_name}: ${_only}")
+  endif()
+endfunction()
+_diff("the library" _exported "capi/exported_symbols.txt" _listed)
+_diff("capi/exported_symbols.txt" _listed "the library" _exported)
+_diff("distri.h" _declared "capi/exported_symbols.txt" _listed)
+_diff("capi/exported_symbols.txt" _listed "distri.h" _declared)
+
+execute_process(COMMAND ${OBJDUMP} -p ${LIB} OUTPUT_VARIABLE _dyn)
+if(NOT _dyn MATCHES "SONAME +${SONAME}\n")
+  message(SEND_ERROR "SONAME of ${LIB} is not ${SONAME}")
+endif()
+list(LENGTH _exported _n)
+message(STATUS "${LIB}: ${_n} exported symbols, all declared in distri.h and listed; SONAME ${SONAME}")

@@ -1,0 +1,277 @@
+// Multi-process integration tests of the runtime (label `integration`): a real distri-head, two
+// distri-node agents on two "hosts" (network namespaces, or loopback; the output says which),
+// one CPU actor (distri-worker) each, the sdxl-tiny model. Jobs are submitted with the C++
+// client, and every image must be byte-identical to single-process `distri generate` with the
+// same flags, also after an actor or a node agent is killed mid-job, and across a head crash.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "runtime/common/png.h"
+#include "tests/integration/test_cluster.h"
+#include "tests/runtime/node/fake_head.h"
+
+namespace distri::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// Gone, or a zombie nobody reaped (a container's pid 1 may not reap).
+bool ProcessGone(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  if (!in) return true;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("State:", 0) == 0) return line.find('Z') != std::string::npos;
+  }
+  return true;
+}
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    suite_dir_ = new std::string(MakeTempDir("distri_integration"));
+    model_ = new std::string(*suite_dir_ + "/sdxl-tiny");
+    const int rc = RunToCompletion(BuiltBinaries().distri, {"model", "init", "--arch", "sdxl-tiny", *model_},
+                                   *suite_dir_ + "/model-init.log");
+    ASSERT_EQ(rc, 0) << ReadFile(*suite_dir_ + "/model-init.log").value_or("");
+    references_ = new std::map<std::string, std::string>();
+  }
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    if (!::testing::Test::HasFailure()) std::filesystem::remove_all(*suite_dir_, ec);
+  }
+
+  void SetUp() override {
+    ASSERT_FALSE(model_->empty());
+    cluster_ = std::make_unique<TestCluster>(MakeTempDir("distri_cluster"), *model_, TestCluster::Options{});
+    cluster_->StartHead();
+    cluster_->StartNode(0);
+    cluster_->StartNode(1);
+    ASSERT_TRUE(cluster_->WaitForIdleActors(2, seconds(90))) << cluster_->Logs();
+  }
+  void TearDown() override {
+    if (!cluster_) return;
+    const std::string dir = cluster_->dir();
+    if (HasFailure()) std::printf("%s\n", cluster_->Logs().c_str());
+    cluster_.reset();
+    std::error_code ec;
+    if (!HasFailure()) std::filesystem::remove_all(dir, ec);
+  }
+
+  static wire::JobSpec Spec(uint64_t seed, uint32_t steps) {
+    wire::JobSpec s;
+    s.prompt = "a red lighthouse at dawn";
+    s.width = 64;
+    s.height = 64;
+    s.steps = steps;
+    s.guidance = 5;
+    s.sampler = "euler";
+    s.seed = seed;
+    s.gpus = 1;
+    return s;
+  }
+
+  // The PNG `distri generate` writes for `spec` (cached per suite); a gang of spec.gpus > 1
+  // ranks is rendered with `--ranks N` (threads, the local channel).
+  std::string Reference(const wire::JobSpec& spec) {
+    const std::string key = std::to_string(*spec.seed) + "-" + std::to_string(spec.steps) + "-" +
+                            std::to_string(spec.width) + "-" + std::to_string(spec.gpus);
+    auto it = references_->find(key);
+    if (it != references_->end()) return it->second;
+    const std::string out = *suite_dir_ + "/ref-" + key + ".png";
+    std::vector<std::string> args = {
+        "generate", "--model", *model_, "--prompt", spec.prompt, "--height", std::to_string(spec.height),
+        "--width", std::to_string(spec.width), "--steps", std::to_string(spec.steps), "--guidance", "5",
+        "--seed", std::to_string(*spec.seed), "--sampler", spec.sampler, "--device", "cpu", "--quiet", "--out", out};
+    if (spec.gpus > 1) {
+      args.push_back("--ranks");
+      args.push_back(std::to_string(spec.gpus));
+    }
+    const int rc = RunToCompletion(BuiltBinaries().distri, args, out + ".log", {{"OMP_NUM_THREADS", "1"}});
+    EXPECT_EQ(rc, 0) << ReadFile(out + ".log").value_or("");
+    std::string bytes = ReadFile(out).value_or("");
+    (*references_)[key] = bytes;
+    return bytes;
+  }
+
+  JobId Submit(const wire::JobSpec& spec) {
+    auto accepted = cluster_->client().Submit(spec);
+    EXPECT_TRUE(accepted.ok()) << accepted.status().ToString();
+    return accepted.ok() ? accepted->job_id : JobId();
+  }
+
+  // Waits until the job runs and has done `steps` steps; returns the actor running it.
+  ActorId WaitForProgress(const JobId& job, uint32_t steps) {
+    ActorId actor;
+    const auto deadline = std::chrono::steady_clock::now() + seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto st = cluster_->client().GetJob(job);
+      if (st.ok() && st->state == wire::JobState::kRunning && st->step >= steps) {
+        auto cs = cluster_->Status();
+        if (cs.ok()) {
+          for (const auto& a : cs->actors) {
+            if (a.job_id == job && a.state == wire::ActorState::kBusy) return a.actor_id;
+          }
+        }
+      }
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    ADD_FAILURE() << "job " << job.Short() << " did not reach step " << steps;
+    return actor;
+  }
+
+  static std::string* suite_dir_;
+  static std::string* model_;
+  static std::map<std::string, std::string>* references_;
+  std::unique_ptr<TestCluster> cluster_;
+};
+
+std::string* ClusterTest::suite_dir_ = nullptr;
+std::string* ClusterTest::model_ = nullptr;
+std::map<std::string, std::string>* ClusterTest::references_ = nullptr;
+
+TEST_F(ClusterTest, ImagesEqualSingleProcessGenerate) {
+  std::printf("[ cluster  ] mode: %s\n", cluster_->Mode().c_str());
+  const wire::JobSpec a = Spec(7, 8), b = Spec(8, 8);
+  const JobId ja = Submit(a), jb = Submit(b);
+  for (const auto& [job, spec] : {std::pair{ja, a}, std::pair{jb, b}}) {
+    auto r = cluster_->client().WaitForJob(job, seconds(120));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->width, 64u);
+    EXPECT_EQ(r->seed, *spec.seed);
+    EXPECT_EQ(r->gang.size(), 1u);
+    const std::string ref = Reference(spec);
+    ASSERT_FALSE(ref.empty());
+    EXPECT_TRUE(r->image == ref) << "seed " << *spec.seed << ": the cluster's PNG (" << r->image.size()
+                                 << " bytes) differs from distri generate's (" << ref.size() << " bytes)";
+  }
+  // SIGTERM to a node agent: it stops its actors and exits 0; none survives; the head sees
+  // the actor dead.
+  auto status = cluster_->Status();
+  ASSERT_TRUE(status.ok());
+  std::vector<pid_t> actors;
+  for (const auto& a : status->actors) {
+    if (a.node_id == cluster_->node_id(0)) actors.push_back(cluster_->ActorPid(a.actor_id));
+  }
+  ASSERT_EQ(actors.size(), 1u);
+  ASSERT_GT(actors[0], 0);
+  const node::ExitStatus exit = cluster_->StopNode(0);
+  EXPECT_EQ(exit.exit_code, 0) << exit.Describe();
+  EXPECT_TRUE(WaitUntil([&] { return ProcessGone(actors[0]); }, seconds(5)));
+  EXPECT_TRUE(WaitUntil([&] {
+    auto st = cluster_->Status();
+    if (!st.ok()) return false;
+    for (const auto& a : st->actors) {
+      if (a.node_id == cluster_->node_id(0) && a.state != wire::ActorState::kDead) return false;
+    }
+    return true;
+  }, seconds(10)));
+}
+
+TEST_F(ClusterTest, PatchParallelJobAcrossTwoHostsOverUcx) {
+  wire::JobSpec spec = Spec(31, 8);
+  spec.width = spec.height = 128;
+  spec.gpus = 2;
+  const std::string ref = Reference(spec);
+  ASSERT_FALSE(ref.empty());
+  const JobId job = Submit(spec);
+  auto r = cluster_->client().WaitForJob(job, seconds(180));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->gang.size(), 2u);
+  EXPECT_NE(r->gang[0].node_id, r->gang[1].node_id) << "the gang should span both hosts";
+  std::printf("[ cluster  ] gang of 2 on %s and %s\n", r->gang[0].hostname.c_str(), r->gang[1].hostname.c_str());
+  EXPECT_TRUE(r->image == ref) << "the patch-parallel image (UCX across hosts) differs from `distri generate "
+                                  "--ranks 2`'s (local channel)";
+}
+
+TEST_F(ClusterTest, KilledActorMidJobGivesTheSameImage) {
+  const wire::JobSpec spec = Spec(11, 600);
+  const std::string ref = Reference(spec);
+  const JobId job = Submit(spec);
+  const ActorId victim = WaitForProgress(job, 20);
+  ASSERT_FALSE(victim.IsNil());
+  const pid_t pid = cluster_->ActorPid(victim);
+  ASSERT_GT(pid, 0) << "no pid for actor " << victim.Short();
+  std::printf("[ cluster  ] killing actor %s (pid %d) of job %s mid-job\n", victim.Short().c_str(), pid,
+              job.Short().c_str());
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  auto r = cluster_->client().WaitForJob(job, seconds(180));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_GE(r->attempt, 1u);
+  EXPECT_TRUE(r->image == ref) << "the re-run image differs from distri generate's";
+  // The node agent restarted the killed actor: both actors are back.
+  EXPECT_TRUE(cluster_->WaitForIdleActors(2, seconds(60)));
+}
+
+TEST_F(ClusterTest, KilledRankOfAGangMidJobGivesTheSameImage) {
+  wire::JobSpec spec = Spec(32, 300);
+  spec.width = spec.height = 128;
+  spec.gpus = 2;
+  const std::string ref = Reference(spec);
+  const JobId job = Submit(spec);
+  const ActorId victim = WaitForProgress(job, 20);
+  ASSERT_FALSE(victim.IsNil());
+  const pid_t pid = cluster_->ActorPid(victim);
+  ASSERT_GT(pid, 0);
+  std::printf("[ cluster  ] killing actor %s (pid %d), one rank of the gang of job %s\n", victim.Short().c_str(), pid,
+              job.Short().c_str());
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  // The surviving rank is cancelled (its channel aborted); once the node agent has restarted
+  // the killed actor, the job runs again on a full gang.
+  auto r = cluster_->client().WaitForJob(job, seconds(240));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_GE(r->attempt, 1u);
+  EXPECT_EQ(r->gang.size(), 2u);
+  EXPECT_TRUE(r->image == ref) << "the re-run gang's image differs from distri generate --ranks 2's";
+}
+
+TEST_F(ClusterTest, KilledNodeAgentMidJobGivesTheSameImage) {
+  const wire::JobSpec spec = Spec(12, 600);
+  const std::string ref = Reference(spec);
+  const JobId job = Submit(spec);
+  const ActorId victim = WaitForProgress(job, 20);
+  ASSERT_FALSE(victim.IsNil());
+  const int node = cluster_->NodeOf(victim);
+  ASSERT_GE(node, 0);
+  const pid_t actor_pid = cluster_->ActorPid(victim);
+  std::printf("[ cluster  ] killing node agent %d (hosting actor %s) mid-job\n", node, victim.Short().c_str());
+  cluster_->KillNode(node);
+  // Its actor dies with it (no orphan keeps computing).
+  EXPECT_TRUE(WaitUntil([&] { return ProcessGone(actor_pid); }, seconds(10))) << "actor pid " << actor_pid;
+  auto r = cluster_->client().WaitForJob(job, seconds(180));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_GE(r->attempt, 1u);
+  ASSERT_EQ(r->gang.size(), 1u);
+  EXPECT_NE(r->gang[0].node_id, cluster_->node_id(node));
+  EXPECT_TRUE(r->image == ref) << "the re-run image differs from distri generate's";
+}
+
+TEST_F(ClusterTest, HeadRestartLosesNoJob) {
+  std::vector<wire::JobSpec> specs = {Spec(21, 200), Spec(22, 200), Spec(23, 200), Spec(24, 8)};
+  std::vector<JobId> jobs;
+  for (const auto& s : specs) jobs.push_back(Submit(s));
+  // Crash while the first job runs (or, on a fast machine, just after it finished).
+  EXPECT_TRUE(WaitUntil([&] {
+    auto st = cluster_->client().GetJob(jobs[0]);
+    return st.ok() && ((st->state == wire::JobState::kRunning && st->step >= 10) || wire::IsTerminal(st->state));
+  }, seconds(60)));
+  std::printf("[ cluster  ] crashing the head (SIGKILL) with %zu jobs queued or running\n", jobs.size());
+  cluster_->StopHead(/*crash=*/true);
+  std::this_thread::sleep_for(milliseconds(500));
+  cluster_->StartHead();
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    auto r = cluster_->client().WaitForJob(jobs[i], seconds(240));
+    ASSERT_TRUE(r.ok()) << "job " << i << ": " << r.status().ToString();
+    EXPECT_TRUE(r->image == Reference(specs[i])) << "job " << i << " (seed " << *specs[i].seed << ")";
+  }
+}
+
+}  // namespace
+}  // namespace distri::testing

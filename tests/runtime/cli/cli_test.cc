@@ -1,0 +1,150 @@
+// distri-cluster: the cluster YAML, keys, the state file, node command lines, and the binary's
+// status / submit / batch against an in-process head with a fake actor.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <fstream>
+
+#include "runtime/cli/cluster_config.h"
+#include "runtime/cli/launcher.h"
+#include "tests/runtime/head/test_cluster.h"
+
+namespace distri::cli {
+namespace {
+
+using namespace distri::head::testing;
+
+TEST(ClusterConfig, ExampleConfigsParse) {
+  for (const char* name : {"local-cpu", "1gpu", "2gpu", "4gpu", "two-nodes"}) {
+    const std::string path = std::string(DISTRI_SOURCE_DIR) + "/configs/" + name + ".yaml";
+    Result<ClusterConfig> c = LoadClusterConfig(path);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    EXPECT_FALSE(c->nodes.empty());
+  }
+  ClusterConfig two = LoadClusterConfig(std::string(DISTRI_SOURCE_DIR) + "/configs/two-nodes.yaml").value();
+  EXPECT_TRUE(two.nodes[0].IsLocal());
+  EXPECT_FALSE(two.nodes[1].IsLocal());
+  EXPECT_EQ(two.HeadAddress(), "tcp://10.0.0.1:7070");
+}
+
+TEST(ClusterConfig, ErrorsNameFileLineAndKey) {
+  Result<ClusterConfig> c = ParseClusterConfig(
+      "cluster_name: t\nmodel: /m\nnodes:\n  - name: a\n    gpus: four\n", "bad.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("bad.yaml:5"), std::string::npos) << c.status().ToString();
+  EXPECT_NE(c.status().message().find("nodes[0].gpus"), std::string::npos) << c.status().ToString();
+  c = ParseClusterConfig("cluster_name: t\nmodel: /m\nhead:\n  prot: 1\nnodes:\n  - cpu_actors: 1\n", "typo.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("prot"), std::string::npos) << c.status().ToString();
+  c = ParseClusterConfig("cluster_name: t\nnodes:\n  - cpu_actors: 1\n", "nomodel.yaml");
+  EXPECT_FALSE(c.ok());
+  c = ParseClusterConfig("cluster_name: t\nmodel: /m\nnodes:\n  - gpus: [0, 1]\n    cpu_actors: 1\n", "ok.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->nodes[0].gpus, "0,1");
+}
+
+TEST(Launcher, KeysStateAndCommands) {
+  TempDir dir;
+  bool created = false;
+  ASSERT_TRUE(EnsureClusterKeys(dir.path() + "/keys", &created).ok());
+  EXPECT_TRUE(created);
+  ASSERT_TRUE(EnsureClusterKeys(dir.path() + "/keys", &created).ok());
+  EXPECT_FALSE(created);  // kept
+  EXPECT_TRUE(wire::ReadKeyPairFile(dir.path() + "/keys/client.key").ok());
+  EXPECT_EQ(wire::ReadAuthorizedKeysFile(dir.path() + "/keys/authorized_keys")->size(), 2u);
+
+  const std::vector<ProcessEntry> entries = {{"head", "head", "local", 10}, {"node", "b", "gpu-b", 20}};
+  ASSERT_TRUE(WriteState(dir.path() + "/state", entries).ok());
+  std::vector<ProcessEntry> back = ReadState(dir.path() + "/state").value();
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[1].host, "gpu-b");
+  EXPECT_EQ(back[1].pid, 20);
+
+  ClusterConfig c = ParseClusterConfig("cluster_name: t\nmodel: /m\nstate_dir: " + dir.path() +
+                                           "\nnodes:\n  - name: a\n    cpu_actors: 2\n", "t.yaml").value();
+  std::vector<std::string> cmd = NodeCommand(c, c.nodes[0], "/bin");
+  EXPECT_EQ(cmd[0], "/bin/distri-node");
+  auto flag = [&](const std::string& f) {
+    for (size_t i = 0; i + 1 < cmd.size(); ++i) if (cmd[i] == f) return cmd[i + 1];
+    return std::string("<missing>");
+  };
+  EXPECT_EQ(flag("--head"), "tcp://127.0.0.1:7070");
+  EXPECT_EQ(flag("--keys"), dir.path() + "/keys");
+  EXPECT_EQ(flag("--model"), "/m");
+  EXPECT_EQ(flag("--cpu-actors"), "2");
+  EXPECT_EQ(flag("--gpus"), "none");
+  EXPECT_EQ(HeadCommand(c, "/bin")[0], "/bin/distri-head");
+}
+
+// Runs distri-cluster with `args`; returns its exit status, stdout+stderr in *out.
+int RunCli(const std::vector<std::string>& args, std::string* out) {
+  std::string cmd = DISTRI_CLUSTER_BINARY;
+  for (const std::string& a : args) cmd += " '" + a + "'";
+  cmd += " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[512];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out->append(buf, n);
+  const int rc = pclose(p);
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+TEST(DistriCluster, StatusSubmitBatchAgainstAHead) {
+  TempDir dir;
+  WriteKeys(dir.path());
+  auto head = head::HeadServer::Start(TestHeadOptions(dir.path(), ":memory:")).value();
+  FakeActorOptions o;
+  o.keys_dir = dir.path();
+  FakeActor actor(head->endpoint(), o);
+  const std::vector<std::string> target = {"--address", head->endpoint(), "--keys", dir.path()};
+
+  std::string out;
+  std::vector<std::string> args = {"submit"};
+  args.insert(args.end(), target.begin(), target.end());
+  for (const char* a : {"--prompt", "a fox", "--height", "64", "--width", "64", "--steps", "3", "--seed", "5", "--out"}) args.push_back(a);
+  args.push_back(dir.path() + "/fox.png");
+  ASSERT_EQ(RunCli(args, &out), 0) << out;
+  std::ifstream f(dir.path() + "/fox.png", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(f)), {});
+  wire::JobSpec spec = TinySpec();
+  spec.prompt = "a fox";
+  spec.seed = 5;
+  EXPECT_EQ(bytes, FakeImage(spec));
+
+  std::ofstream(dir.path() + "/prompts.txt") << "# two prompts\nred\nblue\n";
+  out.clear();
+  args = {"batch"};
+  args.insert(args.end(), target.begin(), target.end());
+  for (const std::string& a : {std::string("--prompts"), dir.path() + "/prompts.txt", std::string("--out-dir"),
+                               dir.path() + "/batch", std::string("--height"), std::string("64"),
+                               std::string("--width"), std::string("64"), std::string("--steps"), std::string("2")}) {
+    args.push_back(a);
+  }
+  ASSERT_EQ(RunCli(args, &out), 0) << out;
+  std::ifstream manifest(dir.path() + "/batch/manifest.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(manifest, line);) {
+    ++lines;
+    EXPECT_NE(line.find("\"state\":\"SUCCEEDED\""), std::string::npos) << line;
+  }
+  EXPECT_EQ(lines, 2);
+  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/batch/1.png"));
+
+  out.clear();
+  args = {"status"};
+  args.insert(args.end(), target.begin(), target.end());
+  ASSERT_EQ(RunCli(args, &out), 0) << out;
+  EXPECT_NE(out.find("3 succeeded"), std::string::npos) << out;
+  EXPECT_NE(out.find(actor.id().Short()), std::string::npos) << out;
+
+  // A bad job is refused with the head's reason.
+  out.clear();
+  args = {"submit"};
+  args.insert(args.end(), target.begin(), target.end());
+  for (const char* a : {"--prompt", "x", "--height", "65"}) args.push_back(a);
+  EXPECT_EQ(RunCli(args, &out), 1);
+  EXPECT_NE(out.find("multiples of 8"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace distri::cli

@@ -1,0 +1,127 @@
+// GangScheduler: PACK, SPREAD, model filtering, the auto rule, channel backends.
+#include "runtime/head/gang_scheduler.h"
+
+#include <gtest/gtest.h>
+
+namespace distri::head {
+namespace {
+
+NodeId Node(uint8_t i) {
+  std::array<uint8_t, 16> b{};
+  b[0] = i;
+  return NodeId::FromBytes(b);
+}
+
+ActorSlot Slot(uint8_t node, int gpu, bool idle = true, std::string model = "sdxl") {
+  std::array<uint8_t, 16> b{};
+  b[0] = node;
+  b[1] = static_cast<uint8_t>(gpu + 1);
+  return {ActorId::FromBytes(b), Node(node), gpu, "host" + std::to_string(node), std::move(model), idle};
+}
+
+wire::JobSpec Spec(uint32_t gpus, uint32_t side = 1024, std::string model = "") {
+  wire::JobSpec s;
+  s.prompt = "p";
+  s.width = side;
+  s.height = side;
+  s.steps = 10;
+  s.guidance = 5;
+  s.sampler = "euler";
+  s.gpus = gpus;
+  s.model = std::move(model);
+  return s;
+}
+
+TEST(GangScheduler, PackPrefersTheTightestNode) {
+  GangScheduler s;
+  // Node 1: 4 idle GPUs; node 2: 2 idle GPUs. A gang of 2 goes to node 2 (best fit).
+  std::vector<ActorSlot> actors = {Slot(1, 0), Slot(1, 1), Slot(1, 2), Slot(1, 3), Slot(2, 1), Slot(2, 0)};
+  std::optional<Placement> p = s.Place(Spec(2), actors, 0);
+  ASSERT_TRUE(p);
+  ASSERT_EQ(p->gang.size(), 2u);
+  EXPECT_EQ(p->gang[0].node_id, Node(2));
+  EXPECT_EQ(p->gang[0].gpu_index, 0);  // ranks in GPU order
+  EXPECT_EQ(p->gang[1].gpu_index, 1);
+  EXPECT_EQ(p->channel_backend, "nccl");
+  // A gang of 4 fits only on node 1.
+  p = s.Place(Spec(4), actors, 0);
+  ASSERT_TRUE(p);
+  for (const ActorSlot& a : p->gang) EXPECT_EQ(a.node_id, Node(1));
+}
+
+TEST(GangScheduler, PackSpreadsWhenNoNodeFits) {
+  GangScheduler s;
+  std::vector<ActorSlot> actors = {Slot(1, 0), Slot(1, 1), Slot(1, 2, false), Slot(2, 0), Slot(2, 1), Slot(3, 0)};
+  std::optional<Placement> p = s.Place(Spec(4), actors, 0);
+  ASSERT_TRUE(p);
+  ASSERT_EQ(p->gang.size(), 4u);
+  EXPECT_EQ(p->channel_backend, "ucx");
+  // Fullest nodes first: nodes 1 and 2, two each; ranks of one node adjacent.
+  EXPECT_EQ(p->gang[0].node_id, Node(1));
+  EXPECT_EQ(p->gang[1].node_id, Node(1));
+  EXPECT_EQ(p->gang[2].node_id, Node(2));
+  EXPECT_EQ(p->gang[3].node_id, Node(2));
+  EXPECT_FALSE(s.Place(Spec(6), actors, 0));  // only 5 idle
+  EXPECT_TRUE(s.Feasible(Spec(6), actors));   // 6 alive: it waits
+  EXPECT_FALSE(s.Feasible(Spec(7), actors));
+}
+
+TEST(GangScheduler, SpreadTakesOnePerNodeInTurn) {
+  GangScheduler s({.strategy = PlacementStrategy::kSpread});
+  std::vector<ActorSlot> actors = {Slot(1, 0), Slot(1, 1), Slot(1, 2), Slot(2, 0), Slot(2, 1)};
+  std::optional<Placement> p = s.Place(Spec(2), actors, 0);
+  ASSERT_TRUE(p);
+  EXPECT_NE(p->gang[0].node_id, p->gang[1].node_id);
+  EXPECT_EQ(p->channel_backend, "ucx");
+  p = s.Place(Spec(5), actors, 0);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->gang.size(), 5u);
+}
+
+TEST(GangScheduler, OnlyActorsWithTheModel) {
+  GangScheduler s;
+  std::vector<ActorSlot> actors = {Slot(1, 0, true, "sd15"), Slot(1, 1, true, "sdxl"), Slot(1, 2, true, "sdxl")};
+  std::optional<Placement> p = s.Place(Spec(2, 1024, "sdxl"), actors, 0);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->model, "sdxl");
+  for (const ActorSlot& a : p->gang) EXPECT_EQ(a.model, "sdxl");
+  EXPECT_FALSE(s.Place(Spec(2, 1024, "sd15"), actors, 0));
+  EXPECT_FALSE(s.Feasible(Spec(1, 1024, "flux"), actors));
+  // "" = any one model: the one with the most idle actors; never a mixed gang.
+  p = s.Place(Spec(2), actors, 0);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->model, "sdxl");
+  EXPECT_FALSE(s.Place(Spec(3), actors, 0));
+}
+
+TEST(GangScheduler, AutoRuleByResolutionAndQueue) {
+  GangScheduler s;
+  // Empty queue, 8 actors: the resolution decides.
+  EXPECT_EQ(s.AutoGangSize(512, 512, 0, 8), 1u);
+  EXPECT_EQ(s.AutoGangSize(768, 768, 0, 8), 1u);
+  EXPECT_EQ(s.AutoGangSize(1024, 1024, 0, 8), 2u);
+  EXPECT_EQ(s.AutoGangSize(1536, 1536, 0, 8), 4u);
+  EXPECT_EQ(s.AutoGangSize(2048, 2048, 0, 8), 8u);
+  // Capped by the actors there are, rounded down to a power of two.
+  EXPECT_EQ(s.AutoGangSize(2048, 2048, 0, 6), 4u);
+  EXPECT_EQ(s.AutoGangSize(2048, 2048, 0, 0), 1u);
+  // A queue shares the actors: 3 jobs behind this one on 8 actors -> 2 each.
+  EXPECT_EQ(s.AutoGangSize(2048, 2048, 3, 8), 2u);
+  // A long queue: one image per actor.
+  EXPECT_EQ(s.AutoGangSize(2048, 2048, 20, 8), 1u);
+  // Explicit gpus win.
+  EXPECT_EQ(s.GangSize(Spec(3, 512), 20, 8), 3u);
+  // Through Place: an auto job on 4 idle actors of one node at 1536 px takes all 4.
+  std::vector<ActorSlot> actors = {Slot(1, 0), Slot(1, 1), Slot(1, 2), Slot(1, 3)};
+  EXPECT_EQ(s.Place(Spec(0, 1536), actors, 0)->gang.size(), 4u);
+  EXPECT_EQ(s.Place(Spec(0, 1536), actors, 10)->gang.size(), 1u);
+}
+
+TEST(GangScheduler, ChannelBackend) {
+  EXPECT_EQ(ChannelBackendFor({Slot(1, 0), Slot(1, 1)}), "nccl");
+  EXPECT_EQ(ChannelBackendFor({Slot(1, 0), Slot(2, 0)}), "ucx");
+  EXPECT_EQ(ChannelBackendFor({Slot(1, -1)}), "ucx");
+}
+
+}  // namespace
+}  // namespace distri::head

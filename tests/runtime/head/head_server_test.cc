@@ -1,0 +1,300 @@
+// HeadServer in-process with fake actors: submit -> result, gangs, cancellation, re-queue on
+// actor death, max_attempts, restart keeps jobs, refused clients, malformed messages.
+#include "runtime/head/head_server.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include "runtime/channel/socket_util.h"
+#include "tests/runtime/head/test_cluster.h"
+
+namespace distri::head {
+namespace {
+
+using namespace distri::head::testing;
+
+class HeadServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    WriteKeys(dir_.path());
+    StartHead();
+  }
+  void StartHead(HeadOptions o) {
+    auto h = HeadServer::Start(o);
+    ASSERT_TRUE(h.ok()) << h.status().ToString();
+    head_ = std::move(*h);
+    client_ = ConnectClient(head_->endpoint(), dir_.path());
+    ASSERT_NE(client_, nullptr);
+  }
+  void StartHead() { StartHead(Options()); }
+  HeadOptions Options() { return TestHeadOptions(dir_.path(), dir_.path() + "/head.db"); }
+  std::unique_ptr<FakeActor> Actor(FakeActorOptions o = {}) {
+    o.keys_dir = dir_.path();
+    return std::make_unique<FakeActor>(head_->endpoint(), o);
+  }
+  size_t AliveActors() {
+    auto st = client_->GetClusterStatus();
+    if (!st.ok()) return 0;
+    size_t n = 0;
+    for (const auto& a : st->actors) n += a.state != wire::ActorState::kDead;
+    return n;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<HeadServer> head_;
+  std::unique_ptr<client::Client> client_;
+};
+
+TEST_F(HeadServerTest, SubmitToResult) {
+  auto actor = Actor();
+  ASSERT_TRUE(WaitFor([&] { return AliveActors() == 1; }));
+  wire::JobSpec spec = TinySpec();
+  spec.seed = 42;
+  wire::JobAccepted acc = client_->Submit(spec).value();
+  EXPECT_EQ(acc.seed, 42u);
+  std::vector<wire::JobStatus> seen;
+  auto result = client_->WaitForJob(acc.job_id, 5s, [&](const wire::JobStatus& s) { seen.push_back(s); });
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->image, FakeImage(spec));
+  EXPECT_EQ(result->seed, 42u);
+  EXPECT_EQ(result->width, 64u);
+  ASSERT_EQ(result->gang.size(), 1u);
+  EXPECT_EQ(result->gang[0].actor_id, actor->id());
+  EXPECT_EQ(result->attempt, 0u);
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back().state, wire::JobState::kSucceeded);
+
+  // A seed is drawn when absent, and reported.
+  wire::JobAccepted acc2 = client_->Submit(TinySpec()).value();
+  auto r2 = client_->WaitForJob(acc2.job_id, 5s);
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(r2->seed, acc2.seed);
+
+  wire::ClusterStatus st = client_->GetClusterStatus().value();
+  EXPECT_EQ(st.jobs_by_state.succeeded, 2u);
+  EXPECT_EQ(st.queue_length, 0u);
+  ASSERT_EQ(st.actors.size(), 1u);
+  EXPECT_EQ(st.actors[0].model, "tiny");
+
+  // The metrics endpoint reports it (updated twice a second).
+  ASSERT_TRUE(WaitFor([&] { return head_->metrics().Render().find("distri_jobs{state=\"SUCCEEDED\"} 2") != std::string::npos; }));
+}
+
+TEST_F(HeadServerTest, GangGetsRanksAndRendezvous) {
+  auto a = Actor(), b = Actor();
+  ASSERT_TRUE(WaitFor([&] { return AliveActors() == 2; }));
+  wire::JobSpec spec = TinySpec();
+  spec.gpus = 2;
+  wire::JobAccepted acc = client_->Submit(spec).value();
+  ASSERT_TRUE(client_->WaitForJob(acc.job_id, 5s).ok());
+  auto ta = a->received(), tb = b->received();
+  ASSERT_EQ(ta.size(), 1u);
+  ASSERT_EQ(tb.size(), 1u);
+  EXPECT_EQ(ta[0].gang_id, tb[0].gang_id);
+  EXPECT_NE(ta[0].rank, tb[0].rank);
+  EXPECT_EQ(ta[0].gang.size(), 2u);
+  EXPECT_EQ(ta[0].rendezvous, head_->rendezvous_address());
+  EXPECT_EQ(ta[0].rendezvous.rfind("tcp://127.0.0.1:", 0), 0u);
+  EXPECT_EQ(ta[0].channel_backend, "ucx");  // CPU actors
+  EXPECT_EQ(ta[0].job.seed, acc.seed);
+}
+
+TEST_F(HeadServerTest, CancelPendingAndRunning) {
+  // Pending: no actor yet.
+  wire::JobAccepted pending = client_->Submit(TinySpec()).value();
+  wire::JobStatus st = client_->Cancel(pending.job_id).value();
+  EXPECT_EQ(st.state, wire::JobState::kCancelled);
+  EXPECT_EQ(client_->GetResult(pending.job_id).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(client_->WaitForJob(pending.job_id, 1s).status().code(), StatusCode::kCancelled);
+
+  // Running: a slow actor gets CancelTask and is free again afterwards.
+  FakeActorOptions slow;
+  slow.step_time = 100ms;
+  auto actor = Actor(slow);
+  wire::JobAccepted running = client_->Submit(TinySpec(200)).value();
+  ASSERT_TRUE(WaitFor([&] { return client_->GetJob(running.job_id)->state == wire::JobState::kRunning; }));
+  EXPECT_EQ(client_->Cancel(running.job_id)->state, wire::JobState::kCancelled);
+  ASSERT_TRUE(WaitFor([&] { return actor->cancels() == 1 && !actor->busy(); }));
+  wire::JobAccepted next = client_->Submit(TinySpec(2)).value();
+  EXPECT_TRUE(client_->WaitForJob(next.job_id, 5s).ok());
+  EXPECT_EQ(client_->GetJob(running.job_id)->state, wire::JobState::kCancelled);
+  // Unknown ids.
+  EXPECT_EQ(client_->GetJob(JobId::Random()).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(client_->Cancel(JobId::Random()).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(HeadServerTest, DeadActorRequeuesWithTheSameSeed) {
+  FakeActorOptions slow;
+  slow.step_time = 50ms;
+  auto first = Actor(slow);
+  ASSERT_TRUE(WaitFor([&] { return AliveActors() == 1; }));
+  wire::JobAccepted acc = client_->Submit(TinySpec(100)).value();
+  ASSERT_TRUE(WaitFor([&] { return first->tasks() == 1; }));
+  first->Kill();  // silent death: missed heartbeats
+  auto second = Actor();
+  auto result = client_->WaitForJob(acc.job_id, 5s);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->attempt, 1u);
+  EXPECT_EQ(result->seed, acc.seed);
+  EXPECT_EQ(result->gang[0].actor_id, second->id());
+  EXPECT_EQ(second->received().at(0).job.seed, acc.seed);
+  EXPECT_NE(second->received().at(0).gang_id, first->received().at(0).gang_id);
+}
+
+TEST_F(HeadServerTest, ActorExitedAbortsTheGangAtOnce) {
+  FakeActorOptions slow;
+  slow.step_time = 50ms;
+  slow.heartbeat_ms = 20;
+  auto a = Actor(slow), b = Actor(slow);
+  ASSERT_TRUE(WaitFor([&] { return AliveActors() == 2; }));
+  wire::JobSpec spec = TinySpec(1000);
+  spec.gpus = 2;
+  wire::JobAccepted acc = client_->Submit(spec).value();
+  ASSERT_TRUE(WaitFor([&] { return a->tasks() == 1 && b->tasks() == 1; }));
+  // The node agent reports a's exit; b (alive) must get CancelTask; the job goes back to PENDING
+  // (only one actor left for a gang of 2).
+  auto ctx = wire::ZmqContext::Create().value();
+  wire::DealerOptions d;
+  d.endpoint = head_->endpoint();
+  d.sender_id = "node:test";
+  d.curve = wire::ReadKeyPairFile(dir_.path() + "/node.key").value();
+  d.server_public_key = head_->public_key();
+  auto node = wire::DealerSocket::Connect(ctx, d).value();
+  ASSERT_TRUE(node->Send(wire::Heartbeat{0, 0, 0}, 1s).ok());  // connected before the kill
+  a->Kill();  // its process is gone (else it would re-register, as a restarted actor does)
+  ASSERT_TRUE(node->Send(wire::ActorExited{a->id(), -1, 9, true}, 1s).ok());
+  ASSERT_TRUE(WaitFor([&] { return b->cancels() == 1; }, 2s));
+  wire::JobStatus st = client_->GetJob(acc.job_id).value();
+  EXPECT_EQ(st.state, wire::JobState::kPending);
+  EXPECT_EQ(st.attempt, 1u);
+  EXPECT_NE(st.error.find("killed by signal 9"), std::string::npos) << st.error;
+}
+
+TEST_F(HeadServerTest, FailsAfterMaxAttempts) {
+  FakeActorOptions bad;
+  bad.fail_with = static_cast<int32_t>(StatusCode::kInternal);
+  auto actor = Actor(bad);
+  wire::JobAccepted acc = client_->Submit(TinySpec()).value();
+  auto r = client_->WaitForJob(acc.job_id, 5s);
+  EXPECT_EQ(r.status().code(), StatusCode::kAborted);
+  EXPECT_NE(r.status().message().find("fake failure"), std::string::npos) << r.status().ToString();
+  EXPECT_EQ(actor->tasks(), 3);
+  EXPECT_EQ(client_->GetJob(acc.job_id)->state, wire::JobState::kFailed);
+}
+
+TEST_F(HeadServerTest, RestartKeepsJobs) {
+  // Two jobs wait (no actor); one runs on a slow actor when the head stops.
+  FakeActorOptions slow;
+  slow.step_time = 50ms;
+  auto actor = Actor(slow);
+  ASSERT_TRUE(WaitFor([&] { return AliveActors() == 1; }));
+  wire::JobAccepted running = client_->Submit(TinySpec(200)).value();
+  ASSERT_TRUE(WaitFor([&] { return actor->tasks() == 1; }));
+  wire::JobAccepted p1 = client_->Submit(TinySpec()).value();
+  wire::JobAccepted p2 = client_->Submit(TinySpec()).value();
+  actor->Kill();
+  client_.reset();
+  head_->Stop();
+  head_.reset();
+
+  StartHead();
+  wire::JobStatus st = client_->GetJob(running.job_id).value();
+  EXPECT_EQ(st.state, wire::JobState::kPending);
+  EXPECT_EQ(st.attempt, 1u);
+  EXPECT_EQ(client_->GetJob(p1.job_id)->state, wire::JobState::kPending);
+  // Order is kept: the once-running job first.
+  EXPECT_EQ(client_->GetJob(running.job_id)->queue_position, 0u);
+  EXPECT_EQ(client_->GetJob(p2.job_id)->queue_position, 2u);
+  auto fresh = Actor();
+  for (const JobId& id : {running.job_id, p1.job_id, p2.job_id}) {
+    auto r = client_->WaitForJob(id, 5s);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+  EXPECT_EQ(client_->GetResult(running.job_id)->seed, running.seed);
+}
+
+TEST_F(HeadServerTest, ClientWithoutKeysIsRefused) {
+  client::ClientOptions o;
+  o.address = head_->endpoint();
+  o.client_keys = wire::GenerateCurveKeyPair().value();  // not in authorized_keys
+  o.head_public_key = head_->public_key();
+  o.connect_timeout = 500ms;
+  auto c = client::Client::Connect(o);
+  EXPECT_EQ(c.status().code(), StatusCode::kUnavailable);
+  EXPECT_GE(head_->refused_connections(), 1u);
+  // No keys at all: the client cannot even try.
+  client::ClientOptions none;
+  none.address = head_->endpoint();
+  EXPECT_EQ(client::Client::Connect(none).status().code(), StatusCode::kInvalidArgument);
+  // Without CURVE: the handshake fails.
+  client::ClientOptions plain;
+  plain.address = head_->endpoint();
+  plain.allow_insecure = true;
+  plain.connect_timeout = 500ms;
+  EXPECT_EQ(client::Client::Connect(plain).status().code(), StatusCode::kUnavailable);
+  // The authorized client still works.
+  EXPECT_TRUE(client_->GetClusterStatus().ok());
+}
+
+TEST_F(HeadServerTest, MalformedMessagesAreRejectedAndTheHeadKeepsServing) {
+  auto ctx = wire::ZmqContext::Create().value();
+  wire::DealerOptions d;
+  d.endpoint = head_->endpoint();
+  d.sender_id = "client:evil";
+  d.curve = wire::ReadKeyPairFile(dir_.path() + "/client.key").value();
+  d.server_public_key = head_->public_key();
+  auto raw = wire::DealerSocket::Connect(ctx, d).value();
+  auto expect_error = [&](StatusCode code) {
+    Result<wire::Envelope> e = raw->Receive(2s);
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    ASSERT_EQ(e->type, wire::MessageType::kError);
+    wire::Error err;
+    ASSERT_TRUE(wire::DecodePayload(e->payload, &err).ok());
+    EXPECT_EQ(err.code, static_cast<int32_t>(code)) << err.message;
+  };
+  ASSERT_TRUE(raw->SendBytes("not an envelope at all", 1s).ok());
+  expect_error(StatusCode::kParseError);
+  // A message only the head sends.
+  wire::AssignTask task;
+  task.job_id = JobId::Random();
+  task.gang = {{0, NodeId::Random(), ActorId::Random(), -1, ""}};
+  task.job = TinySpec();
+  task.job.seed = 1;
+  task.channel_backend = "ucx";
+  ASSERT_TRUE(raw->Send(task, 1s).ok());
+  expect_error(StatusCode::kInvalidArgument);
+  // A job the cluster cannot run.
+  wire::JobSpec odd = TinySpec();
+  odd.width = 1001;
+  ASSERT_TRUE(raw->Send(wire::SubmitJob{odd}, 1s).ok());
+  expect_error(StatusCode::kInvalidArgument);
+  odd = TinySpec();
+  odd.sampler = "magic";
+  EXPECT_EQ(client_->Submit(odd).status().code(), StatusCode::kInvalidArgument);
+  // A TaskDone from a stranger.
+  ASSERT_TRUE(raw->Send(wire::TaskDone{JobId::Random(), 0, 0, 0, "", wire::OutputFormat::kPng, "x", 1, 1, 0, 0}, 1s).ok());
+  expect_error(StatusCode::kFailedPrecondition);
+  EXPECT_GE(head_->rejected_messages(), 1u);
+  // Still serving.
+  auto actor = Actor();
+  wire::JobAccepted acc = client_->Submit(TinySpec()).value();
+  EXPECT_TRUE(client_->WaitForJob(acc.job_id, 5s).ok());
+}
+
+TEST_F(HeadServerTest, MetricsOverHttp) {
+  const uint16_t port = head_->metrics_port();
+  ASSERT_NE(port, 0);
+  const auto deadline = channel::DeadlineAfter(3000ms);
+  channel::Fd fd = channel::ConnectTcp("127.0.0.1", port, deadline).value();
+  const std::string req = "GET /metrics HTTP/1.1\r\nHost: head\r\n\r\n";
+  ASSERT_TRUE(channel::SendAll(fd.get(), req.data(), req.size(), deadline).ok());
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd.get(), buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<size_t>(n));
+  EXPECT_NE(out.find("distri_queue_length 0"), std::string::npos) << out;
+  EXPECT_NE(out.find("distri_step_seconds_bucket"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace distri::head

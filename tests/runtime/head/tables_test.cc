@@ -1,0 +1,96 @@
+// NodeTable and ActorTable: registration, heartbeats, dead detection, tasks.
+#include <gtest/gtest.h>
+
+#include "runtime/head/actor_table.h"
+#include "runtime/head/node_table.h"
+
+namespace distri::head {
+namespace {
+
+wire::RegisterActor Actor(const NodeId& node, int gpu) {
+  wire::RegisterActor m;
+  m.actor_id = ActorId::Random();
+  m.node_id = node;
+  m.gpu_index = gpu;
+  m.pid = 100;
+  m.model = "tiny";
+  m.device = gpu < 0 ? "cpu" : "cuda:" + std::to_string(gpu);
+  return m;
+}
+
+TEST(NodeTable, HeartbeatsKeepNodesAlive) {
+  NodeTable t(100, 3);
+  const NodeId n1 = NodeId::Random(), n2 = NodeId::Random();
+  wire::NodeResources r{"h1", {{0, "gpu", 1}, {1, "gpu", 1}}, 1, {"tiny"}};
+  t.Register(n1, r, "0.1", "peer1", 0);
+  r.hostname = "h2";
+  t.Register(n2, r, "0.1", "peer2", 0);
+  EXPECT_EQ(t.AliveCapacity(), 6u);
+  EXPECT_TRUE(t.AnyAliveNodeLists("tiny"));
+  EXPECT_FALSE(t.AnyAliveNodeLists("sdxl"));
+  EXPECT_EQ(t.Heartbeat("peer1", 250), n1);
+  EXPECT_FALSE(t.Heartbeat("nobody", 250).has_value());
+  EXPECT_TRUE(t.Sweep(300).empty());
+  EXPECT_EQ(t.Sweep(301), std::vector<NodeId>{n2});  // silent for > 3 intervals
+  EXPECT_FALSE(t.Find(n2)->alive);
+  EXPECT_EQ(t.AliveCapacity(), 3u);
+  EXPECT_FALSE(t.Heartbeat("peer2", 302).has_value());  // dead until it registers again
+  t.Register(n2, r, "0.1", "peer3", 400);
+  EXPECT_TRUE(t.Find(n2)->alive);
+  EXPECT_EQ(t.FindByPeer("peer3")->id, n2);
+}
+
+TEST(ActorTable, DeadActorsReportTheirTask) {
+  ActorTable t(100, 3);
+  const NodeId node = NodeId::Random();
+  wire::RegisterActor a = Actor(node, 0), b = Actor(node, 1);
+  EXPECT_FALSE(t.Register(a, "pa", 0).has_value());
+  EXPECT_FALSE(t.Register(b, "pb", 0).has_value());
+  const TaskRef task{JobId::Random(), 2, 1};
+  t.Assign(b.actor_id, task);
+  EXPECT_EQ(t.Find(b.actor_id)->state, wire::ActorState::kBusy);
+  EXPECT_EQ(t.CountInState(wire::ActorState::kBusy, true), 1u);
+  EXPECT_EQ(t.Touch("pa", 200), a.actor_id);
+  auto died = t.Sweep(350);
+  ASSERT_EQ(died.size(), 1u);
+  EXPECT_EQ(died[0].first, b.actor_id);
+  EXPECT_EQ(died[0].second, task);
+  EXPECT_EQ(t.Find(b.actor_id)->state, wire::ActorState::kDead);
+  EXPECT_EQ(t.CountAlive("tiny"), 1u);
+  EXPECT_EQ(t.CountAlive("other"), 0u);
+  // Restarted by its node: idle again.
+  EXPECT_FALSE(t.Register(b, "pb2", 400).has_value());
+  EXPECT_EQ(t.Find(b.actor_id)->state, wire::ActorState::kIdle);
+}
+
+TEST(ActorTable, ReleaseOnlyForTheCurrentTask) {
+  ActorTable t(100, 3);
+  wire::RegisterActor a = Actor(NodeId::Random(), -1);
+  t.Register(a, "pa", 0);
+  const TaskRef task{JobId::Random(), 0, 0};
+  t.Assign(a.actor_id, task);
+  EXPECT_FALSE(t.Release(a.actor_id, {task.job_id, 1, 0}));  // stale attempt
+  EXPECT_TRUE(t.Release(a.actor_id, task));
+  EXPECT_EQ(t.Find(a.actor_id)->state, wire::ActorState::kIdle);
+  // Re-registering while busy loses the task, which the head must re-run.
+  t.Assign(a.actor_id, task);
+  EXPECT_EQ(t.Register(a, "pa2", 10), task);
+}
+
+TEST(ActorTable, NodeDeathKillsItsActors) {
+  ActorTable t(100, 3);
+  const NodeId n1 = NodeId::Random(), n2 = NodeId::Random();
+  wire::RegisterActor a = Actor(n1, 0), b = Actor(n1, 1), c = Actor(n2, 0);
+  t.Register(a, "pa", 0);
+  t.Register(b, "pb", 0);
+  t.Register(c, "pc", 0);
+  const TaskRef task{JobId::Random(), 0, 0};
+  t.Assign(a.actor_id, task);
+  auto died = t.MarkNodeDead(n1);
+  EXPECT_EQ(died.size(), 2u);
+  EXPECT_EQ(t.CountAlive(""), 1u);
+  EXPECT_FALSE(t.MarkDead(a.actor_id).has_value());  // already dead
+}
+
+}  // namespace
+}  // namespace distri::head

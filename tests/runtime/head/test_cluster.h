@@ -1,0 +1,232 @@
+// Test helpers for the head: a key directory like `distri-cluster up` writes, a head started
+// on a free loopback port, and a fake actor (a DEALER that registers as an actor and answers
+// AssignTask with progress and a TaskDone carrying deterministic image bytes).
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/client/client.h"
+#include "runtime/head/head_server.h"
+#include "runtime/wire/curve_keys.h"
+#include "runtime/wire/dealer_socket.h"
+#include "runtime/wire/zmq_context.h"
+
+namespace distri::head::testing {
+
+using namespace std::chrono_literals;
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/distri_head_test_XXXXXX";
+    path_ = mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// head.key, head.pub, client.key, node.key, authorized_keys (client + node).
+inline void WriteKeys(const std::string& dir) {
+  const wire::CurveKeyPair head = wire::GenerateCurveKeyPair().value();
+  const wire::CurveKeyPair client = wire::GenerateCurveKeyPair().value();
+  const wire::CurveKeyPair node = wire::GenerateCurveKeyPair().value();
+  ASSERT_TRUE(wire::WriteKeyPairFile(dir + "/head.key", head).ok());
+  ASSERT_TRUE(wire::WritePublicKeyFile(dir + "/head.pub", head.public_key).ok());
+  ASSERT_TRUE(wire::WriteKeyPairFile(dir + "/client.key", client).ok());
+  ASSERT_TRUE(wire::WriteKeyPairFile(dir + "/node.key", node).ok());
+  ASSERT_TRUE(wire::WriteAuthorizedKeysFile(dir + "/authorized_keys",
+                                            {{client.public_key, "client"}, {node.public_key, "node"}})
+                  .ok());
+}
+
+inline HeadOptions TestHeadOptions(const std::string& keys_dir, const std::string& db) {
+  HeadOptions o;
+  o.bind = "tcp://127.0.0.1:*";
+  o.db_path = db;
+  o.keys_dir = keys_dir;
+  o.heartbeat_interval_ms = 50;
+  o.missed_heartbeats = 3;
+  o.metrics_port = 0;
+  o.metrics_host = "127.0.0.1";
+  return o;
+}
+
+inline std::unique_ptr<client::Client> ConnectClient(const std::string& endpoint, const std::string& keys_dir) {
+  client::ClientOptions o;
+  o.address = endpoint;
+  o.keys_dir = keys_dir;
+  o.connect_timeout = 3s;
+  o.request_timeout = 3s;
+  o.poll_interval = 20ms;
+  auto c = client::Client::Connect(o);
+  EXPECT_TRUE(c.ok()) << c.status().ToString();
+  return c.ok() ? std::move(*c) : nullptr;
+}
+
+inline wire::JobSpec TinySpec(uint32_t steps = 4) {
+  wire::JobSpec s;
+  s.prompt = "a lighthouse";
+  s.width = 64;
+  s.height = 64;
+  s.steps = steps;
+  s.guidance = 5;
+  s.sampler = "euler";
+  return s;
+}
+
+// The bytes the fake actor returns for a job: depend only on the spec (same seed => same image).
+inline std::string FakeImage(const wire::JobSpec& spec) {
+  return "fake-png:" + spec.prompt + ":" + std::to_string(spec.seed.value_or(0)) + ":" + std::to_string(spec.width);
+}
+
+struct FakeActorOptions {
+  std::string keys_dir;
+  NodeId node_id = NodeId::Random();
+  int32_t gpu_index = -1;
+  std::string model = "tiny";
+  std::chrono::milliseconds step_time{2};
+  uint32_t heartbeat_ms = 50;
+  int32_t fail_with = 0;  // a StatusCode value: every task fails with it
+};
+
+class FakeActor {
+ public:
+  FakeActor(std::string endpoint, FakeActorOptions o) : endpoint_(std::move(endpoint)), o_(std::move(o)) {
+    id_ = ActorId::Random();
+    ctx_ = wire::ZmqContext::Create().value();
+    wire::DealerOptions d;
+    d.endpoint = endpoint_;
+    d.sender_id = "actor:" + id_.Short();
+    d.curve = wire::ReadKeyPairFile(o_.keys_dir + "/node.key").value();
+    d.server_public_key = wire::ReadPublicKeyFile(o_.keys_dir + "/head.pub").value();
+    socket_ = wire::DealerSocket::Connect(ctx_, d).value();
+    Register();
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~FakeActor() { Kill(); }
+
+  // Dies silently: no more heartbeats, no answers (like SIGKILL).
+  void Kill() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    socket_.reset();
+  }
+  const ActorId& id() const { return id_; }
+  int tasks() const { return tasks_.load(); }
+  int cancels() const { return cancels_.load(); }
+  bool busy() const { return busy_.load(); }
+  std::vector<wire::AssignTask> received() {
+    std::lock_guard<std::mutex> l(mu_);
+    return received_;
+  }
+
+ private:
+  void Register() {
+    wire::RegisterActor r{id_, o_.node_id, o_.gpu_index, static_cast<uint32_t>(getpid()), o_.model,
+                          o_.gpu_index < 0 ? "cpu" : "cuda:" + std::to_string(o_.gpu_index)};
+    ASSERT_TRUE(socket_->Send(r, 3000ms).ok());
+  }
+
+  void Loop() {
+    auto next_hb = std::chrono::steady_clock::now();
+    auto next_step = next_hb;
+    uint64_t seq = 0;
+    while (!stop_) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= next_hb) {
+        (void)socket_->Send(wire::Heartbeat{seq++, 0, 0}, 100ms);
+        next_hb = now + std::chrono::milliseconds(o_.heartbeat_ms);
+      }
+      if (task_ && now >= next_step) {
+        Step();
+        next_step = now + o_.step_time;
+      }
+      Result<wire::Envelope> e = socket_->Receive(2ms);
+      if (!e.ok()) continue;
+      Result<wire::AnyMessage> m = wire::DecodeMessage(*e);
+      if (!m.ok()) continue;
+      if (auto* t = std::get_if<wire::AssignTask>(&*m)) {
+        {
+          std::lock_guard<std::mutex> l(mu_);
+          received_.push_back(*t);
+        }
+        ++tasks_;
+        task_ = *t;
+        step_ = 0;
+        busy_ = true;
+      } else if (auto* c = std::get_if<wire::CancelTask>(&*m)) {
+        ++cancels_;
+        if (task_ && task_->job_id == c->job_id && task_->attempt == c->attempt) {
+          Done(static_cast<int32_t>(StatusCode::kCancelled), "cancelled");
+        }
+      } else if (auto* err = std::get_if<wire::Error>(&*m)) {
+        if (err->code == static_cast<int32_t>(StatusCode::kFailedPrecondition)) Register();
+      }
+    }
+  }
+
+  void Step() {
+    if (o_.fail_with != 0) return Done(o_.fail_with, "fake failure");
+    ++step_;
+    (void)socket_->Send(wire::TaskProgress{task_->job_id, task_->attempt, task_->rank, step_, task_->job.steps, ""},
+                        100ms);
+    if (step_ >= task_->job.steps) Done(0, "");
+  }
+
+  void Done(int32_t code, const std::string& message) {
+    wire::TaskDone d;
+    d.job_id = task_->job_id;
+    d.attempt = task_->attempt;
+    d.rank = task_->rank;
+    d.error_code = code;
+    d.error_message = message;
+    if (code == 0 && task_->rank == 0) {
+      d.image = FakeImage(task_->job);
+      d.width = task_->job.width;
+      d.height = task_->job.height;
+    }
+    (void)socket_->Send(d, 100ms);
+    task_.reset();
+    busy_ = false;
+  }
+
+  std::string endpoint_;
+  FakeActorOptions o_;
+  ActorId id_;
+  std::shared_ptr<wire::ZmqContext> ctx_;
+  std::unique_ptr<wire::DealerSocket> socket_;
+  std::optional<wire::AssignTask> task_;
+  uint32_t step_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> busy_{false};
+  std::atomic<int> tasks_{0}, cancels_{0};
+  std::mutex mu_;
+  std::vector<wire::AssignTask> received_;
+  std::thread thread_;
+};
+
+// Polls `pred` every 10 ms until it holds or `timeout` passes.
+template <typename Pred>
+bool WaitFor(Pred pred, std::chrono::milliseconds timeout = 5000ms) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return pred();
+}
+
+}  // namespace distri::head::testing

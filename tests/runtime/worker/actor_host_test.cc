@@ -1,0 +1,385 @@
+// ActorHost against a fake head (tests/runtime/node/fake_head.h) with a small deterministic
+// executor: registration and heartbeats, progress and results, gangs of two over the local
+// channel through a TCP rendezvous, cancellation, preemption by a newer task, the watchdog,
+// and re-registration after a head restart.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include <atomic>
+#include <thread>
+
+#include "runtime/channel/tcp_rendezvous.h"
+#include "runtime/worker/actor_host.h"
+#include "tests/runtime/node/fake_head.h"
+
+namespace distri::worker {
+namespace {
+
+using distri::testing::FakeHead;
+using distri::testing::MakeTempDir;
+using distri::testing::WaitUntil;
+using std::chrono::milliseconds;
+
+// Each step: checks cancellation, sums (rank + 1) over the gang with AllReduce, sleeps
+// step_ms. Rank 0 returns "img seed=<seed> sum=<last sum> steps=<n>". Step `stall_at` (if > 0)
+// sleeps stall_ms first, ignoring cancellation (a stuck kernel).
+class CountingExecutor : public TaskExecutor {
+ public:
+  int step_ms = 5;
+  int stall_at = 0;
+  int stall_ms = 0;
+  std::atomic<int> runs{0};
+  std::atomic<int> returned{0};
+  std::atomic<bool> saw_channel{false};
+
+  Result<TaskOutput> Run(const wire::AssignTask& task, channel::Channel* channel, const ProgressFn& progress,
+                         const CancelFn& cancelled) override {
+    runs++;
+    struct Count {
+      std::atomic<int>& n;
+      ~Count() { n++; }
+    } count{returned};
+    if ((task.gang.size() > 1) != (channel != nullptr)) return Status::Internal("channel does not match the gang");
+    if (channel) saw_channel = true;
+    const int steps = static_cast<int>(task.job.steps);
+    int64_t sum = 0;
+    for (int i = 1; i <= steps; ++i) {
+      if (i == stall_at) std::this_thread::sleep_for(milliseconds(stall_ms));
+      if (cancelled()) return Status::Cancelled("cancelled at step " + std::to_string(i));
+      int64_t mine = task.rank + 1;
+      sum = mine;
+      if (channel) {
+        DISTRI_RETURN_IF_ERROR(channel->AllReduce(channel::CpuBuffer(&mine, 1), channel::CpuBuffer(&sum, 1)));
+      }
+      std::this_thread::sleep_for(milliseconds(step_ms));
+      progress(i, steps);
+    }
+    TaskOutput out;
+    if (task.rank == 0) {
+      out.image = "img seed=" + std::to_string(*task.job.seed) + " sum=" + std::to_string(sum) +
+                  " steps=" + std::to_string(steps);
+      out.width = task.job.width;
+      out.height = task.job.height;
+    }
+    return out;
+  }
+};
+
+wire::AssignTask MakeTask(int world, int rank, uint32_t steps, const std::string& rendezvous = "") {
+  wire::AssignTask t;
+  static const JobId job = JobId::Random();
+  t.job_id = job;
+  t.attempt = 0;
+  t.gang_id = GangId::Random();
+  t.rank = static_cast<uint32_t>(rank);
+  for (int r = 0; r < world; ++r) {
+    wire::GangMember m;
+    m.rank = static_cast<uint32_t>(r);
+    m.node_id = NodeId::Random();
+    m.actor_id = ActorId::Random();
+    m.hostname = "localhost";
+    t.gang.push_back(m);
+  }
+  t.job.prompt = "a test";
+  t.job.width = 64;
+  t.job.height = 64;
+  t.job.steps = steps;
+  t.job.guidance = 5;
+  t.job.sampler = "euler";
+  t.job.seed = 42;
+  t.channel_backend = "local";
+  t.rendezvous = rendezvous;
+  return t;
+}
+
+class ActorHostTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeTempDir("distri_actor_host");
+    head_ = std::make_unique<FakeHead>(dir_, 50);
+  }
+
+  ActorHostOptions Options() {
+    ActorHostOptions o;
+    o.head = head_->endpoint();
+    o.keys_dir = dir_;
+    o.actor_id = ActorId::Random();
+    o.node_id = NodeId::Random();
+    o.model = "tiny";
+    o.device = "cpu";
+    o.register_retry = milliseconds(100);
+    o.channel.connect_timeout = milliseconds(10'000);
+    o.channel.op_timeout = milliseconds(20'000);
+    return o;
+  }
+
+  // The head-side routing id of the actor that registered as `id`.
+  std::string PeerOf(const ActorId& id) {
+    std::string peer;
+    for (const auto& r : head_->Messages()) {
+      if (auto* m = std::get_if<wire::RegisterActor>(&r.message); m && m->actor_id == id) peer = r.peer;
+    }
+    return peer;
+  }
+  std::vector<wire::TaskDone> Dones() { return head_->All<wire::TaskDone>(); }
+
+  std::unique_ptr<ActorHost> StartHost(const ActorHostOptions& o, TaskExecutor* exec) {
+    auto host = ActorHost::Create(o, exec);
+    EXPECT_TRUE(host.ok()) << host.status().ToString();
+    EXPECT_TRUE((*host)->Start().ok());
+    EXPECT_TRUE(WaitUntil([&] { return (*host)->registrations() >= 1 && !PeerOf(o.actor_id).empty(); }));
+    return std::move(*host);
+  }
+
+  void TearDown() override {
+    head_.reset();
+    std::error_code ec;
+    if (!HasFailure()) std::filesystem::remove_all(dir_, ec);
+  }
+
+  std::string dir_;
+  std::unique_ptr<FakeHead> head_;
+};
+
+TEST_F(ActorHostTest, RegistersHeartbeatsAndRunsAGangOfOne) {
+  CountingExecutor exec;
+  auto o = Options();
+  o.gpu_index = -1;
+  auto host = StartHost(o, &exec);
+  const auto regs = head_->All<wire::RegisterActor>();
+  ASSERT_EQ(regs.size(), 1u);
+  EXPECT_EQ(regs[0].actor_id, o.actor_id);
+  EXPECT_EQ(regs[0].node_id, o.node_id);
+  EXPECT_EQ(regs[0].gpu_index, -1);
+  EXPECT_EQ(regs[0].pid, static_cast<uint32_t>(getpid()));
+  EXPECT_EQ(regs[0].model, "tiny");
+  EXPECT_EQ(regs[0].device, "cpu");
+  ASSERT_TRUE(WaitUntil([&] { return head_->All<wire::Heartbeat>().size() >= 2; }));
+
+  const wire::AssignTask task = MakeTask(1, 0, 6);
+  head_->SendTo(PeerOf(o.actor_id), task);
+  ASSERT_TRUE(WaitUntil([&] { return !Dones().empty(); }));
+  const wire::TaskDone done = Dones()[0];
+  EXPECT_EQ(done.error_code, 0) << done.error_message;
+  EXPECT_EQ(done.job_id, task.job_id);
+  EXPECT_EQ(done.image, "img seed=42 sum=1 steps=6");
+  EXPECT_EQ(done.width, 64u);
+  EXPECT_FALSE(exec.saw_channel);
+  const auto progress = head_->All<wire::TaskProgress>();
+  ASSERT_EQ(progress.size(), 6u);
+  for (uint32_t i = 0; i < 6; ++i) {
+    EXPECT_EQ(progress[i].step, i + 1);
+    EXPECT_EQ(progress[i].total_steps, 6u);
+  }
+  EXPECT_FALSE(host->busy());
+  // A repeated AssignTask of a finished task runs again (the head asked); a duplicate while it
+  // runs is ignored (tested below).
+  host->Stop();
+}
+
+TEST_F(ActorHostTest, GangOfTwoSharesAChannelAndCancelAbortsIt) {
+  auto server = channel::TcpRendezvousServer::Listen("127.0.0.1", 0).value();
+  ASSERT_TRUE(server->Start().ok());
+  const std::string rdv = "tcp://127.0.0.1:" + std::to_string(server->port());
+  CountingExecutor e0, e1;
+  auto o0 = Options(), o1 = Options();
+  auto h0 = StartHost(o0, &e0);
+  auto h1 = StartHost(o1, &e1);
+
+  // A full run: both ranks sum 1 + 2.
+  wire::AssignTask t0 = MakeTask(2, 0, 4, rdv), t1 = t0;
+  t1.rank = 1;
+  head_->SendTo(PeerOf(o0.actor_id), t0);
+  head_->SendTo(PeerOf(o1.actor_id), t1);
+  ASSERT_TRUE(WaitUntil([&] { return Dones().size() == 2; }));
+  for (const auto& d : Dones()) {
+    EXPECT_EQ(d.error_code, 0) << d.error_message;
+    EXPECT_EQ(d.image, d.rank == 0 ? "img seed=42 sum=3 steps=4" : "");
+  }
+  EXPECT_TRUE(e0.saw_channel && e1.saw_channel);
+
+  // Attempt 1, long: cancel rank 0 mid-run. Rank 0 answers Cancelled; rank 1's channel breaks.
+  e0.step_ms = e1.step_ms = 50;
+  wire::AssignTask a0 = MakeTask(2, 0, 200, rdv);
+  a0.attempt = 1;
+  wire::AssignTask a1 = a0;
+  a1.rank = 1;
+  head_->SendTo(PeerOf(o0.actor_id), a0);
+  head_->SendTo(PeerOf(o1.actor_id), a1);
+  ASSERT_TRUE(WaitUntil([&] { return head_->All<wire::TaskProgress>().size() >= 4 + 4 + 4; }));
+  head_->SendTo(PeerOf(o0.actor_id), wire::CancelTask{a0.job_id, 1});
+  ASSERT_TRUE(WaitUntil([&] { return Dones().size() == 4; }, milliseconds(30'000)));
+  for (const auto& d : Dones()) {
+    if (d.attempt != 1) continue;
+    if (d.rank == 0) {
+      EXPECT_EQ(d.error_code, static_cast<int32_t>(StatusCode::kCancelled)) << d.error_message;
+      EXPECT_EQ(d.error_message, "cancelled by the head");
+    } else {
+      // The local backend aborts the whole in-process gang: rank 1 sees Aborted.
+      EXPECT_NE(d.error_code, 0);
+    }
+  }
+}
+
+TEST_F(ActorHostTest, NewTaskSupersedesTheRunningOneAndDuplicatesAreIgnored) {
+  CountingExecutor exec;
+  exec.step_ms = 50;
+  auto o = Options();
+  auto host = StartHost(o, &exec);
+  wire::AssignTask first = MakeTask(1, 0, 1000);
+  head_->SendTo(PeerOf(o.actor_id), first);
+  ASSERT_TRUE(WaitUntil([&] { return head_->All<wire::TaskProgress>().size() >= 2; }));
+  head_->SendTo(PeerOf(o.actor_id), first);  // duplicate: ignored
+  wire::AssignTask second = MakeTask(1, 0, 3);
+  second.attempt = 1;
+  head_->SendTo(PeerOf(o.actor_id), second);
+  ASSERT_TRUE(WaitUntil([&] { return Dones().size() == 2; }));
+  const auto d = Dones();
+  EXPECT_EQ(d[0].attempt, 0u);
+  EXPECT_EQ(d[0].error_code, static_cast<int32_t>(StatusCode::kCancelled));
+  EXPECT_NE(d[0].error_message.find("superseded"), std::string::npos) << d[0].error_message;
+  EXPECT_EQ(d[1].attempt, 1u);
+  EXPECT_EQ(d[1].error_code, 0) << d[1].error_message;
+  EXPECT_EQ(exec.runs.load(), 2);
+}
+
+TEST_F(ActorHostTest, WatchdogReportsAStuckStepAndCallsOnHung) {
+  CountingExecutor exec;
+  exec.step_ms = 10;
+  exec.stall_at = 4;
+  exec.stall_ms = 1500;
+  auto o = Options();
+  o.watchdog.min_step_bound = milliseconds(200);
+  o.watchdog.first_step_bound = milliseconds(5000);
+  o.hung_grace = milliseconds(300);
+  std::atomic<int> hung{0};
+  o.on_hung = [&] { hung++; };
+  auto host = StartHost(o, &exec);
+  const auto t0 = std::chrono::steady_clock::now();
+  head_->SendTo(PeerOf(o.actor_id), MakeTask(1, 0, 8));
+  ASSERT_TRUE(WaitUntil([&] { return !Dones().empty(); }));
+  const auto took = std::chrono::steady_clock::now() - t0;
+  const auto d = Dones()[0];
+  EXPECT_EQ(d.error_code, static_cast<int32_t>(StatusCode::kDeadlineExceeded)) << d.error_message;
+  EXPECT_NE(d.error_message.find("watchdog"), std::string::npos);
+  EXPECT_LT(took, milliseconds(1400));  // reported before the executor came back
+  ASSERT_TRUE(WaitUntil([&] { return hung.load() == 1; }));
+  // The executor returns (Cancelled) later; nothing more is reported.
+  ASSERT_TRUE(WaitUntil([&] { return exec.returned.load() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return !host->busy(); }));
+  std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_EQ(Dones().size(), 1u);
+}
+
+TEST_F(ActorHostTest, RegistersAgainAfterAHeadRestartAndDeliversTheResult) {
+  CountingExecutor exec;
+  exec.step_ms = 30;
+  auto o = Options();
+  auto host = StartHost(o, &exec);
+  head_->SendTo(PeerOf(o.actor_id), MakeTask(1, 0, 20));
+  ASSERT_TRUE(WaitUntil([&] { return head_->All<wire::TaskProgress>().size() >= 2; }));
+  head_->Restart();
+  ASSERT_TRUE(WaitUntil([&] { return host->registrations() == 2; }));
+  // The result of the task that ran through the restart reaches the new head.
+  ASSERT_TRUE(WaitUntil([&] { return !Dones().empty(); }));
+  EXPECT_EQ(Dones()[0].error_code, 0) << Dones()[0].error_message;
+  EXPECT_EQ(Dones()[0].image, "img seed=42 sum=1 steps=20");
+}
+
+TEST_F(ActorHostTest, ResultRefusedByARestartedHeadIsResentAfterRegistering) {
+  // Heartbeats every 10 s: the restarted head learns of the actor from its TaskDone first.
+  head_ = std::make_unique<FakeHead>(dir_, 10'000);
+  CountingExecutor exec;
+  exec.step_ms = 800;  // one step; its progress and result go out back to back after the restart
+  auto o = Options();
+  auto host = StartHost(o, &exec);
+  head_->SendTo(PeerOf(o.actor_id), MakeTask(1, 0, 1));
+  ASSERT_TRUE(WaitUntil([&] { return exec.runs.load() == 1; }));
+  head_->Restart();
+  ASSERT_TRUE(WaitUntil([&] { return Dones().size() >= 2; }, milliseconds(10'000)))
+      << "TaskDone messages seen: " << Dones().size();
+  EXPECT_EQ(host->registrations(), 2);
+  EXPECT_GE(head_->errors_sent(), 1);
+  EXPECT_EQ(Dones().back().image, "img seed=42 sum=1 steps=1");
+  // The result came again after the new RegisterActor.
+  const auto msgs = head_->Messages();
+  size_t last_register = 0, last_done = 0;
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    if (msgs[i].envelope.type == wire::MessageType::kRegisterActor) last_register = i;
+    if (msgs[i].envelope.type == wire::MessageType::kTaskDone) last_done = i;
+  }
+  EXPECT_GT(last_done, last_register);
+}
+
+TEST_F(ActorHostTest, StopCancelsTheRunningTaskAndReportsIt) {
+  CountingExecutor exec;
+  exec.step_ms = 50;
+  auto o = Options();
+  auto host = StartHost(o, &exec);
+  head_->SendTo(PeerOf(o.actor_id), MakeTask(1, 0, 1000));
+  ASSERT_TRUE(WaitUntil([&] { return head_->All<wire::TaskProgress>().size() >= 2; }));
+  const auto t0 = std::chrono::steady_clock::now();
+  host->Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, milliseconds(2000));
+  ASSERT_TRUE(WaitUntil([&] { return !Dones().empty(); }, milliseconds(2000)));
+  EXPECT_EQ(Dones()[0].error_code, static_cast<int32_t>(StatusCode::kCancelled));
+  EXPECT_EQ(Dones()[0].error_message, "the actor is stopping");
+}
+
+TEST_F(ActorHostTest, BadGangSetupIsReportedAsTaskDone) {
+  CountingExecutor exec;
+  auto o = Options();
+  o.channel.connect_timeout = milliseconds(300);
+  auto host = StartHost(o, &exec);
+  wire::AssignTask t = MakeTask(2, 0, 3, "tcp://nohost-without-port");
+  head_->SendTo(PeerOf(o.actor_id), t);
+  ASSERT_TRUE(WaitUntil([&] { return !Dones().empty(); }));
+  EXPECT_EQ(Dones()[0].error_code, static_cast<int32_t>(StatusCode::kInvalidArgument));
+  EXPECT_NE(Dones()[0].error_message.find("nohost-without-port"), std::string::npos) << Dones()[0].error_message;
+  EXPECT_EQ(exec.runs.load(), 0);
+}
+
+TEST(StepWatchdogTest, BoundsFollowTheSlowestStep) {
+  using Clock = StepWatchdog::Clock;
+  WatchdogOptions w;
+  w.factor = 10;
+  w.min_step_bound = milliseconds(1000);
+  w.first_step_bound = milliseconds(5000);
+  StepWatchdog dog(w);
+  const auto t = Clock::now();
+  EXPECT_FALSE(dog.Expired(t + std::chrono::hours(1)));  // not started
+  dog.Start(t, 4);
+  EXPECT_EQ(dog.Bound(), milliseconds(5000));
+  EXPECT_FALSE(dog.Expired(t + milliseconds(4900)));
+  EXPECT_TRUE(dog.Expired(t + milliseconds(5100)));
+  dog.Step(t + milliseconds(3000), 1);  // the first step (setup) does not set the step time
+  EXPECT_EQ(dog.slowest_step(), milliseconds(0));
+  EXPECT_EQ(dog.Bound(), milliseconds(1000));
+  dog.Step(t + milliseconds(3200), 2);  // 200 ms -> bound 2000 ms
+  EXPECT_EQ(dog.slowest_step(), milliseconds(200));
+  EXPECT_EQ(dog.Bound(), milliseconds(2000));
+  EXPECT_FALSE(dog.Expired(t + milliseconds(5100)));
+  EXPECT_TRUE(dog.Expired(t + milliseconds(5300)));
+  dog.Step(t + milliseconds(3250), 3);  // faster steps keep the slowest
+  EXPECT_EQ(dog.Bound(), milliseconds(2000));
+  dog.Step(t + milliseconds(3300), 4);  // done: decode gets the first-step bound
+  EXPECT_EQ(dog.Bound(), milliseconds(5000));
+}
+
+TEST(GangChannelTest, ParsesRendezvousAddresses) {
+  std::string host;
+  uint16_t port = 0;
+  ASSERT_TRUE(ParseTcpAddress("tcp://10.0.0.2:7071", &host, &port).ok());
+  EXPECT_EQ(host, "10.0.0.2");
+  EXPECT_EQ(port, 7071);
+  ASSERT_TRUE(ParseTcpAddress("tcp://[::1]:80", &host, &port).ok());
+  EXPECT_EQ(host, "::1");
+  EXPECT_FALSE(ParseTcpAddress("10.0.0.2:7071", &host, &port).ok());
+  EXPECT_FALSE(ParseTcpAddress("tcp://host:0", &host, &port).ok());
+  EXPECT_FALSE(ParseTcpAddress("tcp://host:99999", &host, &port).ok());
+  EXPECT_FALSE(ParseTcpAddress("tcp://host:", &host, &port).ok());
+}
+
+}  // namespace
+}  // namespace distri::worker
