@@ -92,7 +92,15 @@ GangRun RunGang(std::vector<std::unique_ptr<Pipeline>>& pipes, int n, const Gene
         }
         ch = std::move(*made);
       }
-      distri::parallel::ParallelGenerator generator(*pipes[r], ch.get(), options);
+      ParallelOptions o = options;
+      if (n > 1) {
+        o.make_group_channel = [&](int g, int rank, int size) {
+          distri::channel::ChannelOptions co;
+          co.rendezvous_prefix = "bench/" + tag + "/group" + std::to_string(g);
+          return distri::channel::MakeChannel(distri::channel::Backend::kNccl, rank, size, rendezvous, co);
+        };
+      }
+      distri::parallel::ParallelGenerator generator(*pipes[r], ch.get(), o);
       GenerateParams warm = params;
       warm.steps = warmup_job_steps;
       auto w = generator.Generate(warm);

@@ -27,8 +27,11 @@ struct RankOutcome {
 
 // Loads the pipeline on `device` and renders the job `repeat` times on this rank. The channel
 // is made by `connect` after the (slow) model load, so that every rank's load overlaps.
+using GroupChannelFactory = std::function<Result<std::unique_ptr<channel::Channel>>(int, int, int)>;
+
 RankOutcome RunRank(const GenerateArgs& a, c10::Device device, at::ScalarType dtype,
-                    const std::function<Result<std::unique_ptr<channel::Channel>>()>& connect, bool show_progress) {
+                    const std::function<Result<std::unique_ptr<channel::Channel>>()>& connect,
+                    const GroupChannelFactory& make_group_channel, bool show_progress) {
   RankOutcome out;
   c10::DeviceGuard device_guard(device);
   pipeline::LoadOptions lo;
@@ -52,6 +55,7 @@ RankOutcome RunRank(const GenerateArgs& a, c10::Device device, at::ScalarType dt
   parallel::ParallelOptions options = a.parallel;
   options.split_cfg = !a.no_split_cfg;
   options.cuda_graphs = !a.no_cuda_graphs;
+  options.make_group_channel = make_group_channel;
   parallel::ParallelGenerator generator(**pipe, ch.get(), options);
   ResetPeakMemory(device);
   for (int i = 0; i < a.repeat; ++i) {
@@ -211,14 +215,22 @@ int RunGenerate(GenerateArgs a) {
       std::cerr << "distri generate: " << backend.status().ToString() << "\n";
       return 2;
     }
+    std::unique_ptr<channel::Rendezvous> rendezvous;  // kept for the group channels
     std::function<Result<std::unique_ptr<channel::Channel>>()> connect = [&]() -> Result<std::unique_ptr<channel::Channel>> {
-      DISTRI_ASSIGN_OR_RETURN(auto rendezvous, channel::ConnectLaunchRendezvous(*env, std::chrono::minutes(5)));
+      DISTRI_ASSIGN_OR_RETURN(rendezvous, channel::ConnectLaunchRendezvous(*env, std::chrono::minutes(5)));
       channel::ChannelOptions o;
       o.rendezvous_prefix = "distri/generate";
       o.connect_timeout = std::chrono::minutes(5);
       return channel::MakeChannel(*backend, env->rank, env->world_size, *rendezvous, o);
     };
-    RankOutcome r = RunRank(a, *device, *dtype, env->world_size > 1 ? connect : decltype(connect)(), env->rank == 0 && !a.quiet);
+    GroupChannelFactory group = [&](int g, int r, int n) -> Result<std::unique_ptr<channel::Channel>> {
+      channel::ChannelOptions o;
+      o.rendezvous_prefix = "distri/generate/group" + std::to_string(g);
+      o.connect_timeout = std::chrono::minutes(5);
+      return channel::MakeChannel(*backend, r, n, *rendezvous, o);
+    };
+    RankOutcome r = RunRank(a, *device, *dtype, env->world_size > 1 ? connect : decltype(connect)(),
+                            env->world_size > 1 ? group : GroupChannelFactory(), env->rank == 0 && !a.quiet);
     if (!r.status.ok()) {
       std::cerr << "distri generate: rank " << env->rank << ": " << r.status.ToString() << "\n";
       return 1;
@@ -243,10 +255,16 @@ int RunGenerate(GenerateArgs a) {
         return;
       }
       std::function<Result<std::unique_ptr<channel::Channel>>()> connect;
+      GroupChannelFactory group;
       if (threads > 1) {
         connect = [&, r] { return channel::MakeChannel(*backend, r, threads, rendezvous); };
+        group = [&](int g, int rank, int n) {
+          channel::ChannelOptions o;
+          o.rendezvous_prefix = "distri/generate/group" + std::to_string(g);
+          return channel::MakeChannel(*backend, rank, n, rendezvous, o);
+        };
       }
-      outcomes[r] = RunRank(a, *device, *dtype, connect, r == 0 && !a.quiet);
+      outcomes[r] = RunRank(a, *device, *dtype, connect, group, r == 0 && !a.quiet);
     });
   }
   for (auto& w : workers) w.join();

@@ -29,6 +29,33 @@ cudaError_t LaunchGroupNorm(ElemType t, const void* x, const void* weight, const
                             int64_t c, int64_t hw, int64_t groups, float eps, bool silu, bool channels_last,
                             float* workspace, cudaStream_t stream);
 
+// The two halves of LaunchGroupNorm, for patch parallelism (statistics exchanged between them):
+// LaunchGroupNormStats writes mean_var[i] = mean and mean_var[n * groups + i] = biased variance
+// of group i = image * groups + group (workspace as for LaunchGroupNorm);
+// LaunchGroupNormApply normalises with mean_rstd[2 i] = mean, mean_rstd[2 i + 1] = 1/sqrt(var + eps).
+cudaError_t LaunchGroupNormStats(ElemType t, const void* x, int64_t n, int64_t c, int64_t hw, int64_t groups,
+                                 bool channels_last, float* workspace, float* mean_var, cudaStream_t stream);
+cudaError_t LaunchGroupNormApply(ElemType t, const void* x, const void* weight, const void* bias, void* y, int64_t n,
+                                 int64_t c, int64_t hw, int64_t groups, bool silu, bool channels_last,
+                                 const float* mean_rstd, cudaStream_t stream);
+
+// Per-strip statistics packets of one group norm: packets[s] points at strip s's [2, ng]
+// floats (ng means, then ng biased variances), rows[s] its row count (the weight).
+struct GroupStatsInputs {
+  static constexpr int kMaxStrips = 16;
+  const float* packets[kMaxStrips];
+  float rows[kMaxStrips];
+  int strips;
+  int own;  // this rank's strip
+};
+// mean_rstd[2 g], [2 g + 1] for each of the ng groups, combined in double:
+//   mode 0  exact merge (Chan et al.) of packets[0..strips) in strip order;
+//   mode 2  the same with fresh_own in place of packets[own] (stale_gn);
+//   mode 1  corrected_async_gn: E[x], E[x^2] of all packets (stale) plus fresh_own - packets[own];
+//           a negative variance falls back to fresh_own's.
+cudaError_t LaunchGroupStatsCombine(const GroupStatsInputs& inputs, const float* fresh_own, int64_t ng, int mode,
+                                    float eps, float* mean_rstd, cudaStream_t stream);
+
 // In place on y [n, c, hw] (NCHW, or channels-last when `channels_last`): y += bias[c] (bias may
 // be null) plus, by extra_kind: 0 nothing, 1 extra[n, c] (per image and channel, e.g. a time
 // embedding), 2 extra of y's shape and layout (a residual). Needs 16-byte aligned pointers and

@@ -174,6 +174,8 @@ __global__ void PartialStatsNhwcVec(const T* __restrict__ x, int64_t hw, int64_t
 
 // stats[group * 2 + {0,1}] = mean, rstd. One warp per group: lane l combines chunks l, l + 32,
 // ... in order, then the lanes are combined by a fixed shuffle tree (deterministic).
+// kMeanVar: stats[group] = mean, stats[groups_total + group] = biased variance instead.
+template <bool kMeanVar>
 __global__ void FinalizeStats(const float* __restrict__ partial, int64_t groups_total, int64_t chunks, float eps,
                               float* __restrict__ stats) {
   const int64_t group = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) / 32;
@@ -188,8 +190,13 @@ __global__ void FinalizeStats(const float* __restrict__ partial, int64_t groups_
     if (lane < o) Combine(n, mean, m2, nb, mb, m2b);
   }
   if (lane == 0) {
-    stats[group * 2] = mean;
-    stats[group * 2 + 1] = rsqrtf(m2 / n + eps);  // biased variance, as nn.GroupNorm
+    if (kMeanVar) {
+      stats[group] = mean;
+      stats[groups_total + group] = m2 / n;
+    } else {
+      stats[group * 2] = mean;
+      stats[group * 2 + 1] = rsqrtf(m2 / n + eps);  // biased variance, as nn.GroupNorm
+    }
   }
 }
 
@@ -245,18 +252,16 @@ __global__ void Apply(const T* __restrict__ x, const T* __restrict__ w, const T*
   }
 }
 
+// Partial statistics of every (image, group) into `partial` (chunks * 3 floats per group);
+// returns the number of chunks per group, or -1 when the layout is not supported.
 template <typename T>
-cudaError_t Launch(const void* xv, const void* wv, const void* bv, void* yv, int64_t n, int64_t c, int64_t hw,
-                   int64_t groups, float eps, bool silu, bool nhwc, float* ws, cudaStream_t s) {
+int64_t LaunchPartials(const void* xv, int64_t n, int64_t c, int64_t hw, int64_t groups, bool nhwc, float* partial,
+                       cudaStream_t s) {
   const T* x = static_cast<const T*>(xv);
-  T* y = static_cast<T*>(yv);
   const int64_t group_size = c / groups * hw, groups_total = n * groups;
   const bool nhwc_vec = nhwc && c % 8 == 0 && c / 8 <= kThreads && reinterpret_cast<uintptr_t>(xv) % 16 == 0;
   const int64_t pixels = nhwc_vec ? kPixelsVec : kPixels;
   const int64_t chunks = nhwc ? (hw + pixels - 1) / pixels : Chunks(group_size);
-  if (groups_total == 0 || group_size == 0) return cudaSuccess;
-  float* partial = ws;
-  float* stats = ws + groups_total * chunks * 3;
   if (nhwc_vec) {
     const int64_t rows = std::max<int64_t>(1, kThreads / (c / 8));
     const size_t shmem = (2 * rows + 1) * c * sizeof(float);
@@ -264,15 +269,21 @@ cudaError_t Launch(const void* xv, const void* wv, const void* bv, void* yv, int
         x, hw, c, c / groups, chunks, partial);
   } else if (nhwc) {
     const size_t shmem = 3 * c * sizeof(float);
-    if (shmem > 48 * 1024) return cudaErrorInvalidValue;  // c > 4096: not a UNet we know
+    if (shmem > 48 * 1024) return -1;  // c > 4096: not a UNet we know
     PartialStatsNhwc<T><<<dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(n)), kThreads, shmem, s>>>(
         x, hw, c, c / groups, chunks, partial);
   } else {
     PartialStats<T><<<dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(groups_total)), kThreads, 0, s>>>(
         x, group_size, chunks, partial);
   }
-  FinalizeStats<<<static_cast<unsigned>((groups_total * 32 + 127) / 128), 128, 0, s>>>(partial, groups_total, chunks,
-                                                                                       eps, stats);
+  return chunks;
+}
+
+template <typename T>
+cudaError_t LaunchApply(const void* xv, const void* wv, const void* bv, void* yv, int64_t n, int64_t c, int64_t hw,
+                        int64_t groups, bool silu, bool nhwc, const float* stats, cudaStream_t s) {
+  const T* x = static_cast<const T*>(xv);
+  T* y = static_cast<T*>(yv);
   const int64_t total = n * c * hw;
   const bool aligned = reinterpret_cast<uintptr_t>(xv) % 16 == 0 && reinterpret_cast<uintptr_t>(yv) % 16 == 0;
   const bool vec = aligned && (nhwc ? c % 8 == 0 && reinterpret_cast<uintptr_t>(wv) % 16 == 0 &&
@@ -293,6 +304,55 @@ cudaError_t Launch(const void* xv, const void* wv, const void* bv, void* yv, int
   return cudaGetLastError();
 }
 
+template <typename T>
+cudaError_t Launch(const void* xv, const void* wv, const void* bv, void* yv, int64_t n, int64_t c, int64_t hw,
+                   int64_t groups, float eps, bool silu, bool nhwc, float* ws, cudaStream_t s) {
+  const int64_t group_size = c / groups * hw, groups_total = n * groups;
+  if (groups_total == 0 || group_size == 0) return cudaSuccess;
+  const int64_t chunks = LaunchPartials<T>(xv, n, c, hw, groups, nhwc, ws, s);
+  if (chunks < 0) return cudaErrorInvalidValue;
+  float* stats = ws + groups_total * chunks * 3;
+  FinalizeStats<false><<<static_cast<unsigned>((groups_total * 32 + 127) / 128), 128, 0, s>>>(ws, groups_total, chunks,
+                                                                                              eps, stats);
+  return LaunchApply<T>(xv, wv, bv, yv, n, c, hw, groups, silu, nhwc, stats, s);
+}
+
+// Patch parallelism: (mean, rstd) per group from per-strip (mean, var) packets, see
+// LaunchGroupStatsCombine. One thread per group; strips combined in order (deterministic).
+__global__ void CombineStats(GroupStatsInputs in, const float* __restrict__ fresh, int64_t ng, int mode, float eps,
+                             float* __restrict__ mean_rstd) {
+  const int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (g >= ng) return;
+  double mean = 0, var = 0;
+  if (mode == 1) {  // corrected: stale global E[x], E[x^2] + (fresh own - stale own)
+    double total = 0, gm = 0, ge2 = 0;
+    for (int s = 0; s < in.strips; ++s) total += in.rows[s];
+    for (int s = 0; s < in.strips; ++s) {
+      const double w = in.rows[s] / total, m = in.packets[s][g], v = in.packets[s][ng + g];
+      gm += w * m;
+      ge2 += w * (v + m * m);
+    }
+    const double fm = fresh[g], fv = fresh[ng + g];
+    const double sm = in.packets[in.own][g], sv = in.packets[in.own][ng + g];
+    mean = gm + (fm - sm);
+    var = ge2 + ((fv + fm * fm) - (sv + sm * sm)) - mean * mean;
+    if (var < 0) var = fv;
+  } else {  // merge (Chan et al.): packets in strip order, the own one fresh when mode == 2
+    double n = 0, m2 = 0;
+    for (int s = 0; s < in.strips; ++s) {
+      const float* p = (mode == 2 && s == in.own) ? fresh : in.packets[s];
+      const double ns = in.rows[s], ms = p[g], vs = p[ng + g];
+      const double nn = n + ns, delta = ms - mean;
+      m2 += vs * ns + delta * delta * (n * ns / nn);
+      mean += delta * (ns / nn);
+      n = nn;
+    }
+    var = m2 / n;
+  }
+  mean_rstd[2 * g] = static_cast<float>(mean);
+  mean_rstd[2 * g + 1] = static_cast<float>(1.0 / sqrt(var + static_cast<double>(eps)));
+}
+
 }  // namespace
 
 int64_t GroupNormWorkspaceFloats(int64_t n, int64_t groups, int64_t group_size) {
@@ -300,6 +360,40 @@ int64_t GroupNormWorkspaceFloats(int64_t n, int64_t groups, int64_t group_size) 
   // (group_size / cpg pixels, at least one channel per group).
   const int64_t chunks = std::max(Chunks(group_size), (group_size + kPixels - 1) / kPixels);
   return n * groups * (chunks * 3 + 2);
+}
+
+cudaError_t LaunchGroupNormStats(ElemType t, const void* x, int64_t n, int64_t c, int64_t hw, int64_t groups,
+                                 bool channels_last, float* workspace, float* mean_var, cudaStream_t stream) {
+  const int64_t groups_total = n * groups;
+  if (groups_total == 0 || c / groups * hw == 0) return cudaSuccess;
+  const int64_t chunks = t == ElemType::kHalf
+                             ? LaunchPartials<__half>(x, n, c, hw, groups, channels_last, workspace, stream)
+                             : LaunchPartials<__nv_bfloat16>(x, n, c, hw, groups, channels_last, workspace, stream);
+  if (chunks < 0) return cudaErrorInvalidValue;
+  FinalizeStats<true><<<static_cast<unsigned>((groups_total * 32 + 127) / 128), 128, 0, stream>>>(
+      workspace, groups_total, chunks, 0.f, mean_var);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchGroupStatsCombine(const GroupStatsInputs& inputs, const float* fresh_own, int64_t ng, int mode,
+                                    float eps, float* mean_rstd, cudaStream_t stream) {
+  if (inputs.strips < 1 || inputs.strips > GroupStatsInputs::kMaxStrips || inputs.own < 0 ||
+      inputs.own >= inputs.strips) {
+    return cudaErrorInvalidValue;
+  }
+  CombineStats<<<static_cast<unsigned>((ng + 127) / 128), 128, 0, stream>>>(inputs, fresh_own, ng, mode, eps,
+                                                                            mean_rstd);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchGroupNormApply(ElemType t, const void* x, const void* weight, const void* bias, void* y, int64_t n,
+                                 int64_t c, int64_t hw, int64_t groups, bool silu, bool channels_last,
+                                 const float* mean_rstd, cudaStream_t stream) {
+  if (n * c * hw == 0) return cudaSuccess;
+  return t == ElemType::kHalf
+             ? LaunchApply<__half>(x, weight, bias, y, n, c, hw, groups, silu, channels_last, mean_rstd, stream)
+             : LaunchApply<__nv_bfloat16>(x, weight, bias, y, n, c, hw, groups, silu, channels_last, mean_rstd,
+                                          stream);
 }
 
 cudaError_t LaunchGroupNorm(ElemType t, const void* x, const void* weight, const void* bias, void* y, int64_t n,

@@ -3,8 +3,15 @@
 #include <algorithm>
 #include <numeric>
 
+#include "actors/model/blocks/fused_ops.h"
 #include "actors/model/blocks/layers.h"
 #include "actors/parallel/tensor_buffer.h"
+
+#ifdef DISTRI_HAVE_CUDA
+#include <c10/cuda/CUDAStream.h>
+
+#include "actors/kernels/fused_kernels.h"
+#endif
 
 namespace distri::parallel {
 namespace {
@@ -260,11 +267,13 @@ at::Tensor DisplacedPatchContext::Conv2d(const model::LayerSite& site, const mod
   return at::conv2d(padded, conv.weight, conv.bias, strides, paddings);
 }
 
-at::Tensor DisplacedPatchContext::GroupNorm(const model::LayerSite& site, const model::GroupNormImpl& norm,
-                                            const at::Tensor& x) {
+at::Tensor DisplacedPatchContext::Normalize(const model::LayerSite& site, const model::GroupNormImpl& norm,
+                                            const at::Tensor& x, bool silu) {
   const int64_t groups = norm.options.num_groups();
   const bool separate = !synchronous_ && options_.mode == SyncMode::kSeparateGn;
-  if (!exchanges() || separate) return LayerContext::GroupNorm(site, norm, x);
+  if (!exchanges() || separate) {
+    return silu ? LayerContext::GroupNormSilu(site, norm, x) : LayerContext::GroupNorm(site, norm, x);
+  }
   if (x.dim() != 4 || x.size(1) % groups != 0 || x.size(2) == 0) {
     Fail(Status::InvalidArgument(site.name + ": patch-parallel group norm takes a [B, C, rows, W] strip with C a "
                                  "multiple of " + std::to_string(groups) + " groups, got " + Shape(x.sizes())));
@@ -285,6 +294,7 @@ at::Tensor DisplacedPatchContext::GroupNorm(const model::LayerSite& site, const 
     Fail(Status::InvalidArgument(site.name + ": " + Shape(x.sizes()) + " is no strip of rank " +
                                  std::to_string(strip_) + " in " + plan_.ToString()));
   }
+  if (at::Tensor y = NormalizeCuda(site, norm, x, silu, strip_rows); y.defined()) return y;
   // Own statistics per (batch, group), biased variance, in float.
   at::Tensor xf = x.to(at::kFloat);
   at::Tensor var_own, mean_own;
@@ -350,8 +360,65 @@ at::Tensor DisplacedPatchContext::GroupNorm(const model::LayerSite& site, const 
   at::Tensor scale = (rstd * norm.weight.to(at::kFloat).view({1, groups, channels / groups})).view({batch, channels});
   at::Tensor mean_c = mean.to(at::kFloat).view({batch, groups, 1}).expand({batch, groups, channels / groups});
   at::Tensor shift = norm.bias.to(at::kFloat).view({1, channels}) - mean_c.reshape({batch, channels}) * scale;
-  at::Tensor y = xf * scale.view({batch, channels, 1, 1}) + shift.view({batch, channels, 1, 1});
-  return y.to(x.scalar_type());
+  at::Tensor y = (xf * scale.view({batch, channels, 1, 1}) + shift.view({batch, channels, 1, 1})).to(x.scalar_type());
+  return silu ? at::silu_(y) : y;
+}
+
+at::Tensor DisplacedPatchContext::NormalizeCuda(const model::LayerSite& site, const model::GroupNormImpl& norm,
+                                                const at::Tensor& x, bool silu,
+                                                const std::vector<int64_t>& strip_rows) {
+#ifdef DISTRI_HAVE_CUDA
+  const bool half = x.scalar_type() == at::kHalf, bf16 = x.scalar_type() == at::kBFloat16;
+  const bool channels_last = IsChannelsLast(x);
+  if (!x.is_cuda() || !(half || bf16) || !model::FusedKernelsEnabled() ||
+      !(x.is_contiguous() || channels_last) || layout_.patch_ranks > kernels::GroupStatsInputs::kMaxStrips ||
+      norm.weight.scalar_type() != x.scalar_type()) {
+    return at::Tensor();
+  }
+  const int64_t batch = x.size(0), channels = x.size(1), hw = x.size(2) * x.size(3);
+  const int64_t groups = norm.options.num_groups(), bg = batch * groups;
+  const kernels::ElemType t = half ? kernels::ElemType::kHalf : kernels::ElemType::kBFloat16;
+  cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.get_device()).stream();
+  auto check = [&](cudaError_t e, const char* what) {
+    if (e != cudaSuccess) Fail(Status::Internal(site.name + ": " + what + ": " + cudaGetErrorString(e)));
+  };
+  const auto f32 = x.options().dtype(at::kFloat).memory_format(at::MemoryFormat::Contiguous);
+  at::Tensor workspace = at::empty({kernels::GroupNormWorkspaceFloats(batch, groups, channels / groups * hw)}, f32);
+  at::Tensor packet = at::empty({2, bg}, f32);  // own (mean, var), fresh
+  check(kernels::LaunchGroupNormStats(t, x.data_ptr(), batch, channels, hw, groups, channels_last,
+                                      workspace.data_ptr<float>(), packet.data_ptr<float>(), stream),
+        "group-norm statistics");
+  const int id = SiteId(site, at::kFloat, std::vector<std::vector<int64_t>>(layout_.world_size(), {2, bg}));
+  kernels::GroupStatsInputs in{};
+  in.strips = layout_.patch_ranks;
+  in.own = strip_;
+  for (int s = 0; s < in.strips; ++s) in.rows[s] = static_cast<float>(strip_rows[s]);
+  int mode = 0;
+  at::Tensor gathered;  // keeps the exact path's packets alive until the kernel is queued
+  if (synchronous_ || options_.mode == SyncMode::kSyncGn) {
+    gathered = GatherNow(site, id, packet);
+    for (int s = 0; s < in.strips; ++s) {
+      in.packets[s] = gathered.data_ptr<float>() + static_cast<int64_t>(layout_.gang_rank(group_, s)) * 2 * bg;
+    }
+  } else {
+    for (int s = 0; s < in.strips; ++s) in.packets[s] = Stale(id, layout_.gang_rank(group_, s)).data_ptr<float>();
+    mode = options_.mode == SyncMode::kStaleGn ? 2 : 1;
+  }
+  at::Tensor mean_rstd = at::empty({2 * bg}, f32);
+  check(kernels::LaunchGroupStatsCombine(in, packet.data_ptr<float>(), bg, mode, static_cast<float>(norm.options.eps()),
+                                         mean_rstd.data_ptr<float>(), stream),
+        "group-norm statistics combination");
+  if (options_.mode != SyncMode::kSeparateGn) Store(id, packet);
+  at::Tensor y = at::empty_like(x);
+  check(kernels::LaunchGroupNormApply(t, x.data_ptr(), norm.weight.data_ptr(), norm.bias.data_ptr(), y.data_ptr(),
+                                      batch, channels, hw, groups, silu, channels_last, mean_rstd.data_ptr<float>(),
+                                      stream),
+        "group-norm apply");
+  return y;
+#else
+  (void)site, (void)norm, (void)x, (void)silu, (void)strip_rows;
+  return at::Tensor();
+#endif
 }
 
 std::vector<int64_t> DisplacedPatchContext::TokensPerStrip(const model::LayerSite& site, int64_t tokens) {

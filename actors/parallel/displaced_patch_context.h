@@ -97,7 +97,13 @@ class DisplacedPatchContext : public model::LayerContext {
   void SetFullInput(at::Tensor latent) { full_input_ = std::move(latent); }
 
   at::Tensor Conv2d(const model::LayerSite& site, const model::Conv2dImpl& conv, const at::Tensor& x) override;
-  at::Tensor GroupNorm(const model::LayerSite& site, const model::GroupNormImpl& norm, const at::Tensor& x) override;
+  at::Tensor GroupNorm(const model::LayerSite& site, const model::GroupNormImpl& norm, const at::Tensor& x) override {
+    return Normalize(site, norm, x, /*silu=*/false);
+  }
+  at::Tensor GroupNormSilu(const model::LayerSite& site, const model::GroupNormImpl& norm,
+                           const at::Tensor& x) override {
+    return Normalize(site, norm, x, /*silu=*/true);
+  }
   std::pair<at::Tensor, at::Tensor> SelfAttentionKeyValue(const model::LayerSite& site, at::Tensor k,
                                                           at::Tensor v) override;
 
@@ -138,7 +144,11 @@ class DisplacedPatchContext : public model::LayerContext {
   at::Tensor SliceFullInput(const model::LayerSite& site, const at::Tensor& x, int64_t pad);
   // Per-rank token counts of a K/V site of this shape (levels of the plan).
   std::vector<int64_t> TokensPerStrip(const model::LayerSite& site, int64_t tokens);
-  void* Stream(const at::Tensor& like) const;
+  at::Tensor Normalize(const model::LayerSite& site, const model::GroupNormImpl& norm, const at::Tensor& x, bool silu);
+  // GPU path of Normalize (fused kernels: statistics, combination, normalisation + SiLU);
+  // undefined when it does not apply (CPU, fp32, odd layouts, more strips than it takes).
+  at::Tensor NormalizeCuda(const model::LayerSite& site, const model::GroupNormImpl& norm, const at::Tensor& x,
+                           bool silu, const std::vector<int64_t>& strip_rows);
   [[noreturn]] void Fail(Status status);
 
   channel::Channel& channel_;

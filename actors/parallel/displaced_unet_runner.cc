@@ -15,7 +15,8 @@ namespace distri::parallel {
 Result<std::unique_ptr<DisplacedUNetRunner>> DisplacedUNetRunner::Create(model::UNet2DConditionModel unet,
                                                                          channel::Channel* channel, GangLayout layout,
                                                                          int64_t latent_height, int64_t latent_width,
-                                                                         RunnerOptions options) {
+                                                                         RunnerOptions options,
+                                                                         channel::Channel* group_channel) {
   const int world = channel ? channel->world_size() : 1;
   if (layout.groups < 1 || layout.patch_ranks < 1 || layout.world_size() != world) {
     return Status::InvalidArgument("patch parallelism: a layout of " + std::to_string(layout.groups) + " group(s) x " +
@@ -24,19 +25,30 @@ Result<std::unique_ptr<DisplacedUNetRunner>> DisplacedUNetRunner::Create(model::
   }
   DISTRI_ASSIGN_OR_RETURN(PatchPlan plan, PatchPlan::Make(latent_height, latent_width, layout.patch_ranks,
                                                           static_cast<int>(unet->num_upsamplers())));
+  if (group_channel && (group_channel->world_size() != layout.patch_ranks ||
+                        group_channel->rank() != layout.strip_of(channel->rank()))) {
+    return Status::InvalidArgument("patch parallelism: the group channel must have the group's " +
+                                   std::to_string(layout.patch_ranks) + " ranks with rank = strip");
+  }
   if (options.warmup_steps < 1) options.warmup_steps = 1;
   return std::unique_ptr<DisplacedUNetRunner>(
-      new DisplacedUNetRunner(std::move(unet), channel, layout, std::move(plan), options));
+      new DisplacedUNetRunner(std::move(unet), channel, layout, std::move(plan), options, group_channel));
 }
 
 DisplacedUNetRunner::DisplacedUNetRunner(model::UNet2DConditionModel unet, channel::Channel* channel,
-                                         GangLayout layout, PatchPlan plan, RunnerOptions options)
-    : unet_(std::move(unet)), channel_(channel), layout_(layout), plan_(std::move(plan)), options_(options) {
+                                         GangLayout layout, PatchPlan plan, RunnerOptions options,
+                                         channel::Channel* group_channel)
+    : unet_(std::move(unet)), channel_(channel), group_channel_(group_channel), layout_(layout), plan_(std::move(plan)), options_(options) {
   rank_ = channel_ ? channel_->rank() : 0;
   group_ = layout_.group_of(rank_);
   strip_ = layout_.strip_of(rank_);
   if (layout_.patch_ranks > 1) {
-    context_ = std::make_shared<DisplacedPatchContext>(*channel_, plan_, layout_, options_.context);
+    if (group_channel) {
+      context_ = std::make_shared<DisplacedPatchContext>(*group_channel, plan_, GangLayout{1, layout_.patch_ranks},
+                                                         options_.context);
+    } else {
+      context_ = std::make_shared<DisplacedPatchContext>(*channel_, plan_, layout_, options_.context);
+    }
     model::AttachLayerContext(*unet_, context_);
   }
 }
@@ -181,6 +193,7 @@ Result<at::Tensor> DisplacedUNetRunner::Forward(int step, const at::Tensor& inpu
   }
   if (!failure.ok()) {
     if (channel_) channel_->Abort(failure.ToString());
+    if (group_channel_) group_channel_->Abort(failure.ToString());
     return failure;
   }
   return out;

@@ -43,10 +43,14 @@ struct RunnerOptions {
 class DisplacedUNetRunner {
  public:
   // `channel` may be null only for a gang of one. latent_height/width: the latent's size.
+  // `group_channel` (optional, not owned): a channel among the patch_ranks ranks of this rank's
+  // batch group (rank = strip); with it the patch exchanges stay inside the group instead of
+  // going to the whole gang (half the traffic with the CFG split).
   static Result<std::unique_ptr<DisplacedUNetRunner>> Create(model::UNet2DConditionModel unet,
                                                             channel::Channel* channel, GangLayout layout,
                                                             int64_t latent_height, int64_t latent_width,
-                                                            RunnerOptions options);
+                                                            RunnerOptions options,
+                                                            channel::Channel* group_channel = nullptr);
   ~DisplacedUNetRunner();
 
   // Starts a job: the text conditioning of the full batch ([groups * b, ...], group g takes
@@ -65,13 +69,14 @@ class DisplacedUNetRunner {
 
  private:
   DisplacedUNetRunner(model::UNet2DConditionModel unet, channel::Channel* channel, GangLayout layout, PatchPlan plan,
-                      RunnerOptions options);
+                      RunnerOptions options, channel::Channel* group_channel);
   // One forward of this rank plus the output all-gather; throws (PatchParallelError, c10::Error).
   at::Tensor ForwardOnce(bool synchronous, const at::Tensor& input, const at::Tensor& timestep);
   at::Tensor GatherOutput(const at::Tensor& strip_out);
 
   model::UNet2DConditionModel unet_;
   channel::Channel* channel_;
+  channel::Channel* group_channel_;  // optional
   GangLayout layout_;
   PatchPlan plan_;
   RunnerOptions options_;

@@ -78,8 +78,13 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
   const int64_t latent_h = params.height / scale, latent_w = params.width / scale;
   if (!runner_ || runner_height_ != latent_h || runner_width_ != latent_w || runner_layout_.groups != layout.groups) {
     runner_.reset();  // detaches the old context first
+    if (layout.groups > 1 && layout.patch_ranks > 1 && options.make_group_channel && !group_channel_) {
+      const int group = layout.group_of(rank), strip = layout.strip_of(rank);
+      DISTRI_ASSIGN_OR_RETURN(group_channel_, options.make_group_channel(group, strip, layout.patch_ranks));
+    }
+    channel::Channel* group_channel = layout.groups > 1 ? group_channel_.get() : nullptr;
     DISTRI_ASSIGN_OR_RETURN(runner_, DisplacedUNetRunner::Create(pipe.unet(), channel, layout, latent_h, latent_w,
-                                                                 runner_options));
+                                                                 runner_options, group_channel));
     runner_layout_ = layout;
     runner_height_ = latent_h;
     runner_width_ = latent_w;
@@ -98,6 +103,7 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
   const int n = sampler->num_steps();
   auto cancel = [&](int step) {
     if (channel) channel->Abort("job cancelled on rank " + std::to_string(rank));
+    if (group_channel_) group_channel_->Abort("job cancelled on rank " + std::to_string(rank));
     return Status::Cancelled("cancelled at step " + std::to_string(step));
   };
   if (progress && !progress(0, n)) return cancel(0);

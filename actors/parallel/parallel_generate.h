@@ -13,6 +13,8 @@
 // non-default stream); the call returns after that stream has finished.
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "actors/parallel/displaced_unet_runner.h"
@@ -29,6 +31,10 @@ struct ParallelOptions {
   bool split_cfg = true;    // CFG halves on the two halves of an even gang
   bool cuda_graphs = true;  // CUDA devices only
   int64_t comm_chunk_bytes = int64_t{32} << 20;
+  // Optional: makes this rank's channel among the `size` ranks of its CFG group (`rank` = its
+  // strip), e.g. MakeChannel over the gang's rendezvous with a per-group prefix. Used when the
+  // CFG halves are split; without it the patch exchanges go over the whole gang.
+  std::function<Result<std::unique_ptr<channel::Channel>>(int group, int rank, int size)> make_group_channel;
 };
 
 struct ParallelStats {
@@ -54,6 +60,7 @@ class ParallelGenerator {
   pipeline::Pipeline& pipe_;
   channel::Channel* channel_;
   ParallelOptions options_;
+  std::unique_ptr<channel::Channel> group_channel_;  // before runner_: the runner uses it
   std::unique_ptr<DisplacedUNetRunner> runner_;
   GangLayout runner_layout_;
   int64_t runner_height_ = 0, runner_width_ = 0;

@@ -14,6 +14,11 @@ at::Tensor LayerContext::GroupNorm(const LayerSite&, const GroupNormImpl& norm, 
   return norm.Compute(x);
 }
 
+at::Tensor LayerContext::GroupNormSilu(const LayerSite& site, const GroupNormImpl& norm, const at::Tensor& x) {
+  at::Tensor y = GroupNorm(site, norm, x);
+  return at::silu_(y);
+}
+
 std::pair<at::Tensor, at::Tensor> LayerContext::SelfAttentionKeyValue(const LayerSite&, at::Tensor k, at::Tensor v) {
   return {std::move(k), std::move(v)};
 }

@@ -13,6 +13,7 @@
 //
 //   Conv2d::forward(x)          -> ctx->Conv2d(site, conv, x)
 //   GroupNorm::forward(x)       -> ctx->GroupNorm(site, norm, x)
+//   GroupNorm::ForwardSilu(x)   -> ctx->GroupNormSilu(site, norm, x)
 //   Attention (self, K/V)       -> ctx->SelfAttentionKeyValue(site, k, v)
 //
 // Conv2d sees every convolution: 3x3 (padding 1), 1x1 (proj_in/proj_out of conv-projection
@@ -64,6 +65,9 @@ class LayerContext {
   virtual at::Tensor Conv2d(const LayerSite& site, const Conv2dImpl& conv, const at::Tensor& x);
   // Returns group_norm(x) for x [B, C, ...]. Default: statistics of x alone.
   virtual at::Tensor GroupNorm(const LayerSite& site, const GroupNormImpl& norm, const at::Tensor& x);
+  // silu(group_norm(x)) (resnets normalise then activate). Default: GroupNorm, then SiLU in
+  // place; contexts override it to fuse the two.
+  virtual at::Tensor GroupNormSilu(const LayerSite& site, const GroupNormImpl& norm, const at::Tensor& x);
   // k, v: [B, tokens, inner] projected from this rank's own tokens (fresh). Returns the keys
   // and values the queries attend to, [B, tokens', inner] each, same dtype/device.
   // Default: {k, v} unchanged.

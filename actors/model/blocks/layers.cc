@@ -50,10 +50,7 @@ at::Tensor GroupNormImpl::Compute(const at::Tensor& x) const {
 
 at::Tensor GroupNormImpl::ForwardSilu(const at::Tensor& x) const {
   // A layer context (patch parallelism) owns the statistics: normalise there, then activate.
-  if (ctx_) {
-    at::Tensor y = ctx_->GroupNorm(site_, *this, x);
-    return at::silu_(y);
-  }
+  if (ctx_) return ctx_->GroupNormSilu(site_, *this, x);
   return FusedGroupNorm(x, options.num_groups(), weight, bias, options.eps(), /*silu=*/true);
 }
 
