@@ -22,7 +22,29 @@ import torch
 
 
 def shim_huggingface_hub():
+    import os as _os
+
     import huggingface_hub
+    import huggingface_hub.constants as constants
+    import huggingface_hub.utils as hub_utils
+
+    if not hasattr(constants, "hf_cache_home"):
+        constants.hf_cache_home = _os.path.dirname(constants.HF_HUB_CACHE) if hasattr(constants, "HF_HUB_CACHE") \
+            else _os.path.expanduser("~/.cache/huggingface")
+    if not hasattr(constants, "HUGGINGFACE_HUB_CACHE"):
+        constants.HUGGINGFACE_HUB_CACHE = constants.HF_HUB_CACHE
+    for name in ("EntryNotFoundError", "RepositoryNotFoundError", "RevisionNotFoundError"):
+        if not hasattr(hub_utils, name):
+            setattr(hub_utils, name, getattr(huggingface_hub.errors, name))
+    if not hasattr(hub_utils, "is_jinja_available"):
+        hub_utils.is_jinja_available = lambda: False
+    # transformers 5 dropped the Flax names diffusers 0.24 imports.
+    import transformers.utils as tf_utils
+
+    for name, value in (("FLAX_WEIGHTS_NAME", "flax_model.msgpack"), ("TF2_WEIGHTS_NAME", "tf_model.h5"),
+                        ("TF_WEIGHTS_NAME", "model.ckpt")):
+        if not hasattr(tf_utils, name):
+            setattr(tf_utils, name, value)
 
     if not hasattr(huggingface_hub, "cached_download"):
         huggingface_hub.cached_download = huggingface_hub.hf_hub_download

@@ -7,8 +7,9 @@
 // For every size and GPU count: one warm-up job (it captures the CUDA graphs of the phases; few
 // steps), then `repeats` timed jobs of `steps` DDIM steps with CFG. Latency = text encoding +
 // denoising loop (no VAE decode), the paper's and distrifuser's measure (latent output).
-// Peak memory = the largest peak allocated by LibTorch on any rank of the gang during the
-// timed jobs. Quality: the image of each gang is compared with the 1-GPU image (PSNR, dB) and
+// Peak memory = the largest peak allocated by LibTorch on any rank of the gang from a timed
+// job's start to the end of its denoising loop (models, text encoding, UNet; not the VAE
+// decode, which rank 0 runs after the loop: distrifuser's latent-output measure). Quality: the image of each gang is compared with the 1-GPU image (PSNR, dB) and
 // with --exact also a full_sync run (its final latent's relative error against 1 GPU).
 #include <CLI/CLI.hpp>
 
@@ -108,7 +109,6 @@ GangRun RunGang(std::vector<std::unique_ptr<Pipeline>>& pipes, int n, const Gene
         statuses[r] = w.status().WithContext("warm-up job");
         return;
       }
-      distri::ResetPeakMemory(device);
       for (int i = 0; i < repeats; ++i) {
         distri::parallel::ParallelStats stats;
         auto res = generator.Generate(params, nullptr, &stats);
@@ -118,9 +118,9 @@ GangRun RunGang(std::vector<std::unique_ptr<Pipeline>>& pipes, int n, const Gene
         }
         seconds[r].push_back(res->seconds_text + res->seconds_denoise);
         stale[r] = stats.stale_bytes;
+        peaks[r] = std::max(peaks[r], stats.peak_denoise_bytes);
         last[r] = std::move(*res);
       }
-      peaks[r] = distri::PeakAllocatedBytes(device);
     });
   }
   for (auto& t : threads) t.join();

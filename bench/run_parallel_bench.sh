@@ -52,8 +52,10 @@ PY
       ;;
     ours:*)
       sizes=${stage#ours:}
-      ./build-gpu/bench/parallel_bench --model $model --gpus "$gpus" --sizes "$sizes" --steps "$steps" --exact \
-        ${OURS_ARGS:-} --out "$out/parallel.jsonl" 2>&1 | grep -v "^I " | tee -a "$out/ours.log"
+      exact=(); [ "${EXACT:-1}" = 1 ] && exact=(--exact)
+      timeout ${OURS_TIMEOUT:-580} ./build-gpu/bench/parallel_bench --model $model --gpus "$gpus" --sizes "$sizes" \
+        --steps "$steps" --repeats ${REPEATS:-3} "${exact[@]}" ${OURS_ARGS:-} --out "$out/parallel.jsonl" 2>&1 \
+        | grep -v "^I " | tee -a "$out/ours.log"
       ;;
     theirs:*)
       sizes=${stage#ours:}; sizes=${sizes#theirs:}

@@ -131,12 +131,14 @@ int Report(const GenerateArgs& a, const RankOutcome& r0, int world, const std::s
   if (all) {
     for (size_t r = 0; r < all->size(); ++r) {
       if ((*all)[r].peak_allocated > 0) {
-        std::fprintf(stderr, "rank %zu peak memory: %.2f GiB allocated, %.2f GiB reserved\n", r,
+        std::fprintf(stderr, "rank %zu peak memory: %.2f GiB allocated up to the end of denoising, %.2f GiB with "
+                     "the decode (%.2f GiB reserved)\n", r, (*all)[r].stats.peak_denoise_bytes / 1073741824.0,
                      (*all)[r].peak_allocated / 1073741824.0, (*all)[r].peak_reserved / 1073741824.0);
       }
     }
   } else if (r0.peak_allocated > 0) {
-    std::fprintf(stderr, "peak memory: %.2f GiB allocated, %.2f GiB reserved\n", r0.peak_allocated / 1073741824.0,
+    std::fprintf(stderr, "peak memory: %.2f GiB allocated up to the end of denoising, %.2f GiB with the decode "
+                 "(%.2f GiB reserved)\n", r0.stats.peak_denoise_bytes / 1073741824.0, r0.peak_allocated / 1073741824.0,
                  r0.peak_reserved / 1073741824.0);
   }
   return 0;

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <optional>
 
+#include "actors/common/torch_util.h"
+
 #ifdef DISTRI_HAVE_CUDA
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -65,6 +67,7 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
   const c10::Device device = pipe.options().device;
 
   c10::InferenceMode inference;
+  ResetPeakMemory(device);
   pipeline::GenerateResult result;
   auto t0 = std::chrono::steady_clock::now();
   DISTRI_ASSIGN_OR_RETURN(pipeline::Conditioning cond, pipe.EncodePrompts(params));
@@ -126,6 +129,7 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
   if (stats) {
     stats->layout = layout;
     stats->stale_bytes = runner->stale_bytes();
+    stats->peak_denoise_bytes = PeakAllocatedBytes(device);
   }
   if (rank == 0) {
     t0 = std::chrono::steady_clock::now();

@@ -40,6 +40,9 @@ struct ParallelOptions {
 struct ParallelStats {
   GangLayout layout;
   int64_t stale_bytes = 0;  // this rank's stale-activation buffers
+  // Peak bytes LibTorch allocated on this rank's device from the job's start to the end of
+  // the denoising loop (before the VAE decode; CUDA only, else 0).
+  int64_t peak_denoise_bytes = 0;
 };
 
 // Renders jobs one after another on one rank of a gang, keeping the UNet runner (its stale

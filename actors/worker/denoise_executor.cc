@@ -24,6 +24,35 @@ Result<pipeline::GenerateParams> ToGenerateParams(const wire::JobSpec& job) {
   return p;
 }
 
+parallel::ParallelOptions ToParallelOptions(const wire::JobSpec& job, const parallel::ParallelOptions& defaults) {
+  parallel::ParallelOptions o = defaults;
+  if (!job.sync_mode.empty()) o.sync_mode = job.sync_mode;
+  if (job.warmup_steps) o.warmup_steps = static_cast<int>(*job.warmup_steps);
+  return o;
+}
+
+namespace {
+
+// The options a kept runner depends on (make_group_channel only matters for gangs).
+bool SameRunnerOptions(const parallel::ParallelOptions& a, const parallel::ParallelOptions& b) {
+  return a.parallelism == b.parallelism && a.sync_mode == b.sync_mode && a.warmup_steps == b.warmup_steps &&
+         a.split_cfg == b.split_cfg && a.cuda_graphs == b.cuda_graphs && a.comm_chunk_bytes == b.comm_chunk_bytes;
+}
+
+}  // namespace
+
+parallel::ParallelGenerator& DenoiseExecutor::SoloGenerator(const parallel::ParallelOptions& options) {
+  if (!solo_ || !SameRunnerOptions(solo_options_, options)) {
+    solo_.reset();  // detaches its runner from the UNet before the new one attaches
+    solo_ = std::make_unique<parallel::ParallelGenerator>(*pipe_, nullptr, options);
+    solo_options_ = options;
+    ++solo_built_;
+    DISTRI_LOG(INFO) << "new generator for gangs of one (sync mode " << options.sync_mode << ", " << options.warmup_steps
+                     << " warm-up steps); later jobs of the same size reuse its runner";
+  }
+  return *solo_;
+}
+
 Result<std::unique_ptr<DenoiseExecutor>> DenoiseExecutor::Load(const DenoiseOptions& options) {
   if (options.model_dir.empty()) return Status::InvalidArgument("--model: the model directory is required");
   // auto: CUDA_VISIBLE_DEVICES (set by the node agent) leaves this process one GPU, cuda:0.
@@ -60,10 +89,21 @@ Result<TaskOutput> DenoiseExecutor::Run(const wire::AssignTask& task, channel::C
   // The task thread is not the thread that loaded the model: select its device here.
   c10::DeviceGuard device_guard(pipe_->options().device);
   // Every rank count goes through actors/parallel, as `distri generate` does (a null channel
-  // is a gang of one), so both give the same bytes. A fresh generator per task: the channel
-  // is new for every gang.
-  DISTRI_ASSIGN_OR_RETURN(pipeline::GenerateResult result,
-                          parallel::GenerateParallel(*pipe_, params, channel, options_.parallel, on_step));
+  // is a gang of one), so both give the same bytes.
+  const parallel::ParallelOptions popts = ToParallelOptions(task.job, options_.parallel);
+  Result<pipeline::GenerateResult> generated = Status::Internal("not run");
+  if (channel == nullptr) {
+    // Warm: the kept generator replays its runner for jobs of the same size.
+    generated = SoloGenerator(popts).Generate(params, on_step);
+    // After a failure or a cancel mid-loop the runner's state is not trusted: start afresh.
+    if (!generated.ok()) solo_.reset();
+  } else {
+    // A fresh generator per gang task: the channel is new for every attempt.
+    solo_.reset();
+    parallel::ParallelGenerator gang(*pipe_, channel, popts);
+    generated = gang.Generate(params, on_step);
+  }
+  DISTRI_ASSIGN_OR_RETURN(pipeline::GenerateResult result, std::move(generated));
   TaskOutput out;
   out.denoise_ms = result.seconds_denoise * 1000.0;
   if (task.rank != 0) return out;  // only rank 0 decodes and carries the image

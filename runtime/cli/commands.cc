@@ -48,6 +48,7 @@ Status WriteFile(const std::string& path, const std::string& bytes) {
 wire::JobSpec SpecOf(const JobFlags& j) {
   wire::JobSpec s = j.spec;
   if (j.seed >= 0) s.seed = static_cast<uint64_t>(j.seed);
+  if (j.warmup_steps >= 0) s.warmup_steps = static_cast<uint32_t>(j.warmup_steps);  // main.cc checks the range
   return s;
 }
 

@@ -18,6 +18,7 @@ struct Target {
 struct JobFlags {
   wire::JobSpec spec;
   int64_t seed = -1;  // -1: the head draws one
+  int64_t warmup_steps = -1;  // -1: absent (the actors' default)
   double timeout_s = 3600;
 };
 

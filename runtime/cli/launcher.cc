@@ -78,7 +78,16 @@ Result<std::string> RunShell(const std::string& command) {
   return out;
 }
 
-bool Alive(int pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
+// Exists and is not a zombie: the processes `up` started are orphans once it exits, and a
+// container's pid 1 may never reap them, so a stopped one can linger as a zombie.
+bool Alive(int pid) {
+  if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM)) return false;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!in || !std::getline(in, stat)) return true;  // no procfs: trust kill()
+  const size_t paren = stat.rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z';
+}
 
 void StopLocal(int pid, const std::string& what) {
   if (!Alive(pid)) return;

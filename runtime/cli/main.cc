@@ -8,7 +8,8 @@
 //   distri-cluster logs CLUSTER.yaml [head|NODE] [-n LINES] [-f]
 //
 // Job flags (as `distri generate`): --prompt, --negative-prompt, --height, --width, --steps,
-// --seed, --guidance, --sampler, --gpus (0 = auto), --priority, --model, --timeout.
+// --seed, --guidance, --sampler, --gpus (0 = auto), --priority, --model, --timeout; DistriFusion:
+// --sync-mode, --warmup-steps (the head checks the names).
 #include <CLI/CLI.hpp>
 
 #include <signal.h>
@@ -51,6 +52,13 @@ void AddJobFlags(CLI::App* cmd, distri::cli::JobFlags* j, bool with_prompt) {
   cmd->add_option("--gpus", j->spec.gpus, "GPUs per image (0: auto, by resolution and queue)")->capture_default_str();
   cmd->add_option("--priority", j->spec.priority, "Higher runs first")->capture_default_str();
   cmd->add_option("--model", j->spec.model, "Model name (default: any the actors hold)");
+  cmd->add_option("--sync-mode", j->spec.sync_mode,
+                  "DistriFusion sync mode of a gang: corrected_async_gn, stale_gn, sync_gn, separate_gn, full_sync "
+                  "or no_sync (default: the actors', corrected_async_gn)");
+  cmd->add_option("--warmup-steps", j->warmup_steps,
+                  "Synchronous steps before displaced ones (-1: the actors' default, 4)")
+      ->check(CLI::Range(int64_t{-1}, int64_t{10000}))
+      ->capture_default_str();
   cmd->add_option("--timeout", j->timeout_s, "Seconds to wait for the result")->capture_default_str();
 }
 

@@ -15,6 +15,7 @@ std::optional<TaskRef> ActorTable::Register(const wire::RegisterActor& m, const 
   e.last_seen_ms = now_ms;
   e.state = wire::ActorState::kIdle;
   e.task.reset();
+  e.cancel_sent_ms.reset();
   return lost;
 }
 
@@ -44,6 +45,7 @@ std::optional<TaskRef> ActorTable::MarkDead(const ActorId& id) {
   std::optional<TaskRef> task = it->second.task;
   it->second.state = wire::ActorState::kDead;
   it->second.task.reset();
+  it->second.cancel_sent_ms.reset();
   return task;
 }
 
@@ -60,6 +62,7 @@ void ActorTable::Assign(const ActorId& id, const TaskRef& task) {
   if (it == actors_.end() || it->second.state == wire::ActorState::kDead) return;
   it->second.state = wire::ActorState::kBusy;
   it->second.task = task;
+  it->second.cancel_sent_ms.reset();
 }
 
 bool ActorTable::Release(const ActorId& id, const TaskRef& task) {
@@ -68,7 +71,27 @@ bool ActorTable::Release(const ActorId& id, const TaskRef& task) {
   if (it->second.task->job_id != task.job_id || it->second.task->attempt != task.attempt) return false;
   it->second.state = wire::ActorState::kIdle;
   it->second.task.reset();
+  it->second.cancel_sent_ms.reset();
   return true;
+}
+
+void ActorTable::CancelSent(const ActorId& id, const TaskRef& task, int64_t now_ms) {
+  auto it = actors_.find(id);
+  if (it == actors_.end() || it->second.state != wire::ActorState::kBusy || it->second.task != task) return;
+  if (!it->second.cancel_sent_ms) it->second.cancel_sent_ms = now_ms;
+}
+
+std::vector<std::pair<ActorId, TaskRef>> ActorTable::ExpireCancels(int64_t now_ms, int64_t timeout_ms) {
+  std::vector<std::pair<ActorId, TaskRef>> released;
+  for (auto& [id, e] : actors_) {
+    if (e.state != wire::ActorState::kBusy || !e.task || !e.cancel_sent_ms) continue;
+    if (now_ms - *e.cancel_sent_ms <= timeout_ms) continue;
+    released.emplace_back(id, *e.task);
+    e.state = wire::ActorState::kIdle;
+    e.task.reset();
+    e.cancel_sent_ms.reset();
+  }
+  return released;
 }
 
 const ActorEntry* ActorTable::Find(const ActorId& id) const {

@@ -3,7 +3,9 @@
 // An actor is idle after RegisterActor, busy from AssignTask until its TaskDone for that task
 // (or its death), and dead after `missed_heartbeats` silent heartbeat intervals (Sweep), an
 // ActorExited from its node, or its node's death. A dead actor that registers again (the node
-// agent restarted it) is idle again. Times are milliseconds of a caller-chosen monotonic clock.
+// agent restarted it) is idle again. A busy actor the head sent CancelTask is "cancelling" until
+// its TaskDone; one that does not answer within the cancel timeout is released (ExpireCancels).
+// Times are milliseconds of a caller-chosen monotonic clock.
 // Not thread-safe (the head's server thread).
 #pragma once
 
@@ -38,6 +40,7 @@ struct ActorEntry {
   int64_t last_seen_ms = 0;
   wire::ActorState state = wire::ActorState::kIdle;
   std::optional<TaskRef> task;  // set while busy
+  std::optional<int64_t> cancel_sent_ms;  // busy, and CancelTask of `task` went out then
 };
 
 class ActorTable {
@@ -62,6 +65,13 @@ class ActorTable {
   void Assign(const ActorId& id, const TaskRef& task);
   // Idle again if its current task is `task`; false otherwise (stale TaskDone).
   bool Release(const ActorId& id, const TaskRef& task);
+  // CancelTask of its current task went out at `now_ms` (the first one counts). No-op unless
+  // the actor is busy with `task`.
+  void CancelSent(const ActorId& id, const TaskRef& task, int64_t now_ms);
+  // Busy actors whose CancelTask is unanswered for more than `timeout_ms` become idle (the
+  // next AssignTask supersedes whatever they still run; a hung one exits through its
+  // watchdog); returns them with the task they were released from.
+  std::vector<std::pair<ActorId, TaskRef>> ExpireCancels(int64_t now_ms, int64_t timeout_ms);
 
   const ActorEntry* Find(const ActorId& id) const;
   const ActorEntry* FindByPeer(const std::string& peer) const;

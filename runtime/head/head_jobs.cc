@@ -241,6 +241,7 @@ void HeadServer::CancelRanks(const ActiveJob& job, uint32_t attempt) {
     }
     const Status s = router_->Send(a->peer, wire::CancelTask{job.rec.id, attempt}, 0);
     if (!s.ok()) DISTRI_LOG(DEBUG) << "head: CancelTask to " << a->id.Short() << ": " << s.ToString();
+    actors_.CancelSent(a->id, *a->task, NowMs());  // bounded wait for its TaskDone (Tick)
   }
 }
 

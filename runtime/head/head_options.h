@@ -40,6 +40,9 @@ struct HeadOptions {
   // marks them dead.
   uint32_t heartbeat_interval_ms = 1000;
   int missed_heartbeats = 3;
+  // A rank sent CancelTask stays busy until its TaskDone; after this long without one the head
+  // treats it as free (its next AssignTask supersedes the old task on the actor).
+  uint32_t cancel_timeout_ms = 60'000;
   // Failed attempts (errors, dead ranks) after which a job is FAILED.
   uint32_t max_attempts = 3;
   SchedulerOptions scheduler;

@@ -158,6 +158,13 @@ void HeadServer::Tick() {
   for (const auto& [actor, task] : actors_.Sweep(now)) {
     OnActorDied(actor, task, "missed " + std::to_string(options_.missed_heartbeats) + " heartbeats");
   }
+  // The task of a rank that never answered CancelTask is over for the head (its job was
+  // cancelled or re-queued when the cancel went out): the actor may take new tasks.
+  for (const auto& [actor, task] : actors_.ExpireCancels(now, options_.cancel_timeout_ms)) {
+    DISTRI_LOG(WARNING) << "actor " << actor.Short() << " did not answer CancelTask of job " << task.job_id.Short()
+                        << " attempt " << task.attempt << " within " << options_.cancel_timeout_ms
+                        << " ms: it is free again (a new task supersedes the old one)";
+  }
   Schedule();
 }
 

@@ -19,6 +19,15 @@ Status ValidateJobSpec(const wire::JobSpec& spec) {
   if (!(spec.guidance >= 0 && spec.guidance <= 100)) {
     return Status::InvalidArgument("job: guidance must be in [0, 100], found " + std::to_string(spec.guidance));
   }
+  if (!spec.sync_mode.empty()) {
+    known = false;
+    names.clear();
+    for (const char* s : kSyncModes) {
+      known = known || spec.sync_mode == s;
+      names += names.empty() ? s : std::string(", ") + s;
+    }
+    if (!known) return Status::InvalidArgument("job: sync_mode '" + spec.sync_mode + "' is not one of " + names);
+  }
   return Status::Ok();
 }
 

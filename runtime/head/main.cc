@@ -44,6 +44,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--max-attempts", o.max_attempts, "Failed attempts after which a job is FAILED")
       ->capture_default_str();
+  app.add_option("--cancel-timeout-ms", o.cancel_timeout_ms,
+                 "How long a rank sent CancelTask stays busy without answering before it is free again")
+      ->capture_default_str();
   app.add_option("--placement", placement, "Gang placement: pack (one node first) or spread")
       ->check(CLI::IsMember({"pack", "spread"}))
       ->capture_default_str();

@@ -17,8 +17,9 @@ namespace distri::wire {
 // of its own major (new optional fields and new message types only).
 inline constexpr uint8_t kProtocolVersionMajor = 1;
 // Minor version history: 0 = node/job/task messages; 1 = actor registration and exits,
-// cluster status, CancelTask (docs/runtime-design.md).
-inline constexpr uint8_t kProtocolVersionMinor = 1;
+// cluster status, CancelTask (docs/runtime-design.md); 2 = JobSpec.sync_mode and
+// JobSpec.warmup_steps (optional).
+inline constexpr uint8_t kProtocolVersionMinor = 2;
 
 enum class MessageType : uint16_t {
   // 0 is never a valid type (a zeroed buffer must not parse as a message).

@@ -90,6 +90,11 @@ class FieldWriter {
     ++count_;
   }
   void OptUint(std::string_view key, const std::optional<uint64_t>& v);
+  // An optional integer: written only when set, with Int's range check.
+  template <Integer T, typename L>
+  void OptInt(std::string_view key, const std::optional<T>& v, L lo, L hi) {
+    if (v.has_value()) Int(key, *v, Presence::kOptional, lo, hi);
+  }
   template <typename E>
   void Enum(std::string_view key, E v, Presence p, E max) {
     using U = std::underlying_type_t<E>;
@@ -172,6 +177,18 @@ class FieldReader {
     }
   }
   void OptUint(std::string_view key, std::optional<uint64_t>& v);
+  // An optional integer: absent (or nil) leaves it unset; present is checked like Int.
+  template <Integer T, typename L>
+  void OptInt(std::string_view key, std::optional<T>& v, L lo, L hi) {
+    if (!status_.ok()) return;
+    if (Get(key, Presence::kOptional) == nullptr) {
+      if (status_.ok()) v.reset();
+      return;
+    }
+    T value{};
+    Int(key, value, Presence::kOptional, lo, hi);
+    if (status_.ok()) v = value;
+  }
   template <typename E>
   void Enum(std::string_view key, E& v, Presence p, E max) {
     using U = std::underlying_type_t<E>;

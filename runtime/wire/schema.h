@@ -57,6 +57,8 @@ void Fields(V& v, M& m) {
         std::numeric_limits<int32_t>::max());
   v.Enum("output_format", m.output_format, kOptional, OutputFormat::kRgb8);
   v.Str("model", m.model, kOptional, kMaxNameBytes);
+  v.Str("sync_mode", m.sync_mode, kOptional, kMaxNameBytes);
+  v.OptInt("warmup_steps", m.warmup_steps, 0u, kMaxSteps);
 }
 
 template <typename V, Is<GangMember> M>

@@ -65,6 +65,10 @@ struct JobSpec {
   int32_t priority = 0;         // optional; higher runs first
   OutputFormat output_format = OutputFormat::kPng;  // optional (default PNG)
   std::string model;            // optional; "" = the cluster's default model; <= kMaxNameBytes
+  // DistriFusion options of a gang (actors/parallel's ParallelOptions); absent = the actor's
+  // defaults (corrected_async_gn, 4 warm-up steps). Since minor version 2.
+  std::string sync_mode;        // optional; "" = default; <= kMaxNameBytes (names: the head checks)
+  std::optional<uint32_t> warmup_steps;  // optional; synchronous steps first, 0..kMaxSteps
   bool operator==(const JobSpec&) const = default;
 };
 

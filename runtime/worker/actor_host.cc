@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
+#include <vector>
 
 #include "runtime/common/logging.h"
 #include "runtime/wire/dealer_socket.h"
@@ -285,18 +287,26 @@ void ActorHost::RunTask(const std::shared_ptr<Running>& run) {
 
 void ActorHost::ConnectionLoop() {
   bool registered = false;
-  uint64_t register_request = 0;
+  // RegisterActor requests of the current round (since the head was lost): an answer to any of
+  // them registers us, so a slow answer is not thrown away for a retry sent meanwhile.
+  uint64_t first_register_request = 0, register_request = 0;
   auto next_register = Clock::now();
   auto heartbeat_interval = milliseconds(1000);
   auto next_heartbeat = Clock::now();
   uint64_t sequence = 0;
-  // Recent events (heartbeats, progress, results) by request id: an Error answering one means
-  // the head does not know this connection (it restarted). Results are kept to be resent.
-  // A result is resent once (a head that refuses it again has its reasons).
+  // Every event (heartbeat, progress, result) sent since the last registration, by request id.
+  // An Error FailedPrecondition / NotFound answering any of them means the head does not know
+  // this connection (it restarted, or declared us dead): everything sent on the lost
+  // registration may have been refused or lost with the old connection, so every result among
+  // them is queued again and goes out once the head has registered us again. Which event is
+  // refused first (a progress or the result itself) depends on timing and does not matter.
+  // A result is resent once (a head that refuses it again has its reasons); the head accepts a
+  // duplicate result (at-least-once).
   struct SentEvent {
     std::optional<wire::TaskDone> done;
   };
   std::map<uint64_t, SentEvent> sent_events;
+  uint64_t last_forgotten_request = 0;  // events up to this id belonged to a lost registration
   std::set<std::pair<JobId, uint32_t>> resent_results;  // (job, attempt) resent once already
   auto remember = [&](uint64_t id, std::optional<wire::TaskDone> done) {
     sent_events.emplace(id, SentEvent{std::move(done)});
@@ -304,9 +314,25 @@ void ActorHost::ConnectionLoop() {
   };
   std::deque<std::pair<Outgoing, Clock::time_point>> unsent;
   auto lost_head = [&](const std::string& why) {
-    if (registered) DISTRI_LOG(WARNING) << "lost the head (" << why << "); registering again";
+    if (!registered) return;  // already registering again: keep the retry schedule
+    DISTRI_LOG(WARNING) << "lost the head (" << why << "); registering again";
     registered = false;
     next_register = Clock::now();
+    first_register_request = 0;
+    // Results sent on the lost registration go out again after registering, oldest first.
+    std::vector<wire::TaskDone> again;
+    for (auto& [id, event] : sent_events) {
+      last_forgotten_request = std::max(last_forgotten_request, id);
+      if (event.done && resent_results.insert({event.done->job_id, event.done->attempt}).second) {
+        again.push_back(std::move(*event.done));
+      }
+    }
+    sent_events.clear();
+    for (auto it = again.rbegin(); it != again.rend(); ++it) {
+      DISTRI_LOG(INFO) << "will resend the result of job " << it->job_id.Short() << " attempt " << it->attempt
+                       << " after registering";
+      unsent.emplace_front(std::move(*it), Clock::now());
+    }
   };
   std::optional<Clock::time_point> flush_deadline;
 
@@ -339,6 +365,7 @@ void ActorHost::ConnectionLoop() {
       auto id = socket_->Send(reg, options_.send_timeout);
       if (id.ok()) {
         register_request = *id;
+        if (first_register_request == 0) first_register_request = *id;
       } else {
         DISTRI_LOG(DEBUG) << "RegisterActor not sent: " << id.status().ToString();
       }
@@ -385,7 +412,10 @@ void ActorHost::ConnectionLoop() {
     }
     switch (in->type) {
       case wire::MessageType::kActorRegistered: {
-        if (in->request_id != register_request) break;
+        if (registered || first_register_request == 0 || in->request_id < first_register_request ||
+            in->request_id > register_request) {
+          break;  // an answer to a RegisterActor of an earlier round
+        }
         auto reg = wire::Open<wire::ActorRegistered>(*in);
         if (!reg.ok()) {
           DISTRI_LOG(WARNING) << "bad ActorRegistered: " << reg.status().ToString();
@@ -420,18 +450,16 @@ void ActorHost::ConnectionLoop() {
       case wire::MessageType::kError: {
         auto err = wire::Open<wire::ActorRegistered>(*in);
         const std::string why = err.status().ToString();
-        if (in->request_id == register_request) {
+        const bool not_registered = err.status().code() == StatusCode::kFailedPrecondition ||
+                                    err.status().code() == StatusCode::kNotFound;
+        if (first_register_request != 0 && in->request_id >= first_register_request &&
+            in->request_id <= register_request) {
           DISTRI_LOG(ERROR) << "the head refused RegisterActor: " << why << " (retrying)";
-        } else if (auto it = sent_events.find(in->request_id);
-                   it != sent_events.end() && (err.status().code() == StatusCode::kFailedPrecondition ||
-                                               err.status().code() == StatusCode::kNotFound)) {
-          // A restarted head that does not know this connection: register again, then resend
-          // the result once (the head accepts a result of any attempt of an unfinished job).
+        } else if (auto it = sent_events.find(in->request_id); it != sent_events.end() && not_registered) {
           lost_head("it answered " + std::string(it->second.done ? "a TaskDone" : "an event") + " with " + why);
-          if (it->second.done && resent_results.insert({it->second.done->job_id, it->second.done->attempt}).second) {
-            unsent.emplace_front(std::move(*it->second.done), Clock::now());
-          }
-          sent_events.erase(it);
+        } else if (not_registered && in->request_id <= last_forgotten_request) {
+          // Refused like an earlier event of the same lost registration: already handled.
+          DISTRI_LOG(DEBUG) << "the head also refused request " << in->request_id << ": " << why;
         } else {
           DISTRI_LOG(WARNING) << "the head answered request " << in->request_id << " with " << why;
         }

@@ -24,8 +24,11 @@
 //   the node agent restarts it).
 // - TaskDone survives a short head outage (resent until it goes out, for up to a minute);
 //   TaskProgress is dropped when it cannot be sent.
-// - Head restarts: an Error answering a Heartbeat, or failing sends, make the host register
-//   again (docs/runtime-design.md, "Node agent and actor processes").
+// - Head restarts: an Error (FailedPrecondition / NotFound) answering any event sent since the
+//   last registration (Heartbeat, TaskProgress, TaskDone), or failing sends, make the host
+//   register again; every TaskDone sent on the lost registration is resent once right after
+//   registering, whichever event the head refused first (docs/runtime-design.md, "Node agent
+//   and actor processes").
 //
 // Threading: Start/Stop from one thread. Two threads run inside: the connection thread (owns
 // the socket, heartbeats, watchdog checks) and the task thread (runs the executor).

@@ -144,6 +144,34 @@ TEST(DistriCluster, StatusSubmitBatchAgainstAHead) {
   for (const char* a : {"--prompt", "x", "--height", "65"}) args.push_back(a);
   EXPECT_EQ(RunCli(args, &out), 1);
   EXPECT_NE(out.find("multiples of 8"), std::string::npos) << out;
+
+  // DistriFusion options reach the actor in AssignTask; a bad mode is refused by the head.
+  out.clear();
+  args = {"submit"};
+  args.insert(args.end(), target.begin(), target.end());
+  for (const char* a : {"--prompt", "y", "--height", "64", "--width", "64", "--steps", "2", "--sync-mode", "full_sync",
+                        "--warmup-steps", "1", "-q", "--out"}) {
+    args.push_back(a);
+  }
+  args.push_back(dir.path() + "/y.png");
+  ASSERT_EQ(RunCli(args, &out), 0) << out;
+  const std::vector<wire::AssignTask> tasks = actor.received();
+  ASSERT_FALSE(tasks.empty());
+  EXPECT_EQ(tasks.back().job.sync_mode, "full_sync");
+  EXPECT_EQ(tasks.back().job.warmup_steps, 1u);
+  EXPECT_FALSE(tasks.front().job.warmup_steps.has_value());  // not given: absent
+  out.clear();
+  args = {"submit"};
+  args.insert(args.end(), target.begin(), target.end());
+  for (const char* a : {"--prompt", "z", "--height", "64", "--width", "64", "--sync-mode", "fast"}) args.push_back(a);
+  EXPECT_EQ(RunCli(args, &out), 1);
+  EXPECT_NE(out.find("sync_mode 'fast' is not one of"), std::string::npos) << out;
+  out.clear();
+  args = {"submit"};
+  args.insert(args.end(), target.begin(), target.end());
+  for (const char* a : {"--prompt", "z", "--warmup-steps", "-3"}) args.push_back(a);
+  EXPECT_NE(RunCli(args, &out), 0);
+  EXPECT_NE(out.find("--warmup-steps"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include "runtime/channel/socket_util.h"
+#include "runtime/head/job_validation.h"
 #include "tests/runtime/head/test_cluster.h"
 
 namespace distri::head {
@@ -99,6 +100,44 @@ TEST_F(HeadServerTest, GangGetsRanksAndRendezvous) {
   EXPECT_EQ(ta[0].job.seed, acc.seed);
 }
 
+TEST_F(HeadServerTest, DistriFusionOptionsReachTheGangAndBadModesAreRefused) {
+  auto a = Actor(), b = Actor();
+  ASSERT_TRUE(WaitFor([&] { return AliveActors() == 2; }));
+  wire::JobSpec spec = TinySpec();
+  spec.gpus = 2;
+  spec.sync_mode = "stale_gn";
+  spec.warmup_steps = 1;
+  wire::JobAccepted acc = client_->Submit(spec).value();
+  ASSERT_TRUE(client_->WaitForJob(acc.job_id, 5s).ok());
+  for (const auto& t : {a->received(), b->received()}) {
+    ASSERT_EQ(t.size(), 1u);
+    EXPECT_EQ(t[0].job.sync_mode, "stale_gn");
+    EXPECT_EQ(t[0].job.warmup_steps, 1u);
+  }
+  // Absent stays absent (the actors' defaults).
+  wire::JobAccepted plain = client_->Submit(TinySpec()).value();
+  ASSERT_TRUE(client_->WaitForJob(plain.job_id, 5s).ok());
+  auto all = a->received();
+  for (const auto& t : b->received()) all.push_back(t);
+  for (const auto& t : all) {
+    if (t.job_id != plain.job_id) continue;
+    EXPECT_EQ(t.job.sync_mode, "");
+    EXPECT_FALSE(t.job.warmup_steps.has_value());
+  }
+
+  spec.sync_mode = "async";
+  const Status refused = client_->Submit(spec).status();
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find("sync_mode 'async' is not one of corrected_async_gn, stale_gn, sync_gn, "
+                                   "separate_gn, full_sync, no_sync"),
+            std::string::npos)
+      << refused.ToString();
+  for (const char* mode : kSyncModes) {
+    spec.sync_mode = mode;
+    EXPECT_TRUE(ValidateJobSpec(spec).ok()) << mode;
+  }
+}
+
 TEST_F(HeadServerTest, CancelPendingAndRunning) {
   // Pending: no actor yet.
   wire::JobAccepted pending = client_->Submit(TinySpec()).value();
@@ -121,6 +160,36 @@ TEST_F(HeadServerTest, CancelPendingAndRunning) {
   // Unknown ids.
   EXPECT_EQ(client_->GetJob(JobId::Random()).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(client_->Cancel(JobId::Random()).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(HeadServerTest, ACancelTaskNeverAnsweredFreesTheActorAfterTheTimeout) {
+  head_.reset();
+  HeadOptions o = Options();
+  o.cancel_timeout_ms = 400;
+  StartHead(o);
+  FakeActorOptions hangs;
+  hangs.step_time = 50ms;
+  hangs.ignore_cancel = true;
+  auto actor = Actor(hangs);
+  ASSERT_TRUE(WaitFor([&] { return AliveActors() == 1; }));
+  wire::JobAccepted running = client_->Submit(TinySpec(1000)).value();
+  ASSERT_TRUE(WaitFor([&] { return client_->GetJob(running.job_id)->state == wire::JobState::kRunning; }));
+  auto actor_state = [&] {
+    auto st = client_->GetClusterStatus();
+    return st.ok() && st->actors.size() == 1 ? st->actors[0].state : wire::ActorState::kDead;
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(client_->Cancel(running.job_id)->state, wire::JobState::kCancelled);
+  ASSERT_TRUE(WaitFor([&] { return actor->cancels() == 1; }));
+  EXPECT_EQ(actor_state(), wire::ActorState::kBusy);  // waits for the answer first
+  ASSERT_TRUE(WaitFor([&] { return actor_state() == wire::ActorState::kIdle; }, 5s));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 400ms);
+  // It takes new work (the new task supersedes the hung one) and the actor stays alive.
+  wire::JobAccepted next = client_->Submit(TinySpec(2)).value();
+  auto r = client_->WaitForJob(next.job_id, 5s);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(actor->tasks(), 2);
+  EXPECT_EQ(AliveActors(), 1u);
 }
 
 TEST_F(HeadServerTest, DeadActorRequeuesWithTheSameSeed) {

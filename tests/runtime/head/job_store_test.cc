@@ -41,6 +41,8 @@ TEST(JobStore, SurvivesReopen) {
   TempDir dir;
   const std::string db = dir.path() + "/head.db";
   JobRecord a = MakeJob(1), b = MakeJob(2), c = MakeJob(3);
+  b.spec.sync_mode = "stale_gn";  // the DistriFusion options survive a head restart
+  b.spec.warmup_steps = 0;
   {
     auto store = JobStore::Open(db).value();
     ASSERT_TRUE(store->Insert(&a).ok());

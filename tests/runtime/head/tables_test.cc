@@ -77,6 +77,39 @@ TEST(ActorTable, ReleaseOnlyForTheCurrentTask) {
   EXPECT_EQ(t.Register(a, "pa2", 10), task);
 }
 
+TEST(ActorTable, UnansweredCancelTaskExpires) {
+  ActorTable t(100, 3);
+  wire::RegisterActor a = Actor(NodeId::Random(), 0), b = Actor(NodeId::Random(), 1);
+  t.Register(a, "pa", 0);
+  t.Register(b, "pb", 0);
+  const TaskRef ta{JobId::Random(), 0, 0}, tb{JobId::Random(), 1, 0};
+  t.Assign(a.actor_id, ta);
+  t.Assign(b.actor_id, tb);
+  t.CancelSent(a.actor_id, {ta.job_id, 5, 0}, 10);  // not its task: ignored
+  EXPECT_TRUE(t.ExpireCancels(10'000, 100).empty());
+  t.CancelSent(a.actor_id, ta, 100);
+  t.CancelSent(a.actor_id, ta, 150);  // a repeated cancel keeps the first time
+  EXPECT_TRUE(t.ExpireCancels(200, 100).empty());
+  auto released = t.ExpireCancels(201, 100);
+  ASSERT_EQ(released.size(), 1u);
+  EXPECT_EQ(released[0].first, a.actor_id);
+  EXPECT_EQ(released[0].second, ta);
+  EXPECT_EQ(t.Find(a.actor_id)->state, wire::ActorState::kIdle);
+  EXPECT_EQ(t.Find(b.actor_id)->state, wire::ActorState::kBusy);  // never cancelled: busy as long as it runs
+  // An answered cancel (TaskDone) or a new task clears the clock.
+  t.Assign(a.actor_id, ta);
+  t.CancelSent(a.actor_id, ta, 300);
+  t.Assign(a.actor_id, tb);
+  EXPECT_TRUE(t.ExpireCancels(10'000, 100).empty());
+  t.CancelSent(a.actor_id, tb, 400);
+  EXPECT_TRUE(t.Release(a.actor_id, tb));
+  EXPECT_TRUE(t.ExpireCancels(10'000, 100).empty());
+  // A dead actor is not released.
+  t.CancelSent(b.actor_id, tb, 0);
+  t.MarkDead(b.actor_id);
+  EXPECT_TRUE(t.ExpireCancels(10'000, 100).empty());
+}
+
 TEST(ActorTable, NodeDeathKillsItsActors) {
   ActorTable t(100, 3);
   const NodeId n1 = NodeId::Random(), n2 = NodeId::Random();

@@ -100,6 +100,7 @@ struct FakeActorOptions {
   std::chrono::milliseconds step_time{2};
   uint32_t heartbeat_ms = 50;
   int32_t fail_with = 0;  // a StatusCode value: every task fails with it
+  bool ignore_cancel = false;  // CancelTask stops the task's steps but is never answered (hung)
 };
 
 class FakeActor {
@@ -150,7 +151,7 @@ class FakeActor {
         (void)socket_->Send(wire::Heartbeat{seq++, 0, 0}, 100ms);
         next_hb = now + std::chrono::milliseconds(o_.heartbeat_ms);
       }
-      if (task_ && now >= next_step) {
+      if (task_ && !hung_ && now >= next_step) {
         Step();
         next_step = now + o_.step_time;
       }
@@ -166,11 +167,16 @@ class FakeActor {
         ++tasks_;
         task_ = *t;
         step_ = 0;
+        hung_ = false;
         busy_ = true;
       } else if (auto* c = std::get_if<wire::CancelTask>(&*m)) {
         ++cancels_;
         if (task_ && task_->job_id == c->job_id && task_->attempt == c->attempt) {
-          Done(static_cast<int32_t>(StatusCode::kCancelled), "cancelled");
+          if (o_.ignore_cancel) {
+            hung_ = true;
+          } else {
+            Done(static_cast<int32_t>(StatusCode::kCancelled), "cancelled");
+          }
         }
       } else if (auto* err = std::get_if<wire::Error>(&*m)) {
         if (err->code == static_cast<int32_t>(StatusCode::kFailedPrecondition)) Register();
@@ -210,6 +216,7 @@ class FakeActor {
   std::unique_ptr<wire::DealerSocket> socket_;
   std::optional<wire::AssignTask> task_;
   uint32_t step_ = 0;
+  bool hung_ = false;  // loop thread only
   std::atomic<bool> stop_{false};
   std::atomic<bool> busy_{false};
   std::atomic<int> tasks_{0}, cancels_{0};

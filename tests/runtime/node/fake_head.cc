@@ -66,6 +66,7 @@ void FakeHead::Restart() {
   auth_.reset();
   ctx_.reset();
   registered_peers_.clear();
+  handshakes_ = 0;
   Bind(port);
 }
 
@@ -90,6 +91,7 @@ void FakeHead::Serve() {
       out.swap(outbox_);
     }
     for (auto& [peer, env] : out) (void)router_->SendEnvelope(peer, env);
+    handshakes_ = auth_->accepted();
     auto in = router_->Receive(milliseconds(10));
     if (!in.ok()) continue;
     {

@@ -64,6 +64,8 @@ class FakeHead {
   // When set, RegisterActor is not answered (the test answers itself).
   void set_answer_register_actor(bool on) { answer_register_actor_ = on; }
   int errors_sent() const { return errors_sent_.load(); }
+  // CURVE handshakes the current socket accepted (a peer that connected since Bind/Restart).
+  uint64_t handshakes() const { return handshakes_.load(); }
 
  private:
   void Bind(uint16_t port);
@@ -79,6 +81,7 @@ class FakeHead {
   std::atomic<bool> stop_{false};
   std::atomic<bool> answer_register_actor_{true};
   std::atomic<int> errors_sent_{0};
+  std::atomic<uint64_t> handshakes_{0};  // copied from auth_ by the server thread
   mutable std::mutex mu_;
   std::vector<Received> received_;                                // guarded by mu_
   std::deque<std::pair<std::string, wire::Envelope>> outbox_;     // guarded by mu_

@@ -89,6 +89,15 @@ TEST(WireDecodeErrors, MissingRequiredFieldIsNamed) {
   SubmitJob m;
   ASSERT_TRUE(DecodePayload(WithField(SubmitPayload(), "seed", [](Packer& p) { p.pack_nil(); }), &m).ok());
   EXPECT_FALSE(m.spec.seed.has_value());
+  // The DistriFusion options are optional (minor version 2): a peer of minor 1 omits them.
+  ASSERT_TRUE(DecodePayload(WithField(WithField(SubmitPayload(), "warmup_steps", std::nullopt), "sync_mode",
+                                      std::nullopt),
+                            &m)
+                  .ok());
+  EXPECT_FALSE(m.spec.warmup_steps.has_value());
+  EXPECT_EQ(m.spec.sync_mode, "");
+  ASSERT_TRUE(DecodePayload(WithField(SubmitPayload(), "warmup_steps", [](Packer& p) { p.pack_nil(); }), &m).ok());
+  EXPECT_FALSE(m.spec.warmup_steps.has_value());
   std::string node = EncodePayload(SampleRegisterNode()).value();
   EXPECT_ERROR(Decode<RegisterNode>(WithField(node, "resources", [](Packer& p) {
                  p.pack_map(1);
@@ -110,6 +119,10 @@ TEST(WireDecodeErrors, WrongTypesAreNamed) {
                "SubmitJob.guidance: expected a number, found bool");
   EXPECT_ERROR(Decode<SubmitJob>(WithField(sj, "seed", [](Packer& p) { p.pack(int64_t{-1}); })), kInvalidArgument,
                "SubmitJob.seed: expected an unsigned integer, found negative integer");
+  EXPECT_ERROR(Decode<SubmitJob>(WithField(sj, "warmup_steps", [](Packer& p) { p.pack("4"); })), kInvalidArgument,
+               "SubmitJob.warmup_steps: expected an integer, found str");
+  EXPECT_ERROR(Decode<SubmitJob>(WithField(sj, "sync_mode", [](Packer& p) { p.pack(3); })), kInvalidArgument,
+               "SubmitJob.sync_mode: expected str");
   const std::string jr = EncodePayload(SampleJobResult()).value();
   EXPECT_ERROR(Decode<JobResult>(WithField(jr, "image", [](Packer& p) { p.pack("png as str"); })), kInvalidArgument,
                "JobResult.image: expected bin, found str");
@@ -134,6 +147,8 @@ TEST(WireDecodeErrors, OutOfRangeValuesAreNamed) {
                kInvalidArgument, "SubmitJob.height: value 1099511627776 outside [1, 16384]");
   EXPECT_ERROR(Decode<SubmitJob>(WithField(sj, "steps", [](Packer& p) { p.pack(-5); })), kInvalidArgument,
                "SubmitJob.steps: value -5 outside [1, 10000]");
+  EXPECT_ERROR(Decode<SubmitJob>(WithField(sj, "warmup_steps", [](Packer& p) { p.pack(-1); })), kInvalidArgument,
+               "SubmitJob.warmup_steps: value -1 outside [0, 10000]");
   EXPECT_ERROR(Decode<SubmitJob>(WithField(sj, "priority", [](Packer& p) { p.pack(int64_t{1} << 31); })),
                kInvalidArgument, "SubmitJob.priority: value 2147483648 outside");
   EXPECT_ERROR(Decode<SubmitJob>(WithField(sj, "guidance", [](Packer& p) { p.pack(std::numeric_limits<double>::infinity()); })),

@@ -150,6 +150,9 @@ TEST(WireMessages, OptionalFieldsDefaultWhenAbsent) {
   m.spec.guidance = 5;
   m.spec.sampler = "euler";
   ExpectRoundTrip(m);  // seed absent stays absent (nullopt), not 0
+  EXPECT_EQ(EncodePayload(m).value().find("warmup_steps"), std::string::npos);  // absent: not written
+  m.spec.warmup_steps = 0;  // present 0 (no warm-up) is not absent
+  ExpectRoundTrip(m);
 
   TaskDone failed;
   failed.job_id = TestJobId();
@@ -174,6 +177,12 @@ TEST(WireMessages, EncodeRefusesWhatDecodeWouldReject) {
   m = SampleSubmitJob();
   m.spec.sampler = "\xff\xfe";
   EXPECT_NE(EncodePayload(m).status().message().find("SubmitJob.sampler: not valid UTF-8"), std::string::npos);
+
+  m = SampleSubmitJob();
+  m.spec.warmup_steps = kMaxSteps + 1;
+  EXPECT_NE(EncodePayload(m).status().message().find("SubmitJob.warmup_steps: value 10001 outside [0, 10000]"),
+            std::string::npos)
+      << EncodePayload(m).status().ToString();
 
   m = SampleSubmitJob();
   m.spec.width = 0;
@@ -263,7 +272,7 @@ TEST(WireMessages, TypeValuesAreFrozen) {
   EXPECT_EQ(MessageTypeFromValue(23), MessageType::kCancelTask);
   EXPECT_EQ(static_cast<int>(ActorState::kIdle), 0);
   EXPECT_EQ(static_cast<int>(ActorState::kDead), 2);
-  EXPECT_EQ(kProtocolVersionMinor, 1);
+  EXPECT_EQ(kProtocolVersionMinor, 2);
   EXPECT_FALSE(MessageTypeFromValue(0x10000 + 1).has_value());
   EXPECT_EQ(MessageTypeFromValue(13), MessageType::kJobStatus);
 }

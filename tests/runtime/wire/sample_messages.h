@@ -36,6 +36,8 @@ inline JobSpec SampleJobSpec() {
   s.priority = -3;
   s.output_format = OutputFormat::kRgb8;
   s.model = "sdxl-base-1.0";
+  s.sync_mode = "stale_gn";
+  s.warmup_steps = 2;
   return s;
 }
 

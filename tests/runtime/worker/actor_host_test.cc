@@ -24,11 +24,15 @@ using std::chrono::milliseconds;
 // Each step: checks cancellation, sums (rank + 1) over the gang with AllReduce, sleeps
 // step_ms. Rank 0 returns "img seed=<seed> sum=<last sum> steps=<n>". Step `stall_at` (if > 0)
 // sleeps stall_ms first, ignoring cancellation (a stuck kernel).
+// `report_progress` false: no TaskProgress at all. While `hold` is set, a step waits before
+// finishing (the test opens it).
 class CountingExecutor : public TaskExecutor {
  public:
   int step_ms = 5;
   int stall_at = 0;
   int stall_ms = 0;
+  bool report_progress = true;
+  std::atomic<bool> hold{false};
   std::atomic<int> runs{0};
   std::atomic<int> returned{0};
   std::atomic<bool> saw_channel{false};
@@ -53,7 +57,8 @@ class CountingExecutor : public TaskExecutor {
         DISTRI_RETURN_IF_ERROR(channel->AllReduce(channel::CpuBuffer(&mine, 1), channel::CpuBuffer(&sum, 1)));
       }
       std::this_thread::sleep_for(milliseconds(step_ms));
-      progress(i, steps);
+      while (hold.load() && !cancelled()) std::this_thread::sleep_for(milliseconds(5));
+      if (report_progress) progress(i, steps);
     }
     TaskOutput out;
     if (task.rank == 0) {
@@ -287,20 +292,29 @@ TEST_F(ActorHostTest, RegistersAgainAfterAHeadRestartAndDeliversTheResult) {
   EXPECT_EQ(Dones()[0].image, "img seed=42 sum=1 steps=20");
 }
 
+// Heartbeats every 10 s in these two: the restarted head learns of the actor from its task
+// messages, and the result must reach it right after the actor registered again (well before
+// the next heartbeat). The executor is held until the actor has reconnected to the restarted
+// head, so its messages go to the new head, not into the closed connection.
 TEST_F(ActorHostTest, ResultRefusedByARestartedHeadIsResentAfterRegistering) {
-  // Heartbeats every 10 s: the restarted head learns of the actor from its TaskDone first.
   head_ = std::make_unique<FakeHead>(dir_, 10'000);
   CountingExecutor exec;
-  exec.step_ms = 800;  // one step; its progress and result go out back to back after the restart
+  exec.step_ms = 1;
+  exec.report_progress = false;  // the result is the first message the new head sees: refused
+  exec.hold = true;
   auto o = Options();
+  o.send_timeout = milliseconds(5000);  // a slow reconnection under load delays, never fails, the send
   auto host = StartHost(o, &exec);
   head_->SendTo(PeerOf(o.actor_id), MakeTask(1, 0, 1));
   ASSERT_TRUE(WaitUntil([&] { return exec.runs.load() == 1; }));
   head_->Restart();
-  ASSERT_TRUE(WaitUntil([&] { return Dones().size() >= 2; }, milliseconds(10'000)))
+  ASSERT_TRUE(WaitUntil([&] { return head_->handshakes() >= 1; }));
+  exec.hold = false;
+  ASSERT_TRUE(WaitUntil([&] { return Dones().size() >= 2; }, milliseconds(5000)))
       << "TaskDone messages seen: " << Dones().size();
   EXPECT_EQ(host->registrations(), 2);
-  EXPECT_GE(head_->errors_sent(), 1);
+  EXPECT_EQ(head_->errors_sent(), 1);
+  EXPECT_EQ(Dones().size(), 2u);
   EXPECT_EQ(Dones().back().image, "img seed=42 sum=1 steps=1");
   // The result came again after the new RegisterActor.
   const auto msgs = head_->Messages();
@@ -310,6 +324,39 @@ TEST_F(ActorHostTest, ResultRefusedByARestartedHeadIsResentAfterRegistering) {
     if (msgs[i].envelope.type == wire::MessageType::kTaskDone) last_done = i;
   }
   EXPECT_GT(last_done, last_register);
+}
+
+TEST_F(ActorHostTest, ResultAfterARefusedProgressReachesTheRestartedHeadPromptly) {
+  // Progress and result go out back to back: the head may refuse the progress before the result
+  // is sent (the result then waits for the registration) or after (the result is refused and
+  // resent). Either way it arrives once the actor registered again.
+  head_ = std::make_unique<FakeHead>(dir_, 10'000);
+  CountingExecutor exec;
+  exec.step_ms = 1;
+  exec.hold = true;
+  auto o = Options();
+  o.send_timeout = milliseconds(5000);
+  auto host = StartHost(o, &exec);
+  head_->SendTo(PeerOf(o.actor_id), MakeTask(1, 0, 1));
+  ASSERT_TRUE(WaitUntil([&] { return exec.runs.load() == 1; }));
+  head_->Restart();
+  const size_t before_restart = head_->Messages().size();  // the old head's messages
+  ASSERT_TRUE(WaitUntil([&] { return head_->handshakes() >= 1; }));
+  exec.hold = false;
+  auto delivered_after_register = [&] {
+    const auto msgs = head_->Messages();
+    bool registered = false;
+    for (size_t i = before_restart; i < msgs.size(); ++i) {
+      const auto& m = msgs[i];
+      if (m.envelope.type == wire::MessageType::kRegisterActor) registered = true;
+      if (const auto* d = std::get_if<wire::TaskDone>(&m.message); d && registered && d->error_code == 0) return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(WaitUntil(delivered_after_register, milliseconds(5000)));
+  EXPECT_EQ(host->registrations(), 2);
+  EXPECT_GE(head_->errors_sent(), 1);
+  EXPECT_LE(Dones().size(), 2u);
 }
 
 TEST_F(ActorHostTest, StopCancelsTheRunningTaskAndReportsIt) {
