@@ -360,6 +360,19 @@ void NcclComm::CheckAsyncError() {
 }
 
 Status NcclComm::WarmUp(Clock::time_point deadline) {
+  const std::chrono::milliseconds op_timeout = op_timeout_;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    op_timeout_ = std::max(op_timeout, std::chrono::duration_cast<std::chrono::milliseconds>(TimeLeft(deadline)));
+  }
+  struct Restore {
+    NcclComm* c;
+    std::chrono::milliseconds t;
+    ~Restore() {
+      std::lock_guard<std::mutex> lock(c->mu_);
+      c->op_timeout_ = t;
+    }
+  } restore{this, op_timeout};
   std::vector<Handle> handles;
   auto* slots = static_cast<int32_t*>(scratch_);
   for (int peer = 0; peer < world_size_; ++peer) {

@@ -126,7 +126,9 @@ class NcclComm : public std::enable_shared_from_this<NcclComm> {
   const int rank_;
   const int world_size_;
   const int device_;
-  const std::chrono::milliseconds op_timeout_;
+  // Bound on an enqueue; WarmUp widens it to the connect deadline while the ranks wire up (a
+  // channel with a short op_timeout must still be able to connect).
+  std::chrono::milliseconds op_timeout_;
   EventPool events_;
 
   mutable std::mutex mu_;               // NCCL calls, the stream, pending_
