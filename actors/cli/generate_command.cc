@@ -196,7 +196,15 @@ int RunGenerate(GenerateArgs a) {
     std::cerr << "distri generate: --gpus " << a.gpus << " and --ranks " << a.ranks << " disagree\n";
     return 2;
   }
+  if (a.gpus < 0 || a.ranks < 0) {
+    std::cerr << "distri generate: --gpus and --ranks take a positive count\n";
+    return 2;
+  }
   const int threads = std::max({a.gpus, a.ranks, 1});
+  if (base->is_cuda() && threads > 1 && threads > static_cast<int>(at::getNumGPUs())) {
+    std::cerr << "distri generate: " << threads << " GPUs asked, this machine has " << at::getNumGPUs() << "\n";
+    return 2;
+  }
   const bool launched = std::getenv("DISTRI_WORLD_SIZE") != nullptr;
   if (launched && threads > 1) {
     std::cerr << "distri generate: --gpus/--ranks cannot be combined with `distri launch` (one rank per process)\n";

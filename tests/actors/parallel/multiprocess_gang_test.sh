@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Gangs through the `distri` command on CPU (threads and processes).
 # Multi-process patch parallelism on CPU: `distri launch --nproc N -- distri generate` over UCX
 # (separate processes, TCP) must give the single-device final latent within 1e-4 relative when
 # every step is synchronous (full_sync), for N = 2, 3, 4 (with and without the CFG split); and a
@@ -25,6 +26,11 @@ print(f"{sys.argv[4]}: relative error {err:.3g}")
 sys.exit(0 if err <= float(sys.argv[3]) else 1)
 PY
 }
+
+# One process, ranks as threads (the local channel): `distri generate --ranks 3`.
+"$distri" generate "${job[@]}" --ranks 3 --sync-mode full_sync -o "$work/t.png" --save-latents "$work/t3.f32"
+compare "$work/t3.f32" 1e-4 "local, 3 threads, full_sync"
+"$distri" generate "${job[@]}" --gpus -1 -o "$work/x.png" 2>/dev/null && { echo "FAILED: --gpus -1 accepted"; exit 1; }
 
 for n in 2 3 4; do
   for split in "" "--no-split-cfg"; do
