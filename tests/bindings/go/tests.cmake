@@ -17,6 +17,19 @@ add_test(NAME bindings_go_test
          COMMAND ${DISTRI_GO} test -count=1 -run "^Test[^E]" ./...
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}/bindings/go)
 set_tests_properties(bindings_go_test PROPERTIES LABELS unit TIMEOUT 600 ENVIRONMENT "${DISTRI_GO_ENV}")
+# The same bad-argument tests against libdistri built with AddressSanitizer (the Go binary is
+# not instrumented: libasan is preloaded; leaks are not checked).
+if(TARGET distri_capi_asan)
+  execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libasan.so
+                  OUTPUT_VARIABLE _libasan OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(EXISTS "${_libasan}")
+    add_test(NAME bindings_go_test_asan
+             COMMAND ${DISTRI_GO} test -count=1 -run "^Test[^E]" ./...
+             WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}/bindings/go)
+    set_tests_properties(bindings_go_test_asan PROPERTIES LABELS unit TIMEOUT 600 ENVIRONMENT
+      "GOCACHE=${CMAKE_BINARY_DIR}/go-cache-asan;GOPATH=${CMAKE_BINARY_DIR}/go-path;GOPROXY=off;GOFLAGS=-mod=mod;CGO_ENABLED=1;CGO_LDFLAGS=-L$<TARGET_FILE_DIR:distri_capi_asan> -Wl,-rpath,$<TARGET_FILE_DIR:distri_capi_asan>;LD_PRELOAD=${_libasan};ASAN_OPTIONS=detect_leaks=0")
+  endif()
+endif()
 if(DISTRI_E2E_READY)
   add_test(NAME bindings_go_e2e
            COMMAND ${DISTRI_GO} test -count=1 -run "^TestE2E" ./...
