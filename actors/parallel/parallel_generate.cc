@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "actors/common/torch_util.h"
+#include "actors/parallel/parallel_decode.h"
 
 #ifdef DISTRI_HAVE_CUDA
 #include <c10/cuda/CUDAGuard.h>
@@ -131,8 +132,13 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
     stats->stale_bytes = runner->stale_bytes();
     stats->peak_denoise_bytes = PeakAllocatedBytes(device);
   }
-  if (rank == 0) {
-    t0 = std::chrono::steady_clock::now();
+  t0 = std::chrono::steady_clock::now();
+  if (channel && world > 1 && options.parallel_vae) {
+    DISTRI_ASSIGN_OR_RETURN(at::Tensor image,
+                            PatchParallelDecode(pipe.vae(), *channel, latents, pipe.options().vae_decode_dtype));
+    if (rank == 0) result.image = pipeline::ToRgb(image);
+    result.seconds_decode = Since(t0);
+  } else if (rank == 0) {
     DISTRI_ASSIGN_OR_RETURN(result.image, pipe.DecodeLatents(latents));
     result.seconds_decode = Since(t0);
   }

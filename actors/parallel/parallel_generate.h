@@ -2,8 +2,9 @@
 // docs/runtime-design.md). Every rank holds the same pipeline (same weights), calls this with
 // the same params and options, and keeps the full latent: the text encoders, the seeded noise
 // and the sampler update run identically on every rank; only the UNet is split (patch
-// parallelism, DisplacedUNetRunner). Rank 0 decodes the image; the other ranks return the
-// latents only.
+// parallelism, DisplacedUNetRunner). The VAE decode is split across the gang too
+// (ParallelOptions::parallel_vae) or runs on rank 0; rank 0 returns the image, the other ranks
+// the latents only.
 //
 // Layout: with classifier-free guidance, split_cfg and an even gang, the unconditional half of
 // the batch runs on ranks [0, N/2) and the conditional half on [N/2, N), each half split into
@@ -31,6 +32,8 @@ struct ParallelOptions {
   bool split_cfg = true;    // CFG halves on the two halves of an even gang
   bool cuda_graphs = true;  // CUDA devices only
   int64_t comm_chunk_bytes = int64_t{32} << 20;
+  // Decode the VAE split across the gang (parallel_decode.h; exact) instead of on rank 0 alone.
+  bool parallel_vae = true;
   // Optional: makes this rank's channel among the `size` ranks of its CFG group (`rank` = its
   // strip), e.g. MakeChannel over the gang's rendezvous with a per-group prefix. Used when the
   // CFG halves are split; without it the patch exchanges go over the whole gang.

@@ -72,6 +72,7 @@ class Pipeline {
   // Whether the UNet runs channels_last (CUDA): its inputs should be in that layout.
   bool channels_last() const { return channels_last_; }
   model::UNet2DConditionModel& unet() { return unet_; }
+  model::AutoencoderKL& vae() { return vae_; }
 
   // `params` must have passed ValidateParams.
   Result<Conditioning> EncodePrompts(const GenerateParams& params);

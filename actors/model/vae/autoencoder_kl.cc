@@ -68,6 +68,13 @@ at::Tensor AutoencoderKLImpl::Decode(const at::Tensor& z, std::optional<at::Scal
   return ComputeCopy(dtype)->DecodeHere(z.to(dtype));
 }
 
+torch::nn::Module& AutoencoderKLImpl::DecodeModule(std::optional<at::ScalarType> compute_dtype) const {
+  const at::ScalarType weights = weights_dtype();
+  const at::ScalarType dtype = ResolveDecodeDtype(weights, options_.force_upcast, compute_dtype);
+  if (dtype == weights) return const_cast<AutoencoderKLImpl&>(*this);
+  return *ComputeCopy(dtype);
+}
+
 at::Tensor AutoencoderKLImpl::forward(const at::Tensor& images) const {
   return DecodeHere(Encode(images).mean);
 }

@@ -76,6 +76,11 @@ class AutoencoderKLImpl : public torch::nn::Module {
   // VAE latents -> UNet latents: (z - shift_factor) * scaling_factor.
   at::Tensor ScaleLatents(const at::Tensor& z) const;
 
+  // The module whose decoder runs Decode(z, compute_dtype): this one, or its compute copy in
+  // another dtype (the precision policy above). Patch-parallel decoding attaches its layer
+  // context there before calling Decode.
+  torch::nn::Module& DecodeModule(std::optional<at::ScalarType> compute_dtype = std::nullopt) const;
+
   const AutoencoderKLOptions& options() const { return options_; }
   at::ScalarType weights_dtype() const;
   void ReleaseComputeCopies() const;

@@ -186,6 +186,30 @@ TEST_F(GenerateParallelTest, GroupChannelsGiveTheSameResults) {
   EXPECT_TRUE(at::equal(gang_wide->latents, grouped->latents));
 }
 
+// The VAE decode split across the gang (exact halos, statistics and attention K/V) gives the
+// single-device decode of the same latents: compare both decodes of rank 0's final latents.
+TEST_F(GenerateParallelTest, ParallelVaeDecodeEqualsOneDevice) {
+  for (int world : {2, 3}) {
+    ParallelOptions o;
+    o.sync_mode = "full_sync";
+    o.split_cfg = false;
+    o.parallel_vae = true;
+    auto split = RunGang(world, o);
+    ASSERT_TRUE(split.ok()) << split.status().ToString();
+    auto pipe = Pipeline::Load(dir_, pipeline::LoadOptions{});
+    ASSERT_TRUE(pipe.ok());
+    auto whole = (*pipe)->DecodeLatents(split->latents);
+    ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+    ASSERT_EQ(split->image.pixels.size(), whole->pixels.size());
+    int max_diff = 0;
+    for (size_t i = 0; i < whole->pixels.size(); ++i) {
+      max_diff = std::max(max_diff, std::abs(int(split->image.pixels[i]) - int(whole->pixels[i])));
+    }
+    std::printf("[ vae ] world %d: max 8-bit difference of the split decode vs one device: %d\n", world, max_diff);
+    EXPECT_LE(max_diff, 1) << world;
+  }
+}
+
 TEST_F(GenerateParallelTest, OneRankWithoutChannelEqualsThePipeline) {
   auto pipe = Pipeline::Load(dir_, pipeline::LoadOptions{});
   ASSERT_TRUE(pipe.ok());
