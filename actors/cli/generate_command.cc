@@ -77,6 +77,16 @@ RankOutcome RunRank(const GenerateArgs& a, c10::Device device, at::ScalarType dt
   return out;
 }
 
+// The channel among the ranks of CFG group `group` (ParallelOptions::make_group_channel).
+Result<std::unique_ptr<channel::Channel>> MakeGroupChannel(channel::Backend backend, channel::Rendezvous& rendezvous,
+                                                           int group, int rank, int size,
+                                                           std::chrono::milliseconds connect_timeout) {
+  channel::ChannelOptions o;
+  o.rendezvous_prefix = "distri/generate/group" + std::to_string(group);
+  o.connect_timeout = connect_timeout;
+  return channel::MakeChannel(backend, rank, size, rendezvous, o);
+}
+
 Result<c10::Device> RankDevice(const c10::Device& base, int local_rank) {
   if (!base.is_cuda()) return base;
   const int count = static_cast<int>(at::getNumGPUs());
@@ -233,11 +243,8 @@ int RunGenerate(GenerateArgs a) {
       o.connect_timeout = std::chrono::minutes(5);
       return channel::MakeChannel(*backend, env->rank, env->world_size, *rendezvous, o);
     };
-    GroupChannelFactory group = [&](int g, int r, int n) -> Result<std::unique_ptr<channel::Channel>> {
-      channel::ChannelOptions o;
-      o.rendezvous_prefix = "distri/generate/group" + std::to_string(g);
-      o.connect_timeout = std::chrono::minutes(5);
-      return channel::MakeChannel(*backend, r, n, *rendezvous, o);
+    GroupChannelFactory group = [&](int g, int r, int n) {
+      return MakeGroupChannel(*backend, *rendezvous, g, r, n, std::chrono::minutes(5));
     };
     RankOutcome r = RunRank(a, *device, *dtype, env->world_size > 1 ? connect : decltype(connect)(),
                             env->world_size > 1 ? group : GroupChannelFactory(), env->rank == 0 && !a.quiet);
@@ -269,9 +276,7 @@ int RunGenerate(GenerateArgs a) {
       if (threads > 1) {
         connect = [&, r] { return channel::MakeChannel(*backend, r, threads, rendezvous); };
         group = [&](int g, int rank, int n) {
-          channel::ChannelOptions o;
-          o.rendezvous_prefix = "distri/generate/group" + std::to_string(g);
-          return channel::MakeChannel(*backend, rank, n, rendezvous, o);
+          return MakeGroupChannel(*backend, rendezvous, g, rank, n, channel::ChannelOptions{}.connect_timeout);
         };
       }
       outcomes[r] = RunRank(a, *device, *dtype, connect, group, r == 0 && !a.quiet);

@@ -241,8 +241,10 @@ at::Tensor DisplacedPatchContext::Conv2d(const model::LayerSite& site, const mod
     return at::conv2d(SliceFullInput(site, x, pad), conv.weight, conv.bias, strides, paddings);
   }
   const int64_t batch = x.size(0), channels = x.size(1), rows = x.size(2), width = x.size(3);
-  // Payload: the strip's top and bottom `pad` rows, [B, C, 2 pad, W] (same on every rank).
-  at::Tensor payload = at::cat({x.narrow(2, 0, pad), x.narrow(2, rows - pad, pad)}, 2).contiguous();
+  // Payload: the strip's top and bottom `pad` rows, [B, C, 2 pad, W] (same on every rank);
+  // not needed by a displaced step that does not refresh (no_sync).
+  at::Tensor payload;
+  if (synchronous_ || refresh_) payload = at::cat({x.narrow(2, 0, pad), x.narrow(2, rows - pad, pad)}, 2).contiguous();
   const std::vector<int64_t> shape{batch, channels, 2 * pad, width};
   const int id = SiteId(site, x.scalar_type(), std::vector<std::vector<int64_t>>(layout_.world_size(), shape));
   const bool has_top = strip_ > 0, has_bottom = strip_ + 1 < layout_.patch_ranks;
@@ -280,20 +282,9 @@ at::Tensor DisplacedPatchContext::Normalize(const model::LayerSite& site, const 
   }
   const int64_t batch = x.size(0), channels = x.size(1), rows = x.size(2), width = x.size(3);
   // Rows of every strip at this level: the statistics' weights.
-  std::vector<int64_t> strip_rows;
-  for (int level : plan_.LevelsOf(strip_, rows, width)) {
-    std::vector<int64_t> r;
-    for (int s = 0; s < layout_.patch_ranks; ++s) r.push_back(plan_.rows(s, level).rows());
-    if (!strip_rows.empty() && strip_rows != r) {
-      Fail(Status::InvalidArgument(site.name + ": a " + std::to_string(rows) + "-row strip matches several levels of " +
-                                   plan_.ToString()));
-    }
-    strip_rows = std::move(r);
-  }
-  if (strip_rows.empty()) {
-    Fail(Status::InvalidArgument(site.name + ": " + Shape(x.sizes()) + " is no strip of rank " +
-                                 std::to_string(strip_) + " in " + plan_.ToString()));
-  }
+  const std::vector<int64_t> strip_rows = StripSizes(
+      site, rows, [&](int s, int l) { return plan_.width(l) == width ? plan_.rows(s, l).rows() : int64_t{-1}; },
+      "row(s) of a group-norm input");
   if (at::Tensor y = NormalizeCuda(site, norm, x, silu, strip_rows); y.defined()) return y;
   // Own statistics per (batch, group), biased variance, in float.
   at::Tensor xf = x.to(at::kFloat);
@@ -421,22 +412,23 @@ at::Tensor DisplacedPatchContext::NormalizeCuda(const model::LayerSite& site, co
 #endif
 }
 
-std::vector<int64_t> DisplacedPatchContext::TokensPerStrip(const model::LayerSite& site, int64_t tokens) {
+std::vector<int64_t> DisplacedPatchContext::StripSizes(const model::LayerSite& site, int64_t own,
+                                                       const std::function<int64_t(int strip, int level)>& size,
+                                                       const char* what) {
   std::vector<int64_t> per_strip;
   for (int l = 0; l < plan_.num_levels(); ++l) {
-    if (plan_.rows(strip_, l).rows() * plan_.width(l) != tokens) continue;
-    std::vector<int64_t> counts;
-    for (int s = 0; s < layout_.patch_ranks; ++s) counts.push_back(plan_.rows(s, l).rows() * plan_.width(l));
-    if (!per_strip.empty() && per_strip != counts) {
-      Fail(Status::InvalidArgument(site.name + ": " + std::to_string(tokens) +
-                                   " tokens match several levels of the plan " + plan_.ToString() +
-                                   " with different strips; cannot tell the other ranks' token counts"));
+    if (size(strip_, l) != own) continue;
+    std::vector<int64_t> sizes;
+    for (int s = 0; s < layout_.patch_ranks; ++s) sizes.push_back(size(s, l));
+    if (!per_strip.empty() && per_strip != sizes) {
+      Fail(Status::InvalidArgument(site.name + ": " + std::to_string(own) + " " + what + " match several levels of the plan " + plan_.ToString() +
+                                   " with different strips; cannot tell the other ranks' sizes"));
     }
-    per_strip = std::move(counts);
+    per_strip = std::move(sizes);
   }
   if (per_strip.empty()) {
-    Fail(Status::InvalidArgument(site.name + ": " + std::to_string(tokens) + " self-attention tokens are no level's "
-                                 "strip of rank " + std::to_string(strip_) + " in the plan " + plan_.ToString()));
+    Fail(Status::InvalidArgument(site.name + ": " + std::to_string(own) + " " + what + " are no level's strip of rank " + std::to_string(strip_) +
+                                 " in the plan " + plan_.ToString()));
   }
   return per_strip;
 }
@@ -449,7 +441,9 @@ std::pair<at::Tensor, at::Tensor> DisplacedPatchContext::SelfAttentionKeyValue(c
                                  Shape(k.sizes()) + " and " + Shape(v.sizes())));
   }
   const int64_t batch = k.size(0), tokens = k.size(1), inner = k.size(2);
-  const std::vector<int64_t> per_strip = TokensPerStrip(site, tokens);
+  const std::vector<int64_t> per_strip =
+      StripSizes(site, tokens, [&](int s, int l) { return plan_.rows(s, l).rows() * plan_.width(l); },
+                 "self-attention tokens");
   // Payload: token-major [tokens, B, 2 inner], so the strips concatenate in image row order.
   at::Tensor payload = at::cat({k, v}, 2).transpose(0, 1).contiguous();
   std::vector<std::vector<int64_t>> shapes;

@@ -7,10 +7,19 @@
 // between the ranks of one group, over the gang's channel.
 //
 // Per step the caller says whether the step is synchronous (warm-up, full_sync) or displaced:
-//   synchronous  every layer exchanges at once: halo rows, GroupNorm statistics (combined in
-//                double, Chan et al.) and K/V are all-gathered per layer, so the forward equals
-//                the single-device one up to rounding (as SyncPatchContext, but with stream-
-//                ordered collectives only: no host synchronisation, capturable in a CUDA graph).
+//   synchronous  every layer exchanges at once, so the forward equals the single-device one
+//                up to rounding, with stream-ordered collectives only (no host
+//                synchronisation, capturable in a CUDA graph):
+//                  Conv2d, kernel > 1: every rank all-gathers its top and bottom `padding` rows
+//                  and pads its strip with the neighbours' rows (zeros at the image's top and
+//                  bottom), then convolves with no vertical padding; this also serves the
+//                  stride-2 downsamplers, whose strips start at even rows (PatchPlan). conv_in
+//                  slices its halo from the full latent instead (SetFullInput). 1x1: local.
+//                  GroupNorm: every rank's (mean, biased variance) per (batch, group) are
+//                  all-gathered and merged in strip order in double (Chan et al.), so every
+//                  rank gets bit-identical statistics without E[x^2] - E[x]^2 cancellation.
+//                  Self-attention K/V: all-gathered (AllGatherV: strips may be uneven) in strip
+//                  order, which is image row order (tokens are row-major).
 //   displaced    every layer uses the other strips' activations of the previous step (stale)
 //                and its own fresh ones; no layer waits for a peer.
 // In both, unless the mode never refreshes (full_sync; no_sync after warm-up), each layer's own
@@ -40,14 +49,20 @@
 // the buffers are laid out in layer order (identically on every rank: sizes follow from the
 // plan). Later forwards must run the same layers in the same order (same model, same shapes).
 //
-// Errors: as SyncPatchContext (PatchParallelError out of the forward; the runner aborts the
-// channel). Threading: one context per rank, used from the thread running its forward.
+// Errors inside a forward (a channel failure, a tensor that is not a strip of the plan) cannot
+// be returned through the LayerContext interface: the context records the first one (status())
+// and throws PatchParallelError; the caller (RunPatchParallelForward, DisplacedUNetRunner,
+// PatchParallelDecode) turns it into a Status and aborts the channel so that the other ranks do
+// not wait for a collective that will never come.
+// Threading: one context per rank, used from the thread running its forward.
 #pragma once
 
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -55,11 +70,20 @@
 
 #include "actors/model/blocks/layer_context.h"
 #include "actors/parallel/patch_plan.h"
-#include "actors/parallel/sync_patch_context.h"
 #include "runtime/channel/channel.h"
 #include "runtime/common/status.h"
 
 namespace distri::parallel {
+
+// Thrown out of a forward by DisplacedPatchContext; carries the Status.
+class PatchParallelError : public std::runtime_error {
+ public:
+  explicit PatchParallelError(Status status) : std::runtime_error(status.ToString()), status_(std::move(status)) {}
+  const Status& status() const { return status_; }
+
+ private:
+  Status status_;
+};
 
 enum class SyncMode { kCorrectedAsyncGn, kStaleGn, kSyncGn, kSeparateGn, kFullSync, kNoSync };
 
@@ -142,8 +166,12 @@ class DisplacedPatchContext : public model::LayerContext {
   // Synchronous all-gather of one payload over the gang (per-rank shapes from the site).
   at::Tensor GatherNow(const model::LayerSite& site, int id, const at::Tensor& payload);
   at::Tensor SliceFullInput(const model::LayerSite& site, const at::Tensor& x, int64_t pad);
-  // Per-rank token counts of a K/V site of this shape (levels of the plan).
-  std::vector<int64_t> TokensPerStrip(const model::LayerSite& site, int64_t tokens);
+  // Sizes of every strip of this rank's group at the plan level where this rank's strip has
+  // size `own` (size(strip, level): rows, tokens, ...; negative where a level does not apply).
+  // Fails naming `what` ("self-attention tokens") when no level, or several levels with
+  // different strips, match.
+  std::vector<int64_t> StripSizes(const model::LayerSite& site, int64_t own,
+                                  const std::function<int64_t(int strip, int level)>& size, const char* what);
   at::Tensor Normalize(const model::LayerSite& site, const model::GroupNormImpl& norm, const at::Tensor& x, bool silu);
   // GPU path of Normalize (fused kernels: statistics, combination, normalisation + SiLU);
   // undefined when it does not apply (CPU, fp32, odd layouts, more strips than it takes).

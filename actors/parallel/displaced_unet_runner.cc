@@ -97,29 +97,15 @@ Status DisplacedUNetRunner::SetConditioning(const at::Tensor& encoder_hidden_sta
 
 at::Tensor DisplacedUNetRunner::GatherOutput(const at::Tensor& strip_out) {
   if (layout_.world_size() == 1) return strip_out;
-  const int64_t b = strip_out.size(0), c = strip_out.size(1), w = strip_out.size(3);
-  // Row-major so that the strips of a group concatenate in image order: [rows, b, C, W].
-  at::Tensor send = strip_out.permute({2, 0, 1, 3}).contiguous();
-  std::vector<size_t> counts;
-  int64_t total = 0;
-  for (int r = 0; r < layout_.world_size(); ++r) {
-    const int64_t n = plan_.rows(layout_.strip_of(r), 0).rows() * b * c * w;
-    counts.push_back(static_cast<size_t>(n));
-    total += n;
-  }
-  at::Tensor recv = at::empty({total}, send.options());
-  auto send_buf = TensorBuffer(send);
-  auto recv_buf = TensorBuffer(recv);
-  if (!send_buf.ok()) throw PatchParallelError(send_buf.status());
-  if (!recv_buf.ok()) throw PatchParallelError(recv_buf.status());
-  void* stream = CurrentStream(send);
-  Status st = channel_->AllGatherVAsync(*send_buf, *recv_buf, counts, stream).StreamWait(stream);
-  if (!st.ok()) throw PatchParallelError(st.WithContext("patch parallelism: output all-gather"));
-  const int64_t h = plan_.height(0), per_group = h * b * c * w;
+  // Row-major so that the strips of a group concatenate in image order: [rows, b, C, W]; the
+  // gang's ranks are ordered by group, then strip.
+  std::vector<int64_t> rows_per_rank;
+  for (int r = 0; r < layout_.world_size(); ++r) rows_per_rank.push_back(plan_.rows(layout_.strip_of(r), 0).rows());
+  auto all = AllGatherRows(*channel_, strip_out.permute({2, 0, 1, 3}), rows_per_rank);
+  if (!all.ok()) throw PatchParallelError(all.status().WithContext("patch parallelism: output all-gather"));
+  const int64_t h = plan_.height(0);
   std::vector<at::Tensor> groups;
-  for (int g = 0; g < layout_.groups; ++g) {
-    groups.push_back(recv.narrow(0, g * per_group, per_group).view({h, b, c, w}).permute({1, 2, 0, 3}));
-  }
+  for (int g = 0; g < layout_.groups; ++g) groups.push_back(all->narrow(0, g * h, h).permute({1, 2, 0, 3}));
   return at::cat(groups, 0).contiguous();
 }
 

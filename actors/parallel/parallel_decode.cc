@@ -46,18 +46,14 @@ Result<at::Tensor> PatchParallelDecode(model::AutoencoderKL& vae, channel::Chann
     return failure;
   }
   // Row-major so that the strips concatenate in image order: [rows, C, W].
-  at::Tensor send = strip[0].permute({1, 0, 2}).contiguous();
-  std::vector<size_t> counts;
-  for (int r = 0; r < world; ++r) counts.push_back(static_cast<size_t>(plan.rows(r, 0).rows() * send.size(1) * send.size(2)));
-  at::Tensor recv = at::empty({plan.height(0), send.size(1), send.size(2)}, send.options());
-  DISTRI_ASSIGN_OR_RETURN(channel::Buffer send_buf, TensorBuffer(send));
-  DISTRI_ASSIGN_OR_RETURN(channel::Buffer recv_buf, TensorBuffer(recv));
-  void* stream = CurrentStream(send);
-  if (Status st = channel.AllGatherVAsync(send_buf, recv_buf, counts, stream).Wait(); !st.ok()) {
-    channel.Abort(st.ToString());
-    return st.WithContext("patch-parallel decode: image all-gather");
+  std::vector<int64_t> rows_per_rank;
+  for (int r = 0; r < world; ++r) rows_per_rank.push_back(plan.rows(r, 0).rows());
+  auto all = AllGatherRows(channel, strip[0].permute({1, 0, 2}), rows_per_rank);
+  if (!all.ok()) {
+    channel.Abort(all.status().ToString());
+    return all.status().WithContext("patch-parallel decode: image all-gather");
   }
-  return recv.permute({1, 0, 2}).unsqueeze(0).contiguous();
+  return all->permute({1, 0, 2}).unsqueeze(0).contiguous();
 }
 
 }  // namespace distri::parallel

@@ -36,6 +36,36 @@ Result<channel::Buffer> TensorBuffer(const at::Tensor& tensor) {
   return channel::Buffer{tensor.data_ptr(), static_cast<size_t>(tensor.numel()), dtype, device};
 }
 
+Result<at::Tensor> AllGatherRows(channel::Channel& channel, const at::Tensor& rows,
+                                 const std::vector<int64_t>& rows_per_rank) {
+  if (static_cast<int>(rows_per_rank.size()) != channel.world_size()) {
+    return Status::InvalidArgument("row all-gather: " + std::to_string(rows_per_rank.size()) +
+                                   " row counts for a gang of " + std::to_string(channel.world_size()));
+  }
+  if (rows.dim() < 1 || rows.size(0) != rows_per_rank[channel.rank()]) {
+    return Status::InvalidArgument("row all-gather: rank " + std::to_string(channel.rank()) + " should have " +
+                                   std::to_string(rows_per_rank[channel.rank()]) + " rows, got " +
+                                   std::to_string(rows.dim() ? rows.size(0) : 0));
+  }
+  at::Tensor send = rows.contiguous();
+  int64_t per_row = 1;
+  for (int64_t d = 1; d < send.dim(); ++d) per_row *= send.size(d);
+  std::vector<size_t> counts;
+  int64_t total = 0;
+  for (int64_t n : rows_per_rank) {
+    counts.push_back(static_cast<size_t>(n * per_row));
+    total += n;
+  }
+  std::vector<int64_t> shape = send.sizes().vec();
+  shape[0] = total;
+  at::Tensor recv = at::empty(shape, send.options());
+  DISTRI_ASSIGN_OR_RETURN(channel::Buffer send_buf, TensorBuffer(send));
+  DISTRI_ASSIGN_OR_RETURN(channel::Buffer recv_buf, TensorBuffer(recv));
+  void* stream = CurrentStream(send);
+  DISTRI_RETURN_IF_ERROR(channel.AllGatherVAsync(send_buf, recv_buf, counts, stream).StreamWait(stream));
+  return recv;
+}
+
 void* CurrentStream(const at::Tensor& tensor) {
 #ifdef DISTRI_HAVE_CUDA
   if (tensor.is_cuda()) return c10::cuda::getCurrentCUDAStream(tensor.get_device()).stream();

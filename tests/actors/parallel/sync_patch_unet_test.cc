@@ -17,7 +17,6 @@
 #include "actors/model/json_config.h"
 #include "actors/model/unet/unet_2d_condition.h"
 #include "actors/parallel/patch_parallel_unet.h"
-#include "actors/parallel/sync_patch_context.h"
 #include "runtime/channel/factory.h"
 #include "runtime/channel/rendezvous.h"
 #include "tests/actors/unet/model_test_util.h"
