@@ -48,6 +48,8 @@ struct DestructiveCase {
 
 const std::vector<SharedCase>& SharedCases();
 const std::vector<DestructiveCase>& DestructiveCases();
+// Their names, for parameterised multi-process tests.
+std::vector<std::string> DestructiveCaseNames();
 const SharedCase* FindSharedCase(const std::string& name);
 const DestructiveCase* FindDestructiveCase(const std::string& name);
 

@@ -116,6 +116,12 @@ const std::vector<DestructiveCase> kDestructive = {
 
 const std::vector<DestructiveCase>& DestructiveCases() { return kDestructive; }
 
+std::vector<std::string> DestructiveCaseNames() {
+  std::vector<std::string> out;
+  for (const auto& c : DestructiveCases()) out.push_back(c.name);
+  return out;
+}
+
 const DestructiveCase* FindDestructiveCase(const std::string& name) {
   for (const DestructiveCase& c : kDestructive) {
     if (name == c.name) return &c;

@@ -69,15 +69,9 @@ TEST_P(LocalDestructive, Case) {
   OnEveryRank(gang, [&](std::unique_ptr<Channel>& ch) { c->run(ch); });
 }
 
-std::vector<std::string> DestructiveNames() {
-  std::vector<std::string> out;
-  for (const auto& c : testing::DestructiveCases()) out.push_back(c.name);
-  return out;
-}
-
 INSTANTIATE_TEST_SUITE_P(
     Conformance, LocalDestructive,
-    ::testing::Combine(::testing::ValuesIn(DestructiveNames()), ::testing::Values(2, 3)),
+    ::testing::Combine(::testing::ValuesIn(testing::DestructiveCaseNames()), ::testing::Values(2, 3)),
     [](const auto& info) {
       return std::get<0>(info.param) + "_world" + std::to_string(std::get<1>(info.param));
     });

@@ -22,7 +22,6 @@ namespace distri::channel {
 namespace {
 
 using std::chrono::milliseconds;
-using testing::RankExit;
 
 constexpr const char* kChildFilter = "NcclChild.Run";
 const milliseconds kGangTimeout(180000);
@@ -156,20 +155,9 @@ void RunGang(const GangSpec& spec) {
   ASSERT_TRUE(server->Start().ok());
   const uint16_t port = server->port();
   const auto exits = testing::RunRanks(spec.world, kChildFilter, [&](int rank) {
-    return std::vector<std::string>{
-        "DISTRI_CHANNEL_CHILD=" + spec.mode,
-        "DISTRI_RANK=" + std::to_string(rank),
-        "DISTRI_WORLD_SIZE=" + std::to_string(spec.world),
-        "DISTRI_MASTER_ADDR=127.0.0.1",
-        "DISTRI_MASTER_PORT=" + std::to_string(port),
-    };
+    return testing::ChildLaunchEnv(spec.mode, rank, spec.world, port);
   }, kGangTimeout);
-  for (const RankExit& e : exits) {
-    const auto it = spec.expected_exit.find(e.rank);
-    const int expected = it == spec.expected_exit.end() ? 0 : it->second;
-    EXPECT_TRUE(e.exited && e.exit_code == expected)
-        << e.Describe() << " (expected exit code " << expected << "); its output is above";
-  }
+  testing::ExpectExits(exits, spec.expected_exit);
 }
 
 class NcclShared : public ::testing::TestWithParam<int> {};
@@ -187,15 +175,9 @@ TEST_P(NcclDestructive, Case) {
   RunGang({.mode = "destructive:" + std::get<0>(GetParam()), .world = std::get<1>(GetParam())});
 }
 
-std::vector<std::string> DestructiveNames() {
-  std::vector<std::string> out;
-  for (const auto& c : testing::DestructiveCases()) out.push_back(c.name);
-  return out;
-}
-
 INSTANTIATE_TEST_SUITE_P(
     Conformance, NcclDestructive,
-    ::testing::Combine(::testing::ValuesIn(DestructiveNames()), ::testing::Values(2, 4)),
+    ::testing::Combine(::testing::ValuesIn(testing::DestructiveCaseNames()), ::testing::Values(2, 4)),
     [](const auto& info) {
       return std::get<0>(info.param) + "_world" + std::to_string(std::get<1>(info.param));
     });

@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <cstring>
 #include <thread>
 
@@ -74,6 +76,25 @@ std::vector<RankExit> RunRanks(int world_size, const std::string& gtest_filter,
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return exits;
+}
+
+std::vector<std::string> ChildLaunchEnv(const std::string& mode, int rank, int world_size, uint16_t port) {
+  return {
+      "DISTRI_CHANNEL_CHILD=" + mode,
+      "DISTRI_RANK=" + std::to_string(rank),
+      "DISTRI_WORLD_SIZE=" + std::to_string(world_size),
+      "DISTRI_MASTER_ADDR=127.0.0.1",
+      "DISTRI_MASTER_PORT=" + std::to_string(port),
+  };
+}
+
+void ExpectExits(const std::vector<RankExit>& exits, const std::map<int, int>& expected_exit) {
+  for (const RankExit& e : exits) {
+    const auto it = expected_exit.find(e.rank);
+    const int expected = it == expected_exit.end() ? 0 : it->second;
+    EXPECT_TRUE(e.exited && e.exit_code == expected)
+        << e.Describe() << " (expected exit code " << expected << "); its output is above";
+  }
 }
 
 }  // namespace distri::channel::testing

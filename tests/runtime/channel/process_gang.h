@@ -4,7 +4,9 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -25,5 +27,12 @@ struct RankExit {
 std::vector<RankExit> RunRanks(int world_size, const std::string& gtest_filter,
                                const std::function<std::vector<std::string>(int rank)>& env,
                                std::chrono::milliseconds timeout);
+
+// The environment of rank `rank` of a child gang in `mode` (DISTRI_CHANNEL_CHILD), with the
+// launch variables of runtime/channel/launch_env.h pointing at 127.0.0.1:`port`.
+std::vector<std::string> ChildLaunchEnv(const std::string& mode, int rank, int world_size, uint16_t port);
+
+// Expects every rank to have exited normally with expected_exit[rank] (default 0).
+void ExpectExits(const std::vector<RankExit>& exits, const std::map<int, int>& expected_exit);
 
 }  // namespace distri::channel::testing

@@ -19,7 +19,6 @@ namespace distri::channel {
 namespace {
 
 using std::chrono::milliseconds;
-using testing::RankExit;
 
 constexpr const char* kChildFilter = "UcxChild.Run";
 // Loopback TCP between processes (UCX's shared-memory transports are left out on purpose, so
@@ -125,27 +124,16 @@ void RunGang(const GangSpec& spec) {
     port = server->port();
   }
   const auto exits = testing::RunRanks(spec.world, kChildFilter, [&](int rank) {
-    std::vector<std::string> env = {
-        "DISTRI_CHANNEL_CHILD=" + spec.mode,
-        "DISTRI_RANK=" + std::to_string(rank),
-        "DISTRI_WORLD_SIZE=" + std::to_string(spec.world),
-        "DISTRI_MASTER_ADDR=127.0.0.1",
-        "DISTRI_MASTER_PORT=" + std::to_string(port),
-        "DISTRI_TEST_UCX_TLS=" + spec.transports,
-        "DISTRI_TEST_HOSTED=" + std::string(spec.hosted ? "1" : "0"),
-        "UCX_WARN_UNUSED_ENV_VARS=n",
-    };
+    std::vector<std::string> env = testing::ChildLaunchEnv(spec.mode, rank, spec.world, port);
+    env.insert(env.end(), {"DISTRI_TEST_UCX_TLS=" + spec.transports,
+                           "DISTRI_TEST_HOSTED=" + std::string(spec.hosted ? "1" : "0"),
+                           "UCX_WARN_UNUSED_ENV_VARS=n"});
     if (spec.transports.find("tcp") != std::string::npos) env.push_back("UCX_NET_DEVICES=lo");
     // Broken gangs leave unmatched messages behind, which UCX reports as warnings on exit.
     if (spec.mode != "shared") env.push_back("UCX_LOG_LEVEL=error");
     return env;
   }, kGangTimeout);
-  for (const RankExit& e : exits) {
-    const auto it = spec.expected_exit.find(e.rank);
-    const int expected = it == spec.expected_exit.end() ? 0 : it->second;
-    EXPECT_TRUE(e.exited && e.exit_code == expected)
-        << e.Describe() << " (expected exit code " << expected << "); its output is above";
-  }
+  testing::ExpectExits(exits, spec.expected_exit);
 }
 
 // (world size, UCX transports): TCP over 127.0.0.1.
@@ -185,15 +173,9 @@ TEST_P(UcxDestructive, Case) {
   RunGang({.mode = "destructive:" + std::get<0>(GetParam()), .world = std::get<1>(GetParam())});
 }
 
-std::vector<std::string> DestructiveNames() {
-  std::vector<std::string> out;
-  for (const auto& c : testing::DestructiveCases()) out.push_back(c.name);
-  return out;
-}
-
 INSTANTIATE_TEST_SUITE_P(
     Conformance, UcxDestructive,
-    ::testing::Combine(::testing::ValuesIn(DestructiveNames()), ::testing::Values(2, 3)),
+    ::testing::Combine(::testing::ValuesIn(testing::DestructiveCaseNames()), ::testing::Values(2, 3)),
     [](const auto& info) {
       return std::get<0>(info.param) + "_world" + std::to_string(std::get<1>(info.param));
     });
