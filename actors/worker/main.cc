@@ -37,13 +37,9 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "debug, info, warning or error");
   CLI11_PARSE(app, argc, argv);
 
-  if (!log_level.empty()) {
-    auto level = distri::ParseLogLevel(log_level);
-    if (!level) {
-      std::cerr << "distri-worker: --log-level: expected debug, info, warning or error, got '" << log_level << "'\n";
-      return 2;
-    }
-    distri::SetLogLevel(*level);
+  if (distri::Status s = distri::ApplyLogLevelFlag(log_level); !s.ok()) {
+    std::cerr << "distri-worker: " << s.message() << "\n";
+    return 2;
   }
   auto nid = distri::NodeId::ParseHex(node_id);
   auto aid = distri::ActorId::ParseHex(actor_id);

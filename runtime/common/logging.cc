@@ -61,6 +61,17 @@ std::optional<LogLevel> ParseLogLevel(std::string_view text) {
 }
 
 void SetLogLevel(LogLevel level) { LevelRef().store(static_cast<int>(level)); }
+Status ApplyLogLevelFlag(std::string_view text) {
+  if (text.empty()) return Status::Ok();
+  const std::optional<LogLevel> level = ParseLogLevel(text);
+  if (!level) {
+    return Status::InvalidArgument("--log-level: expected debug, info, warning or error, got '" + std::string(text) +
+                                   "'");
+  }
+  SetLogLevel(*level);
+  return Status::Ok();
+}
+
 LogLevel GetLogLevel() { return static_cast<LogLevel>(LevelRef().load()); }
 bool LogEnabled(LogLevel level) {
   return level != LogLevel::kOff && static_cast<int>(level) >= LevelRef().load();

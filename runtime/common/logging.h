@@ -18,6 +18,8 @@
 #include <string>
 #include <string_view>
 
+#include "runtime/common/status.h"
+
 namespace distri {
 
 enum class LogLevel : int { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3, kOff = 4 };
@@ -25,6 +27,9 @@ enum class LogLevel : int { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3, kOf
 // Parses "debug" / "info" / "warning" (or "warn") / "error" / "off", case-insensitive.
 std::optional<LogLevel> ParseLogLevel(std::string_view text);
 void SetLogLevel(LogLevel level);
+// A program's --log-level flag: empty leaves the level alone; otherwise sets it, or returns
+// InvalidArgument "--log-level: expected debug, info, warning or error, got '<text>'".
+Status ApplyLogLevelFlag(std::string_view text);
 LogLevel GetLogLevel();
 void SetLogRole(std::string_view role);
 // Rank in the current gang; -1 (default) leaves it out of the prefix.

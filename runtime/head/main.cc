@@ -53,13 +53,9 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "debug, info, warning or error (default: $DISTRI_LOG_LEVEL or info)");
   CLI11_PARSE(app, argc, argv);
 
-  if (!log_level.empty()) {
-    std::optional<distri::LogLevel> level = distri::ParseLogLevel(log_level);
-    if (!level) {
-      std::cerr << "distri-head: --log-level: expected debug, info, warning or error, found '" << log_level << "'\n";
-      return 2;
-    }
-    distri::SetLogLevel(*level);
+  if (distri::Status s = distri::ApplyLogLevelFlag(log_level); !s.ok()) {
+    std::cerr << "distri-head: " << s.message() << "\n";
+    return 2;
   }
   o.allow_insecure = insecure;
   o.scheduler.strategy =

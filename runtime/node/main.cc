@@ -36,15 +36,11 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "debug, info, warning or error (also passed to the actors)");
   CLI11_PARSE(app, argc, argv);
 
-  if (!log_level.empty()) {
-    auto level = distri::ParseLogLevel(log_level);
-    if (!level) {
-      std::cerr << "distri-node: --log-level: expected debug, info, warning or error, got '" << log_level << "'\n";
-      return 2;
-    }
-    distri::SetLogLevel(*level);
-    o.worker_args = {"--log-level", log_level};
+  if (distri::Status s = distri::ApplyLogLevelFlag(log_level); !s.ok()) {
+    std::cerr << "distri-node: " << s.message() << "\n";
+    return 2;
   }
+  if (!log_level.empty()) o.worker_args = {"--log-level", log_level};
   if (!node_id.empty()) {
     auto id = distri::NodeId::ParseHex(node_id);
     if (!id.ok()) {

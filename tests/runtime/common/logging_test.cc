@@ -66,6 +66,18 @@ TEST_F(LoggingTest, ParseLevel) {
   EXPECT_FALSE(ParseLogLevel("loud").has_value());
 }
 
+TEST_F(LoggingTest, LogLevelFlag) {
+  SetLogLevel(LogLevel::kInfo);
+  EXPECT_TRUE(ApplyLogLevelFlag("").ok());
+  EXPECT_EQ(GetLogLevel(), LogLevel::kInfo);
+  EXPECT_TRUE(ApplyLogLevelFlag("error").ok());
+  EXPECT_EQ(GetLogLevel(), LogLevel::kError);
+  Status bad = ApplyLogLevelFlag("loud");
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.message(), "--log-level: expected debug, info, warning or error, got 'loud'");
+  EXPECT_EQ(GetLogLevel(), LogLevel::kError);
+}
+
 TEST_F(LoggingTest, ThreadsDoNotInterleave) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
