@@ -191,7 +191,23 @@ def _take_image(buf: ctypes.c_void_p, info: "_lib.ImageInfo") -> Image:
 
 # --- handles ----------------------------------------------------------------------------------
 
-class Job:
+class _Closing:
+    """Context manager and finaliser over the subclass's idempotent close()."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Job(_Closing):
     """A submitted job. Thread-safe. `close()` (or the context manager) releases the handle;
     it does not cancel the job."""
 
@@ -269,23 +285,11 @@ class Job:
             lib.distri_job_destroy(self._handle)
         self._handle = None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
     def __repr__(self):
         return "Job(%s)" % self.id
 
 
-class Client:
+class Client(_Closing):
     """A connection to a distri cluster. Thread-safe. Make one with Client.local() (an embedded
     cluster in this process) or Client.connect() (a running cluster)."""
 
@@ -393,14 +397,3 @@ class Client:
         if handle is not None and lib is not None:
             lib.distri_client_destroy(handle)
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
