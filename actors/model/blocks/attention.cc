@@ -27,13 +27,23 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& context
 
 at::Tensor AttentionImpl::Attend(const at::Tensor& tokens, const at::Tensor& context) const {
   const int64_t batch = tokens.size(0), heads = options.heads(), dim_head = options.dim_head();
-  at::Tensor q = to_q->forward(tokens);
-  at::Tensor k, v;
+  const int64_t inner = heads * dim_head;
+  at::Tensor q, k, v;
   if (context.defined()) {
+    q = to_q->forward(tokens);
     std::tie(k, v) = CrossKeyValue(context);
   } else {
-    k = to_k->forward(tokens);
-    v = to_v->forward(tokens);
+    if (QkvFused()) {
+      // One GEMM; q, k and v are strided views of its [B, N, 3 inner] output.
+      at::Tensor qkv = at::linear(tokens, qkv_weight_, qkv_bias_);
+      q = qkv.narrow(2, 0, inner);
+      k = qkv.narrow(2, inner, inner);
+      v = qkv.narrow(2, 2 * inner, inner);
+    } else {
+      q = to_q->forward(tokens);
+      k = to_k->forward(tokens);
+      v = to_v->forward(tokens);
+    }
     if (ctx_) std::tie(k, v) = ctx_->SelfAttentionKeyValue(site_, std::move(k), std::move(v));
   }
   // [B, N, h*d] -> [B, h, N, d] as strided views: the SDPA kernels take them without a copy.
@@ -63,6 +73,44 @@ bool AttentionImpl::RecomputeCrossKeyValue(const at::Tensor& context) const {
   k_cache_.copy_(to_k->forward(kv_context_));
   v_cache_.copy_(to_v->forward(kv_context_));
   return true;
+}
+
+bool AttentionImpl::QkvFused() const {
+  if (!qkv_weight_.defined()) return false;
+  const int64_t inner = options.heads() * options.dim_head();
+  const auto* base = static_cast<const char*>(qkv_weight_.data_ptr());
+  const int64_t row = qkv_weight_.size(1) * static_cast<int64_t>(qkv_weight_.element_size());
+  if (to_q->weight.data_ptr() != base || to_k->weight.data_ptr() != base + inner * row ||
+      to_v->weight.data_ptr() != base + 2 * inner * row) {
+    return false;
+  }
+  if (!qkv_bias_.defined()) return !to_q->bias.defined();
+  const auto* bias = static_cast<const char*>(qkv_bias_.data_ptr());
+  const int64_t b = static_cast<int64_t>(qkv_bias_.element_size());
+  return to_q->bias.data_ptr() == bias && to_k->bias.data_ptr() == bias + inner * b &&
+         to_v->bias.data_ptr() == bias + 2 * inner * b;
+}
+
+void AttentionImpl::FuseProjections() {
+  if (is_cross_attention()) return;
+  at::NoGradGuard no_grad;
+  const int64_t inner = options.heads() * options.dim_head();
+  qkv_weight_ = at::cat({to_q->weight, to_k->weight, to_v->weight}, 0);
+  to_q->weight.set_data(qkv_weight_.narrow(0, 0, inner));
+  to_k->weight.set_data(qkv_weight_.narrow(0, inner, inner));
+  to_v->weight.set_data(qkv_weight_.narrow(0, 2 * inner, inner));
+  if (to_q->bias.defined()) {
+    qkv_bias_ = at::cat({to_q->bias, to_k->bias, to_v->bias}, 0);
+    to_q->bias.set_data(qkv_bias_.narrow(0, 0, inner));
+    to_k->bias.set_data(qkv_bias_.narrow(0, inner, inner));
+    to_v->bias.set_data(qkv_bias_.narrow(0, 2 * inner, inner));
+  }
+}
+
+void FuseAttentionProjections(torch::nn::Module& root) {
+  for (const auto& m : root.modules(/*include_self=*/true)) {
+    if (auto* attention = dynamic_cast<AttentionImpl*>(m.get())) attention->FuseProjections();
+  }
 }
 
 bool RecomputeCrossKeyValues(torch::nn::Module& root, const at::Tensor& context) {

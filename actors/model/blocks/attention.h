@@ -64,6 +64,12 @@ class AttentionImpl : public torch::nn::Module, public HookedLayer {
   // (and changes nothing) when the cache holds another context; true otherwise (also for
   // self-attention, which has no cache).
   bool RecomputeCrossKeyValue(const at::Tensor& context) const;
+  // Self-attention only (no-op otherwise): moves to_q/to_k/to_v's weights (and biases) into one
+  // [3 inner, dim] tensor and makes the three parameters views of it, so that the projections
+  // run as one GEMM while the state dict keeps diffusers' names and loading into the views
+  // still works. Call after the weights are loaded; a later .to()/set_data on the parameters
+  // simply falls back to three GEMMs (Attend checks the views still alias the fused tensor).
+  void FuseProjections();
 
   AttentionOptions options;
   GroupNorm group_norm{nullptr};
@@ -82,6 +88,10 @@ class AttentionImpl : public torch::nn::Module, public HookedLayer {
   // RecomputeCrossKeyValue.
   std::pair<at::Tensor, at::Tensor> CrossKeyValue(const at::Tensor& context) const;
 
+  // The fused [3 inner, dim] projection (FuseProjections), or undefined.
+  at::Tensor qkv_weight_, qkv_bias_;
+  bool QkvFused() const;
+
   mutable std::mutex kv_mutex_;
   mutable at::Tensor kv_context_, k_cache_, v_cache_;
   at::Tensor ForwardSpatial(const at::Tensor& x) const;
@@ -91,5 +101,8 @@ TORCH_MODULE(Attention);
 // RecomputeCrossKeyValue(context) on every attention module under `root`; false when any
 // cross-attention cache held another context (then graphs that captured the caches are stale).
 bool RecomputeCrossKeyValues(torch::nn::Module& root, const at::Tensor& context);
+
+// FuseProjections() on every attention module under `root` (LoadUNet and LoadVae call it).
+void FuseAttentionProjections(torch::nn::Module& root);
 
 }  // namespace distri::model

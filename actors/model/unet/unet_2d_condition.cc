@@ -135,6 +135,7 @@ Result<UNet2DConditionModel> LoadUNet(const std::string& dir, const std::string&
   try {
     UNet2DConditionModel model(options);
     DISTRI_RETURN_IF_ERROR(LoadModuleWeights(*model, dir, "diffusion_pytorch_model", variant, dtype, device, component));
+    FuseAttentionProjections(*model);  // one GEMM for q, k and v
     return model;
   } catch (const c10::Error& e) {
     return Status::Internal(component + ": building the UNet failed: " + e.what_without_backtrace());

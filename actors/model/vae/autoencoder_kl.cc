@@ -127,6 +127,7 @@ Result<AutoencoderKL> LoadVae(const std::string& dir, const std::string& variant
   try {
     AutoencoderKL model(options);
     DISTRI_RETURN_IF_ERROR(LoadModuleWeights(*model, dir, "diffusion_pytorch_model", variant, dtype, device, component));
+    FuseAttentionProjections(*model);  // one GEMM for q, k and v
     return model;
   } catch (const c10::Error& e) {
     return Status::Internal(component + ": building the VAE failed: " + e.what_without_backtrace());
