@@ -3,7 +3,8 @@
 # on 1/2/4 GPUs, distri against distrifuser, same model folder, same run.
 #   bash bench/run_parallel_bench.sh OUT_DIR STAGE...
 # Stages, run in the order given:
-#   build          configure build-gpu and build distri, parallel_bench and the NCCL channel tests
+#   build          configure build-gpu and build distri, parallel_bench, the NCCL channel tests and
+#                  the runtime's binaries (distri-head/-node/-worker/-cluster: run_cluster_bench.sh)
 #   nccl-test      the NCCL channel tests (ctest -L gpu|multigpu -R Nccl)
 #   model          the full-size random SDXL model in /tmp/sdxl-full (fp16, diffusers' layout)
 #   smoke          tiny model: `distri generate --gpus N` (full_sync) equals 1 GPU, N = 2, 4
@@ -22,6 +23,7 @@ for stage in "$@"; do
     build)
       [ -f build-gpu/build.ninja ] || cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DDISTRI_BUILD_CAPI=OFF > "$out/cmake.log" 2>&1
       cmake --build build-gpu -j "$(nproc)" --target distri parallel_bench channel_nccl_test channel_nccl_multigpu_test \
+        distri-head distri-node distri-worker distri-cluster \
         > "$out/build.log" 2>&1 || { grep -E "error|FAILED" "$out/build.log" | head -30; exit 1; }
       ;;
     nccl-test)

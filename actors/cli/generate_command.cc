@@ -1,5 +1,6 @@
 #include "actors/cli/generate_command.h"
 
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -17,13 +18,25 @@
 namespace distri::cli {
 namespace {
 
+// One render of the job on a rank. Wall-clock (Unix) start and end let a benchmark line up
+// several processes' runs (bench/run_cluster_bench.sh's throughput baseline).
+struct RunTiming {
+  double text = 0, denoise = 0, decode = 0, total = 0;  // seconds; total: the whole Generate call
+  double start_unix = 0, end_unix = 0;
+};
+
 struct RankOutcome {
   Status status;
   pipeline::GenerateResult result;
   parallel::ParallelStats stats;
-  std::vector<double> denoise_seconds;  // one per repeat
+  std::vector<RunTiming> runs;  // one per repeat
+  double load_seconds = 0;      // model load + gang wire-up
   int64_t peak_allocated = 0, peak_reserved = 0;
 };
+
+double UnixSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 // Loads the pipeline on `device` and renders the job `repeat` times on this rank. The channel
 // is made by `connect` after the (slow) model load, so that every rank's load overlaps.
@@ -33,6 +46,7 @@ RankOutcome RunRank(const GenerateArgs& a, c10::Device device, at::ScalarType dt
                     const std::function<Result<std::unique_ptr<channel::Channel>>()>& connect,
                     const GroupChannelFactory& make_group_channel, bool show_progress) {
   RankOutcome out;
+  const auto load_start = std::chrono::steady_clock::now();
   c10::DeviceGuard device_guard(device);
   pipeline::LoadOptions lo;
   lo.device = device;
@@ -58,8 +72,12 @@ RankOutcome RunRank(const GenerateArgs& a, c10::Device device, at::ScalarType dt
   options.make_group_channel = make_group_channel;
   parallel::ParallelGenerator generator(**pipe, ch.get(), options);
   ResetPeakMemory(device);
+  out.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
   for (int i = 0; i < a.repeat; ++i) {
     ProgressBar bar(a.repeat > 1 ? "denoising " + std::to_string(i + 1) + "/" + std::to_string(a.repeat) : "denoising");
+    RunTiming t;
+    t.start_unix = UnixSeconds();
+    const auto start = std::chrono::steady_clock::now();
     auto r = generator.Generate(a.params, [&](int step, int n) {
       if (show_progress) bar.Update(step, n);
       return true;
@@ -69,7 +87,12 @@ RankOutcome RunRank(const GenerateArgs& a, c10::Device device, at::ScalarType dt
       out.status = r.status();
       return out;
     }
-    out.denoise_seconds.push_back(r->seconds_denoise);
+    t.total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    t.end_unix = UnixSeconds();
+    t.text = r->seconds_text;
+    t.denoise = r->seconds_denoise;
+    t.decode = r->seconds_decode;
+    out.runs.push_back(t);
     out.result = std::move(*r);
   }
   out.peak_allocated = PeakAllocatedBytes(device);
@@ -123,13 +146,26 @@ int Report(const GenerateArgs& a, const RankOutcome& r0, int world, const std::s
       return 1;
     }
   }
+  if (a.json) {
+    // One line per repeat on stdout (stderr keeps the human report): repeat 0 includes CUDA
+    // graph capture, later repeats are warm.
+    for (size_t i = 0; i < r0.runs.size(); ++i) {
+      const RunTiming& t = r0.runs[i];
+      std::printf("{\"repeat\":%zu,\"height\":%d,\"width\":%d,\"steps\":%d,\"ranks\":%d,\"load_s\":%.4f,"
+                  "\"text_s\":%.4f,\"denoise_s\":%.4f,\"decode_s\":%.4f,\"total_s\":%.4f,\"start_unix\":%.6f,"
+                  "\"end_unix\":%.6f}\n",
+                  i, r0.result.image.height, r0.result.image.width, a.params.steps, world, r0.load_seconds, t.text,
+                  t.denoise, t.decode, t.total, t.start_unix, t.end_unix);
+    }
+    std::fflush(stdout);
+  }
   if (a.quiet) return 0;
   const auto& res = r0.result;
   std::fprintf(stderr, "wrote %s (%dx%d): text %.2f s, denoise %.3f s, decode %.2f s\n", a.out.c_str(), res.image.width,
                res.image.height, res.seconds_text, res.seconds_denoise, res.seconds_decode);
   if (a.repeat > 1) {
     std::fprintf(stderr, "denoise per run:");
-    for (double s : r0.denoise_seconds) std::fprintf(stderr, " %.3f", s);
+    for (const RunTiming& t : r0.runs) std::fprintf(stderr, " %.3f", t.denoise);
     std::fprintf(stderr, " s\n");
   }
   if (world > 1) {
@@ -188,6 +224,9 @@ void AddGenerateOptions(CLI::App& cmd, GenerateArgs& a) {
   cmd.add_option("--repeat", a.repeat, "Render the job N times in this process (warm timings)")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
+  cmd.add_flag("--json", a.json,
+               "Also print one JSON line per repeat on stdout: repeat, height, width, steps, ranks, load_s, text_s, "
+               "denoise_s, decode_s, total_s, start_unix, end_unix");
 }
 
 int RunGenerate(GenerateArgs a) {

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
@@ -103,11 +104,23 @@ int CmdStatus(const Target& target) {
   return 0;
 }
 
-int CmdSubmit(const Target& target, JobFlags job, const std::string& out, bool quiet) {
+int CmdSubmit(const Target& target, JobFlags job, const std::string& out, bool quiet, bool json) {
   auto client = Connect(target);
   if (!client.ok()) return Fail(client.status());
+  const auto start = std::chrono::steady_clock::now();
+  auto client_ms = [&] {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  };
   Result<wire::JobAccepted> acc = (*client)->Submit(SpecOf(job));
   if (!acc.ok()) return Fail(acc.status());
+  auto fail_json = [&](const Status& s) {
+    if (json) {
+      std::printf("%s\n", nlohmann::json({{"job_id", acc->job_id.Hex()}, {"state", "ERROR"}, {"error", s.ToString()},
+                                           {"client_ms", client_ms()}}).dump().c_str());
+      std::fflush(stdout);
+    }
+    return Fail(s);
+  };
   std::fprintf(stderr, "job %s accepted (seed %llu, %u ahead in the queue)\n", acc->job_id.Hex().c_str(),
                (unsigned long long)acc->seed, acc->queue_position);
   ProgressLine bar("job " + acc->job_id.Short(), !quiet && isatty(2));
@@ -115,8 +128,19 @@ int CmdSubmit(const Target& target, JobFlags job, const std::string& out, bool q
       acc->job_id, std::chrono::milliseconds(static_cast<int64_t>(job.timeout_s * 1000)),
       [&](const wire::JobStatus& s) { bar.Update(s); });
   bar.Finish();
-  if (!r.ok()) return Fail(r.status());
-  if (Status s = WriteFile(out, r->image); !s.ok()) return Fail(s);
+  if (!r.ok()) return fail_json(r.status());
+  if (Status s = WriteFile(out, r->image); !s.ok()) return fail_json(s);
+  if (json) {
+    nlohmann::json gang = nlohmann::json::array();
+    for (const wire::GangMember& m : r->gang) gang.push_back(m.gpu_index);
+    nlohmann::json line = {{"job_id", acc->job_id.Hex()}, {"state", "SUCCEEDED"}, {"seed", r->seed},
+                           {"width", r->width}, {"height", r->height}, {"attempt", r->attempt},
+                           {"gang_size", r->gang.size()}, {"gang", gang}, {"queued_ms", r->timings.queued_ms},
+                           {"run_ms", r->timings.run_ms}, {"total_ms", r->timings.total_ms},
+                           {"client_ms", client_ms()}, {"out", out}};
+    std::printf("%s\n", line.dump().c_str());
+    return 0;
+  }
   std::printf("%s: %ux%u, seed %llu, attempt %u, gang of %zu, %.0f ms (queued %.0f ms)\n", out.c_str(), r->width,
               r->height, (unsigned long long)r->seed, r->attempt, r->gang.size(), r->timings.total_ms,
               r->timings.queued_ms);
@@ -180,7 +204,7 @@ int CmdBatch(const Target& target, JobFlags job, const std::string& prompts_file
     if (std::chrono::steady_clock::now() > deadline) {
       return Fail(Status::DeadlineExceeded(std::to_string(pending.size()) + " jobs not finished in time"));
     }
-    if (!pending.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (!pending.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
   std::printf("%zu images in %s (manifest.jsonl), %d failed\n", prompts.size() - failures, out_dir.c_str(), failures);
   return failures == 0 ? 0 : 1;

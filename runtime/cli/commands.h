@@ -25,7 +25,11 @@ struct JobFlags {
 int CmdUp(const std::string& config, const std::string& bin_dir);
 int CmdDown(const std::string& config);
 int CmdStatus(const Target& target);
-int CmdSubmit(const Target& target, JobFlags job, const std::string& out, bool quiet);
+// `json`: print one JSON line on stdout instead of the human summary: job_id, state, seed,
+// width, height, attempt, gang_size, gang (CUDA ordinals, -1 = CPU actor), the head's
+// queued_ms / run_ms / total_ms, client_ms (submit sent -> PNG written), out; on a failure after
+// the head accepted the job: job_id, state "ERROR", error, client_ms.
+int CmdSubmit(const Target& target, JobFlags job, const std::string& out, bool quiet, bool json = false);
 int CmdBatch(const Target& target, JobFlags job, const std::string& prompts_file, const std::string& out_dir);
 int CmdLogs(const std::string& config, const std::string& which, int lines, bool follow);
 

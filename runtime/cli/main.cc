@@ -3,7 +3,7 @@
 //   distri-cluster up CLUSTER.yaml            keys (if missing), head, node agents; state file
 //   distri-cluster down CLUSTER.yaml          stops what `up` started
 //   distri-cluster status  --config CLUSTER.yaml | --address tcp://H:P --keys DIR
-//   distri-cluster submit  --config ... --prompt "..." [job flags] --out image.png
+//   distri-cluster submit  --config ... --prompt "..." [job flags] --out image.png [--json]
 //   distri-cluster batch   --config ... --prompts prompts.txt --out-dir DIR [job flags]
 //   distri-cluster logs CLUSTER.yaml [head|NODE] [-n LINES] [-f]
 //
@@ -84,12 +84,15 @@ int main(int argc, char** argv) {
 
   distri::cli::JobFlags job;
   std::string out = "out.png";
-  bool quiet = false;
+  bool quiet = false, json = false;
   CLI::App* submit = app.add_subcommand("submit", "Render one image and write it");
   AddTarget(submit, &target);
   AddJobFlags(submit, &job, /*with_prompt=*/true);
   submit->add_option("--out,-o", out, "Output file (PNG)")->capture_default_str();
   submit->add_flag("--quiet,-q", quiet, "No progress bar");
+  submit->add_flag("--json", json,
+                   "Print one JSON line on stdout: job_id, state, seed, width, height, attempt, gang_size, gang, "
+                   "queued_ms, run_ms, total_ms (the head's), client_ms (submit -> PNG written), out");
 
   std::string prompts, out_dir = "batch-out";
   CLI::App* batch = app.add_subcommand("batch", "Render one image per line of a prompts file; writes a manifest");
@@ -111,7 +114,7 @@ int main(int argc, char** argv) {
   if (*up) return distri::cli::CmdUp(config, bin_dir);
   if (*down) return distri::cli::CmdDown(config);
   if (*status) return distri::cli::CmdStatus(target);
-  if (*submit) return distri::cli::CmdSubmit(target, job, out, quiet);
+  if (*submit) return distri::cli::CmdSubmit(target, job, out, quiet, json);
   if (*batch) return distri::cli::CmdBatch(target, job, prompts, out_dir);
   if (*logs) return distri::cli::CmdLogs(config, which, lines, follow);
   return 2;

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "runtime/cli/cluster_config.h"
 #include "runtime/cli/launcher.h"
@@ -111,6 +112,29 @@ TEST(DistriCluster, StatusSubmitBatchAgainstAHead) {
   spec.seed = 5;
   EXPECT_EQ(bytes, FakeImage(spec));
 
+  // --json: one machine-readable line on stdout (bench/run_cluster_bench.sh reads it).
+  out.clear();
+  args = {"submit"};
+  args.insert(args.end(), target.begin(), target.end());
+  for (const char* a : {"--prompt", "a fox", "--height", "64", "--width", "64", "--steps", "3", "--seed", "5", "-q",
+                        "--json", "--out"}) {
+    args.push_back(a);
+  }
+  args.push_back(dir.path() + "/fox2.png");
+  ASSERT_EQ(RunCli(args, &out), 0) << out;
+  const size_t brace = out.find("\n{");
+  ASSERT_NE(brace, std::string::npos) << out;
+  const nlohmann::json line = nlohmann::json::parse(out.substr(brace + 1, out.find('\n', brace + 1) - brace - 1));
+  EXPECT_EQ(line["state"], "SUCCEEDED") << line;
+  EXPECT_EQ(line["seed"], 5) << line;
+  EXPECT_EQ(line["width"], 64) << line;
+  EXPECT_EQ(line["gang_size"], 1) << line;
+  EXPECT_EQ(line["gang"].size(), 1u) << line;
+  EXPECT_EQ(line["out"], dir.path() + "/fox2.png") << line;
+  EXPECT_GE(line["client_ms"].get<double>(), line["run_ms"].get<double>()) << line;
+  EXPECT_EQ(line["job_id"].get<std::string>().size(), 32u) << line;
+  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/fox2.png"));
+
   std::ofstream(dir.path() + "/prompts.txt") << "# two prompts\nred\nblue\n";
   out.clear();
   args = {"batch"};
@@ -134,7 +158,7 @@ TEST(DistriCluster, StatusSubmitBatchAgainstAHead) {
   args = {"status"};
   args.insert(args.end(), target.begin(), target.end());
   ASSERT_EQ(RunCli(args, &out), 0) << out;
-  EXPECT_NE(out.find("3 succeeded"), std::string::npos) << out;
+  EXPECT_NE(out.find("4 succeeded"), std::string::npos) << out;
   EXPECT_NE(out.find(actor.id().Short()), std::string::npos) << out;
 
   // A bad job is refused with the head's reason.
