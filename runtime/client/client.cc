@@ -1,5 +1,6 @@
 #include "runtime/client/client.h"
 
+#include <algorithm>
 #include <thread>
 
 #include "runtime/common/logging.h"
@@ -104,10 +105,32 @@ Result<wire::JobResult> Client::GetResult(const JobId& job_id) {
 
 Result<wire::ClusterStatus> Client::GetClusterStatus() { return Call<wire::ClusterStatus>(wire::GetClusterStatus{}); }
 
+std::chrono::steady_clock::duration Client::NextPoll(const std::optional<wire::JobStatus>& last,
+                                                    std::chrono::steady_clock::time_point now, StepPace* pace) const {
+  using std::chrono::milliseconds;
+  const std::chrono::steady_clock::duration slowest = options_.poll_interval;
+  const std::chrono::steady_clock::duration fastest = std::min<std::chrono::steady_clock::duration>(milliseconds(5), slowest);
+  if (!last || last->state != wire::JobState::kRunning || last->total_steps == 0) return slowest;
+  // The last step is done: only the decode and the image encoding remain.
+  if (last->step >= last->total_steps) return fastest;
+  if (last->step == 0) return slowest;
+  if (pace->first_step == 0 || last->step < pace->first_step) {
+    pace->first_step = last->step;
+    pace->first_seen = now;
+    return slowest;
+  }
+  if (last->step == pace->first_step) return slowest;
+  // Sleep half the predicted rest of the loop, so the end is seen within a few ms of it.
+  const auto per_step = (now - pace->first_seen) / (last->step - pace->first_step);
+  const auto rest = per_step * (last->total_steps - last->step);
+  return std::clamp<std::chrono::steady_clock::duration>(rest / 2, fastest, slowest);
+}
+
 Result<wire::JobResult> Client::WaitForJob(const JobId& job_id, std::chrono::milliseconds timeout,
                                            const ProgressFn& progress) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::optional<wire::JobStatus> last;
+  StepPace pace;
   while (true) {
     Result<wire::JobStatus> st = GetJob(job_id);
     if (!st.ok()) {
@@ -134,7 +157,7 @@ Result<wire::JobResult> Client::WaitForJob(const JobId& job_id, std::chrono::mil
                                       std::to_string(timeout.count()) + " ms (state " +
                                       (last ? std::string(wire::JobStateName(last->state)) : "unknown") + ")");
     }
-    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(options_.poll_interval, deadline - now));
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(NextPoll(last, now, &pace), deadline - now));
   }
 }
 
