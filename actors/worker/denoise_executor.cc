@@ -33,7 +33,7 @@ parallel::ParallelOptions ToParallelOptions(const wire::JobSpec& job, const para
 
 namespace {
 
-// The options a kept runner depends on (make_group_channel only matters for gangs).
+// The options a kept runner depends on (the group channel callbacks are set per generator).
 bool SameRunnerOptions(const parallel::ParallelOptions& a, const parallel::ParallelOptions& b) {
   return a.parallelism == b.parallelism && a.sync_mode == b.sync_mode && a.warmup_steps == b.warmup_steps &&
          a.split_cfg == b.split_cfg && a.cuda_graphs == b.cuda_graphs && a.comm_chunk_bytes == b.comm_chunk_bytes;
@@ -42,6 +42,7 @@ bool SameRunnerOptions(const parallel::ParallelOptions& a, const parallel::Paral
 }  // namespace
 
 parallel::ParallelGenerator& DenoiseExecutor::SoloGenerator(const parallel::ParallelOptions& options) {
+  gang_.reset();  // one generator at a time
   if (!solo_ || !SameRunnerOptions(solo_options_, options)) {
     solo_.reset();  // detaches its runner from the UNet before the new one attaches
     solo_ = std::make_unique<parallel::ParallelGenerator>(*pipe_, nullptr, options);
@@ -51,6 +52,33 @@ parallel::ParallelGenerator& DenoiseExecutor::SoloGenerator(const parallel::Para
                      << " warm-up steps); later jobs of the same size reuse its runner";
   }
   return *solo_;
+}
+
+parallel::ParallelGenerator& DenoiseExecutor::GangGenerator(GangChannels& gang,
+                                                           const parallel::ParallelOptions& options) {
+  solo_.reset();  // one generator at a time
+  if (!gang_ || gang_channel_ != gang.gang() || !SameRunnerOptions(gang_options_, options)) {
+    gang_.reset();
+    parallel::ParallelOptions o = options;
+    // The CFG group channels are the host's, kept with the gang channel (made once per gang).
+    o.make_group_channel = nullptr;
+    GangChannels* channels = &gang;  // outlives the generator: the host calls ReleaseGang first
+    o.group_channel = [channels](int group, int rank, int size) { return channels->Group(group, rank, size); };
+    gang_ = std::make_unique<parallel::ParallelGenerator>(*pipe_, gang.gang(), std::move(o));
+    gang_channel_ = gang.gang();
+    gang_options_ = options;
+    ++gang_built_;
+    DISTRI_LOG(INFO) << "new generator for this gang (" << gang.gang()->world_size() << " ranks, sync mode "
+                     << options.sync_mode << ", " << options.warmup_steps
+                     << " warm-up steps); later jobs on the same kept gang reuse its runner";
+  }
+  return *gang_;
+}
+
+void DenoiseExecutor::ReleaseGang() {
+  c10::DeviceGuard device_guard(pipe_->options().device);  // its runner frees device memory
+  gang_.reset();
+  gang_channel_ = nullptr;
 }
 
 Result<std::unique_ptr<DenoiseExecutor>> DenoiseExecutor::Load(const DenoiseOptions& options) {
@@ -73,7 +101,7 @@ Result<std::unique_ptr<DenoiseExecutor>> DenoiseExecutor::Load(const DenoiseOpti
 
 std::string DenoiseExecutor::device() const { return pipe_->options().device.str(); }
 
-Result<TaskOutput> DenoiseExecutor::Run(const wire::AssignTask& task, channel::Channel* channel,
+Result<TaskOutput> DenoiseExecutor::Run(const wire::AssignTask& task, GangChannels* gang,
                                         const ProgressFn& progress, const CancelFn& cancelled) {
   if (task.job.output_format != wire::OutputFormat::kPng) {
     return Status::Unimplemented("output format " + std::string(wire::OutputFormatName(task.job.output_format)) +
@@ -88,20 +116,21 @@ Result<TaskOutput> DenoiseExecutor::Run(const wire::AssignTask& task, channel::C
   };
   // The task thread is not the thread that loaded the model: select its device here.
   c10::DeviceGuard device_guard(pipe_->options().device);
-  // Every rank count goes through actors/parallel, as `distri generate` does (a null channel
-  // is a gang of one), so both give the same bytes.
+  // Every rank count goes through actors/parallel, as `distri generate` does (no channel is a
+  // gang of one; a CFG-split gang of >= 4 exchanges patches over its group channel, as
+  // `distri generate`'s make_group_channel does), so both give the same bytes.
   const parallel::ParallelOptions popts = ToParallelOptions(task.job, options_.parallel);
   Result<pipeline::GenerateResult> generated = Status::Internal("not run");
-  if (channel == nullptr) {
-    // Warm: the kept generator replays its runner for jobs of the same size.
+  // Warm: the kept generator replays its runner for jobs of the same size.
+  if (gang == nullptr) {
     generated = SoloGenerator(popts).Generate(params, on_step);
-    // After a failure or a cancel mid-loop the runner's state is not trusted: start afresh.
-    if (!generated.ok()) solo_.reset();
   } else {
-    // A fresh generator per gang task: the channel is new for every attempt.
+    generated = GangGenerator(*gang, popts).Generate(params, on_step);
+  }
+  if (!generated.ok()) {
+    // After a failure or a cancel mid-loop the runner's state is not trusted: start afresh.
     solo_.reset();
-    parallel::ParallelGenerator gang(*pipe_, channel, popts);
-    generated = gang.Generate(params, on_step);
+    gang_.reset();
   }
   DISTRI_ASSIGN_OR_RETURN(pipeline::GenerateResult result, std::move(generated));
   TaskOutput out;

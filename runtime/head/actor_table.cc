@@ -16,6 +16,8 @@ std::optional<TaskRef> ActorTable::Register(const wire::RegisterActor& m, const 
   e.state = wire::ActorState::kIdle;
   e.task.reset();
   e.cancel_sent_ms.reset();
+  e.task_gang.reset();
+  e.kept_gang.reset();  // a new process, or one that dropped its channels on registering
   return lost;
 }
 
@@ -46,6 +48,8 @@ std::optional<TaskRef> ActorTable::MarkDead(const ActorId& id) {
   it->second.state = wire::ActorState::kDead;
   it->second.task.reset();
   it->second.cancel_sent_ms.reset();
+  it->second.task_gang.reset();
+  it->second.kept_gang.reset();
   return task;
 }
 
@@ -57,21 +61,27 @@ std::vector<std::pair<ActorId, std::optional<TaskRef>>> ActorTable::MarkNodeDead
   return died;
 }
 
-void ActorTable::Assign(const ActorId& id, const TaskRef& task) {
+void ActorTable::Assign(const ActorId& id, const TaskRef& task, std::optional<GangRecord> gang) {
   auto it = actors_.find(id);
   if (it == actors_.end() || it->second.state == wire::ActorState::kDead) return;
   it->second.state = wire::ActorState::kBusy;
   it->second.task = task;
   it->second.cancel_sent_ms.reset();
+  it->second.task_gang = std::move(gang);
+  it->second.kept_gang.reset();
 }
 
-bool ActorTable::Release(const ActorId& id, const TaskRef& task) {
+bool ActorTable::Release(const ActorId& id, const TaskRef& task, bool succeeded) {
   auto it = actors_.find(id);
   if (it == actors_.end() || it->second.state != wire::ActorState::kBusy || !it->second.task) return false;
   if (it->second.task->job_id != task.job_id || it->second.task->attempt != task.attempt) return false;
-  it->second.state = wire::ActorState::kIdle;
-  it->second.task.reset();
-  it->second.cancel_sent_ms.reset();
+  ActorEntry& e = it->second;
+  e.state = wire::ActorState::kIdle;
+  e.task.reset();
+  e.cancel_sent_ms.reset();
+  e.kept_gang.reset();
+  if (succeeded && e.task_gang && e.task_gang->members.size() >= 2) e.kept_gang = std::move(e.task_gang);
+  e.task_gang.reset();
   return true;
 }
 
@@ -79,6 +89,7 @@ void ActorTable::CancelSent(const ActorId& id, const TaskRef& task, int64_t now_
   auto it = actors_.find(id);
   if (it == actors_.end() || it->second.state != wire::ActorState::kBusy || it->second.task != task) return;
   if (!it->second.cancel_sent_ms) it->second.cancel_sent_ms = now_ms;
+  it->second.task_gang.reset();
 }
 
 std::vector<std::pair<ActorId, TaskRef>> ActorTable::ExpireCancels(int64_t now_ms, int64_t timeout_ms) {
@@ -90,6 +101,8 @@ std::vector<std::pair<ActorId, TaskRef>> ActorTable::ExpireCancels(int64_t now_m
     e.state = wire::ActorState::kIdle;
     e.task.reset();
     e.cancel_sent_ms.reset();
+    e.task_gang.reset();
+    e.kept_gang.reset();
   }
   return released;
 }

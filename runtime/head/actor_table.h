@@ -6,6 +6,11 @@
 // agent restarted it) is idle again. A busy actor the head sent CancelTask is "cancelling" until
 // its TaskDone; one that does not answer within the cancel timeout is released (ExpireCancels).
 // Times are milliseconds of a caller-chosen monotonic clock.
+//
+// Kept gangs (docs/runtime-design.md, "Kept gangs"): an actor whose TaskDone for a task of a
+// gang of >= 2 succeeded keeps that gang (`kept_gang`), as the actor keeps its channels. Every
+// other event clears it: another assignment, a failed or cancelled task (CancelSent clears it
+// at once), an expired cancel, re-registration, death.
 // Not thread-safe (the head's server thread).
 #pragma once
 
@@ -16,6 +21,7 @@
 #include <vector>
 
 #include "runtime/common/ids.h"
+#include "runtime/head/gang_record.h"
 #include "runtime/wire/actor_messages.h"
 #include "runtime/wire/cluster_messages.h"
 
@@ -41,6 +47,8 @@ struct ActorEntry {
   wire::ActorState state = wire::ActorState::kIdle;
   std::optional<TaskRef> task;  // set while busy
   std::optional<int64_t> cancel_sent_ms;  // busy, and CancelTask of `task` went out then
+  std::optional<GangRecord> task_gang;    // the gang of `task` (busy)
+  std::optional<GangRecord> kept_gang;    // idle after a successful gang task: it keeps this gang
 };
 
 class ActorTable {
@@ -61,12 +69,15 @@ class ActorTable {
   // Every alive actor of a node (its node died); returns them with their tasks.
   std::vector<std::pair<ActorId, std::optional<TaskRef>>> MarkNodeDead(const NodeId& node);
 
-  // Busy with `task` (the actor must be alive).
-  void Assign(const ActorId& id, const TaskRef& task);
-  // Idle again if its current task is `task`; false otherwise (stale TaskDone).
-  bool Release(const ActorId& id, const TaskRef& task);
-  // CancelTask of its current task went out at `now_ms` (the first one counts). No-op unless
-  // the actor is busy with `task`.
+  // Busy with `task` of gang `gang` (the actor must be alive). Clears its kept gang.
+  void Assign(const ActorId& id, const TaskRef& task, std::optional<GangRecord> gang = std::nullopt);
+  // Idle again if its current task is `task`; false otherwise (stale TaskDone: nothing
+  // changes). `succeeded`: its TaskDone was OK; then it keeps the task's gang when that had
+  // >= 2 ranks and no CancelTask went out for the task, else it keeps none.
+  bool Release(const ActorId& id, const TaskRef& task, bool succeeded);
+  // CancelTask of its current task went out at `now_ms` (the first one counts); the task's
+  // gang will not be kept (the actor aborts its channels). No-op unless the actor is busy
+  // with `task`.
   void CancelSent(const ActorId& id, const TaskRef& task, int64_t now_ms);
   // Busy actors whose CancelTask is unanswered for more than `timeout_ms` become idle (the
   // next AssignTask supersedes whatever they still run; a hung one exits through its

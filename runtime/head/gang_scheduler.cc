@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 
 namespace distri::head {
 namespace {
@@ -22,7 +23,23 @@ std::map<std::string, std::vector<ActorSlot>> ByModel(const wire::JobSpec& spec,
   return out;
 }
 
+size_t DistinctNodes(const std::vector<ActorSlot>& gang) {
+  std::set<NodeId> nodes;
+  for (const ActorSlot& a : gang) nodes.insert(a.node_id);
+  return nodes.size();
+}
+
 }  // namespace
+
+std::optional<GangId> KeptGangOf(const std::vector<ActorSlot>& gang, const std::string& channel_backend) {
+  if (gang.size() < 2 || !gang.front().kept) return std::nullopt;
+  const GangRecord& k = *gang.front().kept;
+  if (k.channel_backend != channel_backend || k.members.size() != gang.size()) return std::nullopt;
+  for (size_t r = 0; r < gang.size(); ++r) {
+    if (!gang[r].kept || *gang[r].kept != k || k.members[r] != gang[r].actor_id) return std::nullopt;
+  }
+  return k.gang_id;
+}
 
 std::string ChannelBackendFor(const std::vector<ActorSlot>& gang) {
   for (const ActorSlot& a : gang) {
@@ -78,11 +95,39 @@ std::optional<Placement> GangScheduler::Place(const wire::JobSpec& spec, const s
     if (idle.size() < n) continue;
     std::optional<std::vector<ActorSlot>> gang = Choose(idle, n);
     if (!gang) continue;
+    if (auto kept = ChooseKept(idle, n, *gang)) gang = std::move(kept);
     Placement p;
     p.gang = std::move(*gang);
     p.model = model;
     p.channel_backend = ChannelBackendFor(p.gang);
+    p.kept_gang = KeptGangOf(p.gang, p.channel_backend);
     return p;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::vector<ActorSlot>> GangScheduler::ChooseKept(const std::vector<ActorSlot>& idle, uint32_t n,
+                                                               const std::vector<ActorSlot>& chosen) const {
+  if (n < 2) return std::nullopt;
+  std::map<ActorId, const ActorSlot*> by_id;
+  std::map<GangId, GangRecord> candidates;  // by gang id: ties go to the lowest
+  for (const ActorSlot& a : idle) {
+    by_id[a.actor_id] = &a;
+    if (a.kept && a.kept->members.size() == n) candidates.emplace(a.kept->gang_id, *a.kept);
+  }
+  const size_t chosen_nodes = DistinctNodes(chosen);
+  for (const auto& [id, record] : candidates) {
+    std::vector<ActorSlot> gang;
+    for (const ActorId& member : record.members) {
+      auto it = by_id.find(member);
+      if (it == by_id.end()) break;
+      gang.push_back(*it->second);
+    }
+    if (gang.size() != n || KeptGangOf(gang, ChannelBackendFor(gang)) != id) continue;
+    const size_t nodes = DistinctNodes(gang);
+    const bool acceptable =
+        options_.strategy == PlacementStrategy::kPack ? nodes <= chosen_nodes : nodes >= chosen_nodes;
+    if (acceptable) return gang;
   }
   return std::nullopt;
 }

@@ -18,6 +18,15 @@
 // one actor per node in turn (round-robin over nodes, most idle first). Ranks are ordered by
 // node, then GPU index, so ranks of one node are adjacent.
 //
+// Kept gangs (docs/runtime-design.md, "Kept gangs"): an idle actor may keep the channels of its
+// last gang (ActorSlot::kept). When the idle actors include a whole kept gang of the wanted
+// size (every member idle and keeping the same gang, in the same rank order, the channel
+// backend unchanged), that gang is preferred over the placement above, provided it is no
+// worse for the strategy: for PACK it spans no more nodes than the placement above, for
+// SPREAD no fewer (so the best-fit node may lose to a kept gang, a single-node gang never to a
+// two-node one). Ties go to the lowest gang id. Whenever the chosen gang is exactly a kept
+// gang, Placement::kept_gang names it: the head reuses its id (no rendezvous).
+//
 // Channel backend: "nccl" when every rank is a GPU actor on one node, "ucx" otherwise
 // (docs/runtime-design.md).
 #pragma once
@@ -28,6 +37,7 @@
 #include <vector>
 
 #include "runtime/common/ids.h"
+#include "runtime/head/gang_record.h"
 #include "runtime/wire/types.h"
 
 namespace distri::head {
@@ -50,12 +60,14 @@ struct ActorSlot {
   std::string hostname;
   std::string model;
   bool idle = false;       // alive and without a task (dead actors are not passed in)
+  std::optional<GangRecord> kept;  // idle: the gang whose channels it keeps (ActorTable)
 };
 
 struct Placement {
   std::vector<ActorSlot> gang;  // in rank order
   std::string model;            // the model every rank holds
   std::string channel_backend;  // "nccl" or "ucx"
+  std::optional<GangId> kept_gang;  // every rank keeps this gang, in this order: reuse its id
 };
 
 class GangScheduler {
@@ -78,10 +90,17 @@ class GangScheduler {
 
  private:
   std::optional<std::vector<ActorSlot>> Choose(const std::vector<ActorSlot>& idle, uint32_t n) const;
+  // An idle kept gang of n ranks acceptable instead of `chosen` (see above), in rank order.
+  std::optional<std::vector<ActorSlot>> ChooseKept(const std::vector<ActorSlot>& idle, uint32_t n,
+                                                   const std::vector<ActorSlot>& chosen) const;
   SchedulerOptions options_;
 };
 
 // "nccl" when every rank is a GPU actor of one node, else "ucx".
 std::string ChannelBackendFor(const std::vector<ActorSlot>& gang);
+
+// The gang id every rank of `gang` keeps with exactly these members in this rank order and
+// `channel_backend`; nullopt when any rank keeps another gang or none, or for a gang of one.
+std::optional<GangId> KeptGangOf(const std::vector<ActorSlot>& gang, const std::string& channel_backend);
 
 }  // namespace distri::head

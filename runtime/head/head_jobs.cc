@@ -157,7 +157,7 @@ void HeadServer::Schedule() {
     const NodeEntry* node = nodes_.Find(a->node_id);
     if (node != nullptr && !node->alive) continue;
     slots.push_back({a->id, a->node_id, a->gpu_index, node ? node->resources.hostname : "", a->model,
-                     a->state == wire::ActorState::kIdle});
+                     a->state == wire::ActorState::kIdle, a->kept_gang});
   }
   if (slots.empty()) return;
   const std::vector<JobId> order = queue_.InOrder();
@@ -190,11 +190,21 @@ void HeadServer::AssignGang(ActiveJob& job, const Placement& placement) {
     return;
   }
   queue_.Remove(rec.id);
-  job.gang_id = GangId::Random();
+  // A gang every member keeps (same actors, same rank order, same backend) is reused under its
+  // id: the actors run the task on the channels they kept, with no rendezvous
+  // (docs/runtime-design.md, "Kept gangs"). Otherwise a new gang meets at the rendezvous.
+  job.gang_id = placement.kept_gang.value_or(GangId::Random());
   job.gang.clear();
+  GangRecord record{job.gang_id, {}, placement.channel_backend};
   for (size_t r = 0; r < placement.gang.size(); ++r) {
     const ActorSlot& a = placement.gang[r];
     job.gang.push_back({static_cast<uint32_t>(r), a.node_id, a.actor_id, a.gpu_index, a.hostname});
+    record.members.push_back(a.actor_id);
+  }
+  if (placement.kept_gang) {
+    metrics_.GangReused();
+  } else if (job.gang.size() > 1) {
+    metrics_.GangFormed();
   }
   job.rank_step.assign(job.gang.size(), -1);
   job.rank_done.assign(job.gang.size(), false);
@@ -212,10 +222,11 @@ void HeadServer::AssignGang(ActiveJob& job, const Placement& placement) {
   task.rendezvous = rendezvous_address_;
   DISTRI_LOG(INFO) << "job " << rec.id.Short() << " attempt " << rec.attempt << ": gang " << job.gang_id.Short()
                    << " of " << job.gang.size() << " (" << placement.channel_backend << ", model "
-                   << placement.model << ")";
+                   << placement.model << ")"
+                   << (placement.kept_gang ? ": reuses kept gang " + job.gang_id.Short() + " (no rendezvous)" : "");
   std::vector<ActorId> unreachable;
   for (const wire::GangMember& member : job.gang) {
-    actors_.Assign(member.actor_id, {rec.id, rec.attempt, member.rank});
+    actors_.Assign(member.actor_id, {rec.id, rec.attempt, member.rank}, record);
     task.rank = member.rank;
     const ActorEntry* a = actors_.Find(member.actor_id);
     const Status s = router_->Send(a->peer, task, 0);
@@ -322,7 +333,9 @@ void HeadServer::OnTaskDone(const Incoming& in, const wire::TaskDone& m) {
     return;
   }
   const ActorId actor = a->id;
-  actors_.Release(actor, {m.job_id, m.attempt, m.rank});
+  // A success keeps the task's gang for this actor (it keeps the channels too); anything else
+  // drops it (docs/runtime-design.md, "Kept gangs").
+  actors_.Release(actor, {m.job_id, m.attempt, m.rank}, /*succeeded=*/m.error_code == 0);
   auto it = active_.find(m.job_id);
   if (it == active_.end()) return;  // finished or cancelled meanwhile
   ActiveJob& job = it->second;

@@ -68,6 +68,8 @@ void Metrics::ObserveJobSeconds(double s) { std::lock_guard<std::mutex> l(mu_); 
 void Metrics::JobSubmitted() { std::lock_guard<std::mutex> l(mu_); ++submitted_; }
 void Metrics::JobRequeued() { std::lock_guard<std::mutex> l(mu_); ++requeued_; }
 void Metrics::JobFailed() { std::lock_guard<std::mutex> l(mu_); ++failed_; }
+void Metrics::GangFormed() { std::lock_guard<std::mutex> l(mu_); ++gangs_formed_; }
+void Metrics::GangReused() { std::lock_guard<std::mutex> l(mu_); ++gang_reuses_; }
 
 std::string Metrics::Render() const {
   std::lock_guard<std::mutex> l(mu_);
@@ -103,6 +105,10 @@ std::string Metrics::Render() const {
   Line(&out, "distri_jobs_failed_total", "", double(failed_));
   Help(&out, "distri_messages_rejected_total", "counter", "Malformed control-plane messages rejected.");
   Line(&out, "distri_messages_rejected_total", "", double(rejected_));
+  Help(&out, "distri_gangs_formed_total", "counter", "Gangs of two or more ranks formed at the rendezvous.");
+  Line(&out, "distri_gangs_formed_total", "", double(gangs_formed_));
+  Help(&out, "distri_gang_reuses_total", "counter", "Gang tasks run on a kept gang's channels (no rendezvous).");
+  Line(&out, "distri_gang_reuses_total", "", double(gang_reuses_));
   return out;
 }
 

@@ -10,6 +10,10 @@
 //   distri_job_seconds_bucket{le="10"} ...      histogram: accepted -> result stored
 //   distri_jobs_submitted_total, distri_jobs_requeued_total, distri_jobs_failed_total,
 //   distri_messages_rejected_total              counters
+//   distri_gangs_formed_total                   counter: gangs of >= 2 ranks that met at the
+//                                               rendezvous (new channels)
+//   distri_gang_reuses_total                    counter: gang tasks sent to a kept gang (its
+//                                               channels reused, no rendezvous)
 //
 // Thread-safe: the head's server thread writes, the HTTP thread renders.
 #pragma once
@@ -57,6 +61,8 @@ class Metrics {
   void JobSubmitted();
   void JobRequeued();
   void JobFailed();
+  void GangFormed();
+  void GangReused();
 
   std::string Render() const;
 
@@ -67,6 +73,7 @@ class Metrics {
   ActorCounts actors_;
   size_t nodes_alive_ = 0, nodes_dead_ = 0;
   uint64_t rejected_ = 0, submitted_ = 0, requeued_ = 0, failed_ = 0;
+  uint64_t gangs_formed_ = 0, gang_reuses_ = 0;
   Histogram step_seconds_;
   Histogram job_seconds_;
 };

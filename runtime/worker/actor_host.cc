@@ -34,6 +34,8 @@ bool SameTask(const wire::AssignTask& a, const JobId& job, uint32_t attempt) {
 
 // How long a TaskDone is resent while the head is unreachable.
 constexpr auto kDoneLifetime = std::chrono::seconds(60);
+// Gang ids remembered as connected by this actor (the head never reuses an old one).
+constexpr size_t kConnectedGangsRemembered = 256;
 
 }  // namespace
 
@@ -115,7 +117,7 @@ void ActorHost::CancelLocked(Running& run, StatusCode code, const std::string& r
     run.cancel_code = code;
     run.cancel_reason = reason;
   }
-  if (run.channel != nullptr) run.channel->Abort(reason);
+  if (run.channels != nullptr) run.channels->Abort(reason);
 }
 
 void ActorHost::HandleAssign(const wire::AssignTask& task) {
@@ -163,7 +165,7 @@ void ActorHost::CheckWatchdog() {
     const std::string why = "watchdog: no progress for " + std::to_string(run.watchdog.since_last_mark(now).count()) +
                             " ms (bound " + std::to_string(run.watchdog.Bound().count()) + " ms, slowest step " +
                             std::to_string(run.watchdog.slowest_step().count()) + " ms) in " + TaskName(run.task);
-    DISTRI_LOG(ERROR) << why << ": aborting the gang's channel";
+    DISTRI_LOG(ERROR) << why << ": aborting the gang's channels";
     CancelLocked(run, StatusCode::kDeadlineExceeded, why);
     run.reported = true;
     run.hung_since = now;
@@ -184,6 +186,8 @@ void ActorHost::TaskLoop() {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [this] { return stop_.load() || pending_.has_value(); });
       if (stop_) {
+        lock.unlock();
+        DropGang("the actor is stopping");
         task_thread_done_ = true;
         return;
       }
@@ -200,31 +204,81 @@ void ActorHost::TaskLoop() {
   }
 }
 
+Result<GangChannelSet*> ActorHost::AcquireGang(const wire::AssignTask& task) {
+  if (kept_ && kept_registration_ != registrations_.load()) DropGang("the actor registered with the head again");
+  if (task.gang.size() <= 1) {
+    DropGang("the next task is a gang of one");
+    return nullptr;
+  }
+  const std::string gang = "gang " + task.gang_id.Short();
+  if (kept_ && kept_->gang_id() == task.gang_id) {
+    if (kept_->rank() != task.rank || kept_->world_size() != static_cast<int>(task.gang.size()) ||
+        kept_->backend() != task.channel_backend) {
+      const std::string why = "the kept " + gang + " is rank " + std::to_string(kept_->rank()) + "/" +
+                              std::to_string(kept_->world_size()) + " over " + kept_->backend() +
+                              ", the task asks for rank " + std::to_string(task.rank) + "/" +
+                              std::to_string(task.gang.size()) + " over " + task.channel_backend;
+      DropGang(why);
+      return Status::FailedPrecondition(why);
+    }
+    if (Status s = kept_->status(); !s.ok()) {
+      DropGang("its channels broke while kept");
+      return Status::Unavailable("the kept channels of " + gang + " broke while idle: " + s.message());
+    }
+    gangs_reused_++;
+    return kept_.get();
+  }
+  DropGang("the next task is of " + gang);
+  if (std::find(connected_gangs_.begin(), connected_gangs_.end(), task.gang_id) != connected_gangs_.end()) {
+    return Status::FailedPrecondition(gang + ": this actor connected it before and no longer keeps its channels "
+                                      "(dropped after a failed or cancelled task, another gang's task or a "
+                                      "re-registration); the job needs a new gang");
+  }
+  connected_gangs_.push_back(task.gang_id);
+  if (connected_gangs_.size() > kConnectedGangsRemembered) connected_gangs_.pop_front();
+  kept_registration_ = registrations_.load();
+  DISTRI_ASSIGN_OR_RETURN(kept_, GangChannelSet::Connect(task, options_.channel));
+  gangs_connected_++;
+  return kept_.get();
+}
+
+void ActorHost::DropGang(const std::string& why) {
+  if (!kept_) return;
+  DISTRI_LOG(INFO) << "dropping the channels of gang " << kept_->gang_id().Short() << " (" << why << ")";
+  executor_->ReleaseGang();  // nothing may refer to the channels once they are gone
+  kept_.reset();
+}
+
 void ActorHost::RunTask(const std::shared_ptr<Running>& run) {
   const wire::AssignTask& task = run->task;
   tasks_started_++;
   SetLogRank(static_cast<int>(task.rank));
   const auto t0 = Clock::now();
+  const int reused_before = gangs_reused_.load();
   Result<TaskOutput> result = Status::Internal("not run");
-  std::unique_ptr<channel::Channel> channel;
-  auto made = MakeGangChannel(task, options_.channel);
-  if (!made.ok()) {
-    result = made.status();
+  auto acquired = AcquireGang(task);
+  if (!acquired.ok()) {
+    result = acquired.status();
   } else {
-    channel = std::move(*made);
+    GangChannelSet* channels = *acquired;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      run->channel = channel.get();
-      // A cancel that came while the channel was being built still has to reach it.
-      if (run->cancelled) channel->Abort(run->cancel_reason);
+      run->channels = channels;
+      // A cancel that came while the channels were being built still has to reach them.
+      if (run->cancelled && channels != nullptr) channels->Abort(run->cancel_reason);
       run->watchdog.Start(Clock::now(), static_cast<int>(task.job.steps));
       run->watching = true;
     }
     const double connect_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    DISTRI_LOG(INFO) << "running " << TaskName(task)
-                     << (channel ? " (channel " + std::string(channel->backend()) + " ready in " +
-                                       std::to_string(static_cast<int>(connect_ms)) + " ms)"
-                                 : "");
+    std::string how;
+    if (channels != nullptr && gangs_reused_.load() != reused_before) {
+      how = " (kept channels of gang " + channels->gang_id().Short() + " reused, " +
+            std::to_string(channels->group_channels()) + " group channel(s))";
+    } else if (channels != nullptr) {
+      how = " (channel " + std::string(channels->gang()->backend()) + " of gang " + channels->gang_id().Short() +
+            " ready in " + std::to_string(static_cast<int>(connect_ms)) + " ms)";
+    }
+    DISTRI_LOG(INFO) << "running " << TaskName(task) << how;
     ProgressFn progress = [this, run](int step, int total) {
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -242,21 +296,19 @@ void ActorHost::RunTask(const std::shared_ptr<Running>& run) {
     if (run->cancelled) {
       result = Status::Cancelled("cancelled before it started");
     } else {
-      result = executor_->Run(task, channel.get(), progress, cancelled);
+      result = executor_->Run(task, channels, progress, cancelled);
     }
   }
   wire::TaskDone done;
+  bool reported = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     run->watching = false;
-    run->channel = nullptr;  // the connection thread no longer aborts it; destroyed below
-    if (run->reported) {
-      DISTRI_LOG(WARNING) << TaskName(task) << " returned after the watchdog reported it: "
-                          << (result.ok() ? std::string("OK") : result.status().ToString()) << " (dropped)";
-      SetLogRank(-1);
-      return;
-    }
-    if (run->cancelled && !result.ok()) {
+    run->channels = nullptr;  // the connection thread no longer aborts them; kept or dropped below
+    reported = run->reported;
+    if (reported) {
+      // The watchdog sent TaskDone DeadlineExceeded already.
+    } else if (run->cancelled && !result.ok()) {
       // The executor's own error (Aborted channel, Cancelled) is a consequence of the cancel.
       done = DoneFor(task, Status(run->cancel_code, run->cancel_reason));
     } else if (!result.ok()) {
@@ -271,7 +323,23 @@ void ActorHost::RunTask(const std::shared_ptr<Running>& run) {
       done.decode_ms = result->decode_ms;
     }
   }
-  channel.reset();
+  // Kept only after a success on intact channels and the same registration (the head keeps
+  // its record of this gang under the same rule: docs/runtime-design.md, "Kept gangs").
+  if (reported) {
+    DropGang("the watchdog reported the task");
+  } else if (done.error_code != 0) {
+    DropGang("the task did not succeed");
+  } else if (kept_ && kept_->aborted()) {
+    DropGang("its channels were aborted");
+  } else if (kept_ && kept_registration_ != registrations_.load()) {
+    DropGang("the actor registered with the head again");
+  }
+  if (reported) {
+    DISTRI_LOG(WARNING) << TaskName(task) << " returned after the watchdog reported it: "
+                        << (result.ok() ? std::string("OK") : result.status().ToString()) << " (dropped)";
+    SetLogRank(-1);
+    return;
+  }
   const double total_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   if (done.error_code == 0) {
     DISTRI_LOG(INFO) << TaskName(task) << " done in " << static_cast<int>(total_ms) << " ms"

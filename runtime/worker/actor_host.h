@@ -15,10 +15,18 @@
 //   head considers this actor free (it restarted, or gave up on the running attempt): the
 //   running task is cancelled (TaskDone Cancelled) and the new one starts after it. A repeated
 //   AssignTask of the running or queued (job, attempt) is ignored.
-// - CancelTask of the running (job, attempt): the channel is aborted, the executor sees
-//   cancelled() and the host answers TaskDone Cancelled. Of a queued task: dropped, TaskDone
-//   Cancelled. Of anything else: ignored.
-// - Watchdog: when no step completes within its bound the channel is aborted and TaskDone
+// - CancelTask of the running (job, attempt): the gang's channels are aborted, the executor
+//   sees cancelled() and the host answers TaskDone Cancelled. Of a queued task: dropped,
+//   TaskDone Cancelled. Of anything else: ignored.
+// - Kept gangs (docs/runtime-design.md, "Kept gangs"): after a task of a gang of >= 2 that
+//   succeeded, the host keeps that gang's channels (GangChannelSet: the gang channel and the
+//   CFG group channels) and passes them to the next task of the same gang id and rank without
+//   a new rendezvous. Any other outcome drops them (ReleaseGang first): a failed, cancelled or
+//   watchdog-reported task, a task of another gang or a gang of one, a registration with the
+//   head since they were made, an aborted set, Stop. A task naming a gang id this actor
+//   connected before but no longer keeps fails at once with FailedPrecondition (the head then
+//   re-runs the job on a new gang).
+// - Watchdog: when no step completes within its bound the channels are aborted and TaskDone
 //   DeadlineExceeded is sent at once (whatever the executor returns later is dropped). If the
 //   executor has still not returned hung_grace later, on_hung runs (distri-worker exits so that
 //   the node agent restarts it).
@@ -97,6 +105,9 @@ class ActorHost {
   int registrations() const { return registrations_.load(); }
   int tasks_started() const { return tasks_started_.load(); }
   int tasks_finished() const { return tasks_finished_.load(); }
+  // Gang channel sets connected (a rendezvous each) and tasks that reused a kept one.
+  int gangs_connected() const { return gangs_connected_.load(); }
+  int gangs_reused() const { return gangs_reused_.load(); }
   bool busy() const;
 
  private:
@@ -106,7 +117,7 @@ class ActorHost {
     std::atomic<bool> cancelled{false};
     std::string cancel_reason;            // mu_
     StatusCode cancel_code = StatusCode::kCancelled;  // mu_
-    channel::Channel* channel = nullptr;  // mu_; set while the channel exists
+    GangChannelSet* channels = nullptr;   // mu_; set while the executor may use them
     StepWatchdog watchdog;                // mu_
     bool watching = false;                // mu_; the executor runs (watchdog armed)
     bool reported = false;                // mu_; TaskDone already sent (watchdog)
@@ -120,10 +131,15 @@ class ActorHost {
   void ConnectionLoop();
   void TaskLoop();
   void RunTask(const std::shared_ptr<Running>& run);
+  // The channels for `task` (null for a gang of one): the kept set when the task names its
+  // gang and rank, else a new one (the kept set is dropped first). Task thread only.
+  Result<GangChannelSet*> AcquireGang(const wire::AssignTask& task);
+  // Destroys the kept set, telling the executor first (ReleaseGang). Task thread only.
+  void DropGang(const std::string& why);
   void HandleAssign(const wire::AssignTask& task);
   void HandleCancel(const wire::CancelTask& cancel);
   void CheckWatchdog();
-  // Sets the cancel flag and aborts the channel. mu_ held.
+  // Sets the cancel flag and aborts the gang's channels. mu_ held.
   void CancelLocked(Running& run, StatusCode code, const std::string& reason);
   void Enqueue(Outgoing message);
   static wire::TaskDone DoneFor(const wire::AssignTask& task, const Status& status);
@@ -144,6 +160,14 @@ class ActorHost {
   std::atomic<int> registrations_{0};
   std::atomic<int> tasks_started_{0};
   std::atomic<int> tasks_finished_{0};
+  std::atomic<int> gangs_connected_{0};
+  std::atomic<int> gangs_reused_{0};
+  // Task thread only: the kept gang's channels, the registration count when they were made
+  // (a registration since then drops them), and the gang ids connected so far (the last
+  // kConnectedGangsRemembered), to tell "no longer kept" from "new".
+  std::unique_ptr<GangChannelSet> kept_;
+  int kept_registration_ = 0;
+  std::deque<GangId> connected_gangs_;
   std::thread connection_thread_;
   std::thread task_thread_;
 };

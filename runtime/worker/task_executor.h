@@ -1,5 +1,6 @@
 // The seam between the actor host (runtime/worker, no LibTorch) and what an actor computes
-// (the denoise actor in actors/worker). Contract: docs/runtime-design.md, "Executor seam".
+// (the denoise actor in actors/worker). Contract: docs/runtime-design.md, "Executor seam" and
+// "Kept gangs".
 #pragma once
 
 #include <cstdint>
@@ -29,15 +30,41 @@ using ProgressFn = std::function<void(int step, int total)>;
 // watchdog); the executor then returns Cancelled as soon as it can.
 using CancelFn = std::function<bool()>;
 
+// The channels of one gang as this rank holds them. The actor host owns them and keeps them
+// across the tasks of the same gang (a later job on the same gang reuses them: no rendezvous,
+// no communicator init); the executor borrows them (see TaskExecutor::ReleaseGang).
+// Abort (the host's watchdog and cancel) reaches every channel of the set.
+class GangChannels {
+ public:
+  virtual ~GangChannels() = default;
+  // The channel among all ranks of the gang; its rank() is the task's rank. Never null.
+  virtual channel::Channel* gang() = 0;
+  // This rank's channel among the `size` ranks of CFG group `group` (`rank` = its index in the
+  // group), for the patch exchanges of a CFG-split gang (parallel::ParallelOptions). Made on
+  // first use over the gang's rendezvous (every rank of the group asks at the same point of
+  // the same job) and kept with the set: later calls, in this task or a later task of the
+  // gang, return the same channel. Task thread only.
+  // Errors: Aborted (the set was aborted), FailedPrecondition (`group` was made with another
+  // rank or size), InvalidArgument, and the channel's connection errors (DeadlineExceeded,
+  // Unavailable).
+  virtual Result<channel::Channel*> Group(int group, int rank, int size) = 0;
+};
+
 class TaskExecutor {
  public:
   virtual ~TaskExecutor() = default;
-  // Runs one rank of a task. `channel` is null for a gang of one. `progress(step, total)`
-  // is called after each step; `cancelled()` is polled between steps. Rank 0 returns the
-  // encoded image; other ranks return an empty TaskOutput.
+  // Runs one rank of a task. `gang` is null for a gang of one; it may be the same set that
+  // earlier tasks of the same gang got (see GangChannels). `progress(step, total)` is called
+  // after each step; `cancelled()` is polled between steps. Rank 0 returns the encoded image;
+  // other ranks return an empty TaskOutput.
   // Called from the actor host's task thread, one task at a time.
-  virtual Result<TaskOutput> Run(const wire::AssignTask& task, channel::Channel* channel,
-                                 const ProgressFn& progress, const CancelFn& cancelled) = 0;
+  virtual Result<TaskOutput> Run(const wire::AssignTask& task, GangChannels* gang, const ProgressFn& progress,
+                                 const CancelFn& cancelled) = 0;
+  // The host is about to destroy the gang channels it passed to Run so far (the next task is
+  // of another gang or a gang of one, a task failed or was cancelled, the actor registered
+  // again, or it is stopping). The executor drops everything that refers to them (a warm
+  // generator over the gang's channel). Task thread only, never during Run.
+  virtual void ReleaseGang() {}
 };
 
 }  // namespace distri::worker

@@ -3,6 +3,8 @@
 // one CPU actor (distri-worker) each, the sdxl-tiny model. Jobs are submitted with the C++
 // client, and every image must be byte-identical to single-process `distri generate` with the
 // same flags, also after an actor or a node agent is killed mid-job, and across a head crash.
+// Kept gangs: consecutive gang jobs on the same actors reuse the gang's channels (and the CFG
+// group channels of a gang of 4), still with the same bytes as `distri generate --ranks N`.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -48,13 +50,18 @@ class ClusterTest : public ::testing::Test {
     if (!::testing::Test::HasFailure()) std::filesystem::remove_all(*suite_dir_, ec);
   }
 
+  // Two nodes, one CPU actor each (FourActorClusterTest: two each).
+  virtual TestCluster::Options ClusterOptions() const { return {}; }
+
   void SetUp() override {
     ASSERT_FALSE(model_->empty());
-    cluster_ = std::make_unique<TestCluster>(MakeTempDir("distri_cluster"), *model_, TestCluster::Options{});
+    const TestCluster::Options o = ClusterOptions();
+    cluster_ = std::make_unique<TestCluster>(MakeTempDir("distri_cluster"), *model_, o);
     cluster_->StartHead();
     cluster_->StartNode(0);
     cluster_->StartNode(1);
-    ASSERT_TRUE(cluster_->WaitForIdleActors(2, seconds(90))) << cluster_->Logs();
+    ASSERT_TRUE(cluster_->WaitForIdleActors(static_cast<size_t>(o.nodes * o.cpu_actors_per_node), seconds(90)))
+        << cluster_->Logs();
   }
   void TearDown() override {
     if (!cluster_) return;
@@ -125,6 +132,39 @@ class ClusterTest : public ::testing::Test {
     }
     ADD_FAILURE() << "job " << job.Short() << " did not reach step " << steps;
     return actor;
+  }
+
+  // Lines of the cluster's log files (head, node agents, actors) that contain `text`.
+  int CountInLogs(const std::string& text, const std::string& file_prefix = "") const {
+    int n = 0;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(cluster_->dir())) {
+      if (entry.path().extension() != ".log") continue;
+      if (entry.path().filename().string().rfind(file_prefix, 0) != 0) continue;
+      std::ifstream in(entry.path());
+      std::string line;
+      while (std::getline(in, line)) n += line.find(text) != std::string::npos;
+    }
+    return n;
+  }
+
+  // Runs `spec` to its result and checks the image against `distri generate`.
+  wire::JobResult RunAndCompare(const wire::JobSpec& spec) {
+    const std::string ref = Reference(spec);
+    EXPECT_FALSE(ref.empty());
+    auto r = cluster_->client().WaitForJob(Submit(spec), seconds(240));
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (!r.ok()) return {};
+    EXPECT_EQ(r->gang.size(), spec.gpus);
+    EXPECT_TRUE(r->image == ref) << "seed " << *spec.seed << " on " << spec.gpus << " ranks: the cluster's PNG ("
+                                 << r->image.size() << " bytes) differs from distri generate --ranks " << spec.gpus
+                                 << "'s (" << ref.size() << " bytes)";
+    return *r;
+  }
+
+  static std::vector<ActorId> Members(const wire::JobResult& r) {
+    std::vector<ActorId> out;
+    for (const auto& m : r.gang) out.push_back(m.actor_id);
+    return out;
   }
 
   static std::string* suite_dir_;
@@ -232,6 +272,50 @@ TEST_F(ClusterTest, KilledRankOfAGangMidJobGivesTheSameImage) {
   EXPECT_TRUE(r->image == ref) << "the re-run gang's image differs from distri generate --ranks 2's";
 }
 
+// docs/runtime-design.md, "Kept gangs": the second gang job on the same two actors reuses the
+// gang (the head says so; the actors run it on their kept channels, no rendezvous) and gives
+// the same bytes as `distri generate --ranks 2`. A rank of a kept gang killed mid-job: the
+// survivor drops the gang, the job re-runs on a new gang, same image.
+TEST_F(ClusterTest, ConsecutiveGangJobsReuseTheKeptGangAndSurviveAKilledRank) {
+  std::printf("[ cluster  ] mode: %s\n", cluster_->Mode().c_str());
+  wire::JobSpec spec = Spec(41, 8);
+  spec.width = spec.height = 128;
+  spec.gpus = 2;
+  const wire::JobResult first = RunAndCompare(spec);
+  ASSERT_EQ(first.gang.size(), 2u);
+  EXPECT_EQ(CountInLogs("reuses kept gang", "head"), 0);
+  // Both ranks have reported (the result needs rank 0 only) once both actors are idle again.
+  ASSERT_TRUE(cluster_->WaitForIdleActors(2, seconds(30)));
+  spec.seed = 42;
+  const wire::JobResult second = RunAndCompare(spec);
+  EXPECT_EQ(Members(second), Members(first));
+  EXPECT_EQ(CountInLogs("reuses kept gang", "head"), 1) << "the head did not reuse the kept gang";
+  EXPECT_EQ(CountInLogs("kept channels of gang", "actor"), 2) << "both actors should reuse their channels";
+  ASSERT_TRUE(cluster_->WaitForIdleActors(2, seconds(30)));
+
+  // A long job on the same kept gang; one rank is killed mid-job.
+  wire::JobSpec slow = Spec(33, 300);
+  slow.width = slow.height = 128;
+  slow.gpus = 2;
+  const std::string ref = Reference(slow);
+  const JobId job = Submit(slow);
+  const ActorId victim = WaitForProgress(job, 20);
+  ASSERT_FALSE(victim.IsNil());
+  EXPECT_EQ(CountInLogs("reuses kept gang", "head"), 2);
+  const pid_t pid = cluster_->ActorPid(victim);
+  ASSERT_GT(pid, 0);
+  std::printf("[ cluster  ] killing actor %s (pid %d), one rank of the kept gang of job %s\n",
+              victim.Short().c_str(), pid, job.Short().c_str());
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  auto r = cluster_->client().WaitForJob(job, seconds(240));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_GE(r->attempt, 1u);
+  EXPECT_EQ(r->gang.size(), 2u);
+  EXPECT_TRUE(r->image == ref) << "the re-run gang's image differs from distri generate --ranks 2's";
+  // The re-run formed a new gang: the dead rank's gang was not reused.
+  EXPECT_EQ(CountInLogs("reuses kept gang", "head"), 2);
+}
+
 TEST_F(ClusterTest, KilledNodeAgentMidJobGivesTheSameImage) {
   const wire::JobSpec spec = Spec(12, 600);
   const std::string ref = Reference(spec);
@@ -271,6 +355,47 @@ TEST_F(ClusterTest, HeadRestartLosesNoJob) {
     ASSERT_TRUE(r.ok()) << "job " << i << ": " << r.status().ToString();
     EXPECT_TRUE(r->image == Reference(specs[i])) << "job " << i << " (seed " << *specs[i].seed << ")";
   }
+}
+
+// Four CPU actors, two per node.
+class FourActorClusterTest : public ClusterTest {
+ protected:
+  TestCluster::Options ClusterOptions() const override {
+    TestCluster::Options o;
+    o.cpu_actors_per_node = 2;
+    return o;
+  }
+};
+
+// A gang of 4 with guidance splits the CFG halves (2 groups x 2 strips): the stale patch
+// exchanges go over per-group channels, as in `distri generate --ranks 4`. The second job on
+// the same four actors reuses the kept gang and its group channels; the bytes equal
+// `distri generate --ranks 4`'s every time. Consecutive gangs of 2 land on a kept gang of 2.
+TEST_F(FourActorClusterTest, CfgSplitGangOfFourWithGroupChannelsReusesTheKeptGang) {
+  std::printf("[ cluster  ] mode: %s\n", cluster_->Mode().c_str());
+  wire::JobSpec four = Spec(51, 8);
+  four.width = four.height = 128;
+  four.gpus = 4;
+  const wire::JobResult first = RunAndCompare(four);
+  ASSERT_TRUE(cluster_->WaitForIdleActors(4, seconds(30)));
+  four.seed = 52;
+  const wire::JobResult second = RunAndCompare(four);
+  EXPECT_EQ(Members(second), Members(first));
+  EXPECT_EQ(CountInLogs("reuses kept gang", "head"), 1) << "the head did not reuse the kept gang of 4";
+  // Every rank reused its gang channel and the group channel the first job made.
+  EXPECT_EQ(CountInLogs("reused, 1 group channel(s)", "actor"), 4);
+  ASSERT_TRUE(cluster_->WaitForIdleActors(4, seconds(30)));
+
+  // Gangs of 2 after it: a new gang, then that gang kept (the idle kept gang is preferred).
+  wire::JobSpec two = Spec(53, 8);
+  two.width = two.height = 128;
+  two.gpus = 2;
+  const wire::JobResult a = RunAndCompare(two);
+  ASSERT_TRUE(cluster_->WaitForIdleActors(4, seconds(30)));
+  two.seed = 54;
+  const wire::JobResult b = RunAndCompare(two);
+  EXPECT_EQ(Members(b), Members(a));
+  EXPECT_EQ(CountInLogs("reuses kept gang", "head"), 2);
 }
 
 }  // namespace

@@ -3,7 +3,9 @@
 # test may create them, else loopback), CPU actors (distri-worker) with the sdxl-tiny model;
 # images are compared with single-process `distri generate`.
 #   cluster_test      integration  same image as distri generate; actor killed mid-job; node
-#                                  agent killed mid-job; head crash and restart (no job lost)
+#                                  agent killed mid-job; head crash and restart (no job lost);
+#                                  kept gangs (2 and 4 ranks, CFG group channels) reused with the
+#                                  same bytes, a rank of a kept gang killed mid-job
 #   cluster_cli_test  integration  the distri-cluster command: up, status, submit (same image as
 #                                  distri generate), logs, down (no process left)
 if(TARGET distri-head AND TARGET distri-node AND TARGET distri-worker AND TARGET distri_client AND TARGET distri)

@@ -1,4 +1,4 @@
-// GangScheduler: PACK, SPREAD, model filtering, the auto rule, channel backends.
+// GangScheduler: PACK, SPREAD, model filtering, the auto rule, channel backends, kept gangs.
 #include "runtime/head/gang_scheduler.h"
 
 #include <gtest/gtest.h>
@@ -16,7 +16,21 @@ ActorSlot Slot(uint8_t node, int gpu, bool idle = true, std::string model = "sdx
   std::array<uint8_t, 16> b{};
   b[0] = node;
   b[1] = static_cast<uint8_t>(gpu + 1);
-  return {ActorId::FromBytes(b), Node(node), gpu, "host" + std::to_string(node), std::move(model), idle};
+  return {ActorId::FromBytes(b), Node(node), gpu, "host" + std::to_string(node), std::move(model), idle,
+          std::nullopt};
+}
+
+// Marks `members` (in rank order) as keeping one gang, over the backend they would get.
+GangRecord Keep(std::vector<ActorSlot*> members) {
+  GangRecord g{GangId::Random(), {}, ""};
+  std::vector<ActorSlot> gang;
+  for (ActorSlot* m : members) {
+    g.members.push_back(m->actor_id);
+    gang.push_back(*m);
+  }
+  g.channel_backend = ChannelBackendFor(gang);
+  for (ActorSlot* m : members) m->kept = g;
+  return g;
 }
 
 wire::JobSpec Spec(uint32_t gpus, uint32_t side = 1024, std::string model = "") {
@@ -115,6 +129,83 @@ TEST(GangScheduler, AutoRuleByResolutionAndQueue) {
   std::vector<ActorSlot> actors = {Slot(1, 0), Slot(1, 1), Slot(1, 2), Slot(1, 3)};
   EXPECT_EQ(s.Place(Spec(0, 1536), actors, 0)->gang.size(), 4u);
   EXPECT_EQ(s.Place(Spec(0, 1536), actors, 10)->gang.size(), 1u);
+}
+
+TEST(GangScheduler, ReusesAGangOnlyWhenEveryMemberKeepsItInTheSameOrder) {
+  ActorSlot a = Slot(1, 0), b = Slot(1, 1), c = Slot(1, 2);
+  const GangRecord g = Keep({&a, &b});
+  EXPECT_EQ(KeptGangOf({a, b}, "nccl"), g.gang_id);
+  EXPECT_FALSE(KeptGangOf({b, a}, "nccl"));     // another rank order
+  EXPECT_FALSE(KeptGangOf({a, b}, "ucx"));      // another backend
+  EXPECT_FALSE(KeptGangOf({a}, "nccl"));        // a gang of one
+  EXPECT_FALSE(KeptGangOf({a, b, c}, "nccl"));  // another size (c keeps nothing)
+  ActorSlot b2 = b;
+  b2.kept.reset();
+  EXPECT_FALSE(KeptGangOf({a, b2}, "nccl"));  // one member dropped it
+  ActorSlot b3 = b;
+  b3.kept = GangRecord{GangId::Random(), {a.actor_id, b.actor_id}, "nccl"};
+  EXPECT_FALSE(KeptGangOf({a, b3}, "nccl"));  // one member keeps another gang
+
+  // Through Place: the kept gang, in its rank order, with its id.
+  GangScheduler s;
+  std::optional<Placement> p = s.Place(Spec(2), {a, b}, 0);
+  ASSERT_TRUE(p);
+  ASSERT_TRUE(p->kept_gang);
+  EXPECT_EQ(*p->kept_gang, g.gang_id);
+  EXPECT_EQ(p->gang[0].actor_id, a.actor_id);
+  EXPECT_EQ(p->gang[1].actor_id, b.actor_id);
+  // A kept gang in the other rank order is reused in that order.
+  ActorSlot x = Slot(2, 0), y = Slot(2, 1);
+  const GangRecord h = Keep({&y, &x});
+  p = s.Place(Spec(2), {x, y}, 0);
+  ASSERT_TRUE(p && p->kept_gang);
+  EXPECT_EQ(*p->kept_gang, h.gang_id);
+  EXPECT_EQ(p->gang[0].actor_id, y.actor_id);
+  // A busy member: a new gang (no id to reuse); a gang of another size: a new gang.
+  ActorSlot busy_b = b;
+  busy_b.idle = false;
+  p = s.Place(Spec(2), {a, busy_b, c}, 0);
+  ASSERT_TRUE(p);
+  EXPECT_FALSE(p->kept_gang);
+  p = s.Place(Spec(3), {a, b, c}, 0);
+  ASSERT_TRUE(p);
+  EXPECT_FALSE(p->kept_gang);
+  // A job of one on a member of a kept gang: no gang to reuse.
+  p = s.Place(Spec(1), {a, b}, 0);
+  ASSERT_TRUE(p);
+  EXPECT_FALSE(p->kept_gang);
+}
+
+TEST(GangScheduler, PrefersAnIdleKeptGangWithinTheStrategy) {
+  GangScheduler pack;
+  // Node 1: 4 idle GPUs; node 2: 2. Best fit would put a gang of 2 on node 2; the gang kept
+  // on node 1 wins (same number of nodes).
+  std::vector<ActorSlot> actors = {Slot(1, 0), Slot(1, 1), Slot(1, 2), Slot(1, 3), Slot(2, 0), Slot(2, 1)};
+  const GangRecord g = Keep({&actors[2], &actors[3]});
+  std::optional<Placement> p = pack.Place(Spec(2), actors, 0);
+  ASSERT_TRUE(p && p->kept_gang);
+  EXPECT_EQ(*p->kept_gang, g.gang_id);
+  EXPECT_EQ(p->gang[0].actor_id, actors[2].actor_id);
+  EXPECT_EQ(p->gang[1].actor_id, actors[3].actor_id);
+  // PACK still holds: a kept gang across two nodes loses to a gang on one node.
+  std::vector<ActorSlot> split = {Slot(1, 0), Slot(1, 1), Slot(2, 0)};
+  Keep({&split[0], &split[2]});
+  p = pack.Place(Spec(2), split, 0);
+  ASSERT_TRUE(p);
+  EXPECT_FALSE(p->kept_gang);
+  EXPECT_EQ(p->gang[0].node_id, p->gang[1].node_id);
+  // SPREAD: a kept gang on one node loses to one spread over two; a spread kept gang wins.
+  GangScheduler spread({.strategy = PlacementStrategy::kSpread});
+  std::vector<ActorSlot> s1 = {Slot(1, 0), Slot(1, 1), Slot(2, 0), Slot(2, 1)};
+  Keep({&s1[0], &s1[1]});
+  p = spread.Place(Spec(2), s1, 0);
+  ASSERT_TRUE(p);
+  EXPECT_FALSE(p->kept_gang);
+  EXPECT_NE(p->gang[0].node_id, p->gang[1].node_id);
+  const GangRecord across = Keep({&s1[1], &s1[3]});
+  p = spread.Place(Spec(2), s1, 0);
+  ASSERT_TRUE(p && p->kept_gang);
+  EXPECT_EQ(*p->kept_gang, across.gang_id);
 }
 
 TEST(GangScheduler, ChannelBackend) {

@@ -100,6 +100,71 @@ TEST_F(HeadServerTest, GangGetsRanksAndRendezvous) {
   EXPECT_EQ(ta[0].job.seed, acc.seed);
 }
 
+// docs/runtime-design.md, "Kept gangs": consecutive jobs on the same actors reuse the gang id
+// (the actors keep its channels); a gang of one on a member ends it.
+TEST_F(HeadServerTest, ConsecutiveGangJobsReuseTheKeptGang) {
+  auto a = Actor(), b = Actor();
+  ASSERT_TRUE(WaitFor([&] { return AliveActors() == 2; }));
+  wire::JobSpec spec = TinySpec();
+  spec.gpus = 2;
+  for (int i = 0; i < 2; ++i) {
+    wire::JobAccepted acc = client_->Submit(spec).value();
+    ASSERT_TRUE(client_->WaitForJob(acc.job_id, 5s).ok());
+    // Both ranks answered (the result needs rank 0 only): the gang is kept once both did.
+    ASSERT_TRUE(WaitFor([&] { return !a->busy() && !b->busy(); }));
+  }
+  auto ta = a->received(), tb = b->received();
+  ASSERT_EQ(ta.size(), 2u);
+  ASSERT_EQ(tb.size(), 2u);
+  EXPECT_EQ(ta[1].gang_id, ta[0].gang_id);
+  EXPECT_EQ(tb[1].gang_id, ta[0].gang_id);
+  EXPECT_EQ(ta[1].rank, ta[0].rank);
+  EXPECT_EQ(tb[1].rank, tb[0].rank);
+  EXPECT_EQ(ta[1].rendezvous, head_->rendezvous_address());  // still valid
+  const std::string m = head_->metrics().Render();
+  EXPECT_NE(m.find("distri_gang_reuses_total 1\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("distri_gangs_formed_total 1\n"), std::string::npos) << m;
+
+  // A job of one on one of them drops the gang there: the next gang job forms a new gang.
+  wire::JobSpec one = TinySpec();
+  one.gpus = 1;
+  wire::JobAccepted acc = client_->Submit(one).value();
+  ASSERT_TRUE(client_->WaitForJob(acc.job_id, 5s).ok());
+  acc = client_->Submit(spec).value();
+  ASSERT_TRUE(client_->WaitForJob(acc.job_id, 5s).ok());
+  ta = a->received();
+  ASSERT_EQ(ta.size() + b->received().size(), 7u);
+  EXPECT_NE(ta.back().gang_id, tb[0].gang_id);
+  EXPECT_EQ(ta.back().gang.size(), 2u);
+  const std::string m2 = head_->metrics().Render();
+  EXPECT_NE(m2.find("distri_gang_reuses_total 1\n"), std::string::npos) << m2;
+  EXPECT_NE(m2.find("distri_gangs_formed_total 2\n"), std::string::npos) << m2;
+}
+
+// An actor that no longer keeps the gang the head reuses fails the task with
+// FailedPrecondition; the job runs again on a new gang.
+TEST_F(HeadServerTest, AGangNoLongerKeptFailsTheAttemptAndANewGangRunsIt) {
+  FakeActorOptions o;
+  o.refuse_known_gangs = true;
+  auto a = Actor(o), b = Actor(o);
+  ASSERT_TRUE(WaitFor([&] { return AliveActors() == 2; }));
+  wire::JobSpec spec = TinySpec();
+  spec.gpus = 2;
+  wire::JobAccepted first = client_->Submit(spec).value();
+  ASSERT_TRUE(client_->WaitForJob(first.job_id, 5s).ok());
+  ASSERT_TRUE(WaitFor([&] { return !a->busy() && !b->busy(); }));
+  wire::JobAccepted second = client_->Submit(spec).value();
+  auto r = client_->WaitForJob(second.job_id, 5s);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->attempt, 1u);
+  const auto ta = a->received();
+  ASSERT_EQ(ta.size(), 3u);
+  EXPECT_EQ(r->image, FakeImage(ta[2].job));
+  EXPECT_EQ(ta[1].gang_id, ta[0].gang_id);  // reused, refused
+  EXPECT_NE(ta[2].gang_id, ta[0].gang_id);  // the re-run: a new gang
+  EXPECT_EQ(ta[2].attempt, 1u);
+}
+
 TEST_F(HeadServerTest, DistriFusionOptionsReachTheGangAndBadModesAreRefused) {
   auto a = Actor(), b = Actor();
   ASSERT_TRUE(WaitFor([&] { return AliveActors() == 2; }));

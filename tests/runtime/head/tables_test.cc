@@ -69,12 +69,77 @@ TEST(ActorTable, ReleaseOnlyForTheCurrentTask) {
   t.Register(a, "pa", 0);
   const TaskRef task{JobId::Random(), 0, 0};
   t.Assign(a.actor_id, task);
-  EXPECT_FALSE(t.Release(a.actor_id, {task.job_id, 1, 0}));  // stale attempt
-  EXPECT_TRUE(t.Release(a.actor_id, task));
+  EXPECT_FALSE(t.Release(a.actor_id, {task.job_id, 1, 0}, true));  // stale attempt
+  EXPECT_TRUE(t.Release(a.actor_id, task, true));
   EXPECT_EQ(t.Find(a.actor_id)->state, wire::ActorState::kIdle);
   // Re-registering while busy loses the task, which the head must re-run.
   t.Assign(a.actor_id, task);
   EXPECT_EQ(t.Register(a, "pa2", 10), task);
+}
+
+// docs/runtime-design.md, "Kept gangs": kept only after a successful TaskDone of a gang of >= 2,
+// cleared by anything else.
+TEST(ActorTable, KeepsTheGangOfASucceededGangTaskOnly) {
+  ActorTable t(100, 3);
+  wire::RegisterActor a = Actor(NodeId::Random(), 0), b = Actor(NodeId::Random(), 1);
+  t.Register(a, "pa", 0);
+  t.Register(b, "pb", 0);
+  const GangRecord gang{GangId::Random(), {a.actor_id, b.actor_id}, "ucx"};
+  auto kept = [&](const ActorId& id) { return t.Find(id)->kept_gang; };
+  TaskRef task{JobId::Random(), 0, 0};
+  // Success of a gang of two: kept.
+  t.Assign(a.actor_id, task, gang);
+  EXPECT_FALSE(kept(a.actor_id).has_value());
+  EXPECT_FALSE(t.Release(a.actor_id, {task.job_id, 1, 0}, true));  // stale: nothing changes
+  EXPECT_TRUE(t.Release(a.actor_id, task, true));
+  ASSERT_TRUE(kept(a.actor_id).has_value());
+  EXPECT_EQ(*kept(a.actor_id), gang);
+  // Any other assignment clears it (even of the same gang, until that task succeeds).
+  task = {JobId::Random(), 0, 0};
+  t.Assign(a.actor_id, task, gang);
+  EXPECT_FALSE(kept(a.actor_id).has_value());
+  EXPECT_TRUE(t.Release(a.actor_id, task, true));
+  EXPECT_TRUE(kept(a.actor_id).has_value());
+  // A failure clears it.
+  task = {JobId::Random(), 0, 0};
+  t.Assign(a.actor_id, task, gang);
+  EXPECT_TRUE(t.Release(a.actor_id, task, /*succeeded=*/false));
+  EXPECT_FALSE(kept(a.actor_id).has_value());
+  // A gang of one keeps nothing, nor does a task of unknown gang (assigned without one).
+  task = {JobId::Random(), 0, 0};
+  t.Assign(a.actor_id, task, GangRecord{GangId::Random(), {a.actor_id}, "ucx"});
+  EXPECT_TRUE(t.Release(a.actor_id, task, true));
+  EXPECT_FALSE(kept(a.actor_id).has_value());
+  t.Assign(a.actor_id, task);
+  EXPECT_TRUE(t.Release(a.actor_id, task, true));
+  EXPECT_FALSE(kept(a.actor_id).has_value());
+  // A CancelTask sent for the task: not kept even when its TaskDone is OK (the actor may have
+  // aborted its channels).
+  task = {JobId::Random(), 0, 0};
+  t.Assign(a.actor_id, task, gang);
+  t.CancelSent(a.actor_id, task, 5);
+  EXPECT_TRUE(t.Release(a.actor_id, task, true));
+  EXPECT_FALSE(kept(a.actor_id).has_value());
+  // An expired cancel, re-registration and death clear it.
+  auto keep = [&](const ActorId& id) {
+    const TaskRef k{JobId::Random(), 0, 0};
+    t.Assign(id, k, gang);
+    ASSERT_TRUE(t.Release(id, k, true));
+    ASSERT_TRUE(kept(id).has_value());
+  };
+  keep(a.actor_id);
+  t.Register(a, "pa2", 10);
+  EXPECT_FALSE(kept(a.actor_id).has_value());
+  keep(b.actor_id);
+  t.MarkDead(b.actor_id);
+  EXPECT_FALSE(kept(b.actor_id).has_value());
+  t.Register(b, "pb2", 20);
+  keep(b.actor_id);
+  task = {JobId::Random(), 0, 0};
+  t.Assign(b.actor_id, task, gang);
+  t.CancelSent(b.actor_id, task, 30);
+  ASSERT_EQ(t.ExpireCancels(1000, 100).size(), 1u);
+  EXPECT_FALSE(kept(b.actor_id).has_value());
 }
 
 TEST(ActorTable, UnansweredCancelTaskExpires) {
@@ -102,7 +167,7 @@ TEST(ActorTable, UnansweredCancelTaskExpires) {
   t.Assign(a.actor_id, tb);
   EXPECT_TRUE(t.ExpireCancels(10'000, 100).empty());
   t.CancelSent(a.actor_id, tb, 400);
-  EXPECT_TRUE(t.Release(a.actor_id, tb));
+  EXPECT_TRUE(t.Release(a.actor_id, tb, true));
   EXPECT_TRUE(t.ExpireCancels(10'000, 100).empty());
   // A dead actor is not released.
   t.CancelSent(b.actor_id, tb, 0);

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -101,6 +102,9 @@ struct FakeActorOptions {
   uint32_t heartbeat_ms = 50;
   int32_t fail_with = 0;  // a StatusCode value: every task fails with it
   bool ignore_cancel = false;  // CancelTask stops the task's steps but is never answered (hung)
+  // A task naming a gang id this actor had before fails at once with FailedPrecondition, as a
+  // real actor does when it no longer keeps that gang's channels.
+  bool refuse_known_gangs = false;
 };
 
 class FakeActor {
@@ -169,6 +173,10 @@ class FakeActor {
         step_ = 0;
         hung_ = false;
         busy_ = true;
+        if (o_.refuse_known_gangs && t->gang.size() > 1 && !known_gangs_.insert(t->gang_id).second) {
+          Done(static_cast<int32_t>(StatusCode::kFailedPrecondition), "gang " + t->gang_id.Short() +
+                                                                         ": no longer kept here");
+        }
       } else if (auto* c = std::get_if<wire::CancelTask>(&*m)) {
         ++cancels_;
         if (task_ && task_->job_id == c->job_id && task_->attempt == c->attempt) {
@@ -217,6 +225,7 @@ class FakeActor {
   std::optional<wire::AssignTask> task_;
   uint32_t step_ = 0;
   bool hung_ = false;  // loop thread only
+  std::set<GangId> known_gangs_;  // loop thread only
   std::atomic<bool> stop_{false};
   std::atomic<bool> busy_{false};
   std::atomic<int> tasks_{0}, cancels_{0};

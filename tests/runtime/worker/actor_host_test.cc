@@ -1,13 +1,16 @@
 // ActorHost against a fake head (tests/runtime/node/fake_head.h) with a small deterministic
 // executor: registration and heartbeats, progress and results, gangs of two over the local
-// channel through a TCP rendezvous, cancellation, preemption by a newer task, the watchdog,
-// and re-registration after a head restart.
+// channel through a TCP rendezvous, kept gangs (channels and group channels reused by the next
+// task of the same gang, dropped otherwise), cancellation, preemption by a newer task, the
+// watchdog, and re-registration after a head restart.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "runtime/channel/tcp_rendezvous.h"
 #include "runtime/worker/actor_host.h"
@@ -37,9 +40,10 @@ class CountingExecutor : public TaskExecutor {
   std::atomic<int> returned{0};
   std::atomic<bool> saw_channel{false};
 
-  Result<TaskOutput> Run(const wire::AssignTask& task, channel::Channel* channel, const ProgressFn& progress,
+  Result<TaskOutput> Run(const wire::AssignTask& task, GangChannels* gang, const ProgressFn& progress,
                          const CancelFn& cancelled) override {
     runs++;
+    channel::Channel* channel = gang ? gang->gang() : nullptr;
     struct Count {
       std::atomic<int>& n;
       ~Count() { n++; }
@@ -69,6 +73,58 @@ class CountingExecutor : public TaskExecutor {
     }
     return out;
   }
+};
+
+// For kept gangs: each step sums (rank + 1) over the gang channel and over a group channel
+// (group 0: the whole gang, made through GangChannels::Group), and records which channels it
+// got. On an error (a cancel included) it records the channels' status, after waiting briefly
+// for the abort to reach them (the cancel flag is set just before the host aborts).
+class GangExecutor : public TaskExecutor {
+ public:
+  std::atomic<int> step_ms{5};
+  std::atomic<int> runs{0};
+  std::atomic<int> releases{0};
+  std::mutex mu;
+  std::vector<channel::Channel*> gangs, groups;  // per run
+  Status gang_status_on_error, group_status_on_error;
+
+  Result<TaskOutput> Run(const wire::AssignTask& task, GangChannels* gang, const ProgressFn& progress,
+                         const CancelFn& cancelled) override {
+    runs++;
+    if (gang == nullptr) return TaskOutput{};
+    DISTRI_ASSIGN_OR_RETURN(channel::Channel* group, gang->Group(0, static_cast<int>(task.rank),
+                                                                 static_cast<int>(task.gang.size())));
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      gangs.push_back(gang->gang());
+      groups.push_back(group);
+    }
+    auto fail = [&](Status s) {
+      for (int i = 0; i < 200 && group->status().ok(); ++i) std::this_thread::sleep_for(milliseconds(10));
+      std::lock_guard<std::mutex> lock(mu);
+      gang_status_on_error = gang->gang()->status();
+      group_status_on_error = group->status();
+      return s;
+    };
+    const int steps = static_cast<int>(task.job.steps);
+    int64_t sum = 0, group_sum = 0;
+    for (int i = 1; i <= steps; ++i) {
+      if (cancelled()) return fail(Status::Cancelled("cancelled at step " + std::to_string(i)));
+      int64_t mine = task.rank + 1;
+      if (Status s = gang->gang()->AllReduce(channel::CpuBuffer(&mine, 1), channel::CpuBuffer(&sum, 1)); !s.ok()) {
+        return fail(s);
+      }
+      if (Status s = group->AllReduce(channel::CpuBuffer(&mine, 1), channel::CpuBuffer(&group_sum, 1)); !s.ok()) {
+        return fail(s);
+      }
+      std::this_thread::sleep_for(milliseconds(step_ms.load()));
+      progress(i, steps);
+    }
+    TaskOutput out;
+    if (task.rank == 0) out.image = "sum=" + std::to_string(sum) + " group=" + std::to_string(group_sum);
+    return out;
+  }
+  void ReleaseGang() override { releases++; }
 };
 
 wire::AssignTask MakeTask(int world, int rank, uint32_t steps, const std::string& rendezvous = "") {
@@ -225,6 +281,142 @@ TEST_F(ActorHostTest, GangOfTwoSharesAChannelAndCancelAbortsIt) {
       EXPECT_NE(d.error_code, 0);
     }
   }
+}
+
+// A gang of two whose tasks go to both hosts; `attempt` tells the tasks apart.
+struct GangPair {
+  wire::AssignTask t0, t1;
+};
+GangPair TasksOf(const GangId& gang, uint32_t attempt, uint32_t steps, const std::string& rdv) {
+  GangPair p;
+  p.t0 = MakeTask(2, 0, steps, rdv);
+  p.t0.gang_id = gang;
+  p.t0.attempt = attempt;
+  p.t1 = p.t0;
+  p.t1.rank = 1;
+  return p;
+}
+
+TEST_F(ActorHostTest, ConsecutiveTasksOfAGangReuseItsChannelsAndGroupChannels) {
+  auto server = channel::TcpRendezvousServer::Listen("127.0.0.1", 0).value();
+  ASSERT_TRUE(server->Start().ok());
+  const std::string rdv = "tcp://127.0.0.1:" + std::to_string(server->port());
+  GangExecutor e0, e1;
+  auto o0 = Options(), o1 = Options();
+  auto h0 = StartHost(o0, &e0);
+  auto h1 = StartHost(o1, &e1);
+  auto run = [&](const GangPair& p) {
+    const size_t before = Dones().size();
+    head_->SendTo(PeerOf(o0.actor_id), p.t0);
+    head_->SendTo(PeerOf(o1.actor_id), p.t1);
+    EXPECT_TRUE(WaitUntil([&] { return Dones().size() == before + 2; }, milliseconds(20'000)));
+    for (size_t i = before; i < Dones().size(); ++i) {
+      const auto d = Dones()[i];
+      EXPECT_EQ(d.error_code, 0) << d.error_message;
+      EXPECT_EQ(d.image, d.rank == 0 ? "sum=3 group=3" : "");
+    }
+  };
+  const GangId g = GangId::Random();
+  run(TasksOf(g, 0, 3, rdv));
+  EXPECT_EQ(h0->gangs_connected(), 1);
+  EXPECT_EQ(h0->gangs_reused(), 0);
+  // The next task of the same gang: the same channels, no second rendezvous (the rendezvous
+  // keys are write-once, so a second one under the same prefix could not even succeed).
+  run(TasksOf(g, 1, 3, rdv));
+  for (auto* h : {h0.get(), h1.get()}) {
+    EXPECT_EQ(h->gangs_connected(), 1);
+    EXPECT_EQ(h->gangs_reused(), 1);
+  }
+  for (GangExecutor* e : {&e0, &e1}) {
+    std::lock_guard<std::mutex> lock(e->mu);
+    ASSERT_EQ(e->gangs.size(), 2u);
+    EXPECT_EQ(e->gangs[1], e->gangs[0]);
+    EXPECT_EQ(e->groups[1], e->groups[0]);
+    EXPECT_EQ(e->releases.load(), 0);
+  }
+  // Another gang id: the kept channels are dropped (the executor told first), new ones made.
+  run(TasksOf(GangId::Random(), 2, 3, rdv));
+  for (auto* h : {h0.get(), h1.get()}) {
+    EXPECT_EQ(h->gangs_connected(), 2);
+    EXPECT_EQ(h->gangs_reused(), 1);
+  }
+  EXPECT_EQ(e0.releases.load(), 1);
+  EXPECT_EQ(e1.releases.load(), 1);
+  // A gang of one drops them too.
+  wire::AssignTask solo = MakeTask(1, 0, 2);
+  solo.attempt = 3;
+  head_->SendTo(PeerOf(o0.actor_id), solo);
+  ASSERT_TRUE(WaitUntil([&] { return Dones().size() == 7; }));
+  EXPECT_EQ(Dones().back().error_code, 0) << Dones().back().error_message;
+  EXPECT_EQ(e0.releases.load(), 2);
+}
+
+TEST_F(ActorHostTest, CancelAbortsTheKeptGangsGroupChannelsAndDropsThem) {
+  auto server = channel::TcpRendezvousServer::Listen("127.0.0.1", 0).value();
+  ASSERT_TRUE(server->Start().ok());
+  const std::string rdv = "tcp://127.0.0.1:" + std::to_string(server->port());
+  GangExecutor e0, e1;
+  auto o0 = Options(), o1 = Options();
+  auto h0 = StartHost(o0, &e0);
+  auto h1 = StartHost(o1, &e1);
+  const GangId g = GangId::Random();
+  GangPair first = TasksOf(g, 0, 2, rdv);
+  head_->SendTo(PeerOf(o0.actor_id), first.t0);
+  head_->SendTo(PeerOf(o1.actor_id), first.t1);
+  ASSERT_TRUE(WaitUntil([&] { return Dones().size() == 2; }));
+  // The second task of the gang runs on the kept channels (group channel made by the first)
+  // and is cancelled on rank 0: the abort reaches the kept group channel too.
+  e0.step_ms = e1.step_ms = 50;
+  GangPair second = TasksOf(g, 1, 200, rdv);
+  head_->SendTo(PeerOf(o0.actor_id), second.t0);
+  head_->SendTo(PeerOf(o1.actor_id), second.t1);
+  ASSERT_TRUE(WaitUntil([&] { return head_->All<wire::TaskProgress>().size() >= 2 + 2 + 4; }));
+  EXPECT_EQ(h0->gangs_reused(), 1);
+  head_->SendTo(PeerOf(o0.actor_id), wire::CancelTask{second.t0.job_id, 1});
+  ASSERT_TRUE(WaitUntil([&] { return Dones().size() == 4; }, milliseconds(30'000)));
+  {
+    std::lock_guard<std::mutex> lock(e0.mu);
+    EXPECT_EQ(e0.gang_status_on_error.code(), StatusCode::kAborted) << e0.gang_status_on_error.ToString();
+    EXPECT_EQ(e0.group_status_on_error.code(), StatusCode::kAborted) << e0.group_status_on_error.ToString();
+  }
+  ASSERT_TRUE(WaitUntil([&] { return e0.releases.load() == 1 && e1.releases.load() == 1; }));
+  // The same gang id again: this actor dropped its channels, so the task fails at once.
+  const int runs = e0.runs.load();
+  GangPair third = TasksOf(g, 2, 2, rdv);
+  const auto t0 = std::chrono::steady_clock::now();
+  head_->SendTo(PeerOf(o0.actor_id), third.t0);
+  ASSERT_TRUE(WaitUntil([&] { return Dones().size() == 5; }));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, milliseconds(3000));
+  const auto d = Dones().back();
+  EXPECT_EQ(d.error_code, static_cast<int32_t>(StatusCode::kFailedPrecondition)) << d.error_message;
+  EXPECT_NE(d.error_message.find("no longer keeps"), std::string::npos) << d.error_message;
+  EXPECT_EQ(e0.runs.load(), runs);
+  EXPECT_EQ(h0->gangs_connected(), 1);
+}
+
+TEST_F(ActorHostTest, RegisteringAgainDropsTheKeptGang) {
+  auto server = channel::TcpRendezvousServer::Listen("127.0.0.1", 0).value();
+  ASSERT_TRUE(server->Start().ok());
+  const std::string rdv = "tcp://127.0.0.1:" + std::to_string(server->port());
+  GangExecutor e0, e1;
+  auto o0 = Options(), o1 = Options();
+  auto h0 = StartHost(o0, &e0);
+  auto h1 = StartHost(o1, &e1);
+  const GangId g = GangId::Random();
+  GangPair first = TasksOf(g, 0, 2, rdv);
+  head_->SendTo(PeerOf(o0.actor_id), first.t0);
+  head_->SendTo(PeerOf(o1.actor_id), first.t1);
+  ASSERT_TRUE(WaitUntil([&] { return Dones().size() == 2; }));
+  head_->Restart();
+  ASSERT_TRUE(WaitUntil([&] { return h0->registrations() == 2 && h1->registrations() == 2; }));
+  ASSERT_TRUE(WaitUntil([&] { return !PeerOf(o0.actor_id).empty(); }));
+  const size_t before = Dones().size();
+  head_->SendTo(PeerOf(o0.actor_id), TasksOf(g, 1, 2, rdv).t0);
+  ASSERT_TRUE(WaitUntil([&] { return Dones().size() == before + 1; }));
+  const auto d = Dones().back();
+  EXPECT_EQ(d.error_code, static_cast<int32_t>(StatusCode::kFailedPrecondition)) << d.error_message;
+  EXPECT_EQ(e0.releases.load(), 1);
+  EXPECT_EQ(h0->gangs_reused(), 0);
 }
 
 TEST_F(ActorHostTest, NewTaskSupersedesTheRunningOneAndDuplicatesAreIgnored) {
