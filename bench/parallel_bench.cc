@@ -3,6 +3,7 @@
 //
 //   parallel_bench --model DIR --gpus 1,2,4 --sizes 1024,2048 [--steps 50] [--repeats 3]
 //                  [--sync-mode corrected_async_gn] [--warmup-steps 4] [--out results.jsonl]
+//                  [--parallelism patch|naive_patch|tensor]
 //
 // For every size and GPU count: one warm-up job (it captures the CUDA graphs of the phases; few
 // steps), then `repeats` timed jobs of `steps` DDIM steps with CFG. Latency = text encoding +
@@ -147,6 +148,7 @@ double Median(std::vector<double> v) {
 int main(int argc, char** argv) {
   CLI::App app{"patch-parallel benchmark (one process, one thread per GPU)"};
   std::string model, gpus_text = "1,2,4", sizes_text = "1024", out_path, sync_mode = "corrected_async_gn";
+  std::string parallelism = "patch";
   int steps = 50, repeats = 3, warmup_steps = 4, warmup_job_steps = 8;
   bool exact = false, no_split_cfg = false;
   double guidance = 5.0;
@@ -157,6 +159,7 @@ int main(int argc, char** argv) {
   app.add_option("--repeats", repeats, "Timed jobs per configuration")->capture_default_str();
   app.add_option("--warmup-job-steps", warmup_job_steps, "Steps of the untimed warm-up job")->capture_default_str();
   app.add_option("--sync-mode", sync_mode, "DistriFusion sync mode")->capture_default_str();
+  app.add_option("--parallelism", parallelism, "patch, naive_patch or tensor (gangs of 2+ GPUs)")->capture_default_str();
   app.add_option("--warmup-steps", warmup_steps, "Synchronous steps per job")->capture_default_str();
   app.add_option("--guidance", guidance, "CFG scale")->capture_default_str();
   app.add_flag("--no-split-cfg", no_split_cfg, "Patch-split the whole batch instead of splitting the CFG halves");
@@ -213,11 +216,12 @@ int main(int argc, char** argv) {
     double base_latency = 0;
     GenerateResult base;
     for (int n : gpu_counts) {
-      std::vector<std::string> modes = {n == 1 ? std::string("single") : sync_mode};
+      std::vector<std::string> modes = {n == 1 ? std::string("single") : parallelism == "patch" ? sync_mode : parallelism};
       if (exact && n > 1) modes.push_back("full_sync");
       for (const std::string& mode : modes) {
         ParallelOptions o;
-        o.sync_mode = mode == "single" ? "corrected_async_gn" : mode;
+        o.sync_mode = mode == "single" || mode == parallelism ? "corrected_async_gn" : mode;
+        if (n > 1 && mode != "full_sync") o.parallelism = parallelism;
         o.warmup_steps = warmup_steps;
         o.split_cfg = !no_split_cfg;
         const std::string tag = std::to_string(size) + "/" + std::to_string(n) + "/" + mode;

@@ -28,13 +28,15 @@
 int main(int argc, char** argv) {
   CLI::App app{"distri UNet benchmark"};
   std::string model, dtype_name = "fp16", variant = "fp16";
-  int height = 1024, width = 1024, steps = 50, repeats = 3;
+  int height = 1024, width = 1024, steps = 50, repeats = 3, batch = 2;
   bool graph = false, channels_last = false, profile = false, cudnn_benchmark = false;
   app.add_option("--model", model, "model folder (its unet/ is loaded)")->required();
   app.add_option("--height", height);
   app.add_option("--width", width);
   app.add_option("--steps", steps);
   app.add_option("--repeats", repeats);
+  app.add_option("--batch", batch, "UNet batch (2 = one image with CFG; 1 = one CFG half, as a rank of a CFG-split gang)")
+      ->check(CLI::Range(1, 64));
   app.add_option("--dtype", dtype_name);
   app.add_option("--variant", variant);
   app.add_flag("--graph", graph);
@@ -55,7 +57,7 @@ int main(int argc, char** argv) {
   c10::InferenceMode guard;
   auto opts = at::TensorOptions().device(dev).dtype(*dtype);
   at::manual_seed(0);
-  const int64_t b = 2, h = height / 8, w = width / 8;
+  const int64_t b = batch, h = height / 8, w = width / 8;
   at::Tensor sample = at::randn({b, o.in_channels, h, w}, opts);
   if (channels_last) sample = sample.contiguous(at::MemoryFormat::ChannelsLast);
   at::Tensor ehs = at::randn({b, 77, o.cross_attention_dim.empty() ? 2048 : o.cross_attention_dim[0]}, opts);
@@ -144,10 +146,10 @@ int main(int argc, char** argv) {
   cudaGetDeviceProperties(&prop, 0);
   size_t free_b = 0, total_b = 0;
   cudaMemGetInfo(&free_b, &total_b);
-  std::printf("{\"impl\": \"distri%s%s%s\", \"height\": %d, \"width\": %d, \"steps\": %d, \"dtype\": \"%s\", "
+  std::printf("{\"impl\": \"distri%s%s%s\", \"batch\": %d, \"height\": %d, \"width\": %d, \"steps\": %d, \"dtype\": \"%s\", "
               "\"loop_s\": %.4f, \"per_forward_ms\": %.2f, \"device_used_gib\": %.2f, \"device\": \"%s\", "
               "\"checksum\": %.6g}\n",
-              graph ? "+graph" : "", channels_last ? "+cl" : "", cudnn_benchmark ? "+cudnnbench" : "", height, width, steps, dtype_name.c_str(), med,
+              graph ? "+graph" : "", channels_last ? "+cl" : "", cudnn_benchmark ? "+cudnnbench" : "", batch, height, width, steps, dtype_name.c_str(), med,
               1000 * med / steps, (total_b - free_b) / 1073741824.0, prop.name,
               out.to(at::kFloat).abs().mean().item<double>());
   return 0;

@@ -169,9 +169,13 @@ int Report(const GenerateArgs& a, const RankOutcome& r0, int world, const std::s
     std::fprintf(stderr, " s\n");
   }
   if (world > 1) {
-    std::fprintf(stderr, "gang: %d ranks (%d CFG group(s) x %d strip(s)), %s, %s, stale buffers %.1f MiB\n", world,
-                 r0.stats.layout.groups, r0.stats.layout.patch_ranks, a.parallel.parallelism.c_str(),
-                 a.parallel.sync_mode.c_str(), r0.stats.stale_bytes / 1048576.0);
+    if (a.parallel.parallelism == "tensor") {
+      std::fprintf(stderr, "gang: %d ranks, tensor parallelism (heads, feed-forward and resnet channels split)\n", world);
+    } else {
+      std::fprintf(stderr, "gang: %d ranks (%d CFG group(s) x %d strip(s)), %s, %s, stale buffers %.1f MiB\n", world,
+                   r0.stats.layout.groups, r0.stats.layout.patch_ranks, a.parallel.parallelism.c_str(),
+                   a.parallel.sync_mode.c_str(), r0.stats.stale_bytes / 1048576.0);
+    }
     std::fprintf(stderr, "channel backend: %s\n", backend.c_str());
   }
   if (all) {
@@ -212,7 +216,7 @@ void AddGenerateOptions(CLI::App& cmd, GenerateArgs& a) {
   cmd.add_option("--gpus", a.gpus, "Render on N GPUs of this machine (one thread per GPU, NCCL)");
   cmd.add_option("--ranks", a.ranks, "Render with N ranks as threads on --device (CPU: local channel)");
   cmd.add_option("--backend", a.backend, "Channel backend of a gang: auto, nccl, ucx or local")->capture_default_str();
-  cmd.add_option("--parallelism", a.parallel.parallelism, "patch or naive_patch")->capture_default_str();
+  cmd.add_option("--parallelism", a.parallel.parallelism, "patch, naive_patch or tensor")->capture_default_str();
   cmd.add_option("--sync-mode", a.parallel.sync_mode,
                  "corrected_async_gn, stale_gn, sync_gn, separate_gn, full_sync or no_sync")
       ->capture_default_str();

@@ -5,6 +5,7 @@
 
 #include "actors/common/torch_util.h"
 #include "actors/parallel/parallel_decode.h"
+#include "actors/parallel/tensor_parallel_generate.h"
 
 #ifdef DISTRI_HAVE_CUDA
 #include <c10/cuda/CUDAGuard.h>
@@ -34,6 +35,11 @@ Result<pipeline::GenerateResult> GenerateParallel(pipeline::Pipeline& pipe, pipe
   return generator.Generate(std::move(params), progress, stats);
 }
 
+ParallelGenerator::ParallelGenerator(pipeline::Pipeline& pipe, channel::Channel* channel, ParallelOptions options)
+    : pipe_(pipe), channel_(channel), options_(std::move(options)) {}
+
+ParallelGenerator::~ParallelGenerator() = default;
+
 Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateParams params,
                                                              const pipeline::ProgressFn& progress,
                                                              ParallelStats* stats) {
@@ -51,7 +57,9 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
   if (options.parallelism == "naive_patch") {
     runner_options.context.naive = true;
   } else if (options.parallelism == "tensor") {
-    return Status::Unimplemented("parallelism 'tensor' is not implemented yet (use patch or naive_patch)");
+    // Tensor parallelism has its own loop (tensor_parallel_generate.h); its runner (and CUDA
+    // graph) is kept between jobs like the patch runner.
+    return GenerateTensorParallel(pipe, std::move(params), channel, options, progress, stats, &tp_runner_);
   } else if (options.parallelism != "patch") {
     return Status::InvalidArgument("unknown parallelism '" + options.parallelism +
                                    "' (expected patch, naive_patch or tensor)");
@@ -82,11 +90,16 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
   const int64_t latent_h = params.height / scale, latent_w = params.width / scale;
   if (!runner_ || runner_height_ != latent_h || runner_width_ != latent_w || runner_layout_.groups != layout.groups) {
     runner_.reset();  // detaches the old context first
-    if (layout.groups > 1 && layout.patch_ranks > 1 && options.make_group_channel && !group_channel_) {
+    if (layout.groups > 1 && layout.patch_ranks > 1 && !group_channel_) {
       const int group = layout.group_of(rank), strip = layout.strip_of(rank);
-      DISTRI_ASSIGN_OR_RETURN(group_channel_, options.make_group_channel(group, strip, layout.patch_ranks));
+      if (options.group_channel) {
+        DISTRI_ASSIGN_OR_RETURN(group_channel_, options.group_channel(group, strip, layout.patch_ranks));
+      } else if (options.make_group_channel) {
+        DISTRI_ASSIGN_OR_RETURN(owned_group_channel_, options.make_group_channel(group, strip, layout.patch_ranks));
+        group_channel_ = owned_group_channel_.get();
+      }
     }
-    channel::Channel* group_channel = layout.groups > 1 ? group_channel_.get() : nullptr;
+    channel::Channel* group_channel = layout.groups > 1 ? group_channel_ : nullptr;
     DISTRI_ASSIGN_OR_RETURN(runner_, DisplacedUNetRunner::Create(pipe.unet(), channel, layout, latent_h, latent_w,
                                                                  runner_options, group_channel));
     runner_layout_ = layout;

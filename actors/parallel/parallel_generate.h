@@ -26,7 +26,7 @@
 namespace distri::parallel {
 
 struct ParallelOptions {
-  std::string parallelism = "patch";             // patch | naive_patch
+  std::string parallelism = "patch";             // patch | naive_patch | tensor
   std::string sync_mode = "corrected_async_gn";  // see displaced_patch_context.h
   int warmup_steps = 4;
   bool split_cfg = true;    // CFG halves on the two halves of an even gang
@@ -35,9 +35,14 @@ struct ParallelOptions {
   // Decode the VAE split across the gang (parallel_decode.h; exact) instead of on rank 0 alone.
   bool parallel_vae = true;
   // Optional: makes this rank's channel among the `size` ranks of its CFG group (`rank` = its
-  // strip), e.g. MakeChannel over the gang's rendezvous with a per-group prefix. Used when the
-  // CFG halves are split; without it the patch exchanges go over the whole gang.
+  // strip), e.g. MakeChannel over the gang's rendezvous with a per-group prefix; the generator
+  // owns it. Used when the CFG halves are split; without it (and without group_channel) the
+  // patch exchanges go over the whole gang.
   std::function<Result<std::unique_ptr<channel::Channel>>(int group, int rank, int size)> make_group_channel;
+  // Optional, the borrowed form (used instead of make_group_channel when set): returns a group
+  // channel the caller owns and keeps at least as long as the generator (the actor host keeps
+  // it with the gang's channels across jobs, worker::GangChannels::Group).
+  std::function<Result<channel::Channel*>(int group, int rank, int size)> group_channel;
 };
 
 struct ParallelStats {
@@ -52,12 +57,15 @@ struct ParallelStats {
 // buffers and CUDA graphs) between jobs of the same size and layout: the first job of a size
 // captures the graphs, later ones replay them. While it exists, run `pipe` only through it
 // (its UNet carries the runner's layer context). Not thread-safe; one per rank.
+class TensorParallelUNetRunner;  // tensor_parallel.h
+
 class ParallelGenerator {
  public:
   // `channel` null = a gang of one; else not owned, outlives the generator. After an error the
   // channel is aborted: make a new channel and generator.
-  ParallelGenerator(pipeline::Pipeline& pipe, channel::Channel* channel, ParallelOptions options)
-      : pipe_(pipe), channel_(channel), options_(std::move(options)) {}
+  // (Out of line: tp_runner_'s type is complete only in the .cc.)
+  ParallelGenerator(pipeline::Pipeline& pipe, channel::Channel* channel, ParallelOptions options);
+  ~ParallelGenerator();
   Result<pipeline::GenerateResult> Generate(pipeline::GenerateParams params,
                                             const pipeline::ProgressFn& progress = nullptr,
                                             ParallelStats* stats = nullptr);
@@ -66,8 +74,10 @@ class ParallelGenerator {
   pipeline::Pipeline& pipe_;
   channel::Channel* channel_;
   ParallelOptions options_;
-  std::unique_ptr<channel::Channel> group_channel_;  // before runner_: the runner uses it
+  std::unique_ptr<channel::Channel> owned_group_channel_;  // from make_group_channel
+  channel::Channel* group_channel_ = nullptr;              // owned_ or borrowed; before runner_
   std::unique_ptr<DisplacedUNetRunner> runner_;
+  std::unique_ptr<TensorParallelUNetRunner> tp_runner_;  // parallelism "tensor" only
   GangLayout runner_layout_;
   int64_t runner_height_ = 0, runner_width_ = 0;
 };

@@ -22,6 +22,7 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& context
               is_cross_attention() ? "Attention: cross-attention needs a context"
                                    : "Attention: self-attention takes no context");
   if (x.dim() == 4) return ForwardSpatial(x);
+  if (tp_) return tp_->Attention(tp_site_, *this, x, context);
   return Attend(x, context);
 }
 

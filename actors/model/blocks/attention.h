@@ -11,7 +11,8 @@
 // kernel) accumulate and normalise in fp32 for fp16/bf16 inputs. The flags are kept so the
 // options mirror the config.
 //
-// Self-attention K/V go through the LayerContext (layer_context.h) when one is attached.
+// Self-attention K/V go through the LayerContext (layer_context.h) when one is attached; the
+// token form goes through a TensorParallelHook (tensor_parallel_hook.h) when one is attached.
 #pragma once
 
 #include <mutex>
@@ -26,6 +27,7 @@
 
 #include "actors/model/blocks/layer_context.h"
 #include "actors/model/blocks/layers.h"
+#include "actors/model/blocks/tensor_parallel_hook.h"
 
 namespace distri::model {
 
@@ -46,7 +48,7 @@ struct AttentionOptions {
   TORCH_ARG(double, rescale_output_factor) = 1.0;
 };
 
-class AttentionImpl : public torch::nn::Module, public HookedLayer {
+class AttentionImpl : public torch::nn::Module, public HookedLayer, public TensorParallelBlock {
  public:
   explicit AttentionImpl(const AttentionOptions& options);
 

@@ -2,6 +2,7 @@
 //   net.0 = GEGLU: proj (dim -> 2 * inner); hidden, gate = chunk(2); hidden * gelu(gate) (exact)
 //   net.1 = Dropout (identity at inference, no weights)
 //   net.2 = Linear(inner -> dim_out)
+// With a TensorParallelHook attached (tensor_parallel_hook.h), forward goes through it.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -13,6 +14,7 @@
 #include <cstdint>
 
 #include "actors/model/blocks/layers.h"
+#include "actors/model/blocks/tensor_parallel_hook.h"
 
 namespace distri::model {
 
@@ -32,10 +34,13 @@ struct FeedForwardOptions {
   TORCH_ARG(int64_t, mult) = 4;  // inner = dim * mult
 };
 
-class FeedForwardImpl : public torch::nn::Module {
+class FeedForwardImpl : public torch::nn::Module, public TensorParallelBlock {
  public:
   explicit FeedForwardImpl(const FeedForwardOptions& options);
-  at::Tensor forward(const at::Tensor& x) const { return out->forward(geglu->forward(x)); }
+  at::Tensor forward(const at::Tensor& x) const {
+    if (tp_) return tp_->FeedForward(tp_site_, *this, x);
+    return out->forward(geglu->forward(x));
+  }
 
   torch::nn::ModuleList net{nullptr};
   GEGLU geglu{nullptr};  // == net[0]

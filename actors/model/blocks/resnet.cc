@@ -17,6 +17,7 @@ ResnetBlock2DImpl::ResnetBlock2DImpl(const ResnetBlock2DOptions& o) : options(o)
 }
 
 at::Tensor ResnetBlock2DImpl::forward(const at::Tensor& x, const at::Tensor& temb) const {
+  if (tp_) return tp_->ResnetBlock(tp_site_, *this, x, temb);
   // In-place activations/adds only touch tensors created here (never x or temb).
   // conv1's bias and the time embedding, then conv2's bias and the residual, are each added in
   // one pass (FusedConvAdd) where the fused kernels apply.

@@ -4,6 +4,7 @@
 //   out = (shortcut(x) + h) / output_scale_factor
 // shortcut is conv_shortcut (1x1, or 3x3 with use_conv_shortcut) when in != out, else identity.
 // temb_channels 0 means no time embedding (the VAE's blocks).
+// With a TensorParallelHook attached (tensor_parallel_hook.h), forward goes through it.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -14,6 +15,7 @@
 #include <cstdint>
 
 #include "actors/model/blocks/layers.h"
+#include "actors/model/blocks/tensor_parallel_hook.h"
 
 namespace distri::model {
 
@@ -29,7 +31,7 @@ struct ResnetBlock2DOptions {
   TORCH_ARG(bool, use_conv_shortcut) = false;  // 3x3 instead of 1x1 shortcut when in != out
 };
 
-class ResnetBlock2DImpl : public torch::nn::Module {
+class ResnetBlock2DImpl : public torch::nn::Module, public TensorParallelBlock {
  public:
   explicit ResnetBlock2DImpl(const ResnetBlock2DOptions& options);
   // x: [B, in, H, W]; temb: [B, temb_channels], or undefined when temb_channels is 0.

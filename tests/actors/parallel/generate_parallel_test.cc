@@ -4,7 +4,9 @@
 //     Pipeline::Generate within 1e-4 relative (N = 2, 3, 4; with and without the CFG split;
 //     uneven strips at N = 3);
 //   - displaced (async) modes: their error against one device is reported and is smaller than
-//     naive_patch's on the same inputs.
+//     naive_patch's on the same inputs;
+//   - tensor parallelism (N = 2, 4): the final latent equals one device's within 1e-4 relative;
+//     a gang that does not divide the heads (N = 3) is a clear error on every rank.
 #include "actors/parallel/parallel_generate.h"
 
 #include <gtest/gtest.h>
@@ -208,6 +210,31 @@ TEST_F(GenerateParallelTest, ParallelVaeDecodeEqualsOneDevice) {
     std::printf("[ vae ] world %d: max 8-bit difference of the split decode vs one device: %d\n", world, max_diff);
     EXPECT_LE(max_diff, 1) << world;
   }
+}
+
+TEST_F(GenerateParallelTest, TensorParallelMatchesOneDevice) {
+  for (int world : {2, 4}) {
+    ParallelOptions o;
+    o.parallelism = "tensor";
+    auto r = RunGang(world, o);  // also checks that every rank has the same latents
+    ASSERT_TRUE(r.ok()) << world << ": " << r.status().ToString();
+    const double err = RelativeError(r->latents);
+    std::printf("[ tensor ] world %d: relative error %.3g\n", world, err);
+    EXPECT_LT(err, 1e-4) << world;
+    EXPECT_EQ(r->image.width, 64);
+    EXPECT_EQ(r->image.height, 128);
+  }
+}
+
+TEST_F(GenerateParallelTest, TensorParallelGangNotDividingTheHeadsIsAClearError) {
+  ParallelOptions o;
+  o.parallelism = "tensor";
+  auto r = RunGang(3, o);  // the tiny SDXL has 4 heads per attention layer
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("has 4 attention heads, which a gang of 3 ranks cannot split"),
+            std::string::npos)
+      << r.status().ToString();
 }
 
 TEST_F(GenerateParallelTest, OneRankWithoutChannelEqualsThePipeline) {
