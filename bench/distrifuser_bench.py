@@ -14,6 +14,7 @@ imports (cached_download, HfFolder, ...) are shimmed here at run time.
 import argparse
 import glob
 import json
+import sys
 import os
 import statistics
 import time
@@ -114,7 +115,12 @@ def main():
                           "parallelism": args.parallelism, "latency_s": round(statistics.median(times), 4),
                           "peak_gib": round(peak.item(), 2), "runs": [round(t, 4) for t in times],
                           "device": torch.cuda.get_device_name()}), flush=True)
-    torch.distributed.destroy_process_group()
+    # distrifuser's processes did not exit after destroy_process_group at 2048 px on 2 GPUs
+    # (2026-11-27: hung until torchrun's timeout, which cost the 4-GPU run): leave at once
+    # once every rank is done.
+    torch.distributed.barrier()
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
