@@ -1,5 +1,7 @@
 #include "runtime/head/actor_table.h"
 
+#include <utility>
+
 namespace distri::head {
 
 std::optional<TaskRef> ActorTable::Register(const wire::RegisterActor& m, const std::string& peer, int64_t now_ms) {
@@ -17,7 +19,7 @@ std::optional<TaskRef> ActorTable::Register(const wire::RegisterActor& m, const 
   e.task.reset();
   e.cancel_sent_ms.reset();
   e.task_gang.reset();
-  e.kept_gang.reset();  // a new process, or one that dropped its channels on registering
+  BreakKept(e);  // a new process, or one that parked its channels on registering
   return lost;
 }
 
@@ -49,7 +51,7 @@ std::optional<TaskRef> ActorTable::MarkDead(const ActorId& id) {
   it->second.task.reset();
   it->second.cancel_sent_ms.reset();
   it->second.task_gang.reset();
-  it->second.kept_gang.reset();
+  BreakKept(it->second);
   return task;
 }
 
@@ -67,8 +69,14 @@ void ActorTable::Assign(const ActorId& id, const TaskRef& task, std::optional<Ga
   it->second.state = wire::ActorState::kBusy;
   it->second.task = task;
   it->second.cancel_sent_ms.reset();
+  // Reusing the kept gang keeps it whole (every member gets a task of it); anything else
+  // breaks it.
+  if (it->second.kept_gang && gang && gang->gang_id == it->second.kept_gang->gang_id) {
+    it->second.kept_gang.reset();
+  } else {
+    BreakKept(it->second);
+  }
   it->second.task_gang = std::move(gang);
-  it->second.kept_gang.reset();
 }
 
 bool ActorTable::Release(const ActorId& id, const TaskRef& task, bool succeeded) {
@@ -79,8 +87,10 @@ bool ActorTable::Release(const ActorId& id, const TaskRef& task, bool succeeded)
   e.state = wire::ActorState::kIdle;
   e.task.reset();
   e.cancel_sent_ms.reset();
-  e.kept_gang.reset();
-  if (succeeded && e.task_gang && e.task_gang->members.size() >= 2) e.kept_gang = std::move(e.task_gang);
+  BreakKept(e);  // none while busy
+  if (succeeded && e.task_gang && e.task_gang->members.size() >= 2 && !broken_ids_.contains(e.task_gang->gang_id)) {
+    e.kept_gang = std::move(e.task_gang);
+  }
   e.task_gang.reset();
   return true;
 }
@@ -102,10 +112,30 @@ std::vector<std::pair<ActorId, TaskRef>> ActorTable::ExpireCancels(int64_t now_m
     e.task.reset();
     e.cancel_sent_ms.reset();
     e.task_gang.reset();
-    e.kept_gang.reset();
+    BreakKept(e);  // none while busy
   }
   return released;
 }
+
+void ActorTable::BreakKept(ActorEntry& e) {
+  if (!e.kept_gang) return;
+  GangRecord gang = std::move(*e.kept_gang);
+  e.kept_gang.reset();
+  for (auto& [id, other] : actors_) {
+    if (other.kept_gang && other.kept_gang->gang_id == gang.gang_id) other.kept_gang.reset();
+  }
+  constexpr size_t kBrokenRemembered = 4096;
+  if (broken_ids_.insert(gang.gang_id).second) {
+    broken_order_.push_back(gang.gang_id);
+    if (broken_order_.size() > kBrokenRemembered) {
+      broken_ids_.erase(broken_order_.front());
+      broken_order_.pop_front();
+    }
+  }
+  broken_.push_back(std::move(gang));
+}
+
+std::vector<GangRecord> ActorTable::TakeBrokenGangs() { return std::exchange(broken_, {}); }
 
 const ActorEntry* ActorTable::Find(const ActorId& id) const {
   auto it = actors_.find(id);

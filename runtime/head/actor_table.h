@@ -10,13 +10,18 @@
 // Kept gangs (docs/runtime-design.md, "Kept gangs"): an actor whose TaskDone for a task of a
 // gang of >= 2 succeeded keeps that gang (`kept_gang`), as the actor keeps its channels. Every
 // other event clears it: another assignment, a failed or cancelled task (CancelSent clears it
-// at once), an expired cancel, re-registration, death.
+// at once), an expired cancel, re-registration, death. Clearing an actor's kept gang other
+// than by reusing it breaks that gang: it is cleared from every member and recorded for
+// TakeBrokenGangs (the head then sends ReleaseGang to every live member, so that all ranks
+// tear the channels down together).
 // Not thread-safe (the head's server thread).
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -84,6 +89,9 @@ class ActorTable {
   // watchdog); returns them with the task they were released from.
   std::vector<std::pair<ActorId, TaskRef>> ExpireCancels(int64_t now_ms, int64_t timeout_ms);
 
+  // The kept gangs broken since the last call (each once), in the order they broke.
+  std::vector<GangRecord> TakeBrokenGangs();
+
   const ActorEntry* Find(const ActorId& id) const;
   const ActorEntry* FindByPeer(const std::string& peer) const;
   std::vector<const ActorEntry*> All() const;
@@ -91,8 +99,16 @@ class ActorTable {
   size_t CountInState(wire::ActorState state, bool gpu_only) const;
 
  private:
+  // Clears e's kept gang from every actor that keeps it and records it as broken.
+  void BreakKept(ActorEntry& e);
+
   int64_t timeout_ms_;
   std::map<ActorId, ActorEntry> actors_;
+  std::vector<GangRecord> broken_;
+  // Gang ids broken so far (the last kBrokenRemembered): a member whose TaskDone for such a
+  // gang comes after the break does not keep it (its channels were released).
+  std::set<GangId> broken_ids_;
+  std::deque<GangId> broken_order_;
 };
 
 }  // namespace distri::head

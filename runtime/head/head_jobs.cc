@@ -224,9 +224,14 @@ void HeadServer::AssignGang(ActiveJob& job, const Placement& placement) {
                    << " of " << job.gang.size() << " (" << placement.channel_backend << ", model "
                    << placement.model << ")"
                    << (placement.kept_gang ? ": reuses kept gang " + job.gang_id.Short() + " (no rendezvous)" : "");
-  std::vector<ActorId> unreachable;
   for (const wire::GangMember& member : job.gang) {
     actors_.Assign(member.actor_id, {rec.id, rec.attempt, member.rank}, record);
+  }
+  // Kept gangs this assignment broke are released first: a member that gets the task also
+  // gets ReleaseGang before it, and all members tear the old channels down together.
+  ReleaseBrokenGangs();
+  std::vector<ActorId> unreachable;
+  for (const wire::GangMember& member : job.gang) {
     task.rank = member.rank;
     const ActorEntry* a = actors_.Find(member.actor_id);
     const Status s = router_->Send(a->peer, task, 0);
@@ -253,6 +258,25 @@ void HeadServer::CancelRanks(const ActiveJob& job, uint32_t attempt) {
     const Status s = router_->Send(a->peer, wire::CancelTask{job.rec.id, attempt}, 0);
     if (!s.ok()) DISTRI_LOG(DEBUG) << "head: CancelTask to " << a->id.Short() << ": " << s.ToString();
     actors_.CancelSent(a->id, *a->task, NowMs());  // bounded wait for its TaskDone (Tick)
+  }
+}
+
+void HeadServer::ReleaseBrokenGangs() {
+  for (const GangRecord& gang : actors_.TakeBrokenGangs()) {
+    size_t sent = 0;
+    for (const ActorId& id : gang.members) {
+      const ActorEntry* a = actors_.Find(id);
+      if (a == nullptr || a->state == wire::ActorState::kDead) continue;
+      const Status s = router_->Send(a->peer, wire::ReleaseGang{gang.gang_id}, 0);
+      if (s.ok()) {
+        ++sent;
+      } else {
+        DISTRI_LOG(DEBUG) << "head: ReleaseGang to " << a->id.Short() << ": " << s.ToString();
+      }
+    }
+    metrics_.GangReleased();
+    DISTRI_LOG(INFO) << "head: kept gang " << gang.gang_id.Short() << " of " << gang.members.size()
+                     << " released (ReleaseGang sent to " << sent << " live member(s))";
   }
 }
 

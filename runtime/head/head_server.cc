@@ -131,7 +131,9 @@ void HeadServer::Run() {
     Result<Incoming> in = router_->Receive(std::chrono::milliseconds(std::min<int64_t>(50, sweep_ms)));
     if (in.ok()) {
       Dispatch(*in);
+      ReleaseBrokenGangs();
       Schedule();
+      ReleaseBrokenGangs();
     } else if (in.status().code() != StatusCode::kDeadlineExceeded) {
       DISTRI_LOG(ERROR) << "head: receive failed: " << in.status().ToString();
     }
@@ -165,7 +167,9 @@ void HeadServer::Tick() {
                         << " attempt " << task.attempt << " within " << options_.cancel_timeout_ms
                         << " ms: it is free again (a new task supersedes the old one)";
   }
+  ReleaseBrokenGangs();
   Schedule();
+  ReleaseBrokenGangs();
 }
 
 void HeadServer::Dispatch(Incoming& in) {

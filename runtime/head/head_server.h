@@ -116,6 +116,10 @@ class HeadServer {
   // active_ when it becomes terminal.
   void AbortAttempt(const JobId& job_id, const std::string& why, bool failure);
   void CancelRanks(const ActiveJob& job, uint32_t attempt);
+  // Sends ReleaseGang to every live member of each kept gang broken since the last call
+  // (ActorTable::TakeBrokenGangs), so that all ranks tear its channels down together
+  // (docs/runtime-design.md, "Kept gangs").
+  void ReleaseBrokenGangs();
   void Succeed(ActiveJob& job, const wire::TaskDone& done);
   wire::JobStatus StatusOf(const JobRecord& rec, uint32_t step) const;
   void Persist(const JobRecord& rec);

@@ -70,6 +70,7 @@ void Metrics::JobRequeued() { std::lock_guard<std::mutex> l(mu_); ++requeued_; }
 void Metrics::JobFailed() { std::lock_guard<std::mutex> l(mu_); ++failed_; }
 void Metrics::GangFormed() { std::lock_guard<std::mutex> l(mu_); ++gangs_formed_; }
 void Metrics::GangReused() { std::lock_guard<std::mutex> l(mu_); ++gang_reuses_; }
+void Metrics::GangReleased() { std::lock_guard<std::mutex> l(mu_); ++gang_releases_; }
 
 std::string Metrics::Render() const {
   std::lock_guard<std::mutex> l(mu_);
@@ -109,6 +110,9 @@ std::string Metrics::Render() const {
   Line(&out, "distri_gangs_formed_total", "", double(gangs_formed_));
   Help(&out, "distri_gang_reuses_total", "counter", "Gang tasks run on a kept gang's channels (no rendezvous).");
   Line(&out, "distri_gang_reuses_total", "", double(gang_reuses_));
+  Help(&out, "distri_gang_releases_total", "counter",
+       "Kept gangs broken by the head, their members sent ReleaseGang to tear the channels down together.");
+  Line(&out, "distri_gang_releases_total", "", double(gang_releases_));
   return out;
 }
 

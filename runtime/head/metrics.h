@@ -14,6 +14,8 @@
 //                                               rendezvous (new channels)
 //   distri_gang_reuses_total                    counter: gang tasks sent to a kept gang (its
 //                                               channels reused, no rendezvous)
+//   distri_gang_releases_total                  counter: kept gangs broken and released
+//                                               (ReleaseGang sent to their live members)
 //
 // Thread-safe: the head's server thread writes, the HTTP thread renders.
 #pragma once
@@ -63,6 +65,7 @@ class Metrics {
   void JobFailed();
   void GangFormed();
   void GangReused();
+  void GangReleased();
 
   std::string Render() const;
 
@@ -73,7 +76,7 @@ class Metrics {
   ActorCounts actors_;
   size_t nodes_alive_ = 0, nodes_dead_ = 0;
   uint64_t rejected_ = 0, submitted_ = 0, requeued_ = 0, failed_ = 0;
-  uint64_t gangs_formed_ = 0, gang_reuses_ = 0;
+  uint64_t gangs_formed_ = 0, gang_reuses_ = 0, gang_releases_ = 0;
   Histogram step_seconds_;
   Histogram job_seconds_;
 };

@@ -36,6 +36,19 @@ void Fields(V& v, M& m) {
   v.Int("attempt", m.attempt, kRequired, 0u, std::numeric_limits<uint32_t>::max());
 }
 
+template <typename V, Is<ReleaseGang> M>
+void Fields(V& v, M& m) {
+  v.Id("gang_id", m.gang_id, kRequired);
+}
+
+template <>
+struct Invariants<ReleaseGang> {
+  static Status Check(const ReleaseGang& m, const std::string& name) {
+    if (m.gang_id.IsNil()) return Status::InvalidArgument(name + ".gang_id: the nil id is not a gang");
+    return Status::Ok();
+  }
+};
+
 template <>
 struct Invariants<RegisterActor> {
   static Status Check(const RegisterActor& m, const std::string& name) {
@@ -51,5 +64,6 @@ DISTRI_WIRE_DEFINE_CODEC(RegisterActor)
 DISTRI_WIRE_DEFINE_CODEC(ActorRegistered)
 DISTRI_WIRE_DEFINE_CODEC(ActorExited)
 DISTRI_WIRE_DEFINE_CODEC(CancelTask)
+DISTRI_WIRE_DEFINE_CODEC(ReleaseGang)
 
 }  // namespace distri::wire

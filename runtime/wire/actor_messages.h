@@ -58,6 +58,18 @@ struct CancelTask {
   bool operator==(const CancelTask&) const = default;
 };
 
+// head -> actor (minor version 3): destroy this actor's channels of gang `gang_id`, kept (idle
+// after a successful task of that gang) or parked (set aside, undestroyed, when a task of
+// another gang came). The head sends it to every live member of a kept gang at once when it
+// breaks that gang, so that all ranks tear the communicators down together (NCCL's finalize
+// and abort are collective: docs/runtime-design.md, "Kept gangs"). An actor that holds no
+// such gang ignores it. No reply.
+struct ReleaseGang {
+  static constexpr MessageType kType = MessageType::kReleaseGang;
+  GangId gang_id;  // required, not nil
+  bool operator==(const ReleaseGang&) const = default;
+};
+
 Result<std::string> EncodePayload(const RegisterActor& m);
 Result<std::string> EncodePayload(const ActorRegistered& m);
 Result<std::string> EncodePayload(const ActorExited& m);
@@ -66,5 +78,7 @@ Status DecodePayload(std::string_view bytes, RegisterActor* out);
 Status DecodePayload(std::string_view bytes, ActorRegistered* out);
 Status DecodePayload(std::string_view bytes, ActorExited* out);
 Status DecodePayload(std::string_view bytes, CancelTask* out);
+Result<std::string> EncodePayload(const ReleaseGang& m);
+Status DecodePayload(std::string_view bytes, ReleaseGang* out);
 
 }  // namespace distri::wire

@@ -23,6 +23,7 @@ std::string_view MessageTypeName(MessageType type) {
     case MessageType::kTaskProgress: return "TaskProgress";
     case MessageType::kTaskDone: return "TaskDone";
     case MessageType::kCancelTask: return "CancelTask";
+    case MessageType::kReleaseGang: return "ReleaseGang";
     case MessageType::kError: return "Error";
   }
   return "Unknown";

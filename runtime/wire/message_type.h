@@ -18,8 +18,8 @@ namespace distri::wire {
 inline constexpr uint8_t kProtocolVersionMajor = 1;
 // Minor version history: 0 = node/job/task messages; 1 = actor registration and exits,
 // cluster status, CancelTask (docs/runtime-design.md); 2 = JobSpec.sync_mode and
-// JobSpec.warmup_steps (optional).
-inline constexpr uint8_t kProtocolVersionMinor = 2;
+// JobSpec.warmup_steps (optional); 3 = ReleaseGang (docs/runtime-design.md, "Kept gangs").
+inline constexpr uint8_t kProtocolVersionMinor = 3;
 
 enum class MessageType : uint16_t {
   // 0 is never a valid type (a zeroed buffer must not parse as a message).
@@ -47,6 +47,7 @@ enum class MessageType : uint16_t {
   kTaskProgress = 21,    // actor -> head: denoising step i of n
   kTaskDone = 22,        // actor -> head: the rank finished (image on rank 0) or failed
   kCancelTask = 23,      // head -> actor: abort one attempt of a task; minor version 1
+  kReleaseGang = 24,     // head -> actor: destroy a kept or parked gang's channels; minor 3
   // Any direction.
   kError = 30,           // the request named by the envelope's request id failed
 };

@@ -33,6 +33,7 @@ Result<AnyMessage> DecodeMessage(const Envelope& e) {
     case MessageType::kTaskProgress: return DecodeAs<TaskProgress>(e);
     case MessageType::kTaskDone: return DecodeAs<TaskDone>(e);
     case MessageType::kCancelTask: return DecodeAs<CancelTask>(e);
+    case MessageType::kReleaseGang: return DecodeAs<ReleaseGang>(e);
     case MessageType::kError: return DecodeAs<Error>(e);
   }
   return Status::InvalidArgument("unknown message type " + std::to_string(static_cast<uint16_t>(e.type)));

@@ -33,7 +33,7 @@ namespace distri::wire {
 using AnyMessage = std::variant<RegisterNode, NodeRegistered, Heartbeat, SubmitJob, JobAccepted, GetJob,
                                 JobStatus, CancelJob, GetJobResult, JobResult, AssignTask, TaskProgress,
                                 TaskDone, Error, RegisterActor, ActorRegistered, ActorExited,
-                                GetClusterStatus, ClusterStatus, CancelTask>;
+                                GetClusterStatus, ClusterStatus, CancelTask, ReleaseGang>;
 
 // Decodes the payload of `envelope` into the message its type names. Errors name the message
 // and field ("SubmitJob.width: value 0 outside [1, 16384]").

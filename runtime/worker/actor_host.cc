@@ -64,6 +64,11 @@ ActorHost::ActorHost(ActorHostOptions options, TaskExecutor* executor)
 
 ActorHost::~ActorHost() { Stop(); }
 
+int ActorHost::gangs_parked() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(parked_.size());
+}
+
 bool ActorHost::busy() const {
   std::lock_guard<std::mutex> lock(mu_);
   return running_ != nullptr || pending_.has_value();
@@ -79,6 +84,7 @@ Status ActorHost::Start() {
   d.server_public_key = options_.head_public_key;
   DISTRI_ASSIGN_OR_RETURN(socket_, wire::DealerSocket::Connect(context_, d));
   connection_thread_ = std::thread([this] { ConnectionLoop(); });
+  reaper_thread_ = std::thread([this] { ReaperLoop(); });
   task_thread_ = std::thread([this] { TaskLoop(); });
   return Status::Ok();
 }
@@ -92,6 +98,12 @@ void ActorHost::Stop() {
   }
   cv_.notify_all();
   if (task_thread_.joinable()) task_thread_.join();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    reaper_stop_ = true;  // set by the task thread too; not when it never ran
+  }
+  reaper_cv_.notify_all();
+  if (reaper_thread_.joinable()) reaper_thread_.join();
   if (connection_thread_.joinable()) connection_thread_.join();
 }
 
@@ -156,6 +168,51 @@ void ActorHost::HandleCancel(const wire::CancelTask& cancel) {
   }
 }
 
+void ActorHost::HandleRelease(const wire::ReleaseGang& release) {
+  const std::string gang = "gang " + release.gang_id.Short();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = std::find_if(parked_.begin(), parked_.end(),
+                         [&](const auto& set) { return set->gang_id() == release.gang_id; });
+  if (it != parked_.end()) {
+    DISTRI_LOG(INFO) << "the head released " << gang << ": destroying its parked channels";
+    std::unique_ptr<GangChannelSet> set = std::move(*it);
+    parked_.erase(it);
+    DoomLocked(std::move(set));
+  } else if (kept_ && kept_->gang_id() == release.gang_id) {
+    // The executor may refer to the kept set: the task thread tells it first (ApplyReleases),
+    // at once when idle, else after the task that uses the set.
+    DISTRI_LOG(INFO) << "the head released " << gang << ": destroying its kept channels";
+    release_kept_.insert(release.gang_id);
+    cv_.notify_all();
+  } else {
+    DISTRI_LOG(DEBUG) << "ReleaseGang for " << gang << ": not kept or parked here";
+  }
+}
+
+void ActorHost::DoomLocked(std::unique_ptr<GangChannelSet> set) {
+  doomed_.push_back(std::move(set));
+  reaper_cv_.notify_all();
+}
+
+void ActorHost::ReaperLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    reaper_cv_.wait(lock, [this] { return reaper_stop_ || !doomed_.empty(); });
+    if (doomed_.empty()) return;  // stopping, and every released set is gone
+    std::unique_ptr<GangChannelSet> set = std::move(doomed_.front());
+    doomed_.pop_front();
+    lock.unlock();
+    // NCCL's finalize waits for the gang's other ranks (bounded: nccl_comm.cc aborts after 5 s).
+    const GangId id = set->gang_id();
+    const auto t0 = Clock::now();
+    set.reset();
+    gangs_destroyed_++;
+    DISTRI_LOG(INFO) << "destroyed the channels of gang " << id.Short() << " in "
+                     << std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count() << " ms";
+    lock.lock();
+  }
+}
+
 void ActorHost::CheckWatchdog() {
   std::lock_guard<std::mutex> lock(mu_);
   if (!running_) return;
@@ -184,16 +241,32 @@ void ActorHost::TaskLoop() {
     std::shared_ptr<Running> run;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stop_.load() || pending_.has_value(); });
+      cv_.wait(lock, [this] { return stop_.load() || pending_.has_value() || !release_kept_.empty(); });
       if (stop_) {
         lock.unlock();
         DropGang("the actor is stopping");
+        lock.lock();
+        if (!parked_.empty()) {
+          DISTRI_LOG(INFO) << "destroying " << parked_.size() << " parked gang channel set(s): the actor is stopping";
+        }
+        while (!parked_.empty()) {
+          DoomLocked(std::move(parked_.front()));
+          parked_.pop_front();
+        }
+        reaper_stop_ = true;
+        reaper_cv_.notify_all();
         task_thread_done_ = true;
         return;
       }
-      run = std::make_shared<Running>(std::move(*pending_), options_.watchdog);
-      pending_.reset();
-      running_ = run;
+      if (release_kept_.empty()) {
+        run = std::make_shared<Running>(std::move(*pending_), options_.watchdog);
+        pending_.reset();
+        running_ = run;
+      }
+    }
+    if (!run) {
+      ApplyReleases();
+      continue;
     }
     RunTask(run);
     {
@@ -205,9 +278,9 @@ void ActorHost::TaskLoop() {
 }
 
 Result<GangChannelSet*> ActorHost::AcquireGang(const wire::AssignTask& task) {
-  if (kept_ && kept_registration_ != registrations_.load()) DropGang("the actor registered with the head again");
+  if (kept_ && kept_registration_ != registrations_.load()) ParkGang("the actor registered with the head again");
   if (task.gang.size() <= 1) {
-    DropGang("the next task is a gang of one");
+    ParkGang("the next task is a gang of one");
     return nullptr;
   }
   const std::string gang = "gang " + task.gang_id.Short();
@@ -228,7 +301,7 @@ Result<GangChannelSet*> ActorHost::AcquireGang(const wire::AssignTask& task) {
     gangs_reused_++;
     return kept_.get();
   }
-  DropGang("the next task is of " + gang);
+  ParkGang("the next task is of " + gang);
   if (std::find(connected_gangs_.begin(), connected_gangs_.end(), task.gang_id) != connected_gangs_.end()) {
     return Status::FailedPrecondition(gang + ": this actor connected it before and no longer keeps its channels "
                                       "(dropped after a failed or cancelled task, another gang's task or a "
@@ -237,8 +310,10 @@ Result<GangChannelSet*> ActorHost::AcquireGang(const wire::AssignTask& task) {
   connected_gangs_.push_back(task.gang_id);
   if (connected_gangs_.size() > kConnectedGangsRemembered) connected_gangs_.pop_front();
   kept_registration_ = registrations_.load();
-  DISTRI_ASSIGN_OR_RETURN(kept_, GangChannelSet::Connect(task, options_.channel));
+  DISTRI_ASSIGN_OR_RETURN(std::unique_ptr<GangChannelSet> made, GangChannelSet::Connect(task, options_.channel));
   gangs_connected_++;
+  std::lock_guard<std::mutex> lock(mu_);
+  kept_ = std::move(made);
   return kept_.get();
 }
 
@@ -246,7 +321,54 @@ void ActorHost::DropGang(const std::string& why) {
   if (!kept_) return;
   DISTRI_LOG(INFO) << "dropping the channels of gang " << kept_->gang_id().Short() << " (" << why << ")";
   executor_->ReleaseGang();  // nothing may refer to the channels once they are gone
-  kept_.reset();
+  std::unique_ptr<GangChannelSet> set;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    release_kept_.erase(kept_->gang_id());
+    set = std::move(kept_);
+  }
+  set.reset();  // aborted sets (every rank aborts) or the process ends: no collective teardown
+  gangs_destroyed_++;
+}
+
+void ActorHost::ParkGang(const std::string& why) {
+  if (!kept_) return;
+  executor_->ReleaseGang();  // parked sets are never used again
+  std::lock_guard<std::mutex> lock(mu_);
+  const GangId id = kept_->gang_id();
+  if (release_kept_.erase(id) > 0) {
+    // The head's ReleaseGang came first: destroy it now, with the gang's other ranks.
+    DISTRI_LOG(INFO) << "releasing the channels of gang " << id.Short() << " (" << why << "; the head released it)";
+    DoomLocked(std::move(kept_));
+    return;
+  }
+  DISTRI_LOG(INFO) << "parking the channels of gang " << id.Short() << " (" << why
+                   << ") until the head releases the gang";
+  parked_.push_back(std::move(kept_));
+  if (parked_.size() > options_.max_parked_gangs) {
+    DISTRI_LOG(WARNING) << "more than " << options_.max_parked_gangs << " parked gangs: destroying the channels of "
+                        << "gang " << parked_.front()->gang_id().Short() << " without the head's ReleaseGang; "
+                        << "with NCCL its other ranks may hang in the communicator's teardown if they still "
+                        << "hold it (this happens only when the head does not remember the gang, e.g. after "
+                        << "a head restart)";
+    DoomLocked(std::move(parked_.front()));
+    parked_.pop_front();
+  }
+}
+
+void ActorHost::ApplyReleases() {
+  GangId id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const bool released = kept_ && release_kept_.count(kept_->gang_id()) > 0;
+    release_kept_.clear();  // entries only ever name the kept set
+    if (!released) return;
+    id = kept_->gang_id();
+  }
+  executor_->ReleaseGang();
+  std::lock_guard<std::mutex> lock(mu_);
+  DISTRI_LOG(INFO) << "releasing the kept channels of gang " << id.Short() << " (the head released it)";
+  DoomLocked(std::move(kept_));
 }
 
 void ActorHost::RunTask(const std::shared_ptr<Running>& run) {
@@ -332,8 +454,9 @@ void ActorHost::RunTask(const std::shared_ptr<Running>& run) {
   } else if (kept_ && kept_->aborted()) {
     DropGang("its channels were aborted");
   } else if (kept_ && kept_registration_ != registrations_.load()) {
-    DropGang("the actor registered with the head again");
+    ParkGang("the actor registered with the head again");
   }
+  ApplyReleases();  // a ReleaseGang of the set this task used came meanwhile
   if (reported) {
     DISTRI_LOG(WARNING) << TaskName(task) << " returned after the watchdog reported it: "
                         << (result.ok() ? std::string("OK") : result.status().ToString()) << " (dropped)";
@@ -513,6 +636,15 @@ void ActorHost::ConnectionLoop() {
           break;
         }
         HandleCancel(*cancel);
+        break;
+      }
+      case wire::MessageType::kReleaseGang: {
+        auto release = wire::Open<wire::ReleaseGang>(*in);
+        if (!release.ok()) {
+          DISTRI_LOG(WARNING) << "bad ReleaseGang: " << release.status().ToString();
+          break;
+        }
+        HandleRelease(*release);
         break;
       }
       case wire::MessageType::kError: {

@@ -21,11 +21,17 @@
 // - Kept gangs (docs/runtime-design.md, "Kept gangs"): after a task of a gang of >= 2 that
 //   succeeded, the host keeps that gang's channels (GangChannelSet: the gang channel and the
 //   CFG group channels) and passes them to the next task of the same gang id and rank without
-//   a new rendezvous. Any other outcome drops them (ReleaseGang first): a failed, cancelled or
-//   watchdog-reported task, a task of another gang or a gang of one, a registration with the
-//   head since they were made, an aborted set, Stop. A task naming a gang id this actor
-//   connected before but no longer keeps fails at once with FailedPrecondition (the head then
-//   re-runs the job on a new gang).
+//   a new rendezvous. A failed, cancelled or watchdog-reported task, an aborted set and Stop
+//   destroy them at once (ReleaseGang first; their channels were aborted on every rank, or the
+//   process ends). A task of another gang or a gang of one, or a registration with the head
+//   since they were made, parks them instead (ReleaseGang first): not reused, not destroyed,
+//   because NCCL tears a communicator down collectively (every rank must finalize it
+//   together). A kept or parked set is destroyed when the head sends ReleaseGang naming it
+//   (handled on the connection thread, the destruction itself on a helper thread: it neither
+//   waits for the running task nor blocks heartbeats), or unilaterally, with a WARNING, when
+//   more than max_parked_gangs are parked (only without a head that remembers the gang). A
+//   task naming a gang id this actor connected before but no longer keeps fails at once with
+//   FailedPrecondition (the head then re-runs the job on a new gang).
 // - Watchdog: when no step completes within its bound the channels are aborted and TaskDone
 //   DeadlineExceeded is sent at once (whatever the executor returns later is dropped). If the
 //   executor has still not returned hung_grace later, on_hung runs (distri-worker exits so that
@@ -38,8 +44,9 @@
 //   registering, whichever event the head refused first (docs/runtime-design.md, "Node agent
 //   and actor processes").
 //
-// Threading: Start/Stop from one thread. Two threads run inside: the connection thread (owns
-// the socket, heartbeats, watchdog checks) and the task thread (runs the executor).
+// Threading: Start/Stop from one thread. Three threads run inside: the connection thread (owns
+// the socket, heartbeats, watchdog checks), the task thread (runs the executor) and the reaper
+// (destroys released gang channel sets).
 #pragma once
 
 #include <atomic>
@@ -50,6 +57,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <variant>
@@ -85,6 +93,9 @@ struct ActorHostOptions {
   std::chrono::milliseconds send_timeout{500};
   std::chrono::milliseconds hung_grace{30'000};
   std::function<void()> on_hung;  // runs on the connection thread; may exit the process
+  // Parked gang channel sets kept for the head's ReleaseGang; beyond this many the oldest is
+  // destroyed unilaterally (its peers may hang in NCCL's teardown: a WARNING says so).
+  size_t max_parked_gangs = 4;
 };
 
 class ActorHost {
@@ -108,6 +119,9 @@ class ActorHost {
   // Gang channel sets connected (a rendezvous each) and tasks that reused a kept one.
   int gangs_connected() const { return gangs_connected_.load(); }
   int gangs_reused() const { return gangs_reused_.load(); }
+  // Gang channel sets parked now (awaiting ReleaseGang) and destroyed so far (any reason).
+  int gangs_parked() const;
+  int gangs_destroyed() const { return gangs_destroyed_.load(); }
   bool busy() const;
 
  private:
@@ -134,8 +148,18 @@ class ActorHost {
   // The channels for `task` (null for a gang of one): the kept set when the task names its
   // gang and rank, else a new one (the kept set is dropped first). Task thread only.
   Result<GangChannelSet*> AcquireGang(const wire::AssignTask& task);
-  // Destroys the kept set, telling the executor first (ReleaseGang). Task thread only.
+  // Destroys the kept set now, telling the executor first (ReleaseGang). Task thread only.
   void DropGang(const std::string& why);
+  // Parks the kept set (ReleaseGang first): it waits for the head's ReleaseGang. Task thread.
+  void ParkGang(const std::string& why);
+  // Destroys the kept set if the head released it (release_kept_). Task thread, no task running.
+  void ApplyReleases();
+  // ReleaseGang from the head: a parked set goes to the reaper at once, the kept one through
+  // the task thread (the executor may refer to it). Connection thread.
+  void HandleRelease(const wire::ReleaseGang& release);
+  // Hands `set` to the reaper. mu_ held.
+  void DoomLocked(std::unique_ptr<GangChannelSet> set);
+  void ReaperLoop();
   void HandleAssign(const wire::AssignTask& task);
   void HandleCancel(const wire::CancelTask& cancel);
   void CheckWatchdog();
@@ -162,12 +186,20 @@ class ActorHost {
   std::atomic<int> tasks_finished_{0};
   std::atomic<int> gangs_connected_{0};
   std::atomic<int> gangs_reused_{0};
-  // Task thread only: the kept gang's channels, the registration count when they were made
-  // (a registration since then drops them), and the gang ids connected so far (the last
+  std::atomic<int> gangs_destroyed_{0};
+  // The kept gang's channels: written by the task thread under mu_ (read by it unlocked, by
+  // the connection thread under mu_). Task thread only: the registration count when they were
+  // made (a registration since then parks them) and the gang ids connected so far (the last
   // kConnectedGangsRemembered), to tell "no longer kept" from "new".
   std::unique_ptr<GangChannelSet> kept_;
   int kept_registration_ = 0;
   std::deque<GangId> connected_gangs_;
+  std::deque<std::unique_ptr<GangChannelSet>> parked_;  // mu_; oldest first
+  std::set<GangId> release_kept_;                       // mu_; ReleaseGang of kept_ not yet applied
+  std::deque<std::unique_ptr<GangChannelSet>> doomed_;  // mu_; for the reaper
+  bool reaper_stop_ = false;                            // mu_; drain doomed_ and exit
+  std::condition_variable reaper_cv_;
+  std::thread reaper_thread_;
   std::thread connection_thread_;
   std::thread task_thread_;
 };

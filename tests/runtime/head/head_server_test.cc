@@ -141,6 +141,49 @@ TEST_F(HeadServerTest, ConsecutiveGangJobsReuseTheKeptGang) {
   EXPECT_NE(m2.find("distri_gangs_formed_total 2\n"), std::string::npos) << m2;
 }
 
+// Breaking a kept gang (a member gets another task, a member dies) sends ReleaseGang to every
+// live member at once, the member that gets the new task included, before that task.
+TEST_F(HeadServerTest, BreakingAKeptGangReleasesItOnEveryMember) {
+  auto a = Actor(), b = Actor();
+  ASSERT_TRUE(WaitFor([&] { return AliveActors() == 2; }));
+  wire::JobSpec spec = TinySpec();
+  spec.gpus = 2;
+  wire::JobAccepted acc = client_->Submit(spec).value();
+  ASSERT_TRUE(client_->WaitForJob(acc.job_id, 5s).ok());
+  ASSERT_TRUE(WaitFor([&] { return !a->busy() && !b->busy(); }));
+  const GangId kept = a->received().at(0).gang_id;
+  EXPECT_TRUE(a->releases().empty());
+  EXPECT_NE(head_->metrics().Render().find("distri_gang_releases_total 0\n"), std::string::npos);
+
+  // A job of one on a member: both members are told to release the gang.
+  wire::JobSpec one = TinySpec();
+  one.gpus = 1;
+  acc = client_->Submit(one).value();
+  ASSERT_TRUE(client_->WaitForJob(acc.job_id, 5s).ok());
+  ASSERT_TRUE(WaitFor([&] { return a->releases().size() == 1 && b->releases().size() == 1; }));
+  EXPECT_EQ(a->releases()[0], kept);
+  EXPECT_EQ(b->releases()[0], kept);
+  FakeActor* solo = a->received().size() == 2 ? a.get() : b.get();
+  ASSERT_EQ(solo->received().size(), 2u);
+  const std::vector<std::string> ev = solo->events();
+  ASSERT_EQ(ev.size(), 3u);
+  EXPECT_EQ(ev[1], "release " + kept.Hex());  // before the new task
+  EXPECT_EQ(ev[2], "assign " + solo->received()[1].gang_id.Hex());
+  EXPECT_NE(head_->metrics().Render().find("distri_gang_releases_total 1\n"), std::string::npos);
+
+  // A new gang, kept; then a member dies: the survivor is told to release it.
+  acc = client_->Submit(spec).value();
+  ASSERT_TRUE(client_->WaitForJob(acc.job_id, 5s).ok());
+  ASSERT_TRUE(WaitFor([&] { return !a->busy() && !b->busy(); }));
+  const GangId second = a->received().back().gang_id;
+  EXPECT_NE(second, kept);
+  EXPECT_EQ(a->releases().size(), 1u);  // forming and keeping a gang releases nothing
+  b->Kill();
+  ASSERT_TRUE(WaitFor([&] { return a->releases().size() == 2; }));
+  EXPECT_EQ(a->releases()[1], second);
+  EXPECT_NE(head_->metrics().Render().find("distri_gang_releases_total 2\n"), std::string::npos);
+}
+
 // An actor that no longer keeps the gang the head reuses fails the task with
 // FailedPrecondition; the job runs again on a new gang.
 TEST_F(HeadServerTest, AGangNoLongerKeptFailsTheAttemptAndANewGangRunsIt) {

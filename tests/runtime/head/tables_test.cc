@@ -123,7 +123,9 @@ TEST(ActorTable, KeepsTheGangOfASucceededGangTaskOnly) {
   // An expired cancel, re-registration and death clear it.
   auto keep = [&](const ActorId& id) {
     const TaskRef k{JobId::Random(), 0, 0};
-    t.Assign(id, k, gang);
+    GangRecord fresh = gang;  // a broken gang is never kept again
+    fresh.gang_id = GangId::Random();
+    t.Assign(id, k, fresh);
     ASSERT_TRUE(t.Release(id, k, true));
     ASSERT_TRUE(kept(id).has_value());
   };
@@ -140,6 +142,53 @@ TEST(ActorTable, KeepsTheGangOfASucceededGangTaskOnly) {
   t.CancelSent(b.actor_id, task, 30);
   ASSERT_EQ(t.ExpireCancels(1000, 100).size(), 1u);
   EXPECT_FALSE(kept(b.actor_id).has_value());
+}
+
+// Breaking a kept gang clears it on every member, records it once for ReleaseGang, and a
+// member whose TaskDone for it comes after the break does not keep it.
+TEST(ActorTable, BreakingAKeptGangClearsItEverywhereAndRecordsIt) {
+  ActorTable t(100, 3);
+  wire::RegisterActor a{ActorId::Random(), NodeId::Random(), 0, 1, "m", "cuda:0"};
+  wire::RegisterActor b{ActorId::Random(), NodeId::Random(), 1, 2, "m", "cuda:1"};
+  t.Register(a, "pa", 0);
+  t.Register(b, "pb", 0);
+  const GangRecord gang{GangId::Random(), {a.actor_id, b.actor_id}, "nccl"};
+  TaskRef ta{JobId::Random(), 0, 0}, tb{ta.job_id, 0, 1};
+  t.Assign(a.actor_id, ta, gang);
+  t.Assign(b.actor_id, tb, gang);
+  ASSERT_TRUE(t.Release(a.actor_id, ta, true));
+  ASSERT_TRUE(t.Release(b.actor_id, tb, true));
+  EXPECT_TRUE(t.TakeBrokenGangs().empty());
+  // Reusing it breaks nothing.
+  ta.attempt = tb.attempt = 1;
+  t.Assign(a.actor_id, ta, gang);
+  t.Assign(b.actor_id, tb, gang);
+  EXPECT_TRUE(t.TakeBrokenGangs().empty());
+  ASSERT_TRUE(t.Release(a.actor_id, ta, true));
+  // a gets another task while b still runs the gang's task: broken, recorded once.
+  const TaskRef other{JobId::Random(), 0, 0};
+  t.Assign(a.actor_id, other, GangRecord{GangId::Random(), {a.actor_id}, "nccl"});
+  auto broken = t.TakeBrokenGangs();
+  ASSERT_EQ(broken.size(), 1u);
+  EXPECT_EQ(broken[0], gang);
+  EXPECT_TRUE(t.TakeBrokenGangs().empty());
+  // b's late success does not keep the released gang.
+  ASSERT_TRUE(t.Release(b.actor_id, tb, true));
+  EXPECT_FALSE(t.Find(b.actor_id)->kept_gang.has_value());
+  // Both keep a new gang; b's death breaks it and clears it on a too.
+  const GangRecord g2{GangId::Random(), {a.actor_id, b.actor_id}, "nccl"};
+  ASSERT_TRUE(t.Release(a.actor_id, other, true));
+  const TaskRef n0{JobId::Random(), 0, 0}, n1{n0.job_id, 0, 1};
+  t.Assign(a.actor_id, n0, g2);
+  t.Assign(b.actor_id, n1, g2);
+  ASSERT_TRUE(t.Release(a.actor_id, n0, true));
+  ASSERT_TRUE(t.Release(b.actor_id, n1, true));
+  ASSERT_TRUE(t.Find(a.actor_id)->kept_gang.has_value());
+  t.MarkDead(b.actor_id);
+  EXPECT_FALSE(t.Find(a.actor_id)->kept_gang.has_value());
+  broken = t.TakeBrokenGangs();
+  ASSERT_EQ(broken.size(), 1u);
+  EXPECT_EQ(broken[0].gang_id, g2.gang_id);
 }
 
 TEST(ActorTable, UnansweredCancelTaskExpires) {

@@ -137,6 +137,16 @@ class FakeActor {
     std::lock_guard<std::mutex> l(mu_);
     return received_;
   }
+  // The gang ids of the ReleaseGang messages received, in order.
+  std::vector<GangId> releases() {
+    std::lock_guard<std::mutex> l(mu_);
+    return releases_;
+  }
+  // "assign <gang id hex>" / "release <gang id hex>", in the order they came.
+  std::vector<std::string> events() {
+    std::lock_guard<std::mutex> l(mu_);
+    return events_;
+  }
 
  private:
   void Register() {
@@ -167,6 +177,7 @@ class FakeActor {
         {
           std::lock_guard<std::mutex> l(mu_);
           received_.push_back(*t);
+          events_.push_back("assign " + t->gang_id.Hex());
         }
         ++tasks_;
         task_ = *t;
@@ -177,6 +188,10 @@ class FakeActor {
           Done(static_cast<int32_t>(StatusCode::kFailedPrecondition), "gang " + t->gang_id.Short() +
                                                                          ": no longer kept here");
         }
+      } else if (auto* r = std::get_if<wire::ReleaseGang>(&*m)) {
+        std::lock_guard<std::mutex> l(mu_);
+        releases_.push_back(r->gang_id);
+        events_.push_back("release " + r->gang_id.Hex());
       } else if (auto* c = std::get_if<wire::CancelTask>(&*m)) {
         ++cancels_;
         if (task_ && task_->job_id == c->job_id && task_->attempt == c->attempt) {
@@ -231,6 +246,8 @@ class FakeActor {
   std::atomic<int> tasks_{0}, cancels_{0};
   std::mutex mu_;
   std::vector<wire::AssignTask> received_;
+  std::vector<GangId> releases_;
+  std::vector<std::string> events_;
   std::thread thread_;
 };
 

@@ -244,6 +244,32 @@ TEST(WireDecodeErrors, GangInvariantsAreChecked) {
   EXPECT_ERROR(EncodePayload(a).status(), kInvalidArgument, "AssignTask.gang[1].rank: expected 1");
 }
 
+TEST(WireDecodeErrors, MalformedReleaseGangIsRejected) {
+  const std::string rg = EncodePayload(SampleReleaseGang()).value();
+  ReleaseGang ok;
+  ASSERT_TRUE(DecodePayload(rg, &ok).ok());
+  EXPECT_EQ(ok, SampleReleaseGang());
+  EXPECT_ERROR(Decode<ReleaseGang>(WithField(rg, "gang_id", std::nullopt)), kInvalidArgument,
+               "ReleaseGang: missing required field 'gang_id'");
+  EXPECT_ERROR(Decode<ReleaseGang>(WithField(rg, "gang_id", [](Packer& p) { p.pack(7); })), kInvalidArgument,
+               "ReleaseGang.gang_id");
+  EXPECT_ERROR(Decode<ReleaseGang>(WithField(rg, "gang_id", [](Packer& p) { p.pack("abc"); })), kInvalidArgument,
+               "ReleaseGang.gang_id");
+  // The nil gang id names no gang: refused by the decoder and by the encoder.
+  EXPECT_ERROR(Decode<ReleaseGang>(WithField(rg, "gang_id", [](Packer& p) {
+                 const std::string zeros(16, '\0');
+                 p.pack_bin(16);
+                 p.pack_bin_body(zeros.data(), 16);
+               })),
+               kInvalidArgument, "ReleaseGang.gang_id");
+  EXPECT_ERROR(EncodePayload(ReleaseGang{}).status(), kInvalidArgument, "ReleaseGang.gang_id");
+  EXPECT_ERROR(Decode<ReleaseGang>(Pack([](Packer& p) { p.pack(1); })), kInvalidArgument, "ReleaseGang");
+  // Behind a valid envelope header, a broken payload is an error, never a crash.
+  Envelope e = MakeEnvelope(SampleReleaseGang(), 9, "head").value();
+  e.payload = e.payload.substr(0, e.payload.size() / 2);
+  EXPECT_FALSE(DecodeMessage(e).ok());
+}
+
 TEST(WireDecodeErrors, UnknownFieldsAreTolerated) {
   std::string sj = SubmitPayload();
   sj = WithField(sj, "added_in_v1_7", [](Packer& p) {

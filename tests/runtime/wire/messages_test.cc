@@ -62,6 +62,7 @@ TEST(WireMessages, EveryMessageRoundTrips) {
   ExpectRoundTrip(SampleGetClusterStatus());
   ExpectRoundTrip(SampleClusterStatus());
   ExpectRoundTrip(SampleCancelTask());
+  ExpectRoundTrip(SampleReleaseGang());
 }
 
 TEST(WireMessages, ActorAndClusterMessagesAreValidated) {
@@ -259,6 +260,7 @@ TEST(WireMessages, TypeValuesAreFrozen) {
   EXPECT_EQ(static_cast<int>(MessageType::kTaskProgress), 21);
   EXPECT_EQ(static_cast<int>(MessageType::kTaskDone), 22);
   EXPECT_EQ(static_cast<int>(MessageType::kCancelTask), 23);
+  EXPECT_EQ(static_cast<int>(MessageType::kReleaseGang), 24);
   EXPECT_EQ(static_cast<int>(MessageType::kError), 30);
   EXPECT_EQ(static_cast<int>(JobState::kPending), 0);
   EXPECT_EQ(static_cast<int>(JobState::kCancelled), 5);
@@ -270,9 +272,11 @@ TEST(WireMessages, TypeValuesAreFrozen) {
   EXPECT_FALSE(MessageTypeFromValue(9).has_value());
   EXPECT_EQ(MessageTypeFromValue(4), MessageType::kRegisterActor);
   EXPECT_EQ(MessageTypeFromValue(23), MessageType::kCancelTask);
+  EXPECT_EQ(MessageTypeFromValue(24), MessageType::kReleaseGang);
+  EXPECT_EQ(MessageTypeName(MessageType::kReleaseGang), "ReleaseGang");
   EXPECT_EQ(static_cast<int>(ActorState::kIdle), 0);
   EXPECT_EQ(static_cast<int>(ActorState::kDead), 2);
-  EXPECT_EQ(kProtocolVersionMinor, 2);
+  EXPECT_EQ(kProtocolVersionMinor, 3);
   EXPECT_FALSE(MessageTypeFromValue(0x10000 + 1).has_value());
   EXPECT_EQ(MessageTypeFromValue(13), MessageType::kJobStatus);
 }

@@ -166,6 +166,11 @@ inline RegisterActor SampleRegisterActor() {
 inline ActorRegistered SampleActorRegistered() { return {TestActorId(1), 1000}; }
 inline ActorExited SampleActorExited() { return {TestActorId(2), -1, 9, true}; }
 inline CancelTask SampleCancelTask() { return {TestJobId(), 2}; }
+inline ReleaseGang SampleReleaseGang() {
+  std::array<uint8_t, 16> b{};
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<uint8_t>(0x60 + i);
+  return {GangId::FromBytes(b)};
+}
 inline GetClusterStatus SampleGetClusterStatus() { return {}; }
 
 inline ClusterStatus SampleClusterStatus() {
@@ -234,6 +239,7 @@ inline std::vector<std::string> SampleEnvelopes() {
   add(SampleGetClusterStatus());
   add(SampleClusterStatus());
   add(SampleCancelTask());
+  add(SampleReleaseGang());
   return out;
 }
 

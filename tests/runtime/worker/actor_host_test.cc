@@ -1,8 +1,8 @@
 // ActorHost against a fake head (tests/runtime/node/fake_head.h) with a small deterministic
 // executor: registration and heartbeats, progress and results, gangs of two over the local
 // channel through a TCP rendezvous, kept gangs (channels and group channels reused by the next
-// task of the same gang, dropped otherwise), cancellation, preemption by a newer task, the
-// watchdog, and re-registration after a head restart.
+// task of the same gang, parked otherwise and destroyed on ReleaseGang), cancellation,
+// preemption by a newer task, the watchdog, and re-registration after a head restart.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -334,11 +334,14 @@ TEST_F(ActorHostTest, ConsecutiveTasksOfAGangReuseItsChannelsAndGroupChannels) {
     EXPECT_EQ(e->groups[1], e->groups[0]);
     EXPECT_EQ(e->releases.load(), 0);
   }
-  // Another gang id: the kept channels are dropped (the executor told first), new ones made.
+  // Another gang id: the kept channels are parked, not destroyed (the executor told first),
+  // new ones made.
   run(TasksOf(GangId::Random(), 2, 3, rdv));
   for (auto* h : {h0.get(), h1.get()}) {
     EXPECT_EQ(h->gangs_connected(), 2);
     EXPECT_EQ(h->gangs_reused(), 1);
+    EXPECT_EQ(h->gangs_parked(), 1);
+    EXPECT_EQ(h->gangs_destroyed(), 0);
   }
   EXPECT_EQ(e0.releases.load(), 1);
   EXPECT_EQ(e1.releases.load(), 1);
@@ -349,6 +352,79 @@ TEST_F(ActorHostTest, ConsecutiveTasksOfAGangReuseItsChannelsAndGroupChannels) {
   ASSERT_TRUE(WaitUntil([&] { return Dones().size() == 7; }));
   EXPECT_EQ(Dones().back().error_code, 0) << Dones().back().error_message;
   EXPECT_EQ(e0.releases.load(), 2);
+  EXPECT_EQ(h0->gangs_parked(), 2);
+  EXPECT_EQ(h0->gangs_destroyed(), 0);
+}
+
+// docs/runtime-design.md, "Kept gangs": parked and kept sets are destroyed when the head
+// releases them (together on every rank), an unknown gang's release is a no-op, and beyond
+// max_parked_gangs the oldest parked set is destroyed without the head.
+TEST_F(ActorHostTest, ReleaseGangDestroysParkedAndKeptSetsAndTheCapBoundsParkedOnes) {
+  auto server = channel::TcpRendezvousServer::Listen("127.0.0.1", 0).value();
+  ASSERT_TRUE(server->Start().ok());
+  const std::string rdv = "tcp://127.0.0.1:" + std::to_string(server->port());
+  GangExecutor e0, e1;
+  auto o0 = Options(), o1 = Options();
+  o0.max_parked_gangs = o1.max_parked_gangs = 2;
+  auto h0 = StartHost(o0, &e0);
+  auto h1 = StartHost(o1, &e1);
+  uint32_t attempt = 0;
+  auto run = [&](const GangId& g) {
+    const size_t before = Dones().size();
+    GangPair p = TasksOf(g, attempt++, 2, rdv);
+    head_->SendTo(PeerOf(o0.actor_id), p.t0);
+    head_->SendTo(PeerOf(o1.actor_id), p.t1);
+    ASSERT_TRUE(WaitUntil([&] { return Dones().size() == before + 2; }, milliseconds(20'000)));
+    for (size_t i = before; i < Dones().size(); ++i) EXPECT_EQ(Dones()[i].error_code, 0) << Dones()[i].error_message;
+  };
+  auto release = [&](const GangId& g) {
+    head_->SendTo(PeerOf(o0.actor_id), wire::ReleaseGang{g});
+    head_->SendTo(PeerOf(o1.actor_id), wire::ReleaseGang{g});
+  };
+  const GangId g1 = GangId::Random(), g2 = GangId::Random(), g3 = GangId::Random();
+  run(g1);
+  run(g2);  // parks g1
+  for (auto* h : {h0.get(), h1.get()}) EXPECT_EQ(h->gangs_parked(), 1);
+  // The head releases the parked g1: destroyed on both ranks.
+  release(g1);
+  ASSERT_TRUE(WaitUntil([&] { return h0->gangs_destroyed() == 1 && h1->gangs_destroyed() == 1; }));
+  EXPECT_EQ(h0->gangs_parked(), 0);
+  EXPECT_EQ(e0.releases.load(), 1);  // told once, when parked
+  // An unknown gang: nothing happens (a debug log).
+  release(GangId::Random());
+  std::this_thread::sleep_for(milliseconds(200));
+  EXPECT_EQ(h0->gangs_destroyed(), 1);
+  EXPECT_EQ(h1->gangs_destroyed(), 1);
+  // The kept g2 (idle): the executor is told first, then the set is destroyed; g2 is no
+  // longer kept, so a task naming it fails at once.
+  release(g2);
+  ASSERT_TRUE(WaitUntil([&] { return h0->gangs_destroyed() == 2 && h1->gangs_destroyed() == 2; }));
+  EXPECT_EQ(e0.releases.load(), 2);
+  EXPECT_EQ(e1.releases.load(), 2);
+  {
+    const size_t before = Dones().size();
+    head_->SendTo(PeerOf(o0.actor_id), TasksOf(g2, attempt++, 2, rdv).t0);
+    ASSERT_TRUE(WaitUntil([&] { return Dones().size() == before + 1; }));
+    EXPECT_EQ(Dones().back().error_code, static_cast<int32_t>(StatusCode::kFailedPrecondition));
+  }
+  // The cap: g3, g4, g5 in turn park g3 and g4; g6 parks g5 and pushes g3 out unilaterally.
+  run(g3);
+  const GangId g4 = GangId::Random(), g5 = GangId::Random();
+  run(g4);
+  run(g5);
+  for (auto* h : {h0.get(), h1.get()}) {
+    EXPECT_EQ(h->gangs_parked(), 2);
+    EXPECT_EQ(h->gangs_destroyed(), 2);
+  }
+  run(GangId::Random());
+  ASSERT_TRUE(WaitUntil([&] { return h0->gangs_destroyed() == 3 && h1->gangs_destroyed() == 3; }));
+  EXPECT_EQ(h0->gangs_parked(), 2);
+  // g3 is gone: releasing it now is a no-op; g4 is still parked and goes on release.
+  release(g3);
+  release(g4);
+  ASSERT_TRUE(WaitUntil([&] { return h0->gangs_destroyed() == 4 && h1->gangs_destroyed() == 4; }));
+  EXPECT_EQ(h0->gangs_parked(), 1);
+  EXPECT_EQ(h1->gangs_parked(), 1);
 }
 
 TEST_F(ActorHostTest, CancelAbortsTheKeptGangsGroupChannelsAndDropsThem) {
@@ -394,7 +470,7 @@ TEST_F(ActorHostTest, CancelAbortsTheKeptGangsGroupChannelsAndDropsThem) {
   EXPECT_EQ(h0->gangs_connected(), 1);
 }
 
-TEST_F(ActorHostTest, RegisteringAgainDropsTheKeptGang) {
+TEST_F(ActorHostTest, RegisteringAgainParksTheKeptGang) {
   auto server = channel::TcpRendezvousServer::Listen("127.0.0.1", 0).value();
   ASSERT_TRUE(server->Start().ok());
   const std::string rdv = "tcp://127.0.0.1:" + std::to_string(server->port());
@@ -417,6 +493,9 @@ TEST_F(ActorHostTest, RegisteringAgainDropsTheKeptGang) {
   EXPECT_EQ(d.error_code, static_cast<int32_t>(StatusCode::kFailedPrecondition)) << d.error_message;
   EXPECT_EQ(e0.releases.load(), 1);
   EXPECT_EQ(h0->gangs_reused(), 0);
+  // Parked (the new head may not know the gang), not destroyed.
+  EXPECT_EQ(h0->gangs_parked(), 1);
+  EXPECT_EQ(h0->gangs_destroyed(), 0);
 }
 
 TEST_F(ActorHostTest, NewTaskSupersedesTheRunningOneAndDuplicatesAreIgnored) {
