@@ -98,6 +98,9 @@ def cluster(jsonl, size, gpus, runs_file):
             "warm_head_run_s": mean([r["run_ms"] / 1000 for r in warm]),
             "warm_head_total_s": mean([r["total_ms"] / 1000 for r in warm]),
             "warm_queued_ms": mean([r["queued_ms"] for r in warm]),
+            # rank 0's own report (denoising loop; VAE decode + PNG), to split the overhead
+            "warm_actor_denoise_s": mean([r.get("denoise_ms", 0) / 1000 for r in warm]),
+            "warm_actor_decode_s": mean([r.get("decode_ms", 0) / 1000 for r in warm]),
         })
     # Same job, same seed: the PNG should equal the standalone run's (checked on CPU; fp16 gangs
     # on GPUs may differ in the last bits).

@@ -137,6 +137,7 @@ int CmdSubmit(const Target& target, JobFlags job, const std::string& out, bool q
                            {"width", r->width}, {"height", r->height}, {"attempt", r->attempt},
                            {"gang_size", r->gang.size()}, {"gang", gang}, {"queued_ms", r->timings.queued_ms},
                            {"run_ms", r->timings.run_ms}, {"total_ms", r->timings.total_ms},
+                           {"denoise_ms", r->timings.denoise_ms}, {"decode_ms", r->timings.decode_ms},
                            {"client_ms", client_ms()}, {"out", out}};
     std::printf("%s\n", line.dump().c_str());
     return 0;

@@ -27,7 +27,7 @@ int CmdDown(const std::string& config);
 int CmdStatus(const Target& target);
 // `json`: print one JSON line on stdout instead of the human summary: job_id, state, seed,
 // width, height, attempt, gang_size, gang (CUDA ordinals, -1 = CPU actor), the head's
-// queued_ms / run_ms / total_ms, client_ms (submit sent -> PNG written), out; on a failure after
+// queued_ms / run_ms / total_ms, rank 0's denoise_ms / decode_ms, client_ms (submit sent -> PNG written), out; on a failure after
 // the head accepted the job: job_id, state "ERROR", error, client_ms.
 int CmdSubmit(const Target& target, JobFlags job, const std::string& out, bool quiet, bool json = false);
 int CmdBatch(const Target& target, JobFlags job, const std::string& prompts_file, const std::string& out_dir);

@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
   submit->add_flag("--quiet,-q", quiet, "No progress bar");
   submit->add_flag("--json", json,
                    "Print one JSON line on stdout: job_id, state, seed, width, height, attempt, gang_size, gang, "
-                   "queued_ms, run_ms, total_ms (the head's), client_ms (submit -> PNG written), out");
+                   "queued_ms, run_ms, total_ms (the head's), denoise_ms, decode_ms (rank 0's), client_ms (submit -> PNG written), out");
 
   std::string prompts, out_dir = "batch-out";
   CLI::App* batch = app.add_subcommand("batch", "Render one image per line of a prompts file; writes a manifest");

@@ -404,6 +404,8 @@ void HeadServer::Succeed(ActiveJob& job, const wire::TaskDone& done) {
   result.timings.queued_ms = static_cast<double>(started - rec.submitted_ms);
   result.timings.run_ms = static_cast<double>(rec.finished_ms - started);
   result.timings.total_ms = static_cast<double>(rec.finished_ms - rec.submitted_ms);
+  result.timings.denoise_ms = done.denoise_ms;
+  result.timings.decode_ms = done.decode_ms;
   result.gang = job.gang;  // empty when an earlier attempt's gang (before a head restart) finished it
   result.attempt = done.attempt;
   if (Status s = store_->PutResult(rec, result); !s.ok()) {

@@ -75,6 +75,8 @@ void Fields(V& v, M& m) {
   v.Double("queued_ms", m.queued_ms, kRequired);
   v.Double("run_ms", m.run_ms, kRequired);
   v.Double("total_ms", m.total_ms, kRequired);
+  v.Double("denoise_ms", m.denoise_ms, kOptional);
+  v.Double("decode_ms", m.decode_ms, kOptional);
 }
 
 // Checks across fields that the field list cannot express; specialized per message in the

@@ -87,6 +87,10 @@ struct JobTimings {
   double queued_ms = 0;   // accepted -> first task assigned
   double run_ms = 0;      // first task assigned -> image decoded on rank 0
   double total_ms = 0;    // accepted -> result stored
+  // Optional (0 when unknown, e.g. results stored by an older head): rank 0's own report of
+  // the successful attempt: its denoising loop, and its VAE decode + image encoding.
+  double denoise_ms = 0;
+  double decode_ms = 0;
   bool operator==(const JobTimings&) const = default;
 };
 

@@ -132,6 +132,9 @@ TEST(DistriCluster, StatusSubmitBatchAgainstAHead) {
   EXPECT_EQ(line["gang"].size(), 1u) << line;
   EXPECT_EQ(line["out"], dir.path() + "/fox2.png") << line;
   EXPECT_GE(line["client_ms"].get<double>(), line["run_ms"].get<double>()) << line;
+  // Rank 0's own timings reach the client (the fake actor reports 10 ms a step, 7.5 ms decode).
+  EXPECT_EQ(line["denoise_ms"].get<double>(), 30.0) << line;
+  EXPECT_EQ(line["decode_ms"].get<double>(), 7.5) << line;
   EXPECT_EQ(line["job_id"].get<std::string>().size(), 32u) << line;
   EXPECT_TRUE(std::filesystem::exists(dir.path() + "/fox2.png"));
 

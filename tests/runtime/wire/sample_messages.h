@@ -97,7 +97,7 @@ inline JobResult SampleJobResult() {
   m.width = 1024;
   m.height = 768;
   m.seed = 1234567;
-  m.timings = {12.5, 3400.25, 3420.0};
+  m.timings = {12.5, 3400.25, 3420.0, 3100.5, 250.25};
   m.gang = SampleGang(4);
   m.attempt = 1;
   return m;
