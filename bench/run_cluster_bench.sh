@@ -19,7 +19,9 @@
 # Standalone runs and the throughput baseline bring the cluster down first (no GPU sharing).
 # Env: STEPS (50), REPEATS (3 warm renders), BUDGET_S (530: every command is cut to the time
 # left, leaving room for `down` under the device's 600 s a command), BUILD_DIR, MODEL, PROMPT,
-# LOG_LEVEL, KEEP_PNGS (1; 0 deletes the images on exit: 2048 px noise PNGs are ~12 MB each).
+# LOG_LEVEL, KEEP_PNGS (1; 0 deletes the images on exit: 2048 px noise PNGs are ~12 MB each),
+# PACK (0; 1 packs OUT_DIR into OUT_DIR.tgz on exit: the device tool returns at most 8 files),
+# SUBMIT_TIMEOUT (per submit; default by size).
 # DEVICE=cpu runs the same on CPU actors for testing: build/ (BUILD_DIR), the sdxl-tiny model in
 # /tmp/sdxl-tiny, CPU_ACTORS (2) actors standing for GPUs, `--device cpu --ranks N` for the
 # standalone runs, one OpenMP thread per process; e.g.
@@ -149,6 +151,12 @@ on_exit() {
   cluster_down
   [ "${KEEP_PNGS:-1}" = 1 ] || find "$out" -name '*.png' -delete
   $report summary "$jsonl"
+  # The device tool returns at most 8 files from $OUT: PACK=1 packs everything (results, the
+  # script's logs and the cluster's own head/node/actor logs) into OUT_DIR.tgz beside OUT_DIR.
+  if [ "${PACK:-0}" = 1 ]; then
+    tar czf "${out%/}.tgz" --exclude='*.png' --exclude='head.db*' --exclude='keys' -C "$(dirname "$out")" "$(basename "$out")" 2>/dev/null \
+      && echo "packed $(du -h "${out%/}.tgz" | cut -f1) into ${out%/}.tgz"
+  fi
 }
 trap on_exit EXIT
 trap 'exit 130' INT TERM
@@ -205,14 +213,19 @@ for stage in "$@"; do
           [ "$n" -le "$nslots" ] || { echo "skip $s px on $n: only $nslots actors"; continue; }
           f=$out/cluster-$s-$n
           : > "$f.runs"
+          # One hung job must not eat the whole budget: 60 s a submit up to 1024 px, 120 s up to
+          # 2048 px, 300 s above (SUBMIT_TIMEOUT overrides).
+          sub_to=${SUBMIT_TIMEOUT:-$(( s <= 1024 ? 60 : (s <= 2048 ? 120 : 300) ))}
           for i in $(seq 0 "$repeats"); do
             start=$(now_ms)
-            line=$(bounded "${SUBMIT_TIMEOUT:-240}" "$cl" submit -c "$cfg" -p "$prompt" -H "$s" -W "$s" -s "$steps" \
-              --seed 1 --gpus "$n" --timeout "${SUBMIT_TIMEOUT:-240}" -q --json -o "$f-$i.png" 2>> "$f.log" | grep '^{')
+            line=$(bounded "$sub_to" "$cl" submit -c "$cfg" -p "$prompt" -H "$s" -W "$s" -s "$steps" \
+              --seed 1 --gpus "$n" --timeout "$sub_to" -q --json -o "$f-$i.png" 2>> "$f.log" | grep '^{')
             rc=$?
             wall=$(( $(now_ms) - start ))
             if [ -z "$line" ]; then
               echo "submit $s px --gpus $n failed (rc $rc):"; tail -3 "$f.log"
+              { echo "--- cluster status and logs after the failed submit"; timeout 15 "$cl" status -c "$cfg"
+                timeout 15 "$cl" logs "$cfg" -n 60; } >> "$f.log" 2>&1
               line="{\"state\": \"ERROR\", \"error\": \"distri-cluster submit rc $rc, no --json line\"}"
             fi
             echo "$wall $line" >> "$f.runs"

@@ -110,16 +110,19 @@ std::chrono::steady_clock::duration Client::NextPoll(const std::optional<wire::J
   using std::chrono::milliseconds;
   const std::chrono::steady_clock::duration slowest = options_.poll_interval;
   const std::chrono::steady_clock::duration fastest = std::min<std::chrono::steady_clock::duration>(milliseconds(5), slowest);
-  if (!last || last->state != wire::JobState::kRunning || last->total_steps == 0) return slowest;
+  // Without a step rate yet: back off from 5 ms, an eighth of the time waited so far, so a
+  // short job is seen done within a few ms and a long one costs few polls.
+  const auto backoff = std::clamp<std::chrono::steady_clock::duration>((now - pace->wait_start) / 8, fastest, slowest);
+  if (!last || last->state != wire::JobState::kRunning || last->total_steps == 0) return backoff;
   // The last step is done: only the decode and the image encoding remain.
   if (last->step >= last->total_steps) return fastest;
-  if (last->step == 0) return slowest;
+  if (last->step == 0) return backoff;
   if (pace->first_step == 0 || last->step < pace->first_step) {
     pace->first_step = last->step;
     pace->first_seen = now;
-    return slowest;
+    return backoff;
   }
-  if (last->step == pace->first_step) return slowest;
+  if (last->step == pace->first_step) return backoff;
   // Sleep half the predicted rest of the loop, so the end is seen within a few ms of it.
   const auto per_step = (now - pace->first_seen) / (last->step - pace->first_step);
   const auto rest = per_step * (last->total_steps - last->step);
@@ -131,6 +134,7 @@ Result<wire::JobResult> Client::WaitForJob(const JobId& job_id, std::chrono::mil
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::optional<wire::JobStatus> last;
   StepPace pace;
+  pace.wait_start = std::chrono::steady_clock::now();
   while (true) {
     Result<wire::JobStatus> st = GetJob(job_id);
     if (!st.ok()) {

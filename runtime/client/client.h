@@ -115,10 +115,11 @@ class Client {
          std::unique_ptr<wire::DealerSocket> socket);
   template <typename Resp, typename Req>
   Result<Resp> Call(const Req& request);
-  // WaitForJob's pause before the next poll: poll_interval, shortened as a running job nears
-  // its last step (half the predicted rest of the loop, from the step rate seen so far; 5 ms
+  // WaitForJob's pause before the next poll: an eighth of the time waited so far, between 5 ms
+  // and poll_interval, shortened as a running job nears its last step (half the predicted rest of the loop, from the step rate seen so far; 5 ms
   // once every step is done), so a result is seen within a few ms of the head having it.
   struct StepPace {
+    std::chrono::steady_clock::time_point wait_start;
     uint32_t first_step = 0;
     std::chrono::steady_clock::time_point first_seen;
   };
