@@ -30,9 +30,10 @@ void SyncDevice(const c10::Device& device) {
 
 Result<pipeline::GenerateResult> GenerateParallel(pipeline::Pipeline& pipe, pipeline::GenerateParams params,
                                                   channel::Channel* channel, const ParallelOptions& options,
-                                                  const pipeline::ProgressFn& progress, ParallelStats* stats) {
+                                                  const pipeline::ProgressFn& progress, ParallelStats* stats,
+                                                  const LatentCallback& on_latents) {
   ParallelGenerator generator(pipe, channel, options);
-  return generator.Generate(std::move(params), progress, stats);
+  return generator.Generate(std::move(params), progress, stats, on_latents);
 }
 
 ParallelGenerator::ParallelGenerator(pipeline::Pipeline& pipe, channel::Channel* channel, ParallelOptions options)
@@ -42,7 +43,7 @@ ParallelGenerator::~ParallelGenerator() = default;
 
 Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateParams params,
                                                              const pipeline::ProgressFn& progress,
-                                                             ParallelStats* stats) {
+                                                             ParallelStats* stats, const LatentCallback& on_latents) {
   pipeline::Pipeline& pipe = pipe_;
   channel::Channel* channel = channel_;
   const ParallelOptions& options = options_;
@@ -59,7 +60,8 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
   } else if (options.parallelism == "tensor") {
     // Tensor parallelism has its own loop (tensor_parallel_generate.h); its runner (and CUDA
     // graph) is kept between jobs like the patch runner.
-    return GenerateTensorParallel(pipe, std::move(params), channel, options, progress, stats, &tp_runner_);
+    return GenerateTensorParallel(pipe, std::move(params), channel, options, progress, stats, &tp_runner_,
+                                  on_latents);
   } else if (options.parallelism != "patch") {
     return Status::InvalidArgument("unknown parallelism '" + options.parallelism +
                                    "' (expected patch, naive_patch or tensor)");
@@ -135,6 +137,7 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
       out = halves[0] + params.guidance * (halves[1] - halves[0]);
     }
     DISTRI_ASSIGN_OR_RETURN(latents, sampler->Step(out.contiguous(), i, latents));
+    if (on_latents.Due(i + 1, n, rank)) on_latents.fn(i + 1, latents);
     if (progress && !progress(i + 1, n)) return cancel(i + 1);
   }
   SyncDevice(device);

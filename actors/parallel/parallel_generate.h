@@ -45,6 +45,20 @@ struct ParallelOptions {
   std::function<Result<channel::Channel*>(int group, int rank, int size)> group_channel;
 };
 
+// Optional look at the latent during the loop (the denoise actor's previews). `fn(step,
+// latents)` is called on rank 0 only, after step `step` for step = every, 2 * every, ... below
+// the last step (never after it), before the progress callback of that step, with the loop's
+// latents: on the device, [batch, C, H/8, W/8], the loop's stream current. `fn` must not modify
+// them; whatever it reads back to the host syncs that stream (costs that step a sync).
+struct LatentCallback {
+  int every = 0;  // 0 = never
+  std::function<void(int step, const at::Tensor& latents)> fn;
+  // True when `fn` is due after `step` of `total` on `rank`.
+  bool Due(int step, int total, int rank) const {
+    return every > 0 && fn && rank == 0 && step < total && step % every == 0;
+  }
+};
+
 struct ParallelStats {
   GangLayout layout;
   int64_t stale_bytes = 0;  // this rank's stale-activation buffers
@@ -68,7 +82,8 @@ class ParallelGenerator {
   ~ParallelGenerator();
   Result<pipeline::GenerateResult> Generate(pipeline::GenerateParams params,
                                             const pipeline::ProgressFn& progress = nullptr,
-                                            ParallelStats* stats = nullptr);
+                                            ParallelStats* stats = nullptr,
+                                            const LatentCallback& on_latents = {});
 
  private:
   pipeline::Pipeline& pipe_;
@@ -89,7 +104,8 @@ class ParallelGenerator {
 Result<pipeline::GenerateResult> GenerateParallel(pipeline::Pipeline& pipe, pipeline::GenerateParams params,
                                                   channel::Channel* channel, const ParallelOptions& options,
                                                   const pipeline::ProgressFn& progress = nullptr,
-                                                  ParallelStats* stats = nullptr);
+                                                  ParallelStats* stats = nullptr,
+                                                  const LatentCallback& on_latents = {});
 
 // The form the denoise actor uses (docs/runtime-design.md).
 inline Result<pipeline::GenerateResult> GenerateParallel(pipeline::Pipeline& pipe, pipeline::GenerateParams params,

@@ -30,7 +30,8 @@ void SyncDevice(const c10::Device& device) {
 Result<pipeline::GenerateResult> GenerateTensorParallel(pipeline::Pipeline& pipe, pipeline::GenerateParams params,
                                                         channel::Channel* channel, const ParallelOptions& options,
                                                         const pipeline::ProgressFn& progress, ParallelStats* stats,
-                                                        std::unique_ptr<TensorParallelUNetRunner>* keep) {
+                                                        std::unique_ptr<TensorParallelUNetRunner>* keep,
+                                                        const LatentCallback& on_latents) {
   DISTRI_RETURN_IF_ERROR(pipeline::ValidateParams(&params, pipe.default_size()));
   const int scale = pipe.vae_scale();
   if (params.height % scale != 0 || params.width % scale != 0) {
@@ -84,6 +85,7 @@ Result<pipeline::GenerateResult> GenerateTensorParallel(pipeline::Pipeline& pipe
       out = halves[0] + params.guidance * (halves[1] - halves[0]);
     }
     DISTRI_ASSIGN_OR_RETURN(latents, sampler->Step(out.contiguous(), i, latents));
+    if (on_latents.Due(i + 1, n, rank)) on_latents.fn(i + 1, latents);
     if (progress && !progress(i + 1, n)) return cancel(i + 1);
   }
   SyncDevice(device);

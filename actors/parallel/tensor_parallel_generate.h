@@ -23,6 +23,7 @@ Result<pipeline::GenerateResult> GenerateTensorParallel(pipeline::Pipeline& pipe
                                                         channel::Channel* channel, const ParallelOptions& options,
                                                         const pipeline::ProgressFn& progress = nullptr,
                                                         ParallelStats* stats = nullptr,
-                                                        std::unique_ptr<TensorParallelUNetRunner>* keep = nullptr);
+                                                        std::unique_ptr<TensorParallelUNetRunner>* keep = nullptr,
+                                                        const LatentCallback& on_latents = {});
 
 }  // namespace distri::parallel

@@ -5,6 +5,7 @@
 #include "actors/common/torch_util.h"
 #include "actors/parallel/parallel_generate.h"
 #include "actors/pipeline/image_output.h"
+#include "actors/worker/latent_preview.h"
 #include "runtime/common/logging.h"
 #include "runtime/common/png.h"
 
@@ -108,10 +109,28 @@ Result<TaskOutput> DenoiseExecutor::Run(const wire::AssignTask& task, GangChanne
                                  ": the denoise actor writes PNG only");
   }
   DISTRI_ASSIGN_OR_RETURN(pipeline::GenerateParams params, ToGenerateParams(task.job));
+  // Rank 0's latent previews (JobSpec.preview_every): the PNG of a due step waits here for
+  // that step's progress report, which carries it to the host.
+  std::string preview;
+  parallel::LatentCallback on_latents;
+  if (task.rank == 0 && task.job.preview_every > 0) {
+    on_latents.every = static_cast<int>(task.job.preview_every);
+    const LatentFamily family = pipe_->is_xl() ? LatentFamily::kSdxl : LatentFamily::kSd;
+    on_latents.fn = [&preview, family, warned = false](int step, const at::Tensor& latents) mutable {
+      Result<std::string> png = LatentPreviewPng(latents, family);
+      if (png.ok()) {
+        preview = std::move(*png);
+      } else if (!warned) {  // a preview is best effort: the job goes on without it
+        warned = true;
+        DISTRI_LOG(WARNING) << "no latent previews for this job: " << png.status().ToString();
+      }
+    };
+  }
   // The pipeline's callback: report the step, and go on unless the task was cancelled (a
   // false return makes GenerateParallel abort the channel, so the peers stop too).
   pipeline::ProgressFn on_step = [&](int step, int total) {
-    if (progress) progress(step, total);
+    if (progress) progress(step, total, preview);
+    preview.clear();
     return !(cancelled && cancelled());
   };
   // The task thread is not the thread that loaded the model: select its device here.
@@ -123,9 +142,9 @@ Result<TaskOutput> DenoiseExecutor::Run(const wire::AssignTask& task, GangChanne
   Result<pipeline::GenerateResult> generated = Status::Internal("not run");
   // Warm: the kept generator replays its runner for jobs of the same size.
   if (gang == nullptr) {
-    generated = SoloGenerator(popts).Generate(params, on_step);
+    generated = SoloGenerator(popts).Generate(params, on_step, nullptr, on_latents);
   } else {
-    generated = GangGenerator(*gang, popts).Generate(params, on_step);
+    generated = GangGenerator(*gang, popts).Generate(params, on_step, nullptr, on_latents);
   }
   if (!generated.ok()) {
     // After a failure or a cancel mid-loop the runner's state is not trusted: start afresh.

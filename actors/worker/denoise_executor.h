@@ -3,7 +3,9 @@
 // each task with GenerateParallel (a gang of one has no channel), exactly as `distri generate`
 // does, and rank 0 encodes the PNG with the same code (pipeline::EncodeImagePng), so a job and
 // `distri generate` with the same flags and the same --model text give the same bytes.
-// Cancellation is polled after every step (the pipeline's progress callback).
+// Cancellation is polled after every step (the pipeline's progress callback). With
+// JobSpec.preview_every, rank 0 makes a latent preview PNG (latent_preview.h) every that many
+// steps and hands it to the host with that step's progress (it syncs the device that step).
 //
 // Warm runs: the executor keeps one ParallelGenerator across tasks, so its UNet runner (stale
 // buffers, CUDA graphs) is built by the first job of a size and replayed by the later ones:

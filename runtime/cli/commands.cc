@@ -16,6 +16,7 @@
 #include "runtime/cli/launcher.h"
 #include "runtime/cli/progress.h"
 #include "runtime/client/client.h"
+#include "runtime/common/logging.h"
 
 namespace distri::cli {
 namespace {
@@ -25,8 +26,9 @@ int Fail(const Status& s) {
   return 1;
 }
 
-Result<std::unique_ptr<client::Client>> Connect(const Target& t) {
+Result<std::unique_ptr<client::Client>> Connect(const Target& t, bool previews = false) {
   client::ClientOptions o;
+  o.previews = previews;
   o.name = "cli";
   o.address = t.address;
   o.keys_dir = t.keys_dir;
@@ -43,6 +45,16 @@ Status WriteFile(const std::string& path, const std::string& bytes) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   if (!f) return Status::IoError("cannot write " + path);
+  return Status::Ok();
+}
+
+// A reader of `path` sees the previous file or the new one, never a partial one.
+Status WriteFileAtomically(const std::string& path, const std::string& bytes) {
+  const std::string tmp = path + ".tmp";
+  DISTRI_RETURN_IF_ERROR(WriteFile(tmp, bytes));
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return Status::IoError("cannot rename " + tmp + " to " + path + ": " + ec.message());
   return Status::Ok();
 }
 
@@ -105,7 +117,10 @@ int CmdStatus(const Target& target) {
 }
 
 int CmdSubmit(const Target& target, JobFlags job, const std::string& out, bool quiet, bool json) {
-  auto client = Connect(target);
+  if (!job.preview_path.empty() && job.spec.preview_every == 0) {
+    return Fail(Status::InvalidArgument("--preview needs --preview-every N (N >= 1)"));
+  }
+  auto client = Connect(target, /*previews=*/!job.preview_path.empty());
   if (!client.ok()) return Fail(client.status());
   const auto start = std::chrono::steady_clock::now();
   auto client_ms = [&] {
@@ -124,9 +139,18 @@ int CmdSubmit(const Target& target, JobFlags job, const std::string& out, bool q
   std::fprintf(stderr, "job %s accepted (seed %llu, %u ahead in the queue)\n", acc->job_id.Hex().c_str(),
                (unsigned long long)acc->seed, acc->queue_position);
   ProgressLine bar("job " + acc->job_id.Short(), !quiet && isatty(2));
+  uint32_t preview_step = 0;  // of the preview last written
   Result<wire::JobResult> r = (*client)->WaitForJob(
       acc->job_id, std::chrono::milliseconds(static_cast<int64_t>(job.timeout_s * 1000)),
-      [&](const wire::JobStatus& s) { bar.Update(s); });
+      [&](const wire::JobStatus& s) {
+        bar.Update(s);
+        if (!job.preview_path.empty() && !s.preview.empty() && s.preview_step != preview_step) {
+          preview_step = s.preview_step;
+          if (Status w = WriteFileAtomically(job.preview_path, s.preview); !w.ok()) {
+            DISTRI_LOG(WARNING) << "preview: " << w.ToString();
+          }
+        }
+      });
   bar.Finish();
   if (!r.ok()) return fail_json(r.status());
   if (Status s = WriteFile(out, r->image); !s.ok()) return fail_json(s);

@@ -20,6 +20,9 @@ struct JobFlags {
   int64_t seed = -1;  // -1: the head draws one
   int64_t warmup_steps = -1;  // -1: absent (the actors' default)
   double timeout_s = 3600;
+  // submit only: write each new latent preview (spec.preview_every) to this PNG file, atomically
+  // (PATH.tmp, then rename); "" = no previews asked for.
+  std::string preview_path;
 };
 
 int CmdUp(const std::string& config, const std::string& bin_dir);

@@ -4,6 +4,7 @@
 //   distri-cluster down CLUSTER.yaml          stops what `up` started
 //   distri-cluster status  --config CLUSTER.yaml | --address tcp://H:P --keys DIR
 //   distri-cluster submit  --config ... --prompt "..." [job flags] --out image.png [--json]
+//                          [--preview-every N --preview PATH]   (latent previews, see cluster-config.md)
 //   distri-cluster batch   --config ... --prompts prompts.txt --out-dir DIR [job flags]
 //   distri-cluster logs CLUSTER.yaml [head|NODE] [-n LINES] [-f]
 //
@@ -90,6 +91,13 @@ int main(int argc, char** argv) {
   AddJobFlags(submit, &job, /*with_prompt=*/true);
   submit->add_option("--out,-o", out, "Output file (PNG)")->capture_default_str();
   submit->add_flag("--quiet,-q", quiet, "No progress bar");
+  submit->add_option("--preview-every", job.spec.preview_every,
+                     "Rank 0 sends a latent preview every N steps (0: none; costs a device sync per preview)")
+      ->check(CLI::Range(0, 10000))
+      ->capture_default_str();
+  submit->add_option("--preview", job.preview_path,
+                     "Write the latest latent preview (PNG, latent resolution = image/8) here whenever a new "
+                     "one arrives (via PATH.tmp and rename); needs --preview-every");
   submit->add_flag("--json", json,
                    "Print one JSON line on stdout: job_id, state, seed, width, height, attempt, gang_size, gang, "
                    "queued_ms, run_ms, total_ms (the head's), denoise_ms, decode_ms (rank 0's), client_ms (submit -> PNG written), out");

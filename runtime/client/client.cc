@@ -17,7 +17,7 @@ std::string NormalizeAddress(const std::string& address) {
 
 bool SameProgress(const wire::JobStatus& a, const wire::JobStatus& b) {
   return a.state == b.state && a.step == b.step && a.total_steps == b.total_steps && a.attempt == b.attempt &&
-         a.queue_position == b.queue_position;
+         a.queue_position == b.queue_position && a.preview_step == b.preview_step && a.preview == b.preview;
 }
 
 }  // namespace
@@ -95,7 +95,9 @@ Result<wire::JobAccepted> Client::Submit(const wire::JobSpec& spec) {
   return Call<wire::JobAccepted>(wire::SubmitJob{spec});
 }
 
-Result<wire::JobStatus> Client::GetJob(const JobId& job_id) { return Call<wire::JobStatus>(wire::GetJob{job_id}); }
+Result<wire::JobStatus> Client::GetJob(const JobId& job_id, bool with_preview) {
+  return Call<wire::JobStatus>(wire::GetJob{job_id, with_preview});
+}
 
 Result<wire::JobStatus> Client::Cancel(const JobId& job_id) { return Call<wire::JobStatus>(wire::CancelJob{job_id}); }
 
@@ -136,7 +138,7 @@ Result<wire::JobResult> Client::WaitForJob(const JobId& job_id, std::chrono::mil
   StepPace pace;
   pace.wait_start = std::chrono::steady_clock::now();
   while (true) {
-    Result<wire::JobStatus> st = GetJob(job_id);
+    Result<wire::JobStatus> st = GetJob(job_id, options_.previews);
     if (!st.ok()) {
       // A head restart makes polls fail for a moment; keep trying until the deadline.
       if (st.status().code() != StatusCode::kUnavailable && st.status().code() != StatusCode::kDeadlineExceeded) {

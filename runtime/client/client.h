@@ -73,10 +73,15 @@ struct ClientOptions {
   std::chrono::milliseconds request_timeout{10000};
   // WaitForJob's polling period.
   std::chrono::milliseconds poll_interval{100};
+  // WaitForJob asks for the job's latest latent preview with every poll (GetJob with_preview)
+  // and calls its progress callback when a new one arrives (JobStatus.preview, preview_step).
+  // Off by default: a preview is a few KiB to a few hundred KiB per poll. Previews exist only
+  // for jobs submitted with JobSpec.preview_every.
+  bool previews = false;
 };
 
 // Called by WaitForJob with each status it observed that differs from the previous one
-// (state, step or attempt changed).
+// (state, step, attempt or, with ClientOptions::previews, the preview changed).
 using ProgressFn = std::function<void(const wire::JobStatus& status)>;
 
 class Client {
@@ -92,8 +97,9 @@ class Client {
   // Submits one image. JobAccepted arrives once the job is durable on the head (a head
   // restart does not lose it). spec.seed unset: the head draws one (JobAccepted.seed).
   Result<wire::JobAccepted> Submit(const wire::JobSpec& spec);
-  // State, progress (step of total_steps), attempt and queue position of a job.
-  Result<wire::JobStatus> GetJob(const JobId& job_id);
+  // State, progress (step of total_steps), attempt and queue position of a job; with
+  // `with_preview`, also the latest latent preview of a running job (JobStatus.preview).
+  Result<wire::JobStatus> GetJob(const JobId& job_id, bool with_preview = false);
   // Cancels a job that has not finished; returns its state afterwards (CANCELLED, or the
   // terminal state it had already reached).
   Result<wire::JobStatus> Cancel(const JobId& job_id);

@@ -94,7 +94,12 @@ void HeadServer::OnSubmit(const Incoming& in, const wire::SubmitJob& m) {
 
 void HeadServer::OnGetJob(const Incoming& in, const wire::GetJob& m) {
   if (auto it = active_.find(m.job_id); it != active_.end()) {
-    (void)router_->Reply(in, StatusOf(it->second.rec, it->second.step));
+    wire::JobStatus st = StatusOf(it->second.rec, it->second.step);
+    if (m.with_preview && !it->second.preview.empty()) {
+      st.preview = it->second.preview;
+      st.preview_step = std::min(it->second.preview_step, st.total_steps);
+    }
+    (void)router_->Reply(in, st);
     return;
   }
   Result<JobRecord> rec = store_->Get(m.job_id);
@@ -207,6 +212,8 @@ void HeadServer::AssignGang(ActiveJob& job, const Placement& placement) {
     metrics_.GangFormed();
   }
   job.rank_step.assign(job.gang.size(), -1);
+  job.preview.clear();  // a new attempt: the old one's preview is stale
+  job.preview_step = 0;
   job.rank_done.assign(job.gang.size(), false);
   job.step = 0;
   job.last_step_time = std::chrono::steady_clock::now();
@@ -335,6 +342,10 @@ void HeadServer::OnTaskProgress(const Incoming& in, const wire::TaskProgress& m)
     Persist(job.rec);
   }
   job.rank_step[m.rank] = std::max<int64_t>(job.rank_step[m.rank], m.step);
+  if (m.rank == 0 && !m.preview.empty() && m.step >= job.preview_step) {
+    job.preview = m.preview;
+    job.preview_step = m.step;
+  }
   int64_t lowest = -1;
   for (int64_t s : job.rank_step) {
     if (s >= 0 && (lowest < 0 || s < lowest)) lowest = s;

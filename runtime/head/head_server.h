@@ -82,6 +82,11 @@ class HeadServer {
     std::vector<bool> rank_done;
     uint32_t step = 0;
     std::chrono::steady_clock::time_point last_step_time{};
+    // The latest latent preview rank 0 sent for the current attempt (TaskProgress.preview),
+    // and the step it was taken after; memory only (not in SQLite), served by GetJob with
+    // with_preview.
+    std::string preview;
+    uint32_t preview_step = 0;
   };
   using Incoming = wire::RouterSocket::Incoming;
 

@@ -21,6 +21,7 @@ void Fields(V& v, M& m) {
 template <typename V, Is<GetJob> M>
 void Fields(V& v, M& m) {
   v.Id("job_id", m.job_id, kRequired);
+  v.Bool("with_preview", m.with_preview, kOptional);
 }
 
 template <typename V, Is<JobStatus> M>
@@ -32,6 +33,8 @@ void Fields(V& v, M& m) {
   v.Int("attempt", m.attempt, kOptional, 0u, std::numeric_limits<uint32_t>::max());
   v.Int("queue_position", m.queue_position, kOptional, 0u, std::numeric_limits<uint32_t>::max());
   v.Str("error", m.error, kOptional, kMaxErrorMessageBytes);
+  v.Bytes("preview", m.preview, kOptional, kMaxPreviewBytes);
+  v.Int("preview_step", m.preview_step, kOptional, 0u, kMaxSteps);
 }
 
 template <typename V, Is<CancelJob> M>
@@ -63,6 +66,10 @@ struct Invariants<JobStatus> {
     if (m.step > m.total_steps) {
       return Status::InvalidArgument(name + ": step " + std::to_string(m.step) + " is past total_steps " +
                                      std::to_string(m.total_steps));
+    }
+    if (m.preview_step > m.total_steps) {
+      return Status::InvalidArgument(name + ": preview_step " + std::to_string(m.preview_step) +
+                                     " is past total_steps " + std::to_string(m.total_steps));
     }
     return Status::Ok();
   }

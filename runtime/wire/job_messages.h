@@ -34,7 +34,8 @@ struct JobAccepted {
 // client -> head: state of a job. Answered by JobStatus, or Error NotFound.
 struct GetJob {
   static constexpr MessageType kType = MessageType::kGetJob;
-  JobId job_id;  // required
+  JobId job_id;              // required
+  bool with_preview = false; // optional; true: JobStatus carries the job's latest preview
   bool operator==(const GetJob&) const = default;
 };
 
@@ -48,6 +49,10 @@ struct JobStatus {
   uint32_t attempt = 0;                // optional; 0 for the first run, +1 per re-run after a failure
   uint32_t queue_position = 0;         // optional; jobs ahead of it while PENDING
   std::string error;                   // optional; why, when FAILED (<= kMaxErrorMessageBytes)
+  // Optional; only when GetJob.with_preview asked for it: the latest latent preview (PNG)
+  // rank 0 reported for the running attempt, empty when none yet (<= kMaxPreviewBytes).
+  std::string preview;
+  uint32_t preview_step = 0;           // optional; the step `preview` was taken after (0 = none)
   bool operator==(const JobStatus&) const = default;
 };
 

@@ -59,6 +59,7 @@ void Fields(V& v, M& m) {
   v.Str("model", m.model, kOptional, kMaxNameBytes);
   v.Str("sync_mode", m.sync_mode, kOptional, kMaxNameBytes);
   v.OptInt("warmup_steps", m.warmup_steps, 0u, kMaxSteps);
+  v.Int("preview_every", m.preview_every, kOptional, 0u, kMaxSteps);
 }
 
 template <typename V, Is<GangMember> M>

@@ -69,6 +69,10 @@ struct JobSpec {
   // defaults (corrected_async_gn, 4 warm-up steps). Since minor version 2.
   std::string sync_mode;        // optional; "" = default; <= kMaxNameBytes (names: the head checks)
   std::optional<uint32_t> warmup_steps;  // optional; synchronous steps first, 0..kMaxSteps
+  // Optional (default 0 = off): rank 0 reports a latent preview (a small PNG, see
+  // TaskProgress.preview) every this many steps, never after the last one; 0..kMaxSteps.
+  // Each preview costs rank 0 a device sync and a small device->host copy.
+  uint32_t preview_every = 0;
   bool operator==(const JobSpec&) const = default;
 };
 

@@ -401,7 +401,7 @@ void ActorHost::RunTask(const std::shared_ptr<Running>& run) {
             " ready in " + std::to_string(static_cast<int>(connect_ms)) + " ms)";
     }
     DISTRI_LOG(INFO) << "running " << TaskName(task) << how;
-    ProgressFn progress = [this, run](int step, int total) {
+    ProgressFn progress = [this, run](int step, int total, const std::string& preview) {
       {
         std::lock_guard<std::mutex> lock(mu_);
         run->watchdog.Step(Clock::now(), step);
@@ -412,6 +412,8 @@ void ActorHost::RunTask(const std::shared_ptr<Running>& run) {
       p.rank = run->task.rank;
       p.step = static_cast<uint32_t>(step);
       p.total_steps = static_cast<uint32_t>(total);
+      // An oversized preview would make the whole progress unsendable: drop only the preview.
+      if (preview.size() <= wire::kMaxPreviewBytes) p.preview = preview;
       Enqueue(std::move(p));
     };
     CancelFn cancelled = [run] { return run->cancelled.load(); };

@@ -3,12 +3,16 @@
 // "Kept gangs".
 #pragma once
 
+#include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 
 #include "runtime/channel/channel.h"
 #include "runtime/common/status.h"
+#include "runtime/wire/limits.h"
 #include "runtime/wire/task_messages.h"
 #include "runtime/wire/types.h"
 
@@ -24,8 +28,31 @@ struct TaskOutput {
   double decode_ms = 0;  // VAE decode + encoding (rank 0)
 };
 
-// Called after each denoising step: `step` steps of `total` are done (1..total).
-using ProgressFn = std::function<void(int step, int total)>;
+// Called after each denoising step: `step` steps of `total` are done (1..total). `preview`
+// is empty, or (rank 0, jobs with JobSpec.preview_every) a small PNG of the current latent
+// for the host to put in TaskProgress.preview (<= wire::kMaxPreviewBytes). A std::function
+// that also takes the older (step, total) callables, and may be called as progress(step, total).
+class ProgressFn {
+ public:
+  ProgressFn() = default;
+  ProgressFn(std::nullptr_t) {}  // NOLINT: as std::function
+  template <typename F>
+    requires std::invocable<F&, int, int, const std::string&>
+  ProgressFn(F f) : fn_(std::move(f)) {}  // NOLINT: implicit, as std::function
+  template <typename F>
+    requires(std::invocable<F&, int, int> && !std::invocable<F&, int, int, const std::string&>)
+  ProgressFn(F f)  // NOLINT
+      : fn_([f = std::move(f)](int step, int total, const std::string&) mutable { f(step, total); }) {}
+
+  void operator()(int step, int total, const std::string& preview = std::string()) const {
+    fn_(step, total, preview);
+  }
+  explicit operator bool() const { return static_cast<bool>(fn_); }
+
+ private:
+  std::function<void(int step, int total, const std::string& preview)> fn_;
+};
+
 // Polled between steps: true once the task is cancelled (by the head, a newer task, or the
 // watchdog); the executor then returns Cancelled as soon as it can.
 using CancelFn = std::function<bool()>;
@@ -54,8 +81,8 @@ class TaskExecutor {
  public:
   virtual ~TaskExecutor() = default;
   // Runs one rank of a task. `gang` is null for a gang of one; it may be the same set that
-  // earlier tasks of the same gang got (see GangChannels). `progress(step, total)` is called
-  // after each step; `cancelled()` is polled between steps. Rank 0 returns the encoded image;
+  // earlier tasks of the same gang got (see GangChannels). `progress(step, total[, preview])` is
+  // called after each step (rank 0 adds a preview every task.job.preview_every steps); `cancelled()` is polled between steps. Rank 0 returns the encoded image;
   // other ranks return an empty TaskOutput.
   // Called from the actor host's task thread, one task at a time.
   virtual Result<TaskOutput> Run(const wire::AssignTask& task, GangChannels* gang, const ProgressFn& progress,

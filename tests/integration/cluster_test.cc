@@ -215,6 +215,43 @@ TEST_F(ClusterTest, ImagesEqualSingleProcessGenerate) {
   }, seconds(10)));
 }
 
+// Latent previews (JobSpec.preview_every): rank 0's PNGs of the latent reach GetJob with
+// with_preview at latent resolution (image / 8), and the image is the same bytes as without.
+TEST_F(ClusterTest, LatentPreviewsDoNotChangeTheImage) {
+  wire::JobSpec spec = Spec(41, 200);
+  spec.preview_every = 1;
+  const JobId job = Submit(spec);
+  std::map<uint32_t, std::string> previews;  // by step
+  const auto deadline = std::chrono::steady_clock::now() + seconds(240);
+  wire::JobState state = wire::JobState::kPending;
+  while (!wire::IsTerminal(state) && std::chrono::steady_clock::now() < deadline) {
+    auto st = cluster_->client().GetJob(job, /*with_preview=*/true);
+    ASSERT_TRUE(st.ok()) << st.status().ToString();
+    state = st->state;
+    if (!st->preview.empty()) previews[st->preview_step] = st->preview;
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  ASSERT_EQ(state, wire::JobState::kSucceeded);
+  ASSERT_FALSE(previews.empty()) << "no preview seen while the job ran";
+  EXPECT_LT(previews.rbegin()->first, spec.steps);  // none after the last step
+  for (const auto& [step, png] : previews) {
+    Result<RgbImage> img = DecodePng(png);
+    ASSERT_TRUE(img.ok()) << "step " << step << ": " << img.status().ToString();
+    EXPECT_EQ(img->width, 64 / 8);
+    EXPECT_EQ(img->height, 64 / 8);
+  }
+  std::printf("[ cluster  ] %zu previews seen (steps %u..%u)\n", previews.size(), previews.begin()->first,
+              previews.rbegin()->first);
+  auto with = cluster_->client().GetResult(job);
+  ASSERT_TRUE(with.ok()) << with.status().ToString();
+  spec.preview_every = 0;
+  auto without = cluster_->client().WaitForJob(Submit(spec), seconds(240));
+  ASSERT_TRUE(without.ok()) << without.status().ToString();
+  EXPECT_TRUE(with->image == without->image) << "previews changed the image";
+  const std::string ref = Reference(spec);
+  EXPECT_TRUE(with->image == ref) << "the image with previews differs from distri generate's";
+}
+
 TEST_F(ClusterTest, PatchParallelJobAcrossTwoHostsOverUcx) {
   wire::JobSpec spec = Spec(31, 8);
   spec.width = spec.height = 128;

@@ -138,6 +138,32 @@ TEST(DistriCluster, StatusSubmitBatchAgainstAHead) {
   EXPECT_EQ(line["job_id"].get<std::string>().size(), 32u) << line;
   EXPECT_TRUE(std::filesystem::exists(dir.path() + "/fox2.png"));
 
+  // --preview-every / --preview: the newest latent preview lands in the file (via .tmp + rename).
+  out.clear();
+  args = {"submit"};
+  args.insert(args.end(), target.begin(), target.end());
+  for (const char* a : {"--prompt", "a fox", "--height", "64", "--width", "64", "--steps", "300", "--seed", "5", "-q",
+                        "--preview-every", "2", "--preview"}) {
+    args.push_back(a);
+  }
+  args.push_back(dir.path() + "/preview.png");
+  args.push_back("--out");
+  args.push_back(dir.path() + "/fox3.png");
+  ASSERT_EQ(RunCli(args, &out), 0) << out;
+  std::ifstream pf(dir.path() + "/preview.png", std::ios::binary);
+  const std::string preview((std::istreambuf_iterator<char>(pf)), {});
+  ASSERT_EQ(preview.rfind("fake-preview:", 0), 0u) << preview;
+  const int preview_step = std::stoi(preview.substr(13));
+  EXPECT_EQ(preview_step % 2, 0) << preview;
+  EXPECT_LT(preview_step, 300) << preview;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/preview.png.tmp"));
+  out.clear();
+  args = {"submit"};
+  args.insert(args.end(), target.begin(), target.end());
+  for (const char* a : {"--prompt", "x", "--preview", "/tmp/p.png"}) args.push_back(a);
+  EXPECT_EQ(RunCli(args, &out), 1);
+  EXPECT_NE(out.find("--preview needs --preview-every"), std::string::npos) << out;
+
   std::ofstream(dir.path() + "/prompts.txt") << "# two prompts\nred\nblue\n";
   out.clear();
   args = {"batch"};
@@ -161,7 +187,7 @@ TEST(DistriCluster, StatusSubmitBatchAgainstAHead) {
   args = {"status"};
   args.insert(args.end(), target.begin(), target.end());
   ASSERT_EQ(RunCli(args, &out), 0) << out;
-  EXPECT_NE(out.find("4 succeeded"), std::string::npos) << out;
+  EXPECT_NE(out.find("5 succeeded"), std::string::npos) << out;
   EXPECT_NE(out.find(actor.id().Short()), std::string::npos) << out;
 
   // A bad job is refused with the head's reason.

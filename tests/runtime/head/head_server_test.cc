@@ -246,6 +246,45 @@ TEST_F(HeadServerTest, DistriFusionOptionsReachTheGangAndBadModesAreRefused) {
   }
 }
 
+// Rank 0's latest preview is kept in memory and served only to GetJob with_preview.
+TEST_F(HeadServerTest, LatestPreviewOnlyWhenAsked) {
+  FakeActorOptions slow;
+  slow.step_time = 20ms;
+  auto actor = Actor(slow);
+  wire::JobSpec spec = TinySpec(100);
+  spec.preview_every = 3;
+  wire::JobAccepted acc = client_->Submit(spec).value();
+  ASSERT_TRUE(WaitFor([&] { return client_->GetJob(acc.job_id, true)->preview_step >= 6; }));
+  wire::JobStatus with = client_->GetJob(acc.job_id, /*with_preview=*/true).value();
+  EXPECT_EQ(with.state, wire::JobState::kRunning);
+  EXPECT_EQ(with.preview_step % 3, 0u);
+  EXPECT_LE(with.preview_step, with.step);
+  EXPECT_EQ(with.preview, FakePreview(with.preview_step));
+  wire::JobStatus without = client_->GetJob(acc.job_id).value();
+  EXPECT_TRUE(without.preview.empty());
+  EXPECT_EQ(without.preview_step, 0u);
+  // WaitForJob with previews: the callback sees new previews as they come.
+  client::ClientOptions o = client_->options();
+  o.previews = true;
+  auto previews_client = client::Client::Connect(o).value();
+  std::vector<uint32_t> preview_steps;
+  auto result = previews_client->WaitForJob(acc.job_id, 10s, [&](const wire::JobStatus& s) {
+    if (!s.preview.empty() && (preview_steps.empty() || preview_steps.back() != s.preview_step)) {
+      EXPECT_EQ(s.preview, FakePreview(s.preview_step));
+      preview_steps.push_back(s.preview_step);
+    }
+  });
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_GE(preview_steps.size(), 2u);
+  EXPECT_LE(preview_steps.back(), 99u);  // none after the last step
+  // A finished job has no preview.
+  EXPECT_TRUE(client_->GetJob(acc.job_id, true)->preview.empty());
+  // Without preview_every: never a preview.
+  wire::JobAccepted plain = client_->Submit(TinySpec(5)).value();
+  ASSERT_TRUE(client_->WaitForJob(plain.job_id, 5s).ok());
+  EXPECT_TRUE(client_->GetJob(plain.job_id, true)->preview.empty());
+}
+
 TEST_F(HeadServerTest, CancelPendingAndRunning) {
   // Pending: no actor yet.
   wire::JobAccepted pending = client_->Submit(TinySpec()).value();

@@ -93,6 +93,9 @@ inline std::string FakeImage(const wire::JobSpec& spec) {
   return "fake-png:" + spec.prompt + ":" + std::to_string(spec.seed.value_or(0)) + ":" + std::to_string(spec.width);
 }
 
+// The preview the fake actor's rank 0 sends after `step` (JobSpec.preview_every).
+inline std::string FakePreview(uint32_t step) { return "fake-preview:" + std::to_string(step); }
+
 struct FakeActorOptions {
   std::string keys_dir;
   NodeId node_id = NodeId::Random();
@@ -210,7 +213,11 @@ class FakeActor {
   void Step() {
     if (o_.fail_with != 0) return Done(o_.fail_with, "fake failure");
     ++step_;
-    (void)socket_->Send(wire::TaskProgress{task_->job_id, task_->attempt, task_->rank, step_, task_->job.steps, ""},
+    // Rank 0 sends a recognisable preview every preview_every steps (not after the last).
+    const uint32_t every = task_->job.preview_every;
+    const bool preview = task_->rank == 0 && every > 0 && step_ % every == 0 && step_ < task_->job.steps;
+    (void)socket_->Send(wire::TaskProgress{task_->job_id, task_->attempt, task_->rank, step_, task_->job.steps,
+                                           preview ? FakePreview(step_) : ""},
                         100ms);
     if (step_ >= task_->job.steps) Done(0, "");
   }

@@ -270,6 +270,45 @@ TEST(WireDecodeErrors, MalformedReleaseGangIsRejected) {
   EXPECT_FALSE(DecodeMessage(e).ok());
 }
 
+// The latent preview fields (JobSpec.preview_every, GetJob.with_preview, JobStatus.preview
+// and preview_step): optional, defaulted when absent (old peers), checked when present.
+TEST(WireDecodeErrors, PreviewFieldsAreOptionalAndChecked) {
+  const std::string sj = SubmitPayload();
+  SubmitJob submit;
+  ASSERT_TRUE(DecodePayload(WithField(sj, "preview_every", std::nullopt), &submit).ok());
+  EXPECT_EQ(submit.spec.preview_every, 0u);
+  EXPECT_ERROR(Decode<SubmitJob>(WithField(sj, "preview_every", [](Packer& p) { p.pack(10001); })),
+               kInvalidArgument, "SubmitJob.preview_every: value 10001 outside [0, 10000]");
+  EXPECT_ERROR(Decode<SubmitJob>(WithField(sj, "preview_every", [](Packer& p) { p.pack(true); })),
+               kInvalidArgument, "SubmitJob.preview_every: expected an integer");
+
+  const std::string gj = EncodePayload(SampleGetJob()).value();
+  GetJob get;
+  ASSERT_TRUE(DecodePayload(WithField(gj, "with_preview", std::nullopt), &get).ok());
+  EXPECT_FALSE(get.with_preview);
+  EXPECT_ERROR(Decode<GetJob>(WithField(gj, "with_preview", [](Packer& p) { p.pack(1); })), kInvalidArgument,
+               "GetJob.with_preview: expected bool");
+
+  const std::string js = EncodePayload(SampleJobStatus()).value();
+  JobStatus st;
+  ASSERT_TRUE(DecodePayload(WithField(WithField(js, "preview", std::nullopt), "preview_step", std::nullopt), &st).ok());
+  EXPECT_TRUE(st.preview.empty());
+  EXPECT_EQ(st.preview_step, 0u);
+  EXPECT_ERROR(Decode<JobStatus>(WithField(js, "preview", [](Packer& p) { p.pack("png"); })), kInvalidArgument,
+               "JobStatus.preview: expected bin");
+  const std::string big(kMaxPreviewBytes + 1, 'p');
+  EXPECT_ERROR(Decode<JobStatus>(WithField(js, "preview", [&](Packer& p) {
+                 p.pack_bin(static_cast<uint32_t>(big.size()));
+                 p.pack_bin_body(big.data(), static_cast<uint32_t>(big.size()));
+               })),
+               kInvalidArgument, "JobStatus.preview: 8388609 bytes, limit 8388608");
+  EXPECT_ERROR(Decode<JobStatus>(WithField(js, "preview_step", [](Packer& p) { p.pack(51); })), kInvalidArgument,
+               "JobStatus: preview_step 51 is past total_steps 50");
+  JobStatus too_late = SampleJobStatus();
+  too_late.preview_step = too_late.total_steps + 1;
+  EXPECT_FALSE(EncodePayload(too_late).ok());
+}
+
 TEST(WireDecodeErrors, UnknownFieldsAreTolerated) {
   std::string sj = SubmitPayload();
   sj = WithField(sj, "added_in_v1_7", [](Packer& p) {

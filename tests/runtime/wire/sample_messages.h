@@ -38,6 +38,7 @@ inline JobSpec SampleJobSpec() {
   s.model = "sdxl-base-1.0";
   s.sync_mode = "stale_gn";
   s.warmup_steps = 2;
+  s.preview_every = 5;
   return s;
 }
 
@@ -72,7 +73,7 @@ inline NodeRegistered SampleNodeRegistered() { return {TestNodeId(1), 1500}; }
 inline Heartbeat SampleHeartbeat() { return {77, 1767225600123ull, 3}; }
 inline SubmitJob SampleSubmitJob() { return {SampleJobSpec()}; }
 inline JobAccepted SampleJobAccepted() { return {TestJobId(), 424242, 5}; }
-inline GetJob SampleGetJob() { return {TestJobId()}; }
+inline GetJob SampleGetJob() { return {TestJobId(), /*with_preview=*/true}; }
 
 inline JobStatus SampleJobStatus() {
   JobStatus m;
@@ -83,6 +84,8 @@ inline JobStatus SampleJobStatus() {
   m.attempt = 2;
   m.queue_position = 9;
   m.error = "rank 3: NCCL watchdog: collective hung for 30 s";
+  m.preview = std::string("\x89PNG\r\n\x1a\n", 8) + std::string(200, '\x07');
+  m.preview_step = 15;
   return m;
 }
 
