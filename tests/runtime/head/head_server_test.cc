@@ -88,6 +88,8 @@ TEST_F(HeadServerTest, GangGetsRanksAndRendezvous) {
   spec.gpus = 2;
   wire::JobAccepted acc = client_->Submit(spec).value();
   ASSERT_TRUE(client_->WaitForJob(acc.job_id, 5s).ok());
+  // The job succeeds on rank 0's image: the other fake actor may still be reading its task.
+  ASSERT_TRUE(WaitFor([&] { return !a->received().empty() && !b->received().empty(); }));
   auto ta = a->received(), tb = b->received();
   ASSERT_EQ(ta.size(), 1u);
   ASSERT_EQ(tb.size(), 1u);
@@ -132,6 +134,8 @@ TEST_F(HeadServerTest, ConsecutiveGangJobsReuseTheKeptGang) {
   ASSERT_TRUE(client_->WaitForJob(acc.job_id, 5s).ok());
   acc = client_->Submit(spec).value();
   ASSERT_TRUE(client_->WaitForJob(acc.job_id, 5s).ok());
+  // The result needs rank 0 only: wait until the other rank has read its task too.
+  ASSERT_TRUE(WaitFor([&] { return a->received().size() + b->received().size() == 7u; }));
   ta = a->received();
   ASSERT_EQ(ta.size() + b->received().size(), 7u);
   EXPECT_NE(ta.back().gang_id, tb[0].gang_id);
@@ -217,6 +221,7 @@ TEST_F(HeadServerTest, DistriFusionOptionsReachTheGangAndBadModesAreRefused) {
   spec.warmup_steps = 1;
   wire::JobAccepted acc = client_->Submit(spec).value();
   ASSERT_TRUE(client_->WaitForJob(acc.job_id, 5s).ok());
+  ASSERT_TRUE(WaitFor([&] { return !a->received().empty() && !b->received().empty(); }));
   for (const auto& t : {a->received(), b->received()}) {
     ASSERT_EQ(t.size(), 1u);
     EXPECT_EQ(t[0].job.sync_mode, "stale_gn");
