@@ -22,6 +22,7 @@
 #include <map>
 
 #include "actors/common/torch_util.h"
+#include "actors/model/blocks/fused_ops.h"
 #include "actors/model/blocks/module_loading.h"
 #include "actors/model/unet/unet_2d_condition.h"
 
@@ -42,6 +43,8 @@ int main(int argc, char** argv) {
   app.add_flag("--graph", graph);
   app.add_flag("--channels-last", channels_last);
   app.add_flag("--cudnn-benchmark", cudnn_benchmark, "let cuDNN time its convolution algorithms");
+  bool fused_add_ln = false;
+  app.add_flag("--fused-add-layernorm", fused_add_ln, "run the (experimental) fused residual add + LayerNorm kernel");
   app.add_flag("--profile", profile, "print the GPU kernels' share of one eager forward and exit");
   CLI11_PARSE(app, argc, argv);
 
@@ -54,6 +57,7 @@ int main(int argc, char** argv) {
   const auto& o = unet->options();
   if (channels_last) distri::model::SetConvWeightFormat(*unet, at::MemoryFormat::ChannelsLast);
   at::globalContext().setBenchmarkCuDNN(cudnn_benchmark);
+  distri::model::SetFusedAddLayerNormEnabled(fused_add_ln);
   c10::InferenceMode guard;
   auto opts = at::TensorOptions().device(dev).dtype(*dtype);
   at::manual_seed(0);
@@ -146,10 +150,10 @@ int main(int argc, char** argv) {
   cudaGetDeviceProperties(&prop, 0);
   size_t free_b = 0, total_b = 0;
   cudaMemGetInfo(&free_b, &total_b);
-  std::printf("{\"impl\": \"distri%s%s%s\", \"batch\": %d, \"height\": %d, \"width\": %d, \"steps\": %d, \"dtype\": \"%s\", "
+  std::printf("{\"impl\": \"distri%s%s%s%s\", \"batch\": %d, \"height\": %d, \"width\": %d, \"steps\": %d, \"dtype\": \"%s\", "
               "\"loop_s\": %.4f, \"per_forward_ms\": %.2f, \"device_used_gib\": %.2f, \"device\": \"%s\", "
               "\"checksum\": %.6g}\n",
-              graph ? "+graph" : "", channels_last ? "+cl" : "", cudnn_benchmark ? "+cudnnbench" : "", batch, height, width, steps, dtype_name.c_str(), med,
+              graph ? "+graph" : "", channels_last ? "+cl" : "", cudnn_benchmark ? "+cudnnbench" : "", fused_add_ln ? "+addln" : "", batch, height, width, steps, dtype_name.c_str(), med,
               1000 * med / steps, (total_b - free_b) / 1073741824.0, prop.name,
               out.to(at::kFloat).abs().mean().item<double>());
   return 0;

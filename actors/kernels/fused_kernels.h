@@ -17,6 +17,16 @@ enum class ElemType { kHalf, kBFloat16 };
 // half times the exact (erf) GELU of its second half). in: [rows, 2d], out: [rows, d], contiguous.
 cudaError_t LaunchGeglu(ElemType t, const void* in, void* out, int64_t rows, int64_t d, cudaStream_t stream);
 
+// The residual add and the LayerNorm after it, in one pass (transformer blocks:
+// h = sublayer(x) + h; next = LayerNorm(h)): a[r, :] += b[r, :] (in place, rounded to the
+// element type), then y[r, :] = LayerNorm(a[r, :]) * weight + bias over the last dimension c.
+// a, b, y: [rows, c] contiguous, 16-byte aligned; weight, bias: [c]. c % 8 == 0 and
+// c <= kAddLayerNormMaxChannels (AddLayerNormSupports), else cudaErrorInvalidValue.
+inline constexpr int64_t kAddLayerNormMaxChannels = 2048;
+bool AddLayerNormSupports(int64_t c);
+cudaError_t LaunchAddLayerNorm(ElemType t, void* a, const void* b, const void* weight, const void* bias, void* y,
+                               int64_t rows, int64_t c, float eps, cudaStream_t stream);
+
 // Scratch floats GroupNorm needs for `n * groups` groups of `group_size` elements.
 int64_t GroupNormWorkspaceFloats(int64_t n, int64_t groups, int64_t group_size);
 

@@ -1,5 +1,6 @@
 #include "actors/model/blocks/fused_ops.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -55,6 +56,42 @@ at::Tensor FusedGroupNorm(const at::Tensor& x, int64_t groups, const at::Tensor&
 #endif
   at::Tensor y = at::group_norm(x, groups, weight, bias, eps);
   return silu ? at::silu_(y) : y;
+}
+
+namespace {
+std::atomic<bool>& AddLayerNormFlag() {
+  static std::atomic<bool> flag{[] {
+    const char* e = std::getenv("DISTRI_FUSED_ADD_LAYERNORM");
+    return e != nullptr && std::strcmp(e, "1") == 0;
+  }()};
+  return flag;
+}
+}  // namespace
+
+bool FusedAddLayerNormEnabled() { return FusedKernelsEnabled() && AddLayerNormFlag().load(); }
+void SetFusedAddLayerNormEnabled(bool enabled) { AddLayerNormFlag().store(enabled); }
+
+at::Tensor FusedAddLayerNorm(at::Tensor& sum, const at::Tensor& residual, const at::Tensor& weight,
+                             const at::Tensor& bias, double eps) {
+#ifdef DISTRI_HAVE_CUDA
+  const int64_t c = sum.dim() >= 1 ? sum.size(-1) : 0;
+  auto aligned = [](const at::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
+  if (FusedAddLayerNormEnabled() && Eligible(sum) && residual.is_contiguous() && residual.sizes().equals(sum.sizes()) &&
+      residual.scalar_type() == sum.scalar_type() && residual.device() == sum.device() && weight.defined() &&
+      bias.defined() && weight.scalar_type() == sum.scalar_type() && bias.scalar_type() == sum.scalar_type() &&
+      weight.is_contiguous() && bias.is_contiguous() && weight.numel() == c && bias.numel() == c &&
+      kernels::AddLayerNormSupports(c) && aligned(sum) && aligned(residual) && aligned(weight) && aligned(bias)) {
+    at::Tensor y = at::empty_like(sum);
+    auto t = sum.scalar_type() == at::kHalf ? kernels::ElemType::kHalf : kernels::ElemType::kBFloat16;
+    cudaError_t err = kernels::LaunchAddLayerNorm(t, sum.data_ptr(), residual.data_ptr(), weight.data_ptr(),
+                                                  bias.data_ptr(), y.data_ptr(), sum.numel() / c, c,
+                                                  static_cast<float>(eps), c10::cuda::getCurrentCUDAStream().stream());
+    TORCH_CHECK(err == cudaSuccess, "distri add+LayerNorm kernel: ", cudaGetErrorString(err));
+    return y;
+  }
+#endif
+  sum.add_(residual);
+  return at::layer_norm(sum, {sum.size(-1)}, weight, bias, eps);
 }
 
 at::Tensor FusedGeglu(const at::Tensor& p) {

@@ -23,6 +23,16 @@ at::Tensor FusedGeglu(const at::Tensor& projected);
 at::Tensor FusedConvAdd(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t stride,
                         int64_t padding, const at::Tensor& extra);
 
+// The residual add and the LayerNorm that follows it: adds `residual` into `sum` in place and
+// returns layer_norm(sum) over the last dimension (weight/bias [C], eps). The fused kernel
+// (actors/kernels/add_layer_norm.cu) runs only while FusedAddLayerNormEnabled() (off by default
+// until measured on GPUs: DISTRI_FUSED_ADD_LAYERNORM=1 or SetFusedAddLayerNormEnabled turn it
+// on); otherwise `sum.add_(residual)` then at::layer_norm, exactly as before.
+at::Tensor FusedAddLayerNorm(at::Tensor& sum, const at::Tensor& residual, const at::Tensor& weight,
+                             const at::Tensor& bias, double eps);
+bool FusedAddLayerNormEnabled();
+void SetFusedAddLayerNormEnabled(bool enabled);
+
 // Whether the fused kernels can run in this build and process.
 bool FusedKernelsEnabled();
 

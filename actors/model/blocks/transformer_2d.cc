@@ -1,5 +1,7 @@
 #include "actors/model/blocks/transformer_2d.h"
 
+#include "actors/model/blocks/fused_ops.h"
+
 namespace distri::model {
 
 BasicTransformerBlockImpl::BasicTransformerBlockImpl(const BasicTransformerBlockOptions& o) {
@@ -16,9 +18,13 @@ BasicTransformerBlockImpl::BasicTransformerBlockImpl(const BasicTransformerBlock
 
 at::Tensor BasicTransformerBlockImpl::forward(const at::Tensor& tokens, const at::Tensor& context) const {
   // Each sub-layer's output is a fresh tensor (from a Linear), so the residual adds in place.
-  at::Tensor h = attn1->forward(norm1->forward(tokens)).add_(tokens);
-  h = attn2->forward(norm2->forward(h), context).add_(h);
-  return ff->forward(norm3->forward(h)).add_(h);
+  // h = attn1(norm1(t)) + t, then norm2(h): the add and the norm in one pass where the fused
+  // kernel applies (FusedAddLayerNorm; the same arithmetic as add_ then layer_norm otherwise).
+  at::Tensor h = attn1->forward(norm1->forward(tokens));
+  at::Tensor n = FusedAddLayerNorm(h, tokens, norm2->weight, norm2->bias, norm2->options.eps());
+  at::Tensor h2 = attn2->forward(n, context);
+  n = FusedAddLayerNorm(h2, h, norm3->weight, norm3->bias, norm3->options.eps());
+  return ff->forward(n).add_(h2);
 }
 
 Transformer2DModelImpl::Transformer2DModelImpl(const Transformer2DModelOptions& o) : options(o) {

@@ -34,7 +34,9 @@ TEST(FusedOpsGpu, GroupNormMatchesFp32Reference) {
         at::Tensor xcl = xd.contiguous(at::MemoryFormat::ChannelsLast);
         at::Tensor got_cl = FusedGroupNorm(xcl, s.g, wd, bd, 1e-5, silu);
         EXPECT_LT(RelErr(got_cl, ref), dt == at::kHalf ? 2e-3 : 1.6e-2) << "channels_last " << s.c << "x" << s.h;
-        if (s.h * s.w > 1 && s.c > 1) EXPECT_TRUE(got_cl.is_contiguous(at::MemoryFormat::ChannelsLast));
+        if (s.h * s.w > 1 && s.c > 1) {
+          EXPECT_TRUE(got_cl.is_contiguous(at::MemoryFormat::ChannelsLast));
+        }
       }
     }
   }
@@ -51,6 +53,31 @@ TEST(FusedOpsGpu, GegluMatchesFp32Reference) {
       EXPECT_LT(err, dt == at::kHalf ? 2e-3 : 1.6e-2) << c10::toString(dt) << " last dim " << shape.back();
     }
   }
+}
+
+TEST(FusedOpsGpu, AddLayerNormMatchesFp32Reference) {
+  at::manual_seed(3);
+  const bool was = FusedAddLayerNormEnabled();
+  SetFusedAddLayerNormEnabled(true);
+  ASSERT_TRUE(FusedAddLayerNormEnabled());
+  for (auto dt : {at::kHalf, at::kBFloat16}) {
+    // SDXL's widths (640, 1280), SD's (320, 768), the kernel's limits (8, 2048) and a width it
+    // does not take (12: the ATen path).
+    for (auto shape : {std::vector<int64_t>{2, 4096, 640}, {1, 1024, 1280}, {3, 77, 320}, {5, 9, 768}, {4, 8},
+                       {2, 3, 2048}, {6, 12}}) {
+      at::Tensor a = (at::randn(shape) * 2 + 1).cuda().to(dt), b = at::randn(shape).cuda().to(dt);
+      const int64_t c = shape.back();
+      at::Tensor w = (at::randn({c}) * 0.5 + 1).cuda().to(dt), bias = (at::randn({c}) * 0.1).cuda().to(dt);
+      at::Tensor ref_sum = (a.to(at::kFloat) + b.to(at::kFloat)).to(dt);  // what `a + b` stores
+      at::Tensor ref = at::layer_norm(ref_sum.to(at::kFloat), {c}, w.to(at::kFloat), bias.to(at::kFloat), 1e-5);
+      at::Tensor sum = a.clone();
+      at::Tensor got = FusedAddLayerNorm(sum, b, w, bias, 1e-5);
+      EXPECT_TRUE(sum.equal(ref_sum)) << c10::toString(dt) << " width " << c << ": the sum differs from a + b";
+      EXPECT_LT(RelErr(got, ref), dt == at::kHalf ? 2e-3 : 1.6e-2) << c10::toString(dt) << " width " << c;
+      EXPECT_EQ(got.sizes(), a.sizes());
+    }
+  }
+  SetFusedAddLayerNormEnabled(was);
 }
 
 TEST(FusedOpsGpu, ConvAddMatchesFp32Reference) {
