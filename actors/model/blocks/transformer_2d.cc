@@ -1,5 +1,7 @@
 #include "actors/model/blocks/transformer_2d.h"
 
+#include <tuple>
+
 #include "actors/model/blocks/fused_ops.h"
 
 namespace distri::model {
@@ -17,14 +19,24 @@ BasicTransformerBlockImpl::BasicTransformerBlockImpl(const BasicTransformerBlock
 }
 
 at::Tensor BasicTransformerBlockImpl::forward(const at::Tensor& tokens, const at::Tensor& context) const {
-  // Each sub-layer's output is a fresh tensor (from a Linear), so the residual adds in place.
+  return ForwardChained(tokens, {}, context, nullptr).first;
+}
+
+std::pair<at::Tensor, at::Tensor> BasicTransformerBlockImpl::ForwardChained(const at::Tensor& tokens,
+                                                                            const at::Tensor& normed,
+                                                                            const at::Tensor& context,
+                                                                            const LayerNormImpl* next_norm) const {
+  // Each sub-layer's output is a fresh tensor (from a Linear), so the residual adds go in place.
   // h = attn1(norm1(t)) + t, then norm2(h): the add and the norm in one pass where the fused
   // kernel applies (FusedAddLayerNorm; the same arithmetic as add_ then layer_norm otherwise).
-  at::Tensor h = attn1->forward(norm1->forward(tokens));
+  at::Tensor h = attn1->forward(normed.defined() ? normed : norm1->forward(tokens));
   at::Tensor n = FusedAddLayerNorm(h, tokens, norm2->weight, norm2->bias, norm2->options.eps());
   at::Tensor h2 = attn2->forward(n, context);
   n = FusedAddLayerNorm(h2, h, norm3->weight, norm3->bias, norm3->options.eps());
-  return ff->forward(n).add_(h2);
+  at::Tensor out = ff->forward(n);
+  if (next_norm == nullptr) return {out.add_(h2), at::Tensor()};
+  at::Tensor next = FusedAddLayerNorm(out, h2, next_norm->weight, next_norm->bias, next_norm->options.eps());
+  return {out, next};
 }
 
 Transformer2DModelImpl::Transformer2DModelImpl(const Transformer2DModelOptions& o) : options(o) {
@@ -62,7 +74,12 @@ at::Tensor Transformer2DModelImpl::forward(const at::Tensor& x, const at::Tensor
   } else {
     tokens = conv_in_->forward(h).permute({0, 2, 3, 1}).reshape({batch, height * width, inner});
   }
-  for (const auto& block : blocks_) tokens = block->forward(tokens, context);
+  // Block i's last residual add and block i+1's norm1 run as one pass (ForwardChained).
+  at::Tensor normed;
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    const LayerNormImpl* next = i + 1 < blocks_.size() ? blocks_[i + 1]->norm1.get() : nullptr;
+    std::tie(tokens, normed) = blocks_[i]->ForwardChained(tokens, normed, context, next);
+  }
   if (linear_out_) {
     h = linear_out_->forward(tokens).view({batch, height, width, options.in_channels()}).permute({0, 3, 1, 2});
   } else {

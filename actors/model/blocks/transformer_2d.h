@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "actors/model/blocks/attention.h"
@@ -47,6 +48,11 @@ class BasicTransformerBlockImpl : public torch::nn::Module {
   explicit BasicTransformerBlockImpl(const BasicTransformerBlockOptions& options);
   // tokens: [B, N, dim]; context: [B, M, cross_attention_dim].
   at::Tensor forward(const at::Tensor& tokens, const at::Tensor& context) const;
+  // forward() for a chain of blocks: `normed` is norm1(tokens) when the previous block already
+  // computed it (undefined: computed here); with `next_norm`, also returns next_norm(output),
+  // the residual add and that norm taken in one pass (FusedAddLayerNorm), else undefined.
+  std::pair<at::Tensor, at::Tensor> ForwardChained(const at::Tensor& tokens, const at::Tensor& normed,
+                                                   const at::Tensor& context, const LayerNormImpl* next_norm) const;
 
   LayerNorm norm1{nullptr};
   Attention attn1{nullptr};
