@@ -16,6 +16,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "runtime/channel/rendezvous.h"
 #include "runtime/channel/socket_util.h"
@@ -46,7 +47,13 @@ class TcpRendezvousServer {
   // Starts the serving thread. Idempotent.
   Status Start();
 
+  // Drops every key that starts with `prefix` (e.g. "gang/<id>/" once the head released that
+  // gang), freeing its bytes of max_store_bytes; GETs already parked on such a key keep
+  // waiting for a new PUT. Thread-safe; takes effect at the serving thread's next turn.
+  void ErasePrefix(std::string prefix);
+
   // Counters for tests and logs.
+  uint64_t erased_keys() const { return erased_keys_.load(); }
   uint64_t malformed_frames() const { return malformed_frames_.load(); }
   uint64_t dropped_connections() const { return dropped_connections_.load(); }
 
@@ -62,6 +69,9 @@ class TcpRendezvousServer {
   const TcpRendezvousServerOptions options_;
   std::mutex start_mu_;
   std::thread thread_;
+  std::mutex erase_mu_;
+  std::vector<std::string> erase_pending_;  // erase_mu_
+  std::atomic<uint64_t> erased_keys_{0};
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> malformed_frames_{0};
   std::atomic<uint64_t> dropped_connections_{0};

@@ -66,6 +66,15 @@ Status TcpRendezvousServer::Start() {
   return Status::Ok();
 }
 
+void TcpRendezvousServer::ErasePrefix(std::string prefix) {
+  {
+    std::lock_guard<std::mutex> lock(erase_mu_);
+    erase_pending_.push_back(std::move(prefix));
+  }
+  const char byte = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_write_.get(), &byte, 1);
+}
+
 void TcpRendezvousServer::Serve() {
   std::map<std::string, std::string, std::less<>> store;
   size_t store_bytes = 0;
@@ -165,6 +174,18 @@ void TcpRendezvousServer::Serve() {
   std::vector<Conn*> polled;
   char buf[64 * 1024];
   while (!stop_.load()) {
+    std::vector<std::string> erase;
+    {
+      std::lock_guard<std::mutex> lock(erase_mu_);
+      erase.swap(erase_pending_);
+    }
+    for (const std::string& prefix : erase) {
+      for (auto it = store.lower_bound(prefix); it != store.end() && it->first.compare(0, prefix.size(), prefix) == 0;) {
+        store_bytes -= it->first.size() + it->second.size();
+        it = store.erase(it);
+        erased_keys_.fetch_add(1);
+      }
+    }
     const auto now = Clock::now();
     // Expire parked GETs and drop connections stalled mid-frame.
     auto wake = now + std::chrono::milliseconds(1000);
@@ -200,6 +221,11 @@ void TcpRendezvousServer::Serve() {
     const int n = ::poll(fds.data(), fds.size(), static_cast<int>(std::max<int64_t>(0, wait.count())) + 1);
     if (n < 0 && errno != EINTR) break;
     if (stop_.load()) break;
+    if (fds[0].revents & POLLIN) {  // woken (ErasePrefix): drain the pipe (non-blocking)
+      char drain[64];
+      while (::read(wake_read_.get(), drain, sizeof(drain)) > 0) {
+      }
+    }
 
     if (fds[1].revents & POLLIN) {
       while (true) {

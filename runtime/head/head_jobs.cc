@@ -282,6 +282,8 @@ void HeadServer::ReleaseBrokenGangs() {
       }
     }
     metrics_.GangReleased();
+    // Nobody will connect to it again: free its rendezvous keys (the store is bounded).
+    if (rendezvous_) rendezvous_->ErasePrefix("gang/" + gang.gang_id.Hex() + "/");
     DISTRI_LOG(INFO) << "head: kept gang " << gang.gang_id.Short() << " of " << gang.members.size()
                      << " released (ReleaseGang sent to " << sent << " live member(s))";
   }
@@ -292,6 +294,9 @@ void HeadServer::AbortAttempt(const JobId& job_id, const std::string& why, bool 
   if (it == active_.end()) return;
   ActiveJob& job = it->second;
   CancelRanks(job, job.rec.attempt);
+  // The attempt's channels are aborted on every rank and never reused (a kept gang it ran on
+  // is broken by the failure): free its rendezvous keys (the store is bounded).
+  if (rendezvous_ && !job.gang.empty()) rendezvous_->ErasePrefix("gang/" + job.gang_id.Hex() + "/");
   job.gang.clear();
   job.rank_step.clear();
   job.rank_done.clear();

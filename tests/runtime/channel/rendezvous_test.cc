@@ -126,6 +126,33 @@ TEST(TcpRendezvous, PutGetAcrossClients) {
   EXPECT_EQ(0u, s.server->malformed_frames());
 }
 
+// The head frees a released gang's keys: the bytes count again, other gangs' keys stay.
+TEST(TcpRendezvous, ErasePrefixFreesTheKeysAndTheirBytes) {
+  TcpRendezvousServerOptions o;
+  o.max_store_bytes = 80;  // bytes = key + value: 29 + 26 + 13 fit, 28 more do not
+  Server s(o);
+  auto c = s.Client();
+  ASSERT_TRUE(c->Put("gang/aa/0", std::string(20, 'x')).ok());
+  ASSERT_TRUE(c->Put("gang/aa/group0/0", std::string(10, 'y')).ok());
+  ASSERT_TRUE(c->Put("gang/ab/0", "keep").ok());
+  EXPECT_EQ(StatusCode::kOutOfMemory, c->Put("gang/b/0", std::string(20, 'z')).code()) << "the store is full";
+  s.server->ErasePrefix("gang/aa/");
+  // Takes effect at the server's next turn: wait until the bytes are back.
+  Status put = Status::Internal("not tried");
+  for (int i = 0; i < 200 && !put.ok(); ++i) {
+    put = c->Put("gang/b/0", std::string(20, 'z'));
+    if (!put.ok()) std::this_thread::sleep_for(milliseconds(5));
+  }
+  ASSERT_TRUE(put.ok()) << put.ToString();
+  EXPECT_EQ(2u, s.server->erased_keys());
+  EXPECT_EQ(StatusCode::kDeadlineExceeded, c->Get("gang/aa/0", milliseconds(20)).status().code());
+  EXPECT_EQ(StatusCode::kDeadlineExceeded, c->Get("gang/aa/group0/0", milliseconds(20)).status().code());
+  EXPECT_EQ("keep", c->Get("gang/ab/0", milliseconds(1000)).value()) << "another gang's key is kept";
+  s.server->ErasePrefix("nothing/");  // no key: a no-op
+  EXPECT_EQ("keep", c->Get("gang/ab/0", milliseconds(1000)).value());
+  EXPECT_EQ(2u, s.server->erased_keys());
+}
+
 TEST(TcpRendezvous, ServerRejectsMalformedFramesAndKeepsServing) {
   Server s;
   auto good = s.Client();
