@@ -5,7 +5,7 @@
 
 #include "actors/common/torch_util.h"
 #include "actors/parallel/parallel_decode.h"
-#include "actors/parallel/tensor_parallel_generate.h"
+#include "actors/parallel/tensor_parallel.h"
 
 #ifdef DISTRI_HAVE_CUDA
 #include <c10/cuda/CUDAGuard.h>
@@ -53,31 +53,40 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
     return Status::InvalidArgument("height and width must be multiples of " + std::to_string(scale) +
                                    " for this model's VAE");
   }
-  RunnerOptions runner_options;
-  DISTRI_ASSIGN_OR_RETURN(runner_options.context.mode, ParseSyncMode(options.sync_mode));
-  if (options.parallelism == "naive_patch") {
-    runner_options.context.naive = true;
-  } else if (options.parallelism == "tensor") {
-    // Tensor parallelism has its own loop (tensor_parallel_generate.h); its runner (and CUDA
-    // graph) is kept between jobs like the patch runner.
-    return GenerateTensorParallel(pipe, std::move(params), channel, options, progress, stats, &tp_runner_,
-                                  on_latents);
-  } else if (options.parallelism != "patch") {
-    return Status::InvalidArgument("unknown parallelism '" + options.parallelism +
-                                   "' (expected patch, naive_patch or tensor)");
-  }
-  if (options.warmup_steps < 0) {
-    return Status::InvalidArgument("warmup_steps must be >= 0, got " + std::to_string(options.warmup_steps));
-  }
-  if (options.comm_chunk_bytes < 1) return Status::InvalidArgument("comm_chunk_bytes must be positive");
-  runner_options.warmup_steps = options.warmup_steps;
-  runner_options.cuda_graphs = options.cuda_graphs;
-  runner_options.context.chunk_bytes = options.comm_chunk_bytes;
   const int world = channel ? channel->world_size() : 1;
   const int rank = channel ? channel->rank() : 0;
   const c10::Device device = pipe.options().device;
-
   c10::InferenceMode inference;
+
+  // Tensor parallelism (tensor_parallel.h): every rank runs the full batch and the full latent
+  // through a UNet split over the gang (split_cfg, sync_mode and warmup_steps do not apply);
+  // the rest of the job is the patch path's. Its runner is kept between jobs like the patch
+  // runner. A refusal here (sizes) is the same on every rank and comes before any collective,
+  // so every rank reports it itself.
+  const bool tensor = options.parallelism == "tensor";
+  RunnerOptions runner_options;
+  if (tensor) {
+    if (!tp_runner_ || !tp_runner_->Serves(pipe.unet(), channel)) {
+      tp_runner_.reset();  // detaches the old context first
+      DISTRI_ASSIGN_OR_RETURN(tp_runner_, TensorParallelUNetRunner::Create(pipe.unet(), channel, options.cuda_graphs));
+    }
+  } else {
+    DISTRI_ASSIGN_OR_RETURN(runner_options.context.mode, ParseSyncMode(options.sync_mode));
+    if (options.parallelism == "naive_patch") {
+      runner_options.context.naive = true;
+    } else if (options.parallelism != "patch") {
+      return Status::InvalidArgument("unknown parallelism '" + options.parallelism +
+                                     "' (expected patch, naive_patch or tensor)");
+    }
+    if (options.warmup_steps < 0) {
+      return Status::InvalidArgument("warmup_steps must be >= 0, got " + std::to_string(options.warmup_steps));
+    }
+    if (options.comm_chunk_bytes < 1) return Status::InvalidArgument("comm_chunk_bytes must be positive");
+    runner_options.warmup_steps = options.warmup_steps;
+    runner_options.cuda_graphs = options.cuda_graphs;
+    runner_options.context.chunk_bytes = options.comm_chunk_bytes;
+  }
+
   ResetPeakMemory(device);
   pipeline::GenerateResult result;
   auto t0 = std::chrono::steady_clock::now();
@@ -86,30 +95,37 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
   DISTRI_ASSIGN_OR_RETURN(auto sampler, pipe.MakeSampler(params));
   at::Tensor latents = pipe.InitialLatents(params, *sampler);
 
-  GangLayout layout;
-  layout.groups = (cond.guidance && options.split_cfg && world % 2 == 0) ? 2 : 1;
-  layout.patch_ranks = world / layout.groups;
-  const int64_t latent_h = params.height / scale, latent_w = params.width / scale;
-  if (!runner_ || runner_height_ != latent_h || runner_width_ != latent_w || runner_layout_.groups != layout.groups) {
-    runner_.reset();  // detaches the old context first
-    if (layout.groups > 1 && layout.patch_ranks > 1 && !group_channel_) {
-      const int group = layout.group_of(rank), strip = layout.strip_of(rank);
-      if (options.group_channel) {
-        DISTRI_ASSIGN_OR_RETURN(group_channel_, options.group_channel(group, strip, layout.patch_ranks));
-      } else if (options.make_group_channel) {
-        DISTRI_ASSIGN_OR_RETURN(owned_group_channel_, options.make_group_channel(group, strip, layout.patch_ranks));
-        group_channel_ = owned_group_channel_.get();
+  // One batch group of all the ranks for tensor parallelism (no CFG split).
+  GangLayout layout{1, world};
+  std::function<Result<at::Tensor>(int, const at::Tensor&, const at::Tensor&)> forward;
+  if (tensor) {
+    DISTRI_RETURN_IF_ERROR(tp_runner_->SetConditioning(cond.prompt_embeds, cond.added));
+    forward = [this](int, const at::Tensor& input, const at::Tensor& t) { return tp_runner_->Forward(input, t); };
+  } else {
+    layout.groups = (cond.guidance && options.split_cfg && world % 2 == 0) ? 2 : 1;
+    layout.patch_ranks = world / layout.groups;
+    const int64_t latent_h = params.height / scale, latent_w = params.width / scale;
+    if (!runner_ || runner_height_ != latent_h || runner_width_ != latent_w || runner_layout_.groups != layout.groups) {
+      runner_.reset();  // detaches the old context first
+      if (layout.groups > 1 && layout.patch_ranks > 1 && !group_channel_) {
+        const int group = layout.group_of(rank), strip = layout.strip_of(rank);
+        if (options.group_channel) {
+          DISTRI_ASSIGN_OR_RETURN(group_channel_, options.group_channel(group, strip, layout.patch_ranks));
+        } else if (options.make_group_channel) {
+          DISTRI_ASSIGN_OR_RETURN(owned_group_channel_, options.make_group_channel(group, strip, layout.patch_ranks));
+          group_channel_ = owned_group_channel_.get();
+        }
       }
+      channel::Channel* group_channel = layout.groups > 1 ? group_channel_ : nullptr;
+      DISTRI_ASSIGN_OR_RETURN(runner_, DisplacedUNetRunner::Create(pipe.unet(), channel, layout, latent_h, latent_w,
+                                                                   runner_options, group_channel));
+      runner_layout_ = layout;
+      runner_height_ = latent_h;
+      runner_width_ = latent_w;
     }
-    channel::Channel* group_channel = layout.groups > 1 ? group_channel_ : nullptr;
-    DISTRI_ASSIGN_OR_RETURN(runner_, DisplacedUNetRunner::Create(pipe.unet(), channel, layout, latent_h, latent_w,
-                                                                 runner_options, group_channel));
-    runner_layout_ = layout;
-    runner_height_ = latent_h;
-    runner_width_ = latent_w;
+    DISTRI_RETURN_IF_ERROR(runner_->SetConditioning(cond.prompt_embeds, cond.added));
+    forward = [this](int i, const at::Tensor& input, const at::Tensor& t) { return runner_->Forward(i, input, t); };
   }
-  DisplacedUNetRunner* runner = runner_.get();
-  DISTRI_RETURN_IF_ERROR(runner->SetConditioning(cond.prompt_embeds, cond.added));
 #ifdef DISTRI_HAVE_CUDA
   // CUDA graphs are captured on a pool stream; start it after the work queued so far.
   std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
@@ -131,7 +147,7 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
     input = sampler->ScaleModelInput(input, i);
     if (pipe.channels_last()) input = input.contiguous(at::MemoryFormat::ChannelsLast);
     at::Tensor t = sampler->timesteps()[i].to(device);
-    DISTRI_ASSIGN_OR_RETURN(at::Tensor out, runner->Forward(i, input, t));
+    DISTRI_ASSIGN_OR_RETURN(at::Tensor out, forward(i, input, t));
     if (cond.guidance) {
       auto halves = out.chunk(2, 0);
       out = halves[0] + params.guidance * (halves[1] - halves[0]);
@@ -145,7 +161,7 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
   result.latents = latents.to(at::kCPU, at::kFloat);
   if (stats) {
     stats->layout = layout;
-    stats->stale_bytes = runner->stale_bytes();
+    stats->stale_bytes = tensor ? 0 : runner_->stale_bytes();
     stats->peak_denoise_bytes = PeakAllocatedBytes(device);
   }
   t0 = std::chrono::steady_clock::now();

@@ -2,7 +2,8 @@
 // docs/runtime-design.md). Every rank holds the same pipeline (same weights), calls this with
 // the same params and options, and keeps the full latent: the text encoders, the seeded noise
 // and the sampler update run identically on every rank; only the UNet is split (patch
-// parallelism, DisplacedUNetRunner). The VAE decode is split across the gang too
+// parallelism, DisplacedUNetRunner; or, with parallelism "tensor", its heads and channels,
+// TensorParallelUNetRunner, every rank running the whole batch). The VAE decode is split across the gang too
 // (ParallelOptions::parallel_vae) or runs on rank 0; rank 0 returns the image, the other ranks
 // the latents only.
 //
