@@ -185,6 +185,19 @@ class ActorHostTest : public ::testing::Test {
   }
   std::vector<wire::TaskDone> Dones() { return head_->All<wire::TaskDone>(); }
 
+  // A TCP rendezvous for gang tasks (the head's, in a cluster), living as long as the test;
+  // returns its address for AssignTask.rendezvous.
+  std::string StartRendezvous() {
+    rendezvous_ = channel::TcpRendezvousServer::Listen("127.0.0.1", 0).value();
+    EXPECT_TRUE(rendezvous_->Start().ok());
+    return "tcp://127.0.0.1:" + std::to_string(rendezvous_->port());
+  }
+  // The two ranks' tasks of a gang of two, to the hosts started with `o0` and `o1`.
+  void SendToBoth(const ActorHostOptions& o0, const ActorHostOptions& o1, const wire::AssignTask& t0,
+                  const wire::AssignTask& t1) {
+    SendToBoth(o0, o1, t0, t1);
+  }
+
   std::unique_ptr<ActorHost> StartHost(const ActorHostOptions& o, TaskExecutor* exec) {
     auto host = ActorHost::Create(o, exec);
     EXPECT_TRUE(host.ok()) << host.status().ToString();
@@ -201,6 +214,7 @@ class ActorHostTest : public ::testing::Test {
 
   std::string dir_;
   std::unique_ptr<FakeHead> head_;
+  std::unique_ptr<channel::TcpRendezvousServer> rendezvous_;
 };
 
 TEST_F(ActorHostTest, RegistersHeartbeatsAndRunsAGangOfOne) {
@@ -240,9 +254,7 @@ TEST_F(ActorHostTest, RegistersHeartbeatsAndRunsAGangOfOne) {
 }
 
 TEST_F(ActorHostTest, GangOfTwoSharesAChannelAndCancelAbortsIt) {
-  auto server = channel::TcpRendezvousServer::Listen("127.0.0.1", 0).value();
-  ASSERT_TRUE(server->Start().ok());
-  const std::string rdv = "tcp://127.0.0.1:" + std::to_string(server->port());
+  const std::string rdv = StartRendezvous();
   CountingExecutor e0, e1;
   auto o0 = Options(), o1 = Options();
   auto h0 = StartHost(o0, &e0);
@@ -251,8 +263,7 @@ TEST_F(ActorHostTest, GangOfTwoSharesAChannelAndCancelAbortsIt) {
   // A full run: both ranks sum 1 + 2.
   wire::AssignTask t0 = MakeTask(2, 0, 4, rdv), t1 = t0;
   t1.rank = 1;
-  head_->SendTo(PeerOf(o0.actor_id), t0);
-  head_->SendTo(PeerOf(o1.actor_id), t1);
+  SendToBoth(o0, o1, t0, t1);
   ASSERT_TRUE(WaitUntil([&] { return Dones().size() == 2; }));
   for (const auto& d : Dones()) {
     EXPECT_EQ(d.error_code, 0) << d.error_message;
@@ -266,8 +277,7 @@ TEST_F(ActorHostTest, GangOfTwoSharesAChannelAndCancelAbortsIt) {
   a0.attempt = 1;
   wire::AssignTask a1 = a0;
   a1.rank = 1;
-  head_->SendTo(PeerOf(o0.actor_id), a0);
-  head_->SendTo(PeerOf(o1.actor_id), a1);
+  SendToBoth(o0, o1, a0, a1);
   ASSERT_TRUE(WaitUntil([&] { return head_->All<wire::TaskProgress>().size() >= 4 + 4 + 4; }));
   head_->SendTo(PeerOf(o0.actor_id), wire::CancelTask{a0.job_id, 1});
   ASSERT_TRUE(WaitUntil([&] { return Dones().size() == 4; }, milliseconds(30'000)));
@@ -298,17 +308,14 @@ GangPair TasksOf(const GangId& gang, uint32_t attempt, uint32_t steps, const std
 }
 
 TEST_F(ActorHostTest, ConsecutiveTasksOfAGangReuseItsChannelsAndGroupChannels) {
-  auto server = channel::TcpRendezvousServer::Listen("127.0.0.1", 0).value();
-  ASSERT_TRUE(server->Start().ok());
-  const std::string rdv = "tcp://127.0.0.1:" + std::to_string(server->port());
+  const std::string rdv = StartRendezvous();
   GangExecutor e0, e1;
   auto o0 = Options(), o1 = Options();
   auto h0 = StartHost(o0, &e0);
   auto h1 = StartHost(o1, &e1);
   auto run = [&](const GangPair& p) {
     const size_t before = Dones().size();
-    head_->SendTo(PeerOf(o0.actor_id), p.t0);
-    head_->SendTo(PeerOf(o1.actor_id), p.t1);
+    SendToBoth(o0, o1, p.t0, p.t1);
     EXPECT_TRUE(WaitUntil([&] { return Dones().size() == before + 2; }, milliseconds(20'000)));
     for (size_t i = before; i < Dones().size(); ++i) {
       const auto d = Dones()[i];
@@ -360,9 +367,7 @@ TEST_F(ActorHostTest, ConsecutiveTasksOfAGangReuseItsChannelsAndGroupChannels) {
 // releases them (together on every rank), an unknown gang's release is a no-op, and beyond
 // max_parked_gangs the oldest parked set is destroyed without the head.
 TEST_F(ActorHostTest, ReleaseGangDestroysParkedAndKeptSetsAndTheCapBoundsParkedOnes) {
-  auto server = channel::TcpRendezvousServer::Listen("127.0.0.1", 0).value();
-  ASSERT_TRUE(server->Start().ok());
-  const std::string rdv = "tcp://127.0.0.1:" + std::to_string(server->port());
+  const std::string rdv = StartRendezvous();
   GangExecutor e0, e1;
   auto o0 = Options(), o1 = Options();
   o0.max_parked_gangs = o1.max_parked_gangs = 2;
@@ -372,8 +377,7 @@ TEST_F(ActorHostTest, ReleaseGangDestroysParkedAndKeptSetsAndTheCapBoundsParkedO
   auto run = [&](const GangId& g) {
     const size_t before = Dones().size();
     GangPair p = TasksOf(g, attempt++, 2, rdv);
-    head_->SendTo(PeerOf(o0.actor_id), p.t0);
-    head_->SendTo(PeerOf(o1.actor_id), p.t1);
+    SendToBoth(o0, o1, p.t0, p.t1);
     ASSERT_TRUE(WaitUntil([&] { return Dones().size() == before + 2; }, milliseconds(20'000)));
     for (size_t i = before; i < Dones().size(); ++i) EXPECT_EQ(Dones()[i].error_code, 0) << Dones()[i].error_message;
   };
@@ -428,24 +432,20 @@ TEST_F(ActorHostTest, ReleaseGangDestroysParkedAndKeptSetsAndTheCapBoundsParkedO
 }
 
 TEST_F(ActorHostTest, CancelAbortsTheKeptGangsGroupChannelsAndDropsThem) {
-  auto server = channel::TcpRendezvousServer::Listen("127.0.0.1", 0).value();
-  ASSERT_TRUE(server->Start().ok());
-  const std::string rdv = "tcp://127.0.0.1:" + std::to_string(server->port());
+  const std::string rdv = StartRendezvous();
   GangExecutor e0, e1;
   auto o0 = Options(), o1 = Options();
   auto h0 = StartHost(o0, &e0);
   auto h1 = StartHost(o1, &e1);
   const GangId g = GangId::Random();
   GangPair first = TasksOf(g, 0, 2, rdv);
-  head_->SendTo(PeerOf(o0.actor_id), first.t0);
-  head_->SendTo(PeerOf(o1.actor_id), first.t1);
+  SendToBoth(o0, o1, first.t0, first.t1);
   ASSERT_TRUE(WaitUntil([&] { return Dones().size() == 2; }));
   // The second task of the gang runs on the kept channels (group channel made by the first)
   // and is cancelled on rank 0: the abort reaches the kept group channel too.
   e0.step_ms = e1.step_ms = 50;
   GangPair second = TasksOf(g, 1, 200, rdv);
-  head_->SendTo(PeerOf(o0.actor_id), second.t0);
-  head_->SendTo(PeerOf(o1.actor_id), second.t1);
+  SendToBoth(o0, o1, second.t0, second.t1);
   ASSERT_TRUE(WaitUntil([&] { return head_->All<wire::TaskProgress>().size() >= 2 + 2 + 4; }));
   EXPECT_EQ(h0->gangs_reused(), 1);
   head_->SendTo(PeerOf(o0.actor_id), wire::CancelTask{second.t0.job_id, 1});
@@ -471,17 +471,14 @@ TEST_F(ActorHostTest, CancelAbortsTheKeptGangsGroupChannelsAndDropsThem) {
 }
 
 TEST_F(ActorHostTest, RegisteringAgainParksTheKeptGang) {
-  auto server = channel::TcpRendezvousServer::Listen("127.0.0.1", 0).value();
-  ASSERT_TRUE(server->Start().ok());
-  const std::string rdv = "tcp://127.0.0.1:" + std::to_string(server->port());
+  const std::string rdv = StartRendezvous();
   GangExecutor e0, e1;
   auto o0 = Options(), o1 = Options();
   auto h0 = StartHost(o0, &e0);
   auto h1 = StartHost(o1, &e1);
   const GangId g = GangId::Random();
   GangPair first = TasksOf(g, 0, 2, rdv);
-  head_->SendTo(PeerOf(o0.actor_id), first.t0);
-  head_->SendTo(PeerOf(o1.actor_id), first.t1);
+  SendToBoth(o0, o1, first.t0, first.t1);
   ASSERT_TRUE(WaitUntil([&] { return Dones().size() == 2; }));
   head_->Restart();
   ASSERT_TRUE(WaitUntil([&] { return h0->registrations() == 2 && h1->registrations() == 2; }));
