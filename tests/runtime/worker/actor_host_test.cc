@@ -195,7 +195,8 @@ class ActorHostTest : public ::testing::Test {
   // The two ranks' tasks of a gang of two, to the hosts started with `o0` and `o1`.
   void SendToBoth(const ActorHostOptions& o0, const ActorHostOptions& o1, const wire::AssignTask& t0,
                   const wire::AssignTask& t1) {
-    SendToBoth(o0, o1, t0, t1);
+    head_->SendTo(PeerOf(o0.actor_id), t0);
+    head_->SendTo(PeerOf(o1.actor_id), t1);
   }
 
   std::unique_ptr<ActorHost> StartHost(const ActorHostOptions& o, TaskExecutor* exec) {
