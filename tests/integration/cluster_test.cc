@@ -134,6 +134,22 @@ class ClusterTest : public ::testing::Test {
     return actor;
   }
 
+  // Kills `victim`, the actor running a rank of `job` (`what` says which, for the log), and
+  // waits for the job: a later attempt must finish it with the image `ref`.
+  void KillAndExpectReRun(const JobId& job, const ActorId& victim, const std::string& what,
+                          std::chrono::seconds timeout, const std::string& ref, wire::JobResult* result) {
+    const pid_t pid = cluster_->ActorPid(victim);
+    ASSERT_GT(pid, 0) << "no pid for actor " << victim.Short();
+    std::printf("[ cluster  ] killing actor %s (pid %d), %s of job %s\n", victim.Short().c_str(), pid, what.c_str(),
+                job.Short().c_str());
+    ASSERT_EQ(kill(pid, SIGKILL), 0);
+    auto r = cluster_->client().WaitForJob(job, timeout);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_GE(r->attempt, 1u);
+    EXPECT_TRUE(r->image == ref) << "the re-run's image differs from distri generate's";
+    *result = *std::move(r);
+  }
+
   // Lines of the cluster's log files (head, node agents, actors) that contain `text`.
   int CountInLogs(const std::string& text, const std::string& file_prefix = "") const {
     int n = 0;
@@ -274,15 +290,9 @@ TEST_F(ClusterTest, KilledActorMidJobGivesTheSameImage) {
   const JobId job = Submit(spec);
   const ActorId victim = WaitForProgress(job, 20);
   ASSERT_FALSE(victim.IsNil());
-  const pid_t pid = cluster_->ActorPid(victim);
-  ASSERT_GT(pid, 0) << "no pid for actor " << victim.Short();
-  std::printf("[ cluster  ] killing actor %s (pid %d) of job %s mid-job\n", victim.Short().c_str(), pid,
-              job.Short().c_str());
-  ASSERT_EQ(kill(pid, SIGKILL), 0);
-  auto r = cluster_->client().WaitForJob(job, seconds(180));
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_GE(r->attempt, 1u);
-  EXPECT_TRUE(r->image == ref) << "the re-run image differs from distri generate's";
+  wire::JobResult r;
+  KillAndExpectReRun(job, victim, "mid-job", seconds(180), ref, &r);
+  if (HasFatalFailure()) return;
   // The node agent restarted the killed actor: both actors are back.
   EXPECT_TRUE(cluster_->WaitForIdleActors(2, seconds(60)));
 }
@@ -295,18 +305,12 @@ TEST_F(ClusterTest, KilledRankOfAGangMidJobGivesTheSameImage) {
   const JobId job = Submit(spec);
   const ActorId victim = WaitForProgress(job, 20);
   ASSERT_FALSE(victim.IsNil());
-  const pid_t pid = cluster_->ActorPid(victim);
-  ASSERT_GT(pid, 0);
-  std::printf("[ cluster  ] killing actor %s (pid %d), one rank of the gang of job %s\n", victim.Short().c_str(), pid,
-              job.Short().c_str());
-  ASSERT_EQ(kill(pid, SIGKILL), 0);
   // The surviving rank is cancelled (its channel aborted); once the node agent has restarted
   // the killed actor, the job runs again on a full gang.
-  auto r = cluster_->client().WaitForJob(job, seconds(240));
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_GE(r->attempt, 1u);
-  EXPECT_EQ(r->gang.size(), 2u);
-  EXPECT_TRUE(r->image == ref) << "the re-run gang's image differs from distri generate --ranks 2's";
+  wire::JobResult r;
+  KillAndExpectReRun(job, victim, "one rank of the gang", seconds(240), ref, &r);
+  if (HasFatalFailure()) return;
+  EXPECT_EQ(r.gang.size(), 2u);
 }
 
 // docs/runtime-design.md, "Kept gangs": the second gang job on the same two actors reuses the
@@ -339,16 +343,10 @@ TEST_F(ClusterTest, ConsecutiveGangJobsReuseTheKeptGangAndSurviveAKilledRank) {
   const ActorId victim = WaitForProgress(job, 20);
   ASSERT_FALSE(victim.IsNil());
   EXPECT_EQ(CountInLogs("reuses kept gang", "head"), 2);
-  const pid_t pid = cluster_->ActorPid(victim);
-  ASSERT_GT(pid, 0);
-  std::printf("[ cluster  ] killing actor %s (pid %d), one rank of the kept gang of job %s\n",
-              victim.Short().c_str(), pid, job.Short().c_str());
-  ASSERT_EQ(kill(pid, SIGKILL), 0);
-  auto r = cluster_->client().WaitForJob(job, seconds(240));
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_GE(r->attempt, 1u);
-  EXPECT_EQ(r->gang.size(), 2u);
-  EXPECT_TRUE(r->image == ref) << "the re-run gang's image differs from distri generate --ranks 2's";
+  wire::JobResult r;
+  KillAndExpectReRun(job, victim, "one rank of the kept gang", seconds(240), ref, &r);
+  if (HasFatalFailure()) return;
+  EXPECT_EQ(r.gang.size(), 2u);
   // The re-run formed a new gang: the dead rank's gang was not reused.
   EXPECT_EQ(CountInLogs("reuses kept gang", "head"), 2);
 }
