@@ -23,7 +23,7 @@ for stage in "$@"; do
     build)
       [ -f build-gpu/build.ninja ] || cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DDISTRI_BUILD_CAPI=OFF > "$out/cmake.log" 2>&1
       cmake --build build-gpu -j "$(nproc)" --target distri parallel_bench channel_nccl_test channel_nccl_multigpu_test \
-        distri-head distri-node distri-worker distri-cluster \
+        distri-head distri-node distri-worker distri-cluster unet_bench fused_ops_gpu_test unet_gpu_test \
         > "$out/build.log" 2>&1 || { grep -E "error|FAILED" "$out/build.log" | head -30; exit 1; }
       ;;
     nccl-test)

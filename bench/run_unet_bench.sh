@@ -12,7 +12,9 @@ if [ -d .whl ]; then
 fi
 [ -f build-gpu/build.ninja ] || cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
 cmake --build build-gpu -j "$(nproc)" --target unet_bench distri | grep -E "error|FAILED" || true
-model=/tmp/distri-bench-sdxl
+# MODEL=DIR: an existing model folder with unet/diffusion_pytorch_model.fp16.safetensors (e.g.
+# run_parallel_bench.sh's /tmp/sdxl-full) instead of making one here.
+model=${MODEL:-/tmp/distri-bench-sdxl}
 if [ ! -f $model/unet/diffusion_pytorch_model.fp16.safetensors ]; then
   ./build-gpu/actors/distri model init --arch sdxl --config-only $model
   python3 bench/unet_diffusers.py --model $model --make-random $model/unet/config.json --steps 2 --repeats 1 > /dev/null

@@ -118,17 +118,21 @@ __global__ void PartialStatsNhwc(const T* __restrict__ x, int64_t hw, int64_t c,
 // The same for c % 8 == 0 with 16-byte loads: thread (lane, row) of the block reads channels
 // [8 lane, 8 lane + 8) of pixels p0 + row, p0 + row + rows, ...; the rows' sums are then added in
 // row order per channel (all shifted by the chunk's first pixel), so the result does not depend
-// on timing.
+// on timing. A chunk has `ppc` pixels, chosen from the shape alone (VecPixelsPerChunk): up to
+// kPixelsVec, fewer when the image is small, so that a batch-1 32x16 latent (512 pixels) still
+// spreads over ~kVecTargetBlocks blocks instead of 4 (16 us -> a few us a call on an H100).
 constexpr int64_t kPixelsVec = 128;
+constexpr int64_t kVecTargetBlocks = 256;
+constexpr int kVecMaxThreads = 512;
 
 template <typename T>
 __global__ void PartialStatsNhwcVec(const T* __restrict__ x, int64_t hw, int64_t c, int64_t cpg, int64_t chunks,
-                                    float* __restrict__ partial) {
+                                    int64_t ppc, float* __restrict__ partial) {
   extern __shared__ float sh[];  // [rows][c] sums, [rows][c] sums of squares, [c] shifts
   const int64_t lanes = c / 8;
   const int64_t rows = blockDim.x / lanes > 0 ? blockDim.x / lanes : 1;
   const int64_t n = blockIdx.y, chunk = blockIdx.x;
-  const int64_t p0 = chunk * kPixelsVec, p1 = min(p0 + kPixelsVec, hw);
+  const int64_t p0 = chunk * ppc, p1 = min(p0 + ppc, hw);
   const T* img = x + n * hw * c;
   float* sums = sh;
   float* sq = sh + rows * c;
@@ -252,6 +256,19 @@ __global__ void Apply(const T* __restrict__ x, const T* __restrict__ w, const T*
   }
 }
 
+// Chunks a group's workspace holds (GroupNormWorkspaceFloats): the NCHW chunking or one per
+// kPixels pixels of every channel of the group, whichever is more.
+int64_t WorkspaceChunks(int64_t group_size) { return std::max(Chunks(group_size), (group_size + kPixels - 1) / kPixels); }
+
+// Pixels per chunk of PartialStatsNhwcVec: aim at kVecTargetBlocks blocks over the batch, at
+// most kPixelsVec and at least 8 pixels a chunk, and never more chunks than the workspace holds.
+int64_t VecPixelsPerChunk(int64_t n, int64_t hw, int64_t group_size) {
+  int64_t ppc = std::min<int64_t>(kPixelsVec, std::max<int64_t>(8, (n * hw + kVecTargetBlocks - 1) / kVecTargetBlocks));
+  const int64_t cap = WorkspaceChunks(group_size);
+  if ((hw + ppc - 1) / ppc > cap) ppc = (hw + cap - 1) / cap;
+  return ppc;
+}
+
 // Partial statistics of every (image, group) into `partial` (chunks * 3 floats per group);
 // returns the number of chunks per group, or -1 when the layout is not supported.
 template <typename T>
@@ -259,14 +276,19 @@ int64_t LaunchPartials(const void* xv, int64_t n, int64_t c, int64_t hw, int64_t
                        cudaStream_t s) {
   const T* x = static_cast<const T*>(xv);
   const int64_t group_size = c / groups * hw, groups_total = n * groups;
-  const bool nhwc_vec = nhwc && c % 8 == 0 && c / 8 <= kThreads && reinterpret_cast<uintptr_t>(xv) % 16 == 0;
-  const int64_t pixels = nhwc_vec ? kPixelsVec : kPixels;
-  const int64_t chunks = nhwc ? (hw + pixels - 1) / pixels : Chunks(group_size);
+  const bool nhwc_vec = nhwc && c % 8 == 0 && c / 8 <= kVecMaxThreads && reinterpret_cast<uintptr_t>(xv) % 16 == 0;
+  const int64_t ppc = nhwc_vec ? VecPixelsPerChunk(n, hw, group_size) : kPixels;
+  const int64_t chunks = nhwc ? (hw + ppc - 1) / ppc : Chunks(group_size);
   if (nhwc_vec) {
-    const int64_t rows = std::max<int64_t>(1, kThreads / (c / 8));
+    // As many pixel rows as fit kVecMaxThreads threads and 48 KiB of shared memory.
+    const int64_t lanes = c / 8;
+    int64_t rows = std::max<int64_t>(1, kVecMaxThreads / lanes);
+    while (rows > 1 && (2 * rows + 1) * c * static_cast<int64_t>(sizeof(float)) > 48 * 1024) --rows;
     const size_t shmem = (2 * rows + 1) * c * sizeof(float);
-    PartialStatsNhwcVec<T><<<dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(n)), kThreads, shmem, s>>>(
-        x, hw, c, c / groups, chunks, partial);
+    if (shmem > 48 * 1024) return -1;
+    PartialStatsNhwcVec<T><<<dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(n)),
+                             static_cast<unsigned>(lanes * rows), shmem, s>>>(x, hw, c, c / groups, chunks, ppc,
+                                                                              partial);
   } else if (nhwc) {
     const size_t shmem = 3 * c * sizeof(float);
     if (shmem > 48 * 1024) return -1;  // c > 4096: not a UNet we know
@@ -358,8 +380,7 @@ __global__ void CombineStats(GroupStatsInputs in, const float* __restrict__ fres
 int64_t GroupNormWorkspaceFloats(int64_t n, int64_t groups, int64_t group_size) {
   // Enough for either layout: NCHW chunks of kChunk elements, or NHWC blocks of kPixels pixels
   // (group_size / cpg pixels, at least one channel per group).
-  const int64_t chunks = std::max(Chunks(group_size), (group_size + kPixels - 1) / kPixels);
-  return n * groups * (chunks * 3 + 2);
+  return n * groups * (WorkspaceChunks(group_size) * 3 + 2);
 }
 
 cudaError_t LaunchGroupNormStats(ElemType t, const void* x, int64_t n, int64_t c, int64_t hw, int64_t groups,

@@ -17,7 +17,10 @@ TEST(FusedOpsGpu, GroupNormMatchesFp32Reference) {
   ASSERT_TRUE(FusedKernelsEnabled());
   at::manual_seed(0);
   struct Shape { int64_t n, c, h, w, g; } shapes[] = {
-      {2, 320, 128, 128, 32}, {2, 1280, 32, 32, 32}, {1, 64, 5, 7, 8}, {3, 96, 9, 16, 32}, {2, 32, 1, 1, 8}};
+      {2, 320, 128, 128, 32}, {2, 1280, 32, 32, 32}, {1, 64, 5, 7, 8}, {3, 96, 9, 16, 32}, {2, 32, 1, 1, 8},
+      // batch 1 strips of a 4-GPU gang (few pixels: small chunks), wide concatenations (one
+      // pixel row per block), 2 channels a group (the chunk count capped by the workspace)
+      {1, 1280, 16, 32, 32}, {1, 2560, 8, 8, 32}, {1, 1920, 16, 16, 32}, {1, 64, 64, 64, 32}, {1, 640, 3, 5, 32}};
   for (auto dt : {at::kHalf, at::kBFloat16}) {
     for (const auto& s : shapes) {
       at::Tensor x = (at::randn({s.n, s.c, s.h, s.w}) * 3 + 2);  // a mean far from 0 tests the shifted sums
