@@ -3,7 +3,7 @@
 //
 //   parallel_bench --model DIR --gpus 1,2,4 --sizes 1024,2048 [--steps 50] [--repeats 3]
 //                  [--sync-mode corrected_async_gn] [--warmup-steps 4] [--out results.jsonl]
-//                  [--parallelism patch|naive_patch|tensor]
+//                  [--parallelism patch|naive_patch|tensor] [--profile]
 //
 // For every size and GPU count: one warm-up job (it captures the CUDA graphs of the phases; few
 // steps), then `repeats` timed jobs of `steps` DDIM steps with CFG. Latency = text encoding +
@@ -12,16 +12,25 @@
 // job's start to the end of its denoising loop (models, text encoding, UNet; not the VAE
 // decode, which rank 0 runs after the loop: distrifuser's latent-output measure). Quality: the image of each gang is compared with the 1-GPU image (PSNR, dB) and
 // with --exact also a full_sync run (its final latent's relative error against 1 GPU).
+// --profile: one more job per gang of 2+ GPUs under Kineto (CUPTI sees the kernels of the graph
+// replays on every GPU of the process): per rank the job's denoise time, the time its GPU ran
+// compute kernels (intervals merged over streams), NCCL kernels, both at once, and the top
+// kernels of rank 0 (where the multi-GPU time goes; the GPU machine has no Nsight Systems).
 #include <CLI/CLI.hpp>
 
 #include <ATen/ATen.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 
+#include <torch/csrc/autograd/profiler_kineto.h>
+
 #include <algorithm>
+#include <barrier>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <thread>
@@ -68,10 +77,79 @@ struct GangRun {
   GenerateResult last;          // rank 0's last job
 };
 
-// Runs the gang of the first `n` pipelines: one warm-up job, then `repeats` timed ones.
+// Busy time of a set of [start, end) intervals (overlaps counted once).
+double UnionMs(std::vector<std::pair<uint64_t, uint64_t>> v) {
+  std::sort(v.begin(), v.end());
+  uint64_t total = 0, cur_s = 0, cur_e = 0;
+  for (auto [s, e] : v) {
+    if (s > cur_e) {
+      total += cur_e - cur_s;
+      cur_s = s;
+      cur_e = e;
+    } else {
+      cur_e = std::max(cur_e, e);
+    }
+  }
+  return (total + cur_e - cur_s) / 1e6;
+}
+
+// Overlap of two interval sets, each merged first.
+double OverlapMs(const std::vector<std::pair<uint64_t, uint64_t>>& a,
+                 const std::vector<std::pair<uint64_t, uint64_t>>& b) {
+  std::vector<std::pair<uint64_t, uint64_t>> both = a;
+  both.insert(both.end(), b.begin(), b.end());
+  return UnionMs(a) + UnionMs(b) - UnionMs(both);
+}
+
+void PrintProfile(const torch::autograd::profiler::ProfilerResult& result, int n, const std::vector<double>& denoise_s,
+                  int steps, const std::string& tag) {
+  struct Dev {
+    std::vector<std::pair<uint64_t, uint64_t>> compute, nccl;
+    std::map<std::string, std::pair<double, int>> by_name;
+  };
+  std::map<int, Dev> devs;
+  for (const auto& e : result.events()) {
+    if (e.deviceType() != c10::DeviceType::CUDA || e.durationNs() == 0) continue;
+    Dev& d = devs[e.deviceIndex()];
+    const std::string name = e.name();
+    const bool nccl = name.find("nccl") != std::string::npos;
+    (nccl ? d.nccl : d.compute).push_back({e.startNs(), e.startNs() + e.durationNs()});
+    auto& [ms, count] = d.by_name[name.substr(0, 100)];
+    ms += e.durationNs() / 1e6;
+    count += 1;
+  }
+  std::printf("profile %s: per rank, one job of %d steps (ms):\n", tag.c_str(), steps);
+  for (auto& [dev, d] : devs) {
+    const double wall = dev < static_cast<int>(denoise_s.size()) ? denoise_s[dev] * 1e3 : 0;
+    std::printf("profile %s: cuda:%d denoise %.1f  compute busy %.1f  nccl busy %.1f  both at once %.1f  "
+                "idle %.1f\n",
+                tag.c_str(), dev, wall, UnionMs(d.compute), UnionMs(d.nccl), OverlapMs(d.compute, d.nccl),
+                wall - UnionMs(d.compute));
+  }
+  if (devs.empty()) {
+    std::printf("profile %s: no CUDA kernels recorded\n", tag.c_str());
+    return;
+  }
+  std::vector<std::pair<double, std::string>> rows;
+  for (auto& [name, v] : devs.begin()->second.by_name) {
+    rows.push_back({v.first, name + " (x" + std::to_string(v.second) + ")"});
+  }
+  std::sort(rows.rbegin(), rows.rend());
+  for (size_t i = 0; i < rows.size() && i < 25; ++i) {
+    std::printf("profile %s: %8.2f ms  %s\n", tag.c_str(), rows[i].first, rows[i].second.c_str());
+  }
+}
+
+// Runs the gang of the first `n` pipelines: one warm-up job, then `repeats` timed ones (and one
+// profiled job when `profile`).
 GangRun RunGang(std::vector<std::unique_ptr<Pipeline>>& pipes, int n, const GenerateParams& params,
-                const ParallelOptions& options, int repeats, int warmup_job_steps, const std::string& tag) {
+                const ParallelOptions& options, int repeats, int warmup_job_steps, const std::string& tag,
+                bool profile) {
   GangRun run;
+  namespace prof = torch::autograd::profiler;
+  std::barrier sync(n);
+  std::unique_ptr<prof::ProfilerResult> profiled;
+  std::vector<double> profiled_denoise(n, 0);
   distri::channel::MemoryRendezvous rendezvous;
   std::vector<Status> statuses(n);
   std::vector<std::vector<double>> seconds(n);
@@ -79,49 +157,67 @@ GangRun RunGang(std::vector<std::unique_ptr<Pipeline>>& pipes, int n, const Gene
   std::vector<GenerateResult> last(n);
   std::vector<int64_t> stale(n, 0);
   std::vector<std::thread> threads;
-  for (int r = 0; r < n; ++r) {
-    threads.emplace_back([&, r] {
-      const c10::Device device = pipes[r]->options().device;
-      c10::cuda::CUDAGuard guard(device.index());
-      std::unique_ptr<distri::channel::Channel> ch;
-      if (n > 1) {
-        distri::channel::ChannelOptions co;
-        co.rendezvous_prefix = "bench/" + tag;
-        auto made = distri::channel::MakeChannel(distri::channel::Backend::kNccl, r, n, rendezvous, co);
-        if (!made.ok()) {
-          statuses[r] = made.status();
-          return;
-        }
-        ch = std::move(*made);
-      }
-      ParallelOptions o = options;
-      if (n > 1) {
-        o.make_group_channel = [&](int g, int rank, int size) {
-          distri::channel::ChannelOptions co;
-          co.rendezvous_prefix = "bench/" + tag + "/group" + std::to_string(g);
-          return distri::channel::MakeChannel(distri::channel::Backend::kNccl, rank, size, rendezvous, co);
-        };
-      }
-      distri::parallel::ParallelGenerator generator(*pipes[r], ch.get(), o);
-      GenerateParams warm = params;
-      warm.steps = warmup_job_steps;
-      auto w = generator.Generate(warm);
-      if (!w.ok()) {
-        statuses[r] = w.status().WithContext("warm-up job");
+  auto RunRank = [&](int r) {
+    const c10::Device device = pipes[r]->options().device;
+    c10::cuda::CUDAGuard guard(device.index());
+    std::unique_ptr<distri::channel::Channel> ch;
+    if (n > 1) {
+      distri::channel::ChannelOptions co;
+      co.rendezvous_prefix = "bench/" + tag;
+      auto made = distri::channel::MakeChannel(distri::channel::Backend::kNccl, r, n, rendezvous, co);
+      if (!made.ok()) {
+        statuses[r] = made.status();
         return;
       }
-      for (int i = 0; i < repeats; ++i) {
-        distri::parallel::ParallelStats stats;
-        auto res = generator.Generate(params, nullptr, &stats);
-        if (!res.ok()) {
-          statuses[r] = res.status();
-          return;
-        }
-        seconds[r].push_back(res->seconds_text + res->seconds_denoise);
-        stale[r] = stats.stale_bytes;
-        peaks[r] = std::max(peaks[r], stats.peak_denoise_bytes);
-        last[r] = std::move(*res);
+      ch = std::move(*made);
+    }
+    ParallelOptions o = options;
+    if (n > 1) {
+      o.make_group_channel = [&](int g, int rank, int size) {
+        distri::channel::ChannelOptions co;
+        co.rendezvous_prefix = "bench/" + tag + "/group" + std::to_string(g);
+        return distri::channel::MakeChannel(distri::channel::Backend::kNccl, rank, size, rendezvous, co);
+      };
+    }
+    distri::parallel::ParallelGenerator generator(*pipes[r], ch.get(), o);
+    GenerateParams warm = params;
+    warm.steps = warmup_job_steps;
+    auto w = generator.Generate(warm);
+    if (!w.ok()) {
+      statuses[r] = w.status().WithContext("warm-up job");
+      return;
+    }
+    for (int i = 0; i < repeats; ++i) {
+      distri::parallel::ParallelStats stats;
+      auto res = generator.Generate(params, nullptr, &stats);
+      if (!res.ok()) {
+        statuses[r] = res.status();
+        return;
       }
+      seconds[r].push_back(res->seconds_text + res->seconds_denoise);
+      stale[r] = stats.stale_bytes;
+      peaks[r] = std::max(peaks[r], stats.peak_denoise_bytes);
+      last[r] = std::move(*res);
+    }
+    if (!profile) return;
+    using torch::profiler::impl::ActivityType;
+    const std::set<ActivityType> acts{ActivityType::CPU, ActivityType::CUDA};
+    const prof::ProfilerConfig cfg(prof::ProfilerState::KINETO);
+    if (r == 0) {
+      prof::prepareProfiler(cfg, acts);
+      prof::enableProfiler(cfg, acts);
+    }
+    sync.arrive_and_wait();
+    auto res = generator.Generate(params);
+    c10::cuda::device_synchronize();
+    sync.arrive_and_wait();
+    if (res.ok()) profiled_denoise[r] = res->seconds_denoise;
+    if (r == 0) profiled = prof::disableProfiler();
+  };
+  for (int r = 0; r < n; ++r) {
+    threads.emplace_back([&, r] {
+      RunRank(r);
+      if (profile && !statuses[r].ok()) sync.arrive_and_drop();  // the others must not wait for it
     });
   }
   for (auto& t : threads) t.join();
@@ -131,6 +227,7 @@ GangRun RunGang(std::vector<std::unique_ptr<Pipeline>>& pipes, int n, const Gene
       return run;
     }
   }
+  if (profiled) PrintProfile(*profiled, n, profiled_denoise, params.steps, tag);
   run.seconds = seconds[0];
   run.peak_bytes = *std::max_element(peaks.begin(), peaks.end());
   run.stale_bytes = stale[0];
@@ -150,7 +247,7 @@ int main(int argc, char** argv) {
   std::string model, gpus_text = "1,2,4", sizes_text = "1024", out_path, sync_mode = "corrected_async_gn";
   std::string parallelism = "patch";
   int steps = 50, repeats = 3, warmup_steps = 4, warmup_job_steps = 8;
-  bool exact = false, no_split_cfg = false;
+  bool exact = false, no_split_cfg = false, profile = false;
   double guidance = 5.0;
   app.add_option("--model", model, "SDXL-architecture model folder")->required();
   app.add_option("--gpus", gpus_text, "GPU counts, comma-separated (each a prefix of cuda:0..)")->capture_default_str();
@@ -165,6 +262,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-split-cfg", no_split_cfg, "Patch-split the whole batch instead of splitting the CFG halves");
   app.add_flag("--exact", exact, "Also run full_sync gangs and report their latent error against 1 GPU");
   app.add_option("--out", out_path, "Append JSON lines here");
+  app.add_flag("--profile", profile, "Print a Kineto kernel-time breakdown of one more job per gang of 2+ GPUs");
   CLI11_PARSE(app, argc, argv);
 
   const std::vector<int> gpu_counts = ParseList(gpus_text), sizes = ParseList(sizes_text);
@@ -226,7 +324,7 @@ int main(int argc, char** argv) {
         o.split_cfg = !no_split_cfg;
         const std::string tag = std::to_string(size) + "/" + std::to_string(n) + "/" + mode;
         GangRun run = RunGang(pipes, n, params, o, mode == "full_sync" ? 1 : repeats,
-                              std::min(warmup_job_steps, steps), tag);
+                              std::min(warmup_job_steps, steps), tag, profile && n > 1);
         if (!run.status.ok()) {
           std::printf("%-6d %-5d %-20s failed: %s\n", size, n, mode.c_str(), run.status.ToString().c_str());
           std::fflush(stdout);
