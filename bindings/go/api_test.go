@@ -43,7 +43,7 @@ func wantCode(t *testing.T, err error, code Code, needle string) {
 }
 
 func TestVersion(t *testing.T) {
-	if Version() != "0.1.0" || ABIVersion() != 1 {
+	if Version() != "0.2.0" || ABIVersion() != 1 {
 		t.Fatal(Version(), ABIVersion())
 	}
 	if err := SetLogLevel(LogWarning); err != nil {
@@ -123,6 +123,7 @@ func TestBadArguments(t *testing.T) {
 		{func(r *JobRequest) { r.Format = 9 }, "output_format"},
 		{func(r *JobRequest) { r.GPUs = 5000 }, "gpus"},
 		{func(r *JobRequest) { r.Sampler = strings.Repeat("x", 300) }, "sampler"},
+		{func(r *JobRequest) { r.PreviewEvery = 10001 }, "preview_every"},
 	}
 	for _, tc := range cases {
 		r := small("p")
@@ -240,10 +241,14 @@ func TestClosedClientAndJob(t *testing.T) {
 	c.Close()
 	_, err = job.Status()
 	wantCode(t, err, FailedPrecondition, "client was destroyed")
+	_, err = job.Preview()
+	wantCode(t, err, FailedPrecondition, "client was destroyed")
 	_, err = c.Submit(r)
 	wantCode(t, err, InvalidArgument, "closed")
 	job.Close()
 	_, err = job.Status()
+	wantCode(t, err, InvalidArgument, "closed")
+	_, err = job.Preview()
 	wantCode(t, err, InvalidArgument, "closed")
 }
 

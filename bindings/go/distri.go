@@ -127,7 +127,7 @@ func (cs cstrings) free() {
 	}
 }
 
-// Version is the release of the loaded libdistri ("0.1.0").
+// Version is the release of the loaded libdistri ("0.2.0").
 func Version() string { return C.GoString(C.distri_version()) }
 
 // ABIVersion is the loaded library's ABI version (its SONAME number).
@@ -187,6 +187,7 @@ type JobRequest struct {
 	Priority       int32
 	Format         OutputFormat
 	Model          string // "" = the cluster's model
+	PreviewEvery   uint32 // latent previews every N steps (0 = none); see Job.Preview
 }
 
 // NewJobRequest returns a request with distri.h's defaults: 1024x1024, 30 steps, guidance 5.
@@ -219,6 +220,7 @@ func (r *JobRequest) toC(cs *cstrings, p *C.distri_job_params_t) error {
 	p.gpus = C.uint32_t(r.GPUs)
 	p.priority = C.int32_t(r.Priority)
 	p.output_format = C.int32_t(r.Format)
+	p.preview_every = C.uint32_t(r.PreviewEvery)
 	return nil
 }
 
@@ -255,6 +257,15 @@ func takeImage(buf *C.distri_buffer_t, info *C.distri_image_info_t) *Image {
 		Height: uint32(info.height), Stride: uint32(info.stride), Seed: uint64(info.seed),
 		Attempt: uint32(info.attempt), GangSize: uint32(info.gang_size), QueuedMs: float64(info.queued_ms),
 		RunMs: float64(info.run_ms), TotalMs: float64(info.total_ms)}
+}
+
+// Preview is a latent preview of a running job (Job.Preview): PNG bytes of Width x Height = the
+// image's size / 8, taken after denoising step Step of the job's attempt Attempt.
+type Preview struct {
+	Data          []byte
+	Step          uint32
+	Width, Height uint32
+	Attempt       uint32
 }
 
 // JobStatus is what a job reports.
@@ -650,4 +661,27 @@ func (j *Job) Result() (*Image, error) {
 		return nil, err
 	}
 	return takeImage(buf, &info), nil
+}
+
+// Preview returns the newest latent preview of a job submitted with PreviewEvery > 0, or
+// (nil, nil) when there is none (none asked for, no preview step reached yet, or the job ended
+// before this handle received one; Wait receives them as it polls). It does not wait.
+func (j *Job) Preview() (*Preview, error) {
+	h, err := j.handle()
+	if err != nil {
+		return nil, err
+	}
+	var buf *C.distri_buffer_t
+	var info C.distri_image_info_t
+	var step C.uint32_t
+	C.distri_image_info_init(&info)
+	err = call(func() C.distri_status_t { return C.distri_job_get_preview(h, &buf, &info, &step) })
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	img := takeImage(buf, &info)
+	return &Preview{Data: img.Data, Step: uint32(step), Width: img.Width, Height: img.Height, Attempt: img.Attempt}, nil
 }

@@ -40,6 +40,26 @@ func TestE2ESameImageAsDistriGenerate(t *testing.T) {
 	if !bytes.Equal(img.Data, want) {
 		t.Fatal("image differs from distri generate's")
 	}
+	// Latent previews after every step: Wait keeps the newest, 128 / 8 = 16 pixels square.
+	pr := r
+	pr.Format, pr.Steps, pr.PreviewEvery = PNG, 24, 1
+	job, err := c.Submit(pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer job.Close()
+	if st, err := job.Wait(ctx, nil); err != nil || st.State != Succeeded {
+		t.Fatal(st, err)
+	}
+	p, err := job.Preview()
+	if err != nil || p == nil {
+		t.Fatal("no preview after the wait:", err)
+	}
+	ihdr := []byte("IHDR\x00\x00\x00\x10\x00\x00\x00\x10")
+	if p.Step < 1 || p.Step > 23 || p.Width != 16 || p.Height != 16 ||
+		!bytes.HasPrefix(p.Data, []byte("\x89PNG\r\n\x1a\n")) || len(p.Data) < 24 || !bytes.Equal(p.Data[12:24], ihdr) {
+		t.Fatalf("preview: step %d, %dx%d, % x", p.Step, p.Width, p.Height, p.Data[:min(len(p.Data), 24)])
+	}
 	// Context cancellation stops a real job.
 	r.Steps = 500
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)

@@ -1,4 +1,5 @@
-// distri_job_*: submit (one or a batch), status, wait with progress, cancel, result.
+// distri_job_*: submit (one or a batch), status, wait with progress, cancel, result
+// (previews: previews.cc).
 #include <algorithm>
 #include <chrono>
 #include <vector>
@@ -7,6 +8,7 @@
 #include "capi/src/errors.h"
 #include "capi/src/handles.h"
 #include "capi/src/params.h"
+#include "capi/src/previews.h"
 #include "runtime/common/png.h"
 #include "runtime/wire/limits.h"
 
@@ -18,8 +20,9 @@ constexpr size_t kMaxBatch = 65536;
 
 Status ToWantedFormat(const distri_job_t* job, wire::JobResult* r);
 
+// `spec` is null for a job from distri_job_open.
 distri_job_t* NewJob(const std::shared_ptr<ClientState>& client, const JobId& id, uint64_t seed,
-                     const distri_job_params_t* params) {
+                     const distri_job_params_t* params, const wire::JobSpec* spec) {
   auto* job = new distri_job;
   job->client = client;
   job->id = id;
@@ -29,6 +32,10 @@ distri_job_t* NewJob(const std::shared_ptr<ClientState>& client, const JobId& id
     job->want_format = params->output_format;
     job->progress = params->progress;
     job->progress_user_data = params->progress_user_data;
+  }
+  if (spec != nullptr) {
+    job->preview_every = spec->preview_every;
+    job->wait_fetches_previews = spec->preview_every > 0;
   }
   Jobs().Add(job);
   return job;
@@ -44,7 +51,7 @@ Result<distri_job_t*> Submit(const std::shared_ptr<ClientState>& client, wire::J
                              const distri_job_params_t* params) {
   spec.output_format = wire::OutputFormat::kPng;
   DISTRI_ASSIGN_OR_RETURN(wire::JobAccepted accepted, client->With([&](Backend& b) { return b.Submit(spec); }));
-  return NewJob(client, accepted.job_id, accepted.seed, params);
+  return NewJob(client, accepted.job_id, accepted.seed, params, &spec);
 }
 
 // Records what a status reply tells about the job and fills the C struct.
@@ -67,8 +74,11 @@ distri_job_status_t ToCStatus(distri_job_t* job, const wire::JobStatus& s) {
   return out;
 }
 
-Result<distri_job_status_t> GetStatus(distri_job_t* job) {
-  DISTRI_ASSIGN_OR_RETURN(wire::JobStatus s, job->client->With([&](Backend& b) { return b.GetJob(job->id); }));
+// with_preview: also receive the job's newest preview and keep it for distri_job_get_preview.
+Result<distri_job_status_t> GetStatus(distri_job_t* job, bool with_preview = false) {
+  DISTRI_ASSIGN_OR_RETURN(wire::JobStatus s,
+                          job->client->With([&](Backend& b) { return b.GetJob(job->id, with_preview); }));
+  if (with_preview) RememberPreview(job, s);
   return ToCStatus(job, s);
 }
 
@@ -97,7 +107,7 @@ Status Wait(distri_job_t* job, int64_t timeout_ms, distri_job_status_t* last) {
   uint32_t last_step = UINT32_MAX;
   bool callback_cancelled = false;
   for (;;) {
-    DISTRI_ASSIGN_OR_RETURN(distri_job_status_t st, GetStatus(job));
+    DISTRI_ASSIGN_OR_RETURN(distri_job_status_t st, GetStatus(job, job->wait_fetches_previews));
     *last = st;
     if (job->progress != nullptr && st.step != last_step && !callback_cancelled && st.total_steps > 0) {
       last_step = st.step;
@@ -249,9 +259,9 @@ distri_status_t distri_job_open(distri_client_t* client, const char* job_id, dis
     DISTRI_ASSIGN_OR_RETURN(std::string hex, ReadString("job_id", job_id, 64, false));
     DISTRI_ASSIGN_OR_RETURN(distri::JobId id, distri::JobId::ParseHex(hex));
     auto state = client->state;
-    DISTRI_ASSIGN_OR_RETURN(distri::wire::JobStatus s, state->With([&](Backend& b) { return b.GetJob(id); }));
+    DISTRI_ASSIGN_OR_RETURN(distri::wire::JobStatus s, state->With([&](Backend& b) { return b.GetJob(id, false); }));
     (void)s;
-    *out_job = NewJob(state, id, 0, nullptr);
+    *out_job = NewJob(state, id, 0, nullptr, nullptr);
     return Status::Ok();
   });
 }
@@ -317,6 +327,7 @@ distri_status_t distri_client_generate(distri_client_t* client, const distri_job
     DISTRI_RETURN_IF_ERROR(CheckOutput("distri_image_info_t", out_info, kImageInfoV1Size));
     DISTRI_ASSIGN_OR_RETURN(distri::wire::JobSpec spec, JobSpecFromParams(params));
     DISTRI_ASSIGN_OR_RETURN(distri_job_t* job, Submit(client->state, spec, params));
+    job->wait_fetches_previews = false;  // nobody can ask this job for its preview
     struct Release {
       distri_job_t* j;
       ~Release() { DeleteJob(j); }

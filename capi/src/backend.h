@@ -31,7 +31,9 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual Result<wire::JobAccepted> Submit(const wire::JobSpec& spec) = 0;
-  virtual Result<wire::JobStatus> GetJob(const JobId& id) = 0;
+  // with_preview: the status carries the job's newest latent preview, if it has one
+  // (wire::GetJob.with_preview).
+  virtual Result<wire::JobStatus> GetJob(const JobId& id, bool with_preview) = 0;
   virtual Result<wire::JobStatus> Cancel(const JobId& id) = 0;
   virtual Result<wire::JobResult> GetResult(const JobId& id) = 0;
   virtual Result<ClusterSummary> GetClusterSummary() = 0;

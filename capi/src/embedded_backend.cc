@@ -185,7 +185,9 @@ class EmbeddedBackend final : public Backend {
   }
 
   Result<wire::JobAccepted> Submit(const wire::JobSpec& spec) override { return remote_->Submit(spec); }
-  Result<wire::JobStatus> GetJob(const JobId& id) override { return remote_->GetJob(id); }
+  Result<wire::JobStatus> GetJob(const JobId& id, bool with_preview) override {
+    return remote_->GetJob(id, with_preview);
+  }
   Result<wire::JobStatus> Cancel(const JobId& id) override { return remote_->Cancel(id); }
   Result<wire::JobResult> GetResult(const JobId& id) override { return remote_->GetResult(id); }
   Result<ClusterSummary> GetClusterSummary() override { return remote_->GetClusterSummary(); }

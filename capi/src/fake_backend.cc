@@ -1,7 +1,9 @@
 // The "fake://" cluster (distri.h): jobs progress one step per 2 ms of wall time and "render"
 // a test pattern derived from the seed and the size, so programs and bindings can be tested
 // without processes, GPUs or a model. It follows the head's contract (runtime/wire/job_messages.h):
-// the same states, NotFound for unknown ids, FailedPrecondition for unfinished results.
+// the same states, NotFound for unknown ids, FailedPrecondition for unfinished results, and
+// latent previews (JobSpec.preview_every) of image / 8 pixels, served only while a job runs.
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <random>
@@ -44,11 +46,12 @@ class FakeBackend final : public Backend {
     return wire::JobAccepted{id, job.seed, queue};
   }
 
-  Result<wire::JobStatus> GetJob(const JobId& id) override {
+  Result<wire::JobStatus> GetJob(const JobId& id, bool with_preview) override {
     auto it = jobs_.find(id);
     if (it == jobs_.end()) return Status::NotFound("job " + id.Hex() + " is not known to the (fake) cluster");
     wire::JobStatus s = StateOf(it->second);
     s.job_id = id;
+    if (with_preview) DISTRI_RETURN_IF_ERROR(AddPreview(it->second, &s));
     return s;
   }
 
@@ -60,11 +63,11 @@ class FakeBackend final : public Backend {
       it->second.cancelled = true;
       it->second.cancelled_at_step = s.step;
     }
-    return GetJob(id);
+    return GetJob(id, false);
   }
 
   Result<wire::JobResult> GetResult(const JobId& id) override {
-    DISTRI_ASSIGN_OR_RETURN(wire::JobStatus s, GetJob(id));
+    DISTRI_ASSIGN_OR_RETURN(wire::JobStatus s, GetJob(id, false));
     if (s.state != wire::JobState::kSucceeded) {
       return Status::FailedPrecondition("job " + id.Hex() + " is " + std::string(wire::JobStateName(s.state)));
     }
@@ -112,6 +115,24 @@ class FakeBackend final : public Backend {
   }
 
  private:
+  // The newest preview of a running job, as rank 0 would have made it: after the last
+  // multiple of preview_every that is done, never after the last step; a flat colour that
+  // changes with the step, at the latent's resolution (image / 8).
+  static Status AddPreview(const FakeJob& job, wire::JobStatus* s) {
+    const uint32_t every = job.spec.preview_every;
+    if (every == 0 || s->state != wire::JobState::kRunning || s->total_steps < 2) return Status::Ok();
+    const uint32_t step = std::min(s->step, s->total_steps - 1) / every * every;
+    if (step == 0) return Status::Ok();
+    RgbImage image;
+    image.width = static_cast<int>(std::max(1u, job.spec.width / 8));
+    image.height = static_cast<int>(std::max(1u, job.spec.height / 8));
+    const uint8_t shade = static_cast<uint8_t>(uint64_t{step} * 255 / s->total_steps);
+    image.pixels.assign(size_t(image.width) * image.height * 3, shade);
+    DISTRI_ASSIGN_OR_RETURN(s->preview, EncodePng(image));
+    s->preview_step = step;
+    return Status::Ok();
+  }
+
   // Every job runs at once, as if each had its own actor.
   static wire::JobStatus StateOf(const FakeJob& job) {
     wire::JobStatus s;

@@ -52,6 +52,10 @@ struct distri_job {
   int32_t want_format = -1;
   distri_progress_fn progress = nullptr;
   void* progress_user_data = nullptr;
+  // JobSpec.preview_every of a job submitted through this handle; -1 for jobs from
+  // distri_job_open (unknown: the cluster is asked).
+  int64_t preview_every = -1;
+  bool wait_fetches_previews = false;  // distri_job_wait asks for previews (previews.h)
 
   std::mutex mu;                      // guards the fields below
   std::condition_variable cancelled;  // wakes a distri_job_wait when cancel is called
@@ -59,6 +63,10 @@ struct distri_job {
   uint64_t seed = 0;
   bool terminal = false;              // once true, `error` never changes again
   std::string error;                  // JobStatus.error of a FAILED job
+  // The newest latent preview received for the job's latest attempt seen (previews.h).
+  std::string preview;
+  uint32_t preview_step = 0;          // 0: none
+  uint32_t preview_attempt = 0;
 };
 
 struct distri_buffer {

@@ -105,6 +105,7 @@ Result<wire::JobSpec> JobSpecFromParams(const distri_job_params_t* in) {
   DISTRI_RETURN_IF_ERROR(check_range("height", p.height, 1, wire::kMaxImageSide));
   DISTRI_RETURN_IF_ERROR(check_range("steps", p.steps, 1, wire::kMaxSteps));
   DISTRI_RETURN_IF_ERROR(check_range("gpus", p.gpus, 0, wire::kMaxGangSize));
+  DISTRI_RETURN_IF_ERROR(check_range("preview_every", p.preview_every, 0, wire::kMaxSteps));
   if (!std::isfinite(p.guidance) || p.guidance < 0) {
     return Status::InvalidArgument(Field(kType, "guidance") + ": must be a finite number >= 0, got " +
                                    std::to_string(p.guidance));
@@ -123,6 +124,7 @@ Result<wire::JobSpec> JobSpecFromParams(const distri_job_params_t* in) {
   if (!p.random_seed) spec.seed = p.seed;
   spec.gpus = p.gpus;
   spec.priority = p.priority;
+  spec.preview_every = p.preview_every;
   spec.output_format = static_cast<wire::OutputFormat>(p.output_format);
   return spec;
 }

@@ -6,7 +6,9 @@ namespace distri::capi {
 RemoteBackend::RemoteBackend(std::unique_ptr<client::Client> client) : client_(std::move(client)) {}
 
 Result<wire::JobAccepted> RemoteBackend::Submit(const wire::JobSpec& spec) { return client_->Submit(spec); }
-Result<wire::JobStatus> RemoteBackend::GetJob(const JobId& id) { return client_->GetJob(id); }
+Result<wire::JobStatus> RemoteBackend::GetJob(const JobId& id, bool with_preview) {
+  return client_->GetJob(id, with_preview);
+}
 Result<wire::JobStatus> RemoteBackend::Cancel(const JobId& id) { return client_->Cancel(id); }
 Result<wire::JobResult> RemoteBackend::GetResult(const JobId& id) { return client_->GetResult(id); }
 

@@ -13,7 +13,7 @@ class RemoteBackend : public Backend {
  public:
   explicit RemoteBackend(std::unique_ptr<client::Client> client);
   Result<wire::JobAccepted> Submit(const wire::JobSpec& spec) override;
-  Result<wire::JobStatus> GetJob(const JobId& id) override;
+  Result<wire::JobStatus> GetJob(const JobId& id, bool with_preview) override;
   Result<wire::JobStatus> Cancel(const JobId& id) override;
   Result<wire::JobResult> GetResult(const JobId& id) override;
   Result<ClusterSummary> GetClusterSummary() override;

@@ -1,7 +1,7 @@
 /* End to end through the C ABI: start the embedded cluster (head + node agent + one CPU
  * distri-worker) on the tiny model, render the job of tests/capi/e2e_params.txt and check that
- * its pixels equal `distri generate`'s (reference.rgb from the fixture); then PNG output, a
- * batch, a cancelled job, and calls after the client is destroyed.
+ * its pixels equal `distri generate`'s (reference.rgb from the fixture); then PNG output,
+ * latent previews, a batch, a cancelled job, and calls after the client is destroyed.
  *   capi_e2e_test MODEL_DIR REFERENCE.rgb */
 #define _POSIX_C_SOURCE 200809L
 #include <distri/distri.h>
@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   distri_image_info_t info;
   distri_job_status_t st;
   distri_job_t* job = NULL;
+  uint32_t step = 0;
   size_t ref_size = 0;
   unsigned char* ref;
 
@@ -105,6 +106,28 @@ int main(int argc, char** argv) {
   CHECK(memcmp(distri_buffer_data(buf), "\x89PNG\r\n\x1a\n", 8) == 0);
   distri_buffer_destroy(buf);
 
+  /* Latent previews after every step: distri_job_wait keeps the newest one it received, a
+   * PNG of 128 / 8 = 16 pixels square taken after a step before the last. */
+  e2e_job(&jp);
+  jp.steps = 24;
+  jp.preview_every = 1;
+  CHECK(distri_job_submit(client, &jp, &job) == DISTRI_OK);
+  distri_job_status_init(&st);
+  CHECK(distri_job_wait(job, 240000, &st) == DISTRI_OK && st.state == DISTRI_JOB_SUCCEEDED);
+  distri_image_info_init(&info);
+  CHECK(distri_job_get_preview(job, &buf, &info, &step) == DISTRI_OK);
+  CHECK(step >= 1 && step <= 23);
+  CHECK(info.format == DISTRI_OUTPUT_PNG && info.width == 16 && info.height == 16 && info.seed == 42);
+  {
+    const unsigned char* d = distri_buffer_data(buf);
+    static const unsigned char ihdr_16x16[] = {'I', 'H', 'D', 'R', 0, 0, 0, 16, 0, 0, 0, 16};
+    CHECK(distri_buffer_size(buf) > 24 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0);
+    CHECK(memcmp(d + 12, ihdr_16x16, sizeof ihdr_16x16) == 0);
+  }
+  printf("preview after step %u of 24: %zu bytes\n", (unsigned)step, distri_buffer_size(buf));
+  distri_buffer_destroy(buf);
+  distri_job_destroy(job);
+
   /* Bad arguments against the real cluster: refused by the head or by the library. */
   e2e_job(&jp);
   jp.width = 100; /* not a multiple of 8 */
@@ -124,6 +147,8 @@ int main(int argc, char** argv) {
   CHECK(distri_job_wait(job, 60000, &st) == DISTRI_OK);
   CHECK(st.state == DISTRI_JOB_CANCELLED);
   CHECK(distri_job_get_result(job, &buf, NULL) == DISTRI_ERR_CANCELLED && buf == NULL);
+  CHECK(distri_job_get_preview(job, &buf, NULL, &step) == DISTRI_ERR_NOT_FOUND && buf == NULL);
+  CHECK(strstr(distri_last_error(), "preview_every = 0") != NULL);
   distri_job_destroy(job);
 
   /* A batch of two. */

@@ -31,7 +31,7 @@ int main(void) {
       (any_fn)distri_job_status_init, (any_fn)distri_job_get_status,
       (any_fn)distri_job_wait, (any_fn)distri_job_cancel,
       (any_fn)distri_image_info_init, (any_fn)distri_job_get_result,
-      (any_fn)distri_client_generate};
+      (any_fn)distri_job_get_preview, (any_fn)distri_client_generate};
   enum distri_status_code code = DISTRI_ERR_FAILED_PRECONDITION;
   enum distri_job_state state = DISTRI_JOB_CANCELLED;
   enum distri_output_format format = DISTRI_OUTPUT_RGB8;

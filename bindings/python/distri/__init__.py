@@ -7,8 +7,8 @@ Thin ctypes bindings over libdistri (capi/include/distri/distri.h documents ever
         image = client.generate("a lighthouse at dawn", width=1024, height=1024, seed=42)
         image.save("lighthouse.png")
 """
-from .client import (ClusterInfo, Client, Image, Job, JobStatus, abi_version, set_log_level,
-                     version)
+from .client import (ClusterInfo, Client, Image, Job, JobStatus, Preview, abi_version,
+                     set_log_level, version)
 from .errors import (AlreadyExistsError, CancelledError, DeadlineExceededError, DistriError,
                      DistriIOError, FailedPreconditionError, InternalError, InvalidArgumentError,
                      JobFailedError, NotFoundError, OutOfMemoryError, ParseError,
@@ -17,7 +17,7 @@ from .errors import (AlreadyExistsError, CancelledError, DeadlineExceededError, 
 __version__ = version()
 
 __all__ = [
-    "Client", "Job", "JobStatus", "Image", "ClusterInfo", "version", "abi_version",
+    "Client", "Job", "JobStatus", "Image", "Preview", "ClusterInfo", "version", "abi_version",
     "set_log_level", "DistriError", "InvalidArgumentError", "NotFoundError", "AlreadyExistsError",
     "DistriIOError", "ParseError", "UnavailableError", "CancelledError", "DeadlineExceededError",
     "InternalError", "UnimplementedError", "OutOfMemoryError", "JobFailedError",

@@ -67,6 +67,7 @@ class JobParams(ctypes.Structure):
         ("model", ctypes.c_char_p),
         ("progress", PROGRESS_FN),
         ("progress_user_data", ctypes.c_void_p),
+        ("preview_every", ctypes.c_uint32),  # version 2 (0.2.0)
     ]
 
 
@@ -162,6 +163,7 @@ _SIGNATURES = {
     "distri_job_cancel": (c_status, [vp]),
     "distri_image_info_init": (None, [P(ImageInfo)]),
     "distri_job_get_result": (c_status, [vp, P(vp), P(ImageInfo)]),
+    "distri_job_get_preview": (c_status, [vp, P(vp), P(ImageInfo), P(ctypes.c_uint32)]),
     "distri_client_generate": (c_status, [vp, P(JobParams), ctypes.c_int64, P(vp), P(ImageInfo)]),
 }
 for _name, (_res, _args) in _SIGNATURES.items():

@@ -1,4 +1,4 @@
-"""Pythonic layer over the C ABI: Client, Job, Image (see distri.h for the contracts)."""
+"""Pythonic layer over the C ABI: Client, Job, Image, Preview (see distri.h for the contracts)."""
 import ctypes
 import dataclasses
 import threading
@@ -79,7 +79,7 @@ def _timeout_ms(name, timeout: Optional[float]) -> int:
 
 def _job_params(prompt, negative_prompt=None, width=1024, height=1024, steps=30, guidance=5.0,
                 sampler=None, seed: Optional[int] = 0, gpus=0, priority=0, output_format="png",
-                model=None) -> "_lib.JobParams":
+                model=None, preview_every=0) -> "_lib.JobParams":
     p = _lib.JobParams()
     lib.distri_job_params_init(ctypes.byref(p))
     p.prompt = _text("prompt", prompt)
@@ -101,6 +101,7 @@ def _job_params(prompt, negative_prompt=None, width=1024, height=1024, steps=30,
         raise InvalidArgumentError("output_format: expected 'png' or 'rgb8', got %r" % (output_format,))
     p.output_format = _FORMATS[output_format]
     p.model = _text("model", model)
+    p.preview_every = _int("preview_every", preview_every, 0, 2 ** 32 - 1)
     return p
 
 
@@ -179,11 +180,30 @@ class Image:
         return rows[:, : self.width * 3].reshape(self.height, self.width, 3).copy()
 
 
-def _take_image(buf: ctypes.c_void_p, info: "_lib.ImageInfo") -> Image:
+@dataclasses.dataclass(frozen=True)
+class Preview:
+    """A latent preview of a running job (Job.preview()): PNG bytes of width x height = the
+    image's size / 8, taken after denoising step `step` of the job's attempt `attempt`."""
+    data: bytes
+    step: int
+    width: int
+    height: int
+    attempt: int
+
+    def save(self, path: str) -> None:
+        with open(path, "wb") as f:
+            f.write(self.data)
+
+
+def _take_bytes(buf: ctypes.c_void_p) -> bytes:
     try:
-        data = ctypes.string_at(lib.distri_buffer_data(buf), lib.distri_buffer_size(buf))
+        return ctypes.string_at(lib.distri_buffer_data(buf), lib.distri_buffer_size(buf))
     finally:
         lib.distri_buffer_destroy(buf)
+
+
+def _take_image(buf: ctypes.c_void_p, info: "_lib.ImageInfo") -> Image:
+    data = _take_bytes(buf)
     fmt = "png" if info.format == 0 else "rgb8"
     return Image(data, fmt, info.width, info.height, info.stride, info.seed, info.attempt,
                  info.gang_size, info.queued_ms, info.run_ms, info.total_ms)
@@ -280,6 +300,20 @@ class Job(_Closing):
         _check(lib.distri_job_get_result(self._h(), ctypes.byref(buf), ctypes.byref(info)))
         return _take_image(buf, info)
 
+    def preview(self) -> Optional[Preview]:
+        """The newest latent preview of a job submitted with preview_every=N, or None when
+        there is none (none asked for, no preview step reached yet, or the job ended before
+        this handle received one; wait() receives them as it polls). Does not wait."""
+        buf = ctypes.c_void_p()
+        info = _lib.ImageInfo()
+        lib.distri_image_info_init(ctypes.byref(info))
+        step = ctypes.c_uint32()
+        rc = lib.distri_job_get_preview(self._h(), ctypes.byref(buf), ctypes.byref(info), ctypes.byref(step))
+        if rc == 2:  # DISTRI_ERR_NOT_FOUND: no preview
+            return None
+        _check(rc)
+        return Preview(_take_bytes(buf), step.value, info.width, info.height, info.attempt)
+
     def close(self) -> None:
         if self._handle is not None and lib is not None:
             lib.distri_job_destroy(self._handle)
@@ -347,7 +381,8 @@ class Client(_Closing):
     def submit(self, prompt: Text, **params) -> Job:
         """Submits one image. Params: negative_prompt, width, height (default 1024), steps (30),
         guidance (5.0), sampler (None = the model's), seed (0; None = drawn by the cluster),
-        gpus (0 = auto), priority, output_format ("png" or "rgb8"), model."""
+        gpus (0 = auto), priority, output_format ("png" or "rgb8"), model, preview_every (0 =
+        no latent previews; N: one every N steps, see Job.preview())."""
         p = _job_params(prompt, **params)
         handle = ctypes.c_void_p()
         _check(lib.distri_job_submit(self._h(), ctypes.byref(p), ctypes.byref(handle)))

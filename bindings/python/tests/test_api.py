@@ -1,5 +1,8 @@
 """The Python API against the library's "fake://" cluster: behaviour and bad arguments."""
+import ctypes
+import struct
 import threading
+import time
 
 import pytest
 
@@ -66,6 +69,7 @@ def test_invalid_utf8(client, prompt):
     (dict(seed=-1), "seed"), (dict(seed=2 ** 64), "seed"), (dict(gpus=5000), "gpus"),
     (dict(output_format="jpeg"), "output_format"), (dict(sampler="x" * 300), "sampler"),
     (dict(width=1.5), "width"), (dict(width=True), "width"),
+    (dict(preview_every=10001), "preview_every"), (dict(preview_every=-1), "preview_every"),
 ])
 def test_bad_job_params(client, kw, needle):
     with pytest.raises(distri.InvalidArgumentError, match=needle):
@@ -150,6 +154,67 @@ def test_batch(client):
         client.submit_batch([])
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_preview(p, every, last_step):
+    assert p.data[:8] == PNG_SIGNATURE and p.data[12:16] == b"IHDR"
+    assert struct.unpack(">II", p.data[16:24]) == (p.width, p.height) == (64 // 8, 48 // 8)
+    assert every <= p.step <= last_step and p.step % every == 0
+
+
+def test_previews(client):
+    with client.submit("p", **small(steps=2)) as job:  # none asked for
+        assert job.preview() is None
+        job.wait(timeout=10)
+        assert job.preview() is None
+    with client.submit("slow", **small(steps=10000, preview_every=3)) as job:
+        deadline = time.monotonic() + 10
+        p = job.preview()
+        while p is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+            p = job.preview()
+        _check_preview(p, 3, 9999)
+        assert p.attempt == 0
+        job.cancel()
+        assert job.preview().step >= p.step  # the handle keeps the last one after the end
+    with client.submit("p", **small(steps=200, preview_every=2)) as job:
+        assert job.wait(timeout=10).state == "SUCCEEDED"  # wait receives previews as it polls
+        _check_preview(job.preview(), 2, 198)
+
+
+def test_preview_bad_arguments(client):
+    lib = distri._lib.lib
+    buf, step = ctypes.c_void_p(), ctypes.c_uint32()
+    assert lib.distri_job_get_preview(None, ctypes.byref(buf), None, ctypes.byref(step)) == 1
+    assert b"job is NULL" in lib.distri_last_error()
+    with client.submit("slow", **small(steps=10000, preview_every=1)) as job:
+        assert lib.distri_job_get_preview(job._h(), None, None, ctypes.byref(step)) == 1
+        assert b"out_image is NULL" in lib.distri_last_error()
+        assert lib.distri_job_get_preview(job._h(), ctypes.byref(buf), None, None) == 1
+        assert b"out_step is NULL" in lib.distri_last_error()
+        job.cancel()
+    with pytest.raises(distri.InvalidArgumentError, match="closed"):
+        job.preview()
+
+
+def test_version_1_job_params(client):
+    """A caller built against distri.h version 1 passes the size before preview_every."""
+    p = distri.client._job_params("p", **small(steps=2))
+    p.struct_size = distri._lib.JobParams.preview_every.offset
+    p.struct_version = 1
+    p.preview_every = 7  # beyond struct_size: not read
+    lib = distri._lib.lib
+    assert lib.distri_job_params_validate(ctypes.byref(p)) == 0
+    handle = ctypes.c_void_p()
+    assert lib.distri_job_submit(client._h(), ctypes.byref(p), ctypes.byref(handle)) == 0
+    with distri.Job(client, handle.value) as job:
+        assert job.preview() is None
+        assert job.wait(timeout=10).state == "SUCCEEDED"
+    p.struct_size -= 1
+    assert lib.distri_job_params_validate(ctypes.byref(p)) == 1
+
+
 def test_random_seed(client):
     assert client.generate("p", **small(seed=None)).width == 64
 
@@ -175,6 +240,8 @@ def test_destroyed_client():
         job.status()
     with pytest.raises(distri.FailedPreconditionError):
         job.wait(timeout=1)
+    with pytest.raises(distri.FailedPreconditionError):
+        job.preview()
     with pytest.raises(distri.InvalidArgumentError, match="closed"):
         c.submit("p", **small())
     job.close()

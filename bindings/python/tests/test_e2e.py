@@ -41,6 +41,18 @@ def test_same_image_as_distri_generate(client):
     assert np.array_equal(png.to_numpy(), img.to_numpy())
 
 
+def test_latent_previews(client):
+    with client.submit("a lighthouse at dawn", **dict(JOB, steps=24, preview_every=1)) as job:
+        assert job.wait(timeout=240).state == "SUCCEEDED"
+        p = job.preview()  # the newest one wait() received
+        assert p is not None and 1 <= p.step <= 23
+        assert (p.width, p.height) == (16, 16)  # 128 px / 8
+        assert p.data[:8] == b"\x89PNG\r\n\x1a\n" and p.data[12:24] == b"IHDR" + bytes([0, 0, 0, 16] * 2)
+    with client.submit("a lighthouse at dawn", **JOB) as job:
+        job.wait(timeout=240)
+        assert job.preview() is None  # not asked for
+
+
 def test_errors_from_the_cluster(client):
     with pytest.raises(distri.InvalidArgumentError, match="multiples of 8"):
         client.submit("a lighthouse at dawn", **dict(JOB, width=100))

@@ -87,9 +87,11 @@ extern "C" {
 /* Versions                                                                                    */
 /* ------------------------------------------------------------------------------------------ */
 
-/* Release of distri this header belongs to (semantic versioning). */
+/* Release of distri this header belongs to (semantic versioning). A minor release only adds
+ * (functions, struct fields at the end, enum values):
+ *   0.2.0  distri_job_params_t.preview_every and distri_job_get_preview (latent previews). */
 #define DISTRI_VERSION_MAJOR 0
-#define DISTRI_VERSION_MINOR 1
+#define DISTRI_VERSION_MINOR 2
 #define DISTRI_VERSION_PATCH 0
 /* MAJOR * 10000 + MINOR * 100 + PATCH, for #if comparisons. */
 #define DISTRI_VERSION_NUMBER \
@@ -98,7 +100,7 @@ extern "C" {
  * only if an existing function or struct field changes incompatibly (never so far). */
 #define DISTRI_ABI_VERSION 1
 
-/* The release of the loaded library, "0.1.0". Static storage; never NULL. */
+/* The release of the loaded library, "0.2.0". Static storage; never NULL. */
 DISTRI_API const char* distri_version(void);
 /* The release of the loaded library as DISTRI_VERSION_NUMBER computes it. A program can compare
  * it with the macro to detect running against an older library than it was built with. */
@@ -209,7 +211,8 @@ typedef struct distri_connect_params {
   /* Required. The head's client endpoint, "tcp://host:port". The address "fake://" selects a
    * fake cluster inside the library (no processes, no model: each job "renders" a test
    * pattern derived from its seed, one step per 2 ms; the prompt "fake:fail" makes a job
-   * fail). It exists to test programs and bindings without GPUs. */
+   * fail; preview_every gives latent previews of the same size as a real cluster's). It exists
+   * to test programs and bindings without GPUs. */
   const char* address;
   /* A folder in `distri-cluster up`'s layout: head.pub (the head's public key) and
    * client.key (this client's key pair, mode 0600). NULL: the three keys below are used. */
@@ -313,7 +316,8 @@ typedef struct distri_job distri_job_t;
  * CANCELLED, or distri_client_generate DISTRI_ERR_CANCELLED). Must not destroy the job. */
 typedef int (*distri_progress_fn)(void* user_data, uint32_t step, uint32_t total_steps);
 
-#define DISTRI_JOB_PARAMS_VERSION 1
+/* Version 1: the fields up to progress_user_data. Version 2 (0.2.0): preview_every. */
+#define DISTRI_JOB_PARAMS_VERSION 2
 
 /* What to render. Ranges are those of the wire protocol (runtime/wire/limits.h). */
 typedef struct distri_job_params {
@@ -336,6 +340,11 @@ typedef struct distri_job_params {
   const char* model;           /* NULL (default): the cluster's model; else its name, <= 255 bytes */
   distri_progress_fn progress; /* optional (NULL); see distri_progress_fn */
   void* progress_user_data;    /* passed to `progress` */
+  /* Since version 2. Latent previews: 0 (default) none; N (1..10000): every N denoising steps
+   * rank 0 makes a preview of the current latent, never after the last step (steps 30,
+   * preview_every 10: previews after steps 10 and 20); see distri_job_get_preview. Each costs
+   * rank 0 a device sync and a small device->host copy; the image is the same either way. */
+  uint32_t preview_every;
 } distri_job_params_t;
 
 /* Fills struct_size, struct_version and the defaults above. */
@@ -436,6 +445,32 @@ DISTRI_API void distri_image_info_init(distri_image_info_t* info);
  * cancelled job; ABORTED for a failed job (the message carries the job's error). */
 DISTRI_API distri_status_t distri_job_get_result(distri_job_t* job, distri_buffer_t** out_image,
                                                  distri_image_info_t* out_info);
+
+/* The newest latent preview of a job submitted with preview_every > 0 (no waiting): a PNG,
+ * 8-bit RGB, of the latent's resolution, width / 8 x height / 8 pixels (1024x1024 -> 128x128),
+ * made without the VAE by a fixed linear map of the latent's channels to RGB (colours and
+ * layout, not detail). Always PNG, whatever the job's output_format.
+ *
+ * Asks the cluster for its current preview (one request; it keeps only the newest, of a
+ * running job) and returns the newest one this handle has received, so a preview stays
+ * available after the job ends: distri_job_wait also receives them as it polls a job that
+ * was submitted through this handle with preview_every > 0 (not distri_client_generate's).
+ * A re-run after an actor failure (status.attempt + 1) starts over: the earlier attempt's
+ * preview is dropped.
+ *
+ * On success *out_image is a new buffer (free it with distri_buffer_destroy) and *out_step the
+ * step the preview was taken after (a multiple of preview_every, 1..total_steps - 1);
+ * out_info (may be NULL) gets format DISTRI_OUTPUT_PNG, width, height, stride 0, the seed and
+ * the attempt that made it (gang_size and the times are 0). On error *out_image is NULL and
+ * *out_step 0.
+ * Errors: INVALID_ARGUMENT (NULL or destroyed job, NULL out_image or out_step, out_info not
+ * initialised), NOT_FOUND (no preview: the job was submitted without preview_every, has not
+ * reached its first preview step yet, has fewer than preview_every + 1 steps, or ended before
+ * this handle received one; the message says which, with the job's state and step; also for
+ * a job the cluster does not know), UNAVAILABLE, FAILED_PRECONDITION (client destroyed),
+ * INTERNAL (the cluster sent something that is not a PNG). Thread-safe like every job call. */
+DISTRI_API distri_status_t distri_job_get_preview(distri_job_t* job, distri_buffer_t** out_image,
+                                                  distri_image_info_t* out_info, uint32_t* out_step);
 
 /* Submit + wait + fetch in one call, for the common "render one image" case. Returns DISTRI_OK
  * with the image, DISTRI_ERR_CANCELLED / DISTRI_ERR_ABORTED if the job was cancelled (by the

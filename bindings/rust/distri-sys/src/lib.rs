@@ -6,7 +6,7 @@
 use std::os::raw::{c_char, c_int, c_void};
 
 pub const DISTRI_VERSION_MAJOR: u32 = 0;
-pub const DISTRI_VERSION_MINOR: u32 = 1;
+pub const DISTRI_VERSION_MINOR: u32 = 2;
 pub const DISTRI_VERSION_PATCH: u32 = 0;
 pub const DISTRI_VERSION_NUMBER: u32 =
     DISTRI_VERSION_MAJOR * 10000 + DISTRI_VERSION_MINOR * 100 + DISTRI_VERSION_PATCH;
@@ -48,7 +48,7 @@ pub const DISTRI_LOG_OFF: i32 = 4;
 pub const DISTRI_CONNECT_PARAMS_VERSION: u32 = 1;
 pub const DISTRI_LOCAL_PARAMS_VERSION: u32 = 1;
 pub const DISTRI_CLUSTER_INFO_VERSION: u32 = 1;
-pub const DISTRI_JOB_PARAMS_VERSION: u32 = 1;
+pub const DISTRI_JOB_PARAMS_VERSION: u32 = 2;
 pub const DISTRI_JOB_STATUS_VERSION: u32 = 1;
 pub const DISTRI_IMAGE_INFO_VERSION: u32 = 1;
 
@@ -129,6 +129,8 @@ pub struct distri_job_params_t {
     pub model: *const c_char,
     pub progress: distri_progress_fn,
     pub progress_user_data: *mut c_void,
+    /// Since version 2 (distri 0.2.0).
+    pub preview_every: u32,
 }
 
 #[repr(C)]
@@ -229,6 +231,12 @@ extern "C" {
         out_image: *mut *mut distri_buffer_t,
         out_info: *mut distri_image_info_t,
     ) -> distri_status_t;
+    pub fn distri_job_get_preview(
+        job: *mut distri_job_t,
+        out_image: *mut *mut distri_buffer_t,
+        out_info: *mut distri_image_info_t,
+        out_step: *mut u32,
+    ) -> distri_status_t;
     pub fn distri_client_generate(
         client: *mut distri_client_t,
         params: *const distri_job_params_t,
@@ -262,6 +270,84 @@ mod tests {
         same_size!(distri_job_params_t, distri_job_params_init);
         same_size!(distri_job_status_t, distri_job_status_init);
         same_size!(distri_image_info_t, distri_image_info_init);
+    }
+
+    fn last_error() -> String {
+        unsafe { std::ffi::CStr::from_ptr(distri_last_error()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    // NULL arguments of distri_job_get_preview, and a caller built against version 1 of
+    // distri_job_params_t (the size before preview_every), on the "fake://" cluster.
+    #[test]
+    fn preview_null_arguments_and_version_1_params() {
+        unsafe {
+            let mut cp = MaybeUninit::<distri_connect_params_t>::zeroed();
+            distri_connect_params_init(cp.as_mut_ptr());
+            let mut cp = cp.assume_init();
+            cp.address = b"fake://\0".as_ptr() as *const c_char;
+            let mut client = std::ptr::null_mut();
+            assert_eq!(distri_client_connect(&cp, &mut client), DISTRI_OK);
+
+            let mut jp = MaybeUninit::<distri_job_params_t>::zeroed();
+            distri_job_params_init(jp.as_mut_ptr());
+            let mut jp = jp.assume_init();
+            assert_eq!(jp.struct_version, DISTRI_JOB_PARAMS_VERSION);
+            jp.prompt = b"p\0".as_ptr() as *const c_char;
+            jp.width = 64;
+            jp.height = 48;
+            jp.steps = 10000;
+            jp.preview_every = 1;
+            let mut job = std::ptr::null_mut();
+            assert_eq!(distri_job_submit(client, &jp, &mut job), DISTRI_OK);
+            let mut buf = std::ptr::null_mut();
+            let mut step = 0u32;
+            let null_info = std::ptr::null_mut();
+            assert_eq!(
+                distri_job_get_preview(std::ptr::null_mut(), &mut buf, null_info, &mut step),
+                DISTRI_ERR_INVALID_ARGUMENT
+            );
+            assert!(last_error().contains("job is NULL"), "{}", last_error());
+            assert_eq!(
+                distri_job_get_preview(job, std::ptr::null_mut(), null_info, &mut step),
+                DISTRI_ERR_INVALID_ARGUMENT
+            );
+            assert!(
+                last_error().contains("out_image is NULL"),
+                "{}",
+                last_error()
+            );
+            assert_eq!(
+                distri_job_get_preview(job, &mut buf, null_info, std::ptr::null_mut()),
+                DISTRI_ERR_INVALID_ARGUMENT
+            );
+            assert!(
+                last_error().contains("out_step is NULL"),
+                "{}",
+                last_error()
+            );
+            assert!(buf.is_null());
+            assert_eq!(distri_job_cancel(job), DISTRI_OK);
+            distri_job_destroy(job);
+
+            // Version 1: preview_every lies past struct_size and is not read.
+            jp.struct_size = std::mem::offset_of!(distri_job_params_t, preview_every) as u32;
+            jp.struct_version = 1;
+            jp.steps = 2;
+            assert_eq!(distri_job_submit(client, &jp, &mut job), DISTRI_OK);
+            assert_eq!(
+                distri_job_get_preview(job, &mut buf, null_info, &mut step),
+                DISTRI_ERR_NOT_FOUND
+            );
+            assert!(
+                last_error().contains("preview_every = 0"),
+                "{}",
+                last_error()
+            );
+            distri_job_destroy(job);
+            distri_client_destroy(client);
+        }
     }
 
     #[test]

@@ -209,8 +209,19 @@ impl Image {
     }
 }
 
+/// A latent preview of a running job (`Job::preview`): PNG bytes of `width` x `height` = the
+/// image's size / 8, taken after denoising step `step` of the job's attempt `attempt`.
+#[derive(Clone, Debug)]
+pub struct Preview {
+    pub data: Vec<u8>,
+    pub step: u32,
+    pub width: u32,
+    pub height: u32,
+    pub attempt: u32,
+}
+
 /// What to render (distri_job_params_t). Defaults are the C ones: 1024x1024, 30 steps,
-/// guidance 5.0, the model's sampler, seed 0, PNG.
+/// guidance 5.0, the model's sampler, seed 0, PNG, no previews.
 #[derive(Clone, Debug)]
 pub struct JobRequest {
     prompt: Vec<u8>,
@@ -225,6 +236,7 @@ pub struct JobRequest {
     priority: i32,
     output_format: OutputFormat,
     model: Option<Vec<u8>>,
+    preview_every: u32,
 }
 
 impl JobRequest {
@@ -243,6 +255,7 @@ impl JobRequest {
             priority: 0,
             output_format: OutputFormat::Png,
             model: None,
+            preview_every: 0,
         }
     }
     pub fn negative_prompt(mut self, text: impl Into<Vec<u8>>) -> Self {
@@ -293,6 +306,11 @@ impl JobRequest {
         self.model = Some(name.into());
         self
     }
+    /// Latent previews every `steps` denoising steps (0, the default: none); see `Job::preview`.
+    pub fn preview_every(mut self, steps: u32) -> Self {
+        self.preview_every = steps;
+        self
+    }
 
     /// The C struct and the strings it points into (which must outlive it).
     fn to_raw(&self) -> Result<RawJobParams> {
@@ -323,6 +341,7 @@ impl JobRequest {
             OutputFormat::Rgb8 => sys::DISTRI_OUTPUT_RGB8,
         };
         p.model = opt_ptr(&model);
+        p.preview_every = self.preview_every;
         Ok(RawJobParams { params: p, _strings: vec![Some(prompt), negative, sampler, model] })
     }
 
@@ -607,6 +626,23 @@ impl Job {
         unsafe { sys::distri_image_info_init(&mut info) };
         check(unsafe { sys::distri_job_get_result(self.raw, &mut buf, &mut info) })?;
         Ok(Image::take(buf, &info))
+    }
+
+    /// The newest latent preview of a job submitted with `preview_every`, or `None` when there
+    /// is none (none asked for, no preview step reached yet, or the job ended before this
+    /// handle received one; `wait` receives them as it polls). Does not wait.
+    pub fn preview(&self) -> Result<Option<Preview>> {
+        let mut buf = ptr::null_mut();
+        let mut info = sys::distri_image_info_t::default();
+        unsafe { sys::distri_image_info_init(&mut info) };
+        let mut step = 0u32;
+        let rc = unsafe { sys::distri_job_get_preview(self.raw, &mut buf, &mut info, &mut step) };
+        if rc == sys::DISTRI_ERR_NOT_FOUND {
+            return Ok(None);
+        }
+        check(rc)?;
+        let image = Image::take(buf, &info);
+        Ok(Some(Preview { data: image.data, step, width: info.width, height: info.height, attempt: info.attempt }))
     }
 }
 

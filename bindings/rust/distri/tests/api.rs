@@ -16,7 +16,7 @@ const SECS: Option<Duration> = Some(Duration::from_secs(10));
 
 #[test]
 fn versions() {
-    assert_eq!(distri::version(), "0.1.0");
+    assert_eq!(distri::version(), "0.2.0");
     assert_eq!(distri::abi_version(), 1);
     distri::set_log_level(distri::LogLevel::Warning).unwrap();
 }
@@ -161,6 +161,49 @@ fn destroyed_client() {
     assert_eq!(e.code(), Code::FailedPrecondition);
     assert!(e.message().contains("client was destroyed"));
     assert_eq!(job.cancel().unwrap_err().code(), Code::FailedPrecondition);
+    assert_eq!(job.preview().unwrap_err().code(), Code::FailedPrecondition);
+}
+
+// A PNG whose IHDR says the preview's size, which is the image's / 8; a step in range.
+fn check_preview(p: &distri::Preview, every: u32, last_step: u32) {
+    assert_eq!(&p.data[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(&p.data[12..16], b"IHDR");
+    let be32 = |at: usize| u32::from_be_bytes([p.data[at], p.data[at + 1], p.data[at + 2], p.data[at + 3]]);
+    assert_eq!((be32(16), be32(20)), (p.width, p.height));
+    assert_eq!((p.width, p.height), (64 / 8, 48 / 8));
+    assert!(p.step >= every && p.step <= last_step && p.step % every == 0, "step {}", p.step);
+}
+
+#[test]
+fn previews() {
+    let c = fake();
+    let job = c.submit(&small("p").steps(2)).unwrap();
+    assert!(job.preview().unwrap().is_none()); // none asked for
+    job.wait(SECS).unwrap();
+    assert!(job.preview().unwrap().is_none());
+
+    let job = c.submit(&small("slow").steps(10000).preview_every(3)).unwrap();
+    let start = std::time::Instant::now();
+    let p = loop {
+        if let Some(p) = job.preview().unwrap() {
+            break p;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no preview in 10 s");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    check_preview(&p, 3, 9999);
+    assert_eq!(p.attempt, 0);
+    job.cancel().unwrap();
+    assert!(job.preview().unwrap().unwrap().step >= p.step); // kept after the end
+
+    // wait receives previews as it polls: the last one stays available.
+    let job = c.submit(&small("p").steps(200).preview_every(2)).unwrap();
+    assert_eq!(job.wait(SECS).unwrap().state, JobState::Succeeded);
+    check_preview(&job.preview().unwrap().unwrap(), 2, 198);
+
+    let e = c.submit(&small("p").preview_every(10001)).unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("preview_every"), "{}", e);
 }
 
 #[test]

@@ -36,6 +36,16 @@ fn same_image_as_distri_generate() {
     let png = client.generate(&e2e_job(), timeout).unwrap();
     assert_eq!(&png.data[..8], b"\x89PNG\r\n\x1a\n");
 
+    // Latent previews after every step: wait keeps the newest, 128 / 8 = 16 pixels square.
+    let job = client.submit(&e2e_job().steps(24).preview_every(1)).unwrap();
+    assert_eq!(job.wait(timeout).unwrap().state, JobState::Succeeded);
+    let p = job.preview().unwrap().expect("a preview after the wait");
+    assert!(p.step >= 1 && p.step <= 23, "step {}", p.step);
+    assert_eq!((p.width, p.height), (16, 16));
+    assert_eq!(&p.data[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(&p.data[12..24], b"IHDR\0\0\0\x10\0\0\0\x10");
+    assert!(client.submit(&e2e_job().steps(1)).unwrap().preview().unwrap().is_none());
+
     let e = client.submit(&e2e_job().size(100, 128)).unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     let job = client.submit(&e2e_job().steps(500)).unwrap();
