@@ -5,38 +5,13 @@
  * on the first failed check. */
 #include <distri/distri.h>
 
+#include "capi_check.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int g_checks = 0;
-
-#define CHECK(cond)                                                                       \
-  do {                                                                                    \
-    ++g_checks;                                                                           \
-    if (!(cond)) {                                                                        \
-      fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__, __LINE__, #cond, \
-              distri_last_error());                                                       \
-      exit(1);                                                                            \
-    }                                                                                     \
-  } while (0)
-
-/* The call returns `code` and distri_last_error() contains `needle`. */
-#define EXPECT_ERR(call, code, needle)                                                       \
-  do {                                                                                       \
-    distri_status_t s_ = (call);                                                             \
-    ++g_checks;                                                                              \
-    if (s_ != (code) || strstr(distri_last_error(), (needle)) == NULL) {                     \
-      fprintf(stderr, "%s:%d: %s returned %s (\"%s\"), expected %s with \"%s\"\n", __FILE__, \
-              __LINE__, #call, distri_status_name(s_), distri_last_error(),                  \
-              distri_status_name(code), (needle));                                           \
-      exit(1);                                                                               \
-    }                                                                                        \
-  } while (0)
-
-#define EXPECT_OK(call) CHECK((call) == DISTRI_OK)
 
 static distri_client_t* fake_client(void) {
   distri_connect_params_t cp;

@@ -6,18 +6,11 @@
 #define _POSIX_C_SOURCE 200809L
 #include <distri/distri.h>
 
+#include "capi_check.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                                            \
-  do {                                                                                         \
-    if (!(cond)) {                                                                             \
-      fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__, __LINE__, #cond, \
-              distri_last_error());                                                            \
-      exit(1);                                                                                 \
-    }                                                                                          \
-  } while (0)
 
 static unsigned char* read_file(const char* path, size_t* size) {
   FILE* f = fopen(path, "rb");

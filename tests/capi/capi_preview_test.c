@@ -5,37 +5,13 @@
  * once with AddressSanitizer. The embedded cluster's previews: capi_e2e_test.c. */
 #include <distri/distri.h>
 
+#include "capi_check.h"
+
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static int g_checks = 0;
-
-#define CHECK(cond)                                                                            \
-  do {                                                                                         \
-    ++g_checks;                                                                                \
-    if (!(cond)) {                                                                             \
-      fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__, __LINE__, #cond, \
-              distri_last_error());                                                            \
-      exit(1);                                                                                 \
-    }                                                                                          \
-  } while (0)
-
-#define EXPECT_ERR(call, code, needle)                                                       \
-  do {                                                                                       \
-    distri_status_t s_ = (call);                                                             \
-    ++g_checks;                                                                              \
-    if (s_ != (code) || strstr(distri_last_error(), (needle)) == NULL) {                     \
-      fprintf(stderr, "%s:%d: %s returned %s (\"%s\"), expected %s with \"%s\"\n", __FILE__, \
-              __LINE__, #call, distri_status_name(s_), distri_last_error(),                  \
-              distri_status_name(code), (needle));                                           \
-      exit(1);                                                                               \
-    }                                                                                        \
-  } while (0)
-
-#define EXPECT_OK(call) CHECK((call) == DISTRI_OK)
 
 /* distri_job_params_t as distri.h version 1 laid it out: everything before preview_every. */
 #define JOB_PARAMS_V1_SIZE offsetof(distri_job_params_t, preview_every)

@@ -1,0 +1,40 @@
+/* Check macros of the plain-C API tests: each failed check prints the place, the expression
+ * and distri_last_error(), then exits 1 (the tests stop at the first failure). g_checks counts
+ * the checks made, for the tests' closing line. */
+#ifndef DISTRI_TESTS_CAPI_CHECK_H_
+#define DISTRI_TESTS_CAPI_CHECK_H_
+
+#include <distri/distri.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int g_checks = 0;
+
+#define CHECK(cond)                                                                            \
+  do {                                                                                         \
+    ++g_checks;                                                                                \
+    if (!(cond)) {                                                                             \
+      fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__, __LINE__, #cond, \
+              distri_last_error());                                                            \
+      exit(1);                                                                                 \
+    }                                                                                          \
+  } while (0)
+
+/* The call returns `code` and distri_last_error() contains `needle`. */
+#define EXPECT_ERR(call, code, needle)                                                       \
+  do {                                                                                       \
+    distri_status_t s_ = (call);                                                             \
+    ++g_checks;                                                                              \
+    if (s_ != (code) || strstr(distri_last_error(), (needle)) == NULL) {                     \
+      fprintf(stderr, "%s:%d: %s returned %s (\"%s\"), expected %s with \"%s\"\n", __FILE__, \
+              __LINE__, #call, distri_status_name(s_), distri_last_error(),                  \
+              distri_status_name(code), (needle));                                           \
+      exit(1);                                                                               \
+    }                                                                                        \
+  } while (0)
+
+#define EXPECT_OK(call) CHECK((call) == DISTRI_OK)
+
+#endif /* DISTRI_TESTS_CAPI_CHECK_H_ */
