@@ -3,7 +3,7 @@
 // on the same weights, and prints one JSON line.
 //
 //   unet_bench --model DIR --height 1024 --width 1024 --steps 50 --dtype fp16 [--graph]
-//              [--channels-last] [--repeats 3]
+//              [--channels-last] [--repeats 3] [--tuned-gemm]
 //
 // --graph captures one UNet forward as a CUDA graph and replays it (inputs are static buffers),
 // removing per-kernel launch cost.
@@ -22,6 +22,7 @@
 #include <map>
 
 #include "actors/common/torch_util.h"
+#include "actors/kernels/gemm_lt.h"
 #include "actors/model/blocks/fused_ops.h"
 #include "actors/model/blocks/module_loading.h"
 #include "actors/model/unet/unet_2d_condition.h"
@@ -45,6 +46,10 @@ int main(int argc, char** argv) {
   app.add_flag("--cudnn-benchmark", cudnn_benchmark, "let cuDNN time its convolution algorithms");
   bool fused_add_ln = false;
   app.add_flag("--fused-add-layernorm", fused_add_ln, "run the (experimental) fused residual add + LayerNorm kernel");
+  bool tuned_gemm = false;
+  app.add_flag("--tuned-gemm", tuned_gemm,
+               "linear layers through cuBLASLt with algorithms chosen by timing (as DISTRI_TUNED_GEMM=1; "
+               "DISTRI_GEMM_TUNE_CACHE=FILE shares the choices between runs)");
   app.add_flag("--profile", profile, "print the GPU kernels' share of one eager forward and exit");
   CLI11_PARSE(app, argc, argv);
 
@@ -58,6 +63,7 @@ int main(int argc, char** argv) {
   if (channels_last) distri::model::SetConvWeightFormat(*unet, at::MemoryFormat::ChannelsLast);
   at::globalContext().setBenchmarkCuDNN(cudnn_benchmark);
   distri::model::SetFusedAddLayerNormEnabled(fused_add_ln);
+  if (tuned_gemm) distri::model::SetTunedGemmEnabled(true);  // else DISTRI_TUNED_GEMM decides
   c10::InferenceMode guard;
   auto opts = at::TensorOptions().device(dev).dtype(*dtype);
   at::manual_seed(0);
@@ -81,6 +87,11 @@ int main(int argc, char** argv) {
   c10::cuda::CUDAStreamGuard sg(stream);
   for (int i = 0; i < 3; ++i) forward();
   stream.synchronize();
+  // The warm-up forwards chose every GEMM's algorithm (TunedLinear times them on first use).
+  if (distri::model::TunedGemmEnabled()) {
+    std::fprintf(stderr, "tuned GEMM choices (%zu keys):\n%s", distri::kernels::TunedLinearCacheSize(),
+                 distri::kernels::TunedLinearReport().c_str());
+  }
   if (profile) {
     // Kineto's CUDA activity trace of `steps` eager forwards, summed by kernel name.
     namespace prof = torch::autograd::profiler;
@@ -150,10 +161,11 @@ int main(int argc, char** argv) {
   cudaGetDeviceProperties(&prop, 0);
   size_t free_b = 0, total_b = 0;
   cudaMemGetInfo(&free_b, &total_b);
-  std::printf("{\"impl\": \"distri%s%s%s%s\", \"batch\": %d, \"height\": %d, \"width\": %d, \"steps\": %d, \"dtype\": \"%s\", "
+  std::printf("{\"impl\": \"distri%s%s%s%s%s\", \"batch\": %d, \"height\": %d, \"width\": %d, \"steps\": %d, \"dtype\": \"%s\", "
               "\"loop_s\": %.4f, \"per_forward_ms\": %.2f, \"device_used_gib\": %.2f, \"device\": \"%s\", "
               "\"checksum\": %.6g}\n",
-              graph ? "+graph" : "", channels_last ? "+cl" : "", cudnn_benchmark ? "+cudnnbench" : "", fused_add_ln ? "+addln" : "", batch, height, width, steps, dtype_name.c_str(), med,
+              graph ? "+graph" : "", channels_last ? "+cl" : "", cudnn_benchmark ? "+cudnnbench" : "", fused_add_ln ? "+addln" : "",
+              distri::model::TunedGemmEnabled() ? "+tunedgemm" : "", batch, height, width, steps, dtype_name.c_str(), med,
               1000 * med / steps, (total_b - free_b) / 1073741824.0, prop.name,
               out.to(at::kFloat).abs().mean().item<double>());
   return 0;

@@ -159,12 +159,12 @@ at::Tensor TensorParallelContext::Attention(const model::TensorParallelSite& sit
   if (context.defined()) {
     // Not cached across steps (unlike AttentionImpl's cross K/V): recomputing the text tokens'
     // slice is cheap, and a CUDA graph replay then always reads the current static text buffer.
-    q = at::linear(tokens, s.in_weight, s.in_bias);
-    at::Tensor kv = at::linear(context, s.kv_weight, s.kv_bias);
+    q = model::TunedLinear(tokens, s.in_weight, s.in_bias);
+    at::Tensor kv = model::TunedLinear(context, s.kv_weight, s.kv_bias);
     k = kv.narrow(2, 0, local);
     v = kv.narrow(2, local, local);
   } else {
-    at::Tensor qkv = at::linear(tokens, s.in_weight, s.in_bias);
+    at::Tensor qkv = model::TunedLinear(tokens, s.in_weight, s.in_bias);
     q = qkv.narrow(2, 0, local);
     k = qkv.narrow(2, local, local);
     v = qkv.narrow(2, 2 * local, local);
@@ -174,15 +174,15 @@ at::Tensor TensorParallelContext::Attention(const model::TensorParallelSite& sit
   v = v.view({batch, -1, s.heads, dim_head}).transpose(1, 2);
   at::Tensor out = at::scaled_dot_product_attention(q, k, v);
   out = out.transpose(1, 2).reshape({batch, -1, local});
-  out = AllReduce(s, at::linear(out, s.out_weight));
+  out = AllReduce(s, model::TunedLinear(out, s.out_weight, {}));
   return out.add_(s.out_bias);
 }
 
 at::Tensor TensorParallelContext::FeedForward(const model::TensorParallelSite& site, const model::FeedForwardImpl&,
                                               const at::Tensor& x) {
   const Shard& s = shards_[static_cast<size_t>(site.index)];
-  at::Tensor h = model::FusedGeglu(at::linear(x, s.in_weight, s.in_bias));
-  at::Tensor out = AllReduce(s, at::linear(h, s.out_weight));
+  at::Tensor h = model::FusedGeglu(model::TunedLinear(x, s.in_weight, s.in_bias));
+  at::Tensor out = AllReduce(s, model::TunedLinear(h, s.out_weight, {}));
   return out.add_(s.out_bias);
 }
 
@@ -193,7 +193,7 @@ at::Tensor TensorParallelContext::ResnetBlock(const model::TensorParallelSite& s
   at::Tensor t;
   if (block.time_emb_proj) {
     TORCH_CHECK(temb.defined(), "ResnetBlock2D: this block has a time embedding projection but temb is undefined");
-    t = at::linear(at::silu(temb), s.temb_weight, s.temb_bias).unsqueeze(-1).unsqueeze(-1);
+    t = model::TunedLinear(at::silu(temb), s.temb_weight, s.temb_bias).unsqueeze(-1).unsqueeze(-1);
   }
   const model::Conv2dOptions& c1 = block.conv1->options;
   at::Tensor h = model::FusedConvAdd(block.norm1->ForwardSilu(x), s.in_weight, s.in_bias, c1.stride(), c1.padding(), t);

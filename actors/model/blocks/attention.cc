@@ -2,6 +2,8 @@
 
 #include <tuple>
 
+#include "actors/model/blocks/fused_ops.h"
+
 namespace distri::model {
 
 AttentionImpl::AttentionImpl(const AttentionOptions& o) : options(o) {
@@ -18,15 +20,22 @@ AttentionImpl::AttentionImpl(const AttentionOptions& o) : options(o) {
 }
 
 at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& context) const {
+  return ForwardAdd(x, context, {});
+}
+
+at::Tensor AttentionImpl::ForwardAdd(const at::Tensor& x, const at::Tensor& context, const at::Tensor& residual) const {
   TORCH_CHECK(context.defined() == is_cross_attention(),
               is_cross_attention() ? "Attention: cross-attention needs a context"
                                    : "Attention: self-attention takes no context");
-  if (x.dim() == 4) return ForwardSpatial(x);
-  if (tp_) return tp_->Attention(tp_site_, *this, x, context);
-  return Attend(x, context);
+  // Both return fresh tensors, so the add can go in place.
+  auto add = [&](at::Tensor h) { return residual.defined() ? h.add_(residual) : h; };
+  if (x.dim() == 4) return add(ForwardSpatial(x));
+  if (tp_) return add(tp_->Attention(tp_site_, *this, x, context));
+  return Attend(x, context, residual);
 }
 
-at::Tensor AttentionImpl::Attend(const at::Tensor& tokens, const at::Tensor& context) const {
+at::Tensor AttentionImpl::Attend(const at::Tensor& tokens, const at::Tensor& context,
+                                 const at::Tensor& residual) const {
   const int64_t batch = tokens.size(0), heads = options.heads(), dim_head = options.dim_head();
   const int64_t inner = heads * dim_head;
   at::Tensor q, k, v;
@@ -36,7 +45,7 @@ at::Tensor AttentionImpl::Attend(const at::Tensor& tokens, const at::Tensor& con
   } else {
     if (QkvFused()) {
       // One GEMM; q, k and v are strided views of its [B, N, 3 inner] output.
-      at::Tensor qkv = at::linear(tokens, qkv_weight_, qkv_bias_);
+      at::Tensor qkv = TunedLinear(tokens, qkv_weight_, qkv_bias_);
       q = qkv.narrow(2, 0, inner);
       k = qkv.narrow(2, inner, inner);
       v = qkv.narrow(2, 2 * inner, inner);
@@ -53,7 +62,7 @@ at::Tensor AttentionImpl::Attend(const at::Tensor& tokens, const at::Tensor& con
   v = v.view({batch, -1, heads, dim_head}).transpose(1, 2);
   at::Tensor out = at::scaled_dot_product_attention(q, k, v);
   out = out.transpose(1, 2).reshape({batch, -1, heads * dim_head});
-  return to_out_0->forward(out);
+  return to_out_0->ForwardAdd(out, residual);
 }
 
 std::pair<at::Tensor, at::Tensor> AttentionImpl::CrossKeyValue(const at::Tensor& context) const {

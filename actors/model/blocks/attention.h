@@ -56,6 +56,10 @@ class AttentionImpl : public torch::nn::Module, public HookedLayer, public Tenso
   // context: [B, M, cross_attention_dim] for cross-attention; undefined for self-attention.
   // Returns the same shape as x.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& context = {}) const;
+  // forward(x, context) + residual (the output's shape). In the token form without a tensor-
+  // parallel hook the add runs in to_out's GEMM epilogue where TunedLinear applies (one kernel
+  // fewer); otherwise it is forward(...).add_(residual).
+  at::Tensor ForwardAdd(const at::Tensor& x, const at::Tensor& context, const at::Tensor& residual) const;
 
   bool is_cross_attention() const { return options.cross_attention_dim() > 0; }
   LayerKind kind() const override { return LayerKind::kSelfAttention; }
@@ -82,7 +86,9 @@ class AttentionImpl : public torch::nn::Module, public HookedLayer, public Tenso
   Linear to_out_0{nullptr};  // == to_out[0]
 
  private:
-  at::Tensor Attend(const at::Tensor& tokens, const at::Tensor& context) const;
+  // Attention over [B, N, C] tokens; `residual` (undefined or the output's shape) is added by
+  // the output projection.
+  at::Tensor Attend(const at::Tensor& tokens, const at::Tensor& context, const at::Tensor& residual = {}) const;
   // Cross-attention keys/values of `context`, cached across calls with the same context tensor
   // (the text embeddings are constant for all the steps of a job; DistriFusion caches them
   // too). The cache holds a reference to the context, so a new tensor never aliases an old

@@ -41,6 +41,12 @@ class FeedForwardImpl : public torch::nn::Module, public TensorParallelBlock {
     if (tp_) return tp_->FeedForward(tp_site_, *this, x);
     return out->forward(geglu->forward(x));
   }
+  // forward(x) + residual (the output's shape), the add in the output GEMM's epilogue where
+  // TunedLinear applies; with a tensor-parallel hook, after its all-reduce.
+  at::Tensor ForwardAdd(const at::Tensor& x, const at::Tensor& residual) const {
+    if (tp_) return tp_->FeedForward(tp_site_, *this, x).add_(residual);
+    return out->ForwardAdd(geglu->forward(x), residual);
+  }
 
   torch::nn::ModuleList net{nullptr};
   GEGLU geglu{nullptr};  // == net[0]

@@ -5,9 +5,11 @@
 #include <cstring>
 
 #ifdef DISTRI_HAVE_CUDA
+#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
 #include "actors/kernels/fused_kernels.h"
+#include "actors/kernels/gemm_lt.h"
 #endif
 
 namespace distri::model {
@@ -143,6 +145,58 @@ at::Tensor FusedConvAdd(const at::Tensor& x, const at::Tensor& weight, const at:
 #endif
   at::Tensor y = at::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
   return extra.defined() ? y.add_(extra) : y;
+}
+
+namespace {
+std::atomic<bool>& TunedGemmFlag() {
+  static std::atomic<bool> flag{[] {
+    const char* e = std::getenv("DISTRI_TUNED_GEMM");
+    return e != nullptr && std::strcmp(e, "1") == 0;
+  }()};
+  return flag;
+}
+}  // namespace
+
+bool TunedGemmEnabled() { return FusedKernelsEnabled() && TunedGemmFlag().load(); }
+void SetTunedGemmEnabled(bool enabled) { TunedGemmFlag().store(enabled); }
+
+at::Tensor TunedLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                       const at::Tensor& residual) {
+#ifdef DISTRI_HAVE_CUDA
+  auto aligned = [](const at::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
+  auto same = [&](const at::Tensor& t) { return t.scalar_type() == x.scalar_type() && t.device() == x.device(); };
+  if (TunedGemmEnabled() && Eligible(x) && x.dim() >= 1 && weight.dim() == 2 && same(weight) &&
+      weight.is_contiguous() && weight.size(1) == x.size(-1) && x.numel() > 0 && weight.size(0) > 0 &&
+      x.size(-1) % 8 == 0 && weight.size(0) % 8 == 0 && aligned(x) && aligned(weight) &&
+      (!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0) && same(bias) && bias.is_contiguous() &&
+                           aligned(bias)))) {
+    const int64_t k = x.size(-1), n = weight.size(0), m = x.numel() / k;
+    std::vector<int64_t> shape = x.sizes().vec();
+    shape.back() = n;
+    const bool fuse_residual = residual.defined() && residual.sizes().equals(shape) && same(residual) &&
+                               residual.is_contiguous() && aligned(residual);
+    if (!residual.defined() || fuse_residual) {
+      c10::cuda::CUDAGuard device_guard(x.device());
+      const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.device().index()).stream();
+      at::Tensor y = at::empty(shape, x.options());
+      // From the caching allocator on the current stream: stream-ordered, and valid in a CUDA
+      // graph capture (the graph's private pool keeps it).
+      at::Tensor ws =
+          at::empty({static_cast<int64_t>(kernels::kTunedLinearWorkspaceBytes)}, x.options().dtype(at::kByte));
+      auto t = x.scalar_type() == at::kHalf ? kernels::ElemType::kHalf : kernels::ElemType::kBFloat16;
+      cudaError_t err = kernels::LaunchTunedLinear(t, x.data_ptr(), weight.data_ptr(),
+                                                   bias.defined() ? bias.data_ptr() : nullptr,
+                                                   fuse_residual ? residual.data_ptr() : nullptr, y.data_ptr(), m, n,
+                                                   k, ws.data_ptr(), ws.numel(), stream);
+      if (err == cudaSuccess) return y;
+      // No cuBLASLt algorithm for this problem: ATen below. Anything else is a real failure.
+      TORCH_CHECK(err == cudaErrorNotSupported, "distri tuned GEMM (", m, "x", n, "x", k,
+                  "): ", kernels::TunedLinearLastError());
+    }
+  }
+#endif
+  at::Tensor y = at::linear(x, weight, bias);
+  return residual.defined() ? y.add_(residual) : y;
 }
 
 }  // namespace distri::model

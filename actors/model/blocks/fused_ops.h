@@ -33,6 +33,23 @@ at::Tensor FusedAddLayerNorm(at::Tensor& sum, const at::Tensor& residual, const 
 bool FusedAddLayerNormEnabled();
 void SetFusedAddLayerNormEnabled(bool enabled);
 
+// y = x W^T + b (+ residual): at::linear's contract (x [..., K], weight [N, K], bias [N] or
+// undefined, y [..., N]), plus `residual` (y's shape, or undefined) added to the product in the
+// same pass. While TunedGemmEnabled() and the tensors qualify (CUDA, fp16/bf16, x and weight
+// contiguous, K and N multiples of 8, 16-byte aligned, residual of y's shape and contiguous),
+// this runs actors/kernels/gemm_lt.h (cuBLASLt with an algorithm chosen by timing, bias and
+// residual in the GEMM epilogue; the first call of each shape synchronises the stream to time
+// candidates, unless capturing a CUDA graph). Otherwise: at::linear(x, weight, bias), then
+// `.add_(residual)` - exactly the ATen ops used before.
+at::Tensor TunedLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                       const at::Tensor& residual = {});
+// Off by default until measured on GPUs: DISTRI_TUNED_GEMM=1 (read once) or SetTunedGemmEnabled
+// turn it on; DISTRI_DISABLE_FUSED_KERNELS=1 keeps it off. While on, the transformer blocks put
+// their residual adds into the output projections' GEMMs (BasicTransformerBlock::ForwardChained)
+// and so no longer use FusedAddLayerNorm.
+bool TunedGemmEnabled();
+void SetTunedGemmEnabled(bool enabled);
+
 // Whether the fused kernels can run in this build and process.
 bool FusedKernelsEnabled();
 

@@ -14,6 +14,12 @@ LinearImpl::LinearImpl(const LinearOptions& o) : options(o) {
   if (o.bias()) bias = RegisterEmptyParameter(*this, "bias", {o.out_features()});
 }
 
+at::Tensor LinearImpl::forward(const at::Tensor& x) const { return TunedLinear(x, weight, bias); }
+
+at::Tensor LinearImpl::ForwardAdd(const at::Tensor& x, const at::Tensor& residual) const {
+  return TunedLinear(x, weight, bias, residual);
+}
+
 Conv2dImpl::Conv2dImpl(const Conv2dOptions& o) : options(o) {
   weight = RegisterEmptyParameter(*this, "weight", {o.out_channels(), o.in_channels(), o.kernel_size(), o.kernel_size()});
   if (o.bias()) bias = RegisterEmptyParameter(*this, "bias", {o.out_channels()});

@@ -33,7 +33,11 @@ struct LinearOptions {
 class LinearImpl : public torch::nn::Module {
  public:
   explicit LinearImpl(const LinearOptions& options);
-  at::Tensor forward(const at::Tensor& x) const { return at::linear(x, weight, bias); }
+  // at::linear(x, weight, bias), through TunedLinear (fused_ops.h: cuBLASLt with a measured
+  // algorithm when DISTRI_TUNED_GEMM=1, else exactly at::linear).
+  at::Tensor forward(const at::Tensor& x) const;
+  // forward(x) + residual (y's shape), the add in the GEMM's epilogue where TunedLinear applies.
+  at::Tensor ForwardAdd(const at::Tensor& x, const at::Tensor& residual) const;
 
   LinearOptions options;
   at::Tensor weight;  // [out, in]

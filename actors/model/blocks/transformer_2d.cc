@@ -26,6 +26,15 @@ std::pair<at::Tensor, at::Tensor> BasicTransformerBlockImpl::ForwardChained(cons
                                                                             const at::Tensor& normed,
                                                                             const at::Tensor& context,
                                                                             const LayerNormImpl* next_norm) const {
+  if (TunedGemmEnabled()) {
+    // The residual adds in the output projections' GEMM epilogues (TunedLinear: cuBLASLt with
+    // beta = 1): no add kernels, and each LayerNorm reads one tensor. Where TunedLinear falls
+    // back, the same add_ then layer_norm as FusedAddLayerNorm's fallback below.
+    at::Tensor h = attn1->ForwardAdd(normed.defined() ? normed : norm1->forward(tokens), {}, tokens);
+    at::Tensor h2 = attn2->ForwardAdd(norm2->forward(h), context, h);
+    at::Tensor out = ff->ForwardAdd(norm3->forward(h2), h2);
+    return {out, next_norm == nullptr ? at::Tensor() : next_norm->forward(out)};
+  }
   // Each sub-layer's output is a fresh tensor (from a Linear), so the residual adds go in place.
   // h = attn1(norm1(t)) + t, then norm2(h): the add and the norm in one pass where the fused
   // kernel applies (FusedAddLayerNorm; the same arithmetic as add_ then layer_norm otherwise).
@@ -79,6 +88,14 @@ at::Tensor Transformer2DModelImpl::forward(const at::Tensor& x, const at::Tensor
   for (size_t i = 0; i < blocks_.size(); ++i) {
     const LayerNormImpl* next = i + 1 < blocks_.size() ? blocks_[i + 1]->norm1.get() : nullptr;
     std::tie(tokens, normed) = blocks_[i]->ForwardChained(tokens, normed, context, next);
+  }
+  if (linear_out_ && TunedGemmEnabled() && x.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+    // channels_last x is already in token order: the residual add goes in proj_out's GEMM
+    // epilogue, and the result keeps x's memory format, as `x + h` below does.
+    at::Tensor residual = x.permute({0, 2, 3, 1}).reshape({batch, height * width, options.in_channels()});
+    return linear_out_->ForwardAdd(tokens, residual)
+        .view({batch, height, width, options.in_channels()})
+        .permute({0, 3, 1, 2});
   }
   if (linear_out_) {
     h = linear_out_->forward(tokens).view({batch, height, width, options.in_channels()}).permute({0, 3, 1, 2});
