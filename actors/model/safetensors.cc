@@ -262,6 +262,30 @@ Result<TensorMap> LoadComponentWeights(const std::string& dir, const std::string
   }
   std::string tried;
   for (const auto& stem : stems) tried += (tried.empty() ? "" : ", ") + stem + ".safetensors[.index.json]";
+  if (variant.empty()) {
+    // No variant asked and no plain weights: a folder holding only one variant (say only
+    // model.fp16.safetensors, as `save_pretrained(variant="fp16")` writes) loads that one;
+    // with several variants the caller must choose.
+    std::set<std::string> variants;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+      const std::string name = entry.path().filename().string();
+      for (const std::string suffix : {".safetensors", ".safetensors.index.json"}) {
+        if (name.size() > basename.size() + 1 + suffix.size() && name.rfind(basename + ".", 0) == 0 &&
+            name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+          const std::string v = name.substr(basename.size() + 1, name.size() - suffix.size() - basename.size() - 1);
+          if (!v.empty() && v.find('.') == std::string::npos) variants.insert(v);
+        }
+      }
+    }
+    if (variants.size() == 1) return LoadComponentWeights(dir, basename, *variants.begin(), dtype);
+    if (variants.size() > 1) {
+      std::string list;
+      for (const auto& v : variants) list += (list.empty() ? "" : ", ") + v;
+      return Status::NotFound(dir + ": no " + basename + ".safetensors, but the variants " + list +
+                              ": choose one (--variant)");
+    }
+  }
   return Status::NotFound(dir + ": no weights found (looked for " + tried + ")");
 }
 

@@ -151,6 +151,36 @@ TEST_F(SafetensorsTest, ComponentVariantAndShards) {
   EXPECT_EQ(none.status().code(), StatusCode::kNotFound);
 }
 
+TEST_F(SafetensorsTest, OnlyVariantWeightsLoadWithoutAskingForTheVariant) {
+  // A folder saved with save_pretrained(variant="fp16") has no plain file: with no variant
+  // asked, its only variant loads; with two variants the error names both and --variant.
+  fs::create_directories(dir_ + "/vae");
+  ASSERT_TRUE(SaveSafetensors(dir_ + "/vae/diffusion_pytorch_model.fp16.safetensors",
+                              {{"w", at::full({2}, 3.0).to(at::kHalf)}}).ok());
+  auto only = LoadComponentWeights(dir_ + "/vae", "diffusion_pytorch_model");
+  ASSERT_TRUE(only.ok()) << only.status().ToString();
+  EXPECT_EQ(only->at("w")[1].item<float>(), 3.0f);
+  ASSERT_TRUE(SaveSafetensors(dir_ + "/vae/diffusion_pytorch_model.bf16.safetensors",
+                              {{"w", at::full({2}, 3.0).to(at::kBFloat16)}}).ok());
+  auto two = LoadComponentWeights(dir_ + "/vae", "diffusion_pytorch_model");
+  ASSERT_FALSE(two.ok());
+  EXPECT_EQ(two.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(two.status().message().find("bf16, fp16"), std::string::npos) << two.status().message();
+  EXPECT_NE(two.status().message().find("--variant"), std::string::npos);
+  // An explicit variant still picks it.
+  auto bf16 = LoadComponentWeights(dir_ + "/vae", "diffusion_pytorch_model", "bf16");
+  ASSERT_TRUE(bf16.ok());
+  EXPECT_EQ(bf16->at("w").scalar_type(), at::kBFloat16);
+  // Other files beside it ("diffusion_pytorch_model.fp16.safetensors.bak", another basename)
+  // are not variants.
+  fs::create_directories(dir_ + "/te2");
+  std::ofstream(dir_ + "/te2/model.fp16.safetensors.bak") << "x";
+  ASSERT_TRUE(SaveSafetensors(dir_ + "/te2/other.fp16.safetensors", {{"w", at::ones({1})}}).ok());
+  auto none = LoadComponentWeights(dir_ + "/te2", "model");
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("no weights found"), std::string::npos) << none.status().message();
+}
+
 struct TinyImpl : torch::nn::Module {
   TinyImpl() {
     proj = register_module("proj", torch::nn::Linear(4, 3));
