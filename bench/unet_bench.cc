@@ -44,8 +44,9 @@ int main(int argc, char** argv) {
   app.add_flag("--graph", graph);
   app.add_flag("--channels-last", channels_last);
   app.add_flag("--cudnn-benchmark", cudnn_benchmark, "let cuDNN time its convolution algorithms");
-  bool fused_add_ln = false;
-  app.add_flag("--fused-add-layernorm", fused_add_ln, "run the (experimental) fused residual add + LayerNorm kernel");
+  bool no_fused_add_ln = false;
+  app.add_flag("--no-fused-add-layernorm", no_fused_add_ln,
+               "run the residual adds and LayerNorms as ATen ops (the fused kernel is the default)");
   bool tuned_gemm = false;
   app.add_flag("--tuned-gemm", tuned_gemm,
                "linear layers through cuBLASLt with algorithms chosen by timing (as DISTRI_TUNED_GEMM=1; "
@@ -62,7 +63,7 @@ int main(int argc, char** argv) {
   const auto& o = unet->options();
   if (channels_last) distri::model::SetConvWeightFormat(*unet, at::MemoryFormat::ChannelsLast);
   at::globalContext().setBenchmarkCuDNN(cudnn_benchmark);
-  distri::model::SetFusedAddLayerNormEnabled(fused_add_ln);
+  if (no_fused_add_ln) distri::model::SetFusedAddLayerNormEnabled(false);
   if (tuned_gemm) distri::model::SetTunedGemmEnabled(true);  // else DISTRI_TUNED_GEMM decides
   c10::InferenceMode guard;
   auto opts = at::TensorOptions().device(dev).dtype(*dtype);
@@ -164,7 +165,7 @@ int main(int argc, char** argv) {
   std::printf("{\"impl\": \"distri%s%s%s%s%s\", \"batch\": %d, \"height\": %d, \"width\": %d, \"steps\": %d, \"dtype\": \"%s\", "
               "\"loop_s\": %.4f, \"per_forward_ms\": %.2f, \"device_used_gib\": %.2f, \"device\": \"%s\", "
               "\"checksum\": %.6g}\n",
-              graph ? "+graph" : "", channels_last ? "+cl" : "", cudnn_benchmark ? "+cudnnbench" : "", fused_add_ln ? "+addln" : "",
+              graph ? "+graph" : "", channels_last ? "+cl" : "", cudnn_benchmark ? "+cudnnbench" : "", distri::model::FusedAddLayerNormEnabled() ? "+addln" : "",
               distri::model::TunedGemmEnabled() ? "+tunedgemm" : "", batch, height, width, steps, dtype_name.c_str(), med,
               1000 * med / steps, (total_b - free_b) / 1073741824.0, prop.name,
               out.to(at::kFloat).abs().mean().item<double>());

@@ -63,8 +63,10 @@ at::Tensor FusedGroupNorm(const at::Tensor& x, int64_t groups, const at::Tensor&
 namespace {
 std::atomic<bool>& AddLayerNormFlag() {
   static std::atomic<bool> flag{[] {
+    // On by default since its GPU run of 2026-11-27 (docs/perf/unet-sdxl-1024.md);
+    // DISTRI_FUSED_ADD_LAYERNORM=0 turns it off (A/B runs).
     const char* e = std::getenv("DISTRI_FUSED_ADD_LAYERNORM");
-    return e != nullptr && std::strcmp(e, "1") == 0;
+    return e == nullptr || std::strcmp(e, "0") != 0;
   }()};
   return flag;
 }

@@ -25,9 +25,10 @@ at::Tensor FusedConvAdd(const at::Tensor& x, const at::Tensor& weight, const at:
 
 // The residual add and the LayerNorm that follows it: adds `residual` into `sum` in place and
 // returns layer_norm(sum) over the last dimension (weight/bias [C], eps). The fused kernel
-// (actors/kernels/add_layer_norm.cu) runs only while FusedAddLayerNormEnabled() (off by default
-// until measured on GPUs: DISTRI_FUSED_ADD_LAYERNORM=1 or SetFusedAddLayerNormEnabled turn it
-// on); otherwise `sum.add_(residual)` then at::layer_norm, exactly as before.
+// (actors/kernels/add_layer_norm.cu) runs while FusedAddLayerNormEnabled() (on by default, as
+// measured on an H100: -3% a batch-2 SDXL forward; DISTRI_FUSED_ADD_LAYERNORM=0 or
+// SetFusedAddLayerNormEnabled(false) turn it off); otherwise `sum.add_(residual)` then
+// at::layer_norm.
 at::Tensor FusedAddLayerNorm(at::Tensor& sum, const at::Tensor& residual, const at::Tensor& weight,
                              const at::Tensor& bias, double eps);
 bool FusedAddLayerNormEnabled();
