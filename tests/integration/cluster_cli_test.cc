@@ -93,7 +93,10 @@ TEST(DistriClusterCommand, UpStatusSubmitLogsDownOnCpu) {
                         << "  host: 127.0.0.1\n"
                         << "  port: " << FreePort() << "\n"
                         << "  metrics_port: -1\n"
-                        << "  heartbeat_ms: 200\n"
+                        // The default interval: this test kills nothing, and a short one made a
+                        // loaded CI machine's stall of 0.6 s declare the busy actor dead (its job
+                        // then ran twice and the generator count below was off by one).
+                        << "  heartbeat_ms: 1000\n"
                         << "nodes:\n"
                         << "  - name: local\n"
                         << "    host: localhost\n"

@@ -14,73 +14,35 @@ class DistriError(Exception):
             self.code = code
 
 
-class InvalidArgumentError(DistriError, ValueError):
-    code, status = 1, "INVALID_ARGUMENT"
+_BY_CODE = {}
 
 
-class NotFoundError(DistriError, LookupError):
-    code, status = 2, "NOT_FOUND"
+def _status_error(name, code, status, *builtins, doc=None):
+    """The DistriError subclass `name` for one status code, also a subclass of the built-in
+    exceptions `builtins` that mean the same; registered for error_for."""
+    cls = type(name, (DistriError,) + builtins,
+               {"code": code, "status": status, "__doc__": doc, "__module__": __name__,
+                "__qualname__": name})
+    _BY_CODE[code] = cls
+    return cls
 
 
-class AlreadyExistsError(DistriError):
-    code, status = 3, "ALREADY_EXISTS"
-
-
-class DistriIOError(DistriError):
-    code, status = 4, "IO"
-
-
-class ParseError(DistriError):
-    code, status = 5, "PARSE"
-
-
-class UnavailableError(DistriError, ConnectionError):
-    code, status = 6, "UNAVAILABLE"
-
-
-class CancelledError(DistriError):
-    code, status = 7, "CANCELLED"
-
-
-class DeadlineExceededError(DistriError, TimeoutError):
-    code, status = 8, "DEADLINE_EXCEEDED"
-
-
-class InternalError(DistriError):
-    code, status = 9, "INTERNAL"
-
-
-class UnimplementedError(DistriError, NotImplementedError):
-    code, status = 10, "UNIMPLEMENTED"
-
-
-class OutOfMemoryError(DistriError, MemoryError):
-    code, status = 11, "OUT_OF_MEMORY"
-
-
-class JobFailedError(DistriError):
-    """DISTRI_ERR_ABORTED: the job failed on the cluster; the message says why."""
-
-    code, status = 12, "ABORTED"
-
-
-class PermissionDeniedError(DistriError, PermissionError):
-    code, status = 13, "PERMISSION_DENIED"
-
-
-class FailedPreconditionError(DistriError, RuntimeError):
-    code, status = 14, "FAILED_PRECONDITION"
-
-
-_BY_CODE = {
-    cls.code: cls
-    for cls in (
-        InvalidArgumentError, NotFoundError, AlreadyExistsError, DistriIOError, ParseError,
-        UnavailableError, CancelledError, DeadlineExceededError, InternalError,
-        UnimplementedError, OutOfMemoryError, JobFailedError, PermissionDeniedError,
-        FailedPreconditionError,
-    )
-}
+InvalidArgumentError = _status_error("InvalidArgumentError", 1, "INVALID_ARGUMENT", ValueError)
+NotFoundError = _status_error("NotFoundError", 2, "NOT_FOUND", LookupError)
+AlreadyExistsError = _status_error("AlreadyExistsError", 3, "ALREADY_EXISTS")
+DistriIOError = _status_error("DistriIOError", 4, "IO")
+ParseError = _status_error("ParseError", 5, "PARSE")
+UnavailableError = _status_error("UnavailableError", 6, "UNAVAILABLE", ConnectionError)
+CancelledError = _status_error("CancelledError", 7, "CANCELLED")
+DeadlineExceededError = _status_error("DeadlineExceededError", 8, "DEADLINE_EXCEEDED", TimeoutError)
+InternalError = _status_error("InternalError", 9, "INTERNAL")
+UnimplementedError = _status_error("UnimplementedError", 10, "UNIMPLEMENTED", NotImplementedError)
+OutOfMemoryError = _status_error("OutOfMemoryError", 11, "OUT_OF_MEMORY", MemoryError)
+JobFailedError = _status_error(
+    "JobFailedError", 12, "ABORTED",
+    doc="DISTRI_ERR_ABORTED: the job failed on the cluster; the message says why.")
+PermissionDeniedError = _status_error("PermissionDeniedError", 13, "PERMISSION_DENIED", PermissionError)
+FailedPreconditionError = _status_error("FailedPreconditionError", 14, "FAILED_PRECONDITION", RuntimeError)
 
 
 def error_for(code, message):

@@ -2,7 +2,8 @@
 # Gangs through the `distri` command on CPU (threads and processes).
 # Multi-process patch parallelism on CPU: `distri launch --nproc N -- distri generate` over UCX
 # (separate processes, TCP) must give the single-device final latent within 1e-4 relative when
-# every step is synchronous (full_sync), for N = 2, 3, 4 (with and without the CFG split); and a
+# every step is synchronous (full_sync), for N = 2, 3, 4 (with and without the CFG split) and 8
+# (the 8-GPU layout: 2 CFG groups x 4 strips); and a
 # displaced (async) run must be closer to it than naive_patch.
 # Usage: multiprocess_gang_test.sh DISTRI_BINARY WORK_DIR
 set -euo pipefail
@@ -40,6 +41,10 @@ for n in 2 3 4; do
     compare "$work/p$n.f32" 1e-4 "ucx, $n processes, full_sync ${split:-(CFG split)}"
   done
 done
+# The layout of an 8-GPU machine (issue 7): 8 processes, 2 CFG groups of 4 row strips each.
+"$distri" launch --nproc 8 -- "$distri" generate "${job[@]}" --backend ucx --sync-mode full_sync \
+  -o "$work/p.png" --save-latents "$work/p8.f32"
+compare "$work/p8.f32" 1e-4 "ucx, 8 processes, full_sync (CFG split, 4 strips a group)"
 "$distri" launch --nproc 4 -- "$distri" generate "${job[@]}" --backend ucx --no-split-cfg --warmup-steps 2 \
   -o "$work/a.png" --save-latents "$work/async.f32"
 "$distri" launch --nproc 4 -- "$distri" generate "${job[@]}" --backend ucx --no-split-cfg --parallelism naive_patch \

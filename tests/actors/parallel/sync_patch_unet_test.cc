@@ -2,7 +2,6 @@
 // threads over the local channel backend, even, uneven and ragged strips, CPU fp32.
 #include <gtest/gtest.h>
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/InferenceMode.h>
 
 #include <atomic>
@@ -10,112 +9,55 @@
 #include <stdexcept>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "actors/model/blocks/layer_context.h"
-#include "actors/model/json_config.h"
 #include "actors/model/unet/unet_2d_condition.h"
 #include "actors/parallel/patch_parallel_unet.h"
 #include "runtime/channel/factory.h"
 #include "runtime/channel/rendezvous.h"
+#include "tests/actors/parallel/tiny_unet.h"
 #include "tests/actors/unet/model_test_util.h"
 
 namespace distri::parallel {
 namespace {
 
 using model::UNet2DConditionModel;
-using model::UNet2DConditionOptions;
 using model::testing::RelativeError;
+using namespace distri::parallel::testing;
+using Inputs = UNetInputs;
 
-// SDXL-shaped (text_time, linear projections) with three levels: two downsamplers, row unit 4.
-constexpr const char* kTinyXl = R"({
-  "_class_name": "UNet2DConditionModel", "block_out_channels": [8, 16, 16],
-  "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
-  "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"], "layers_per_block": 1,
-  "transformer_layers_per_block": [1, 1, 2], "attention_head_dim": [2, 4, 4], "cross_attention_dim": 12,
-  "norm_num_groups": 4, "use_linear_projection": true, "addition_embed_type": "text_time",
-  "addition_time_embed_dim": 4, "projection_class_embeddings_input_dim": 32})";
-
-// SD1.5-shaped: attention at the first level (the largest K/V), 1x1 conv projections.
-constexpr const char* kTinySd15 = R"({
-  "_class_name": "UNet2DConditionModel", "block_out_channels": [8, 16],
-  "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
-  "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"], "layers_per_block": 1,
-  "attention_head_dim": 2, "cross_attention_dim": 12, "norm_num_groups": 4})";
-
-UNet2DConditionOptions Options(const char* config) {
-  auto json = model::JsonConfig::Parse(config, "unet/config.json");
-  EXPECT_TRUE(json.ok()) << json.status().ToString();
-  auto options = UNet2DConditionOptions::FromConfig(*json);
-  EXPECT_TRUE(options.ok()) << options.status().ToString();
-  return *options;
-}
-
-// The same random weights every time it is called: one module per rank.
-UNet2DConditionModel RandomUNet(const char* config) {
-  UNet2DConditionModel unet(Options(config));
-  model::testing::Randomize(*unet, 7);
-  return unet;
-}
-
-struct Inputs {
-  at::Tensor sample, timestep, states;
-  std::optional<model::UNetAddedConditions> added;
-};
-
-Inputs MakeInputs(bool text_time, int64_t batch, int64_t height, int64_t width) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
-  Inputs in;
-  in.sample = at::randn({batch, 4, height, width}, gen);
-  in.timestep = at::full({batch}, 321.0);
-  in.states = at::randn({batch, 5, 12}, gen);
-  if (text_time) {
-    model::UNetAddedConditions added;
-    added.text_embeds = at::randn({batch, 8}, gen);
-    added.time_ids = at::tensor({64.0, 64.0, 0.0, 0.0, 64.0, 64.0}).repeat({batch, 1});
-    in.added = added;
-  }
-  return in;
-}
-
-at::Tensor SingleDevice(const char* config, const Inputs& in) {
+at::Tensor SingleDevice(const std::string& config, const Inputs& in) {
   c10::InferenceMode guard;
   UNet2DConditionModel unet = RandomUNet(config);
   return unet->forward(in.sample, in.timestep, in.states, in.added);
 }
 
 // Runs `world` ranks as threads; returns every rank's result.
-std::vector<Result<at::Tensor>> RunGang(const char* config, const Inputs& in, int world) {
+std::vector<Result<at::Tensor>> RunGang(const std::string& config, const Inputs& in, int world) {
   channel::MemoryRendezvous rendezvous;
   std::vector<Result<at::Tensor>> results(world, Status::Internal("rank did not run"));
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r) {
-    threads.emplace_back([&, r] {
-      c10::InferenceMode guard;
-      channel::ChannelOptions options;
-      options.op_timeout = std::chrono::milliseconds(60'000);
-      auto ch = channel::MakeChannel(channel::Backend::kLocal, r, world, rendezvous, options);
-      if (!ch.ok()) {
-        results[r] = ch.status();
-        return;
-      }
-      UNet2DConditionModel unet = RandomUNet(config);
-      auto plan = PlanForUNet(*unet, in.sample.size(2), in.sample.size(3), world);
-      if (!plan.ok()) {
-        results[r] = plan.status();
-        return;
-      }
-      results[r] = PatchParallelUNetForward(unet, **ch, *plan, in.sample, in.timestep, in.states, in.added);
-    });
-  }
-  for (auto& t : threads) t.join();
+  OnRankThreads(world, [&](int r) {
+    c10::InferenceMode guard;
+    auto ch = LocalRank(r, world, rendezvous);
+    if (!ch.ok()) {
+      results[r] = ch.status();
+      return;
+    }
+    UNet2DConditionModel unet = RandomUNet(config);
+    auto plan = PlanForUNet(*unet, in.sample.size(2), in.sample.size(3), world);
+    if (!plan.ok()) {
+      results[r] = plan.status();
+      return;
+    }
+    results[r] = PatchParallelUNetForward(unet, **ch, *plan, in.sample, in.timestep, in.states, in.added);
+  });
   return results;
 }
 
 struct Case {
   const char* name;
-  const char* config;
+  std::string config;
   bool text_time;
   int64_t height, width;
   int world;
@@ -138,31 +80,33 @@ TEST_P(SyncPatchUNet, MatchesSingleDevice) {
     if (r == 0) std::printf("[ metric ] %s: N=%d %lldx%lld relative error %.3g\n", c.name, c.world,
                             static_cast<long long>(c.height), static_cast<long long>(c.width), err);
     // Every rank gathers the same strips in the same order.
-    if (r > 0) EXPECT_TRUE(at::equal(*results[r], *results[0])) << "rank " << r << " differs from rank 0";
+    if (r > 0) {
+      EXPECT_TRUE(at::equal(*results[r], *results[0])) << "rank " << r << " differs from rank 0";
+    }
   }
 }
 
 // Row unit 4 for the XL config (two downsamplers), 2 for SD1.5 (one).
 INSTANTIATE_TEST_SUITE_P(
     Strips, SyncPatchUNet,
-    ::testing::Values(Case{"xl_n1", kTinyXl, true, 16, 12, 1},
-                      Case{"xl_even_n2", kTinyXl, true, 16, 12, 2},   // 8 + 8
-                      Case{"xl_even_n3", kTinyXl, true, 24, 12, 3},   // 8 + 8 + 8
-                      Case{"xl_even_n4", kTinyXl, true, 16, 12, 4},   // 4 x 4
-                      Case{"xl_uneven_n2", kTinyXl, true, 20, 12, 2}, // 12 + 8
-                      Case{"xl_uneven_n3", kTinyXl, true, 16, 12, 3}, // 8 + 4 + 4
-                      Case{"xl_uneven_n4", kTinyXl, true, 24, 10, 4}, // 8 + 8 + 4 + 4, width 10 -> 5 -> 3
-                      Case{"xl_ragged_n4", kTinyXl, true, 18, 12, 4}, // 8 + 4 + 4 + 2
-                      Case{"sd15_even_n2", kTinySd15, false, 12, 8, 2},
-                      Case{"sd15_uneven_n3", kTinySd15, false, 14, 8, 3},  // 6 + 4 + 4
-                      Case{"sd15_uneven_n4", kTinySd15, false, 10, 8, 4}), // 4 + 2 + 2 + 2
+    ::testing::Values(Case{"xl_n1", TinyXlConfig(), true, 16, 12, 1},
+                      Case{"xl_even_n2", TinyXlConfig(), true, 16, 12, 2},   // 8 + 8
+                      Case{"xl_even_n3", TinyXlConfig(), true, 24, 12, 3},   // 8 + 8 + 8
+                      Case{"xl_even_n4", TinyXlConfig(), true, 16, 12, 4},   // 4 x 4
+                      Case{"xl_uneven_n2", TinyXlConfig(), true, 20, 12, 2}, // 12 + 8
+                      Case{"xl_uneven_n3", TinyXlConfig(), true, 16, 12, 3}, // 8 + 4 + 4
+                      Case{"xl_uneven_n4", TinyXlConfig(), true, 24, 10, 4}, // 8 + 8 + 4 + 4, width 10 -> 5 -> 3
+                      Case{"xl_ragged_n4", TinyXlConfig(), true, 18, 12, 4}, // 8 + 4 + 4 + 2
+                      Case{"sd15_even_n2", TinySd15Config(), false, 12, 8, 2},
+                      Case{"sd15_uneven_n3", TinySd15Config(), false, 14, 8, 3},  // 6 + 4 + 4
+                      Case{"sd15_uneven_n4", TinySd15Config(), false, 10, 8, 4}), // 4 + 2 + 2 + 2
     [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
 
 TEST(SyncPatchUNetErrors, TooSmallHeightIsAClearError) {
   // 8 latent rows are 2 units of 4: not enough for 4 ranks. Every rank refuses before any
   // collective, so nothing hangs.
   const Inputs in = MakeInputs(true, 1, 8, 8);
-  auto results = RunGang(kTinyXl, in, 4);
+  auto results = RunGang(TinyXlConfig(), in, 4);
   for (int r = 0; r < 4; ++r) {
     ASSERT_FALSE(results[r].ok());
     EXPECT_EQ(results[r].status().code(), StatusCode::kInvalidArgument);
@@ -176,7 +120,7 @@ TEST(SyncPatchUNetErrors, SampleNotOfThePlanIsRefused) {
   channel::MemoryRendezvous rendezvous;
   auto ch = channel::MakeChannel(channel::Backend::kLocal, 0, 1, rendezvous);
   ASSERT_TRUE(ch.ok());
-  UNet2DConditionModel unet = RandomUNet(kTinyXl);
+  UNet2DConditionModel unet = RandomUNet(TinyXlConfig());
   auto plan = PlanForUNet(*unet, 16, 12, 1);
   ASSERT_TRUE(plan.ok());
   const Inputs in = MakeInputs(true, 1, 20, 12);
@@ -200,7 +144,7 @@ TEST(SyncPatchUNetErrors, ContextIsDetachedAfterTheForward) {
   channel::MemoryRendezvous rendezvous;
   auto ch = channel::MakeChannel(channel::Backend::kLocal, 0, 1, rendezvous);
   ASSERT_TRUE(ch.ok());
-  UNet2DConditionModel unet = RandomUNet(kTinyXl);
+  UNet2DConditionModel unet = RandomUNet(TinyXlConfig());
   auto plan = PlanForUNet(*unet, 16, 12, 1);
   ASSERT_TRUE(plan.ok());
   auto out = PatchParallelUNetForward(unet, **ch, *plan, in.sample, in.timestep, in.states, in.added);
@@ -224,29 +168,25 @@ TEST(SyncPatchUNetErrors, AFailingRankAbortsTheGang) {
   constexpr int kWorld = 3;
   channel::MemoryRendezvous rendezvous;
   std::vector<Status> statuses(kWorld);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < kWorld; ++r) {
-    threads.emplace_back([&, r] {
-      c10::InferenceMode guard;
-      auto ch = channel::MakeChannel(channel::Backend::kLocal, r, kWorld, rendezvous);
-      if (!ch.ok()) {
-        statuses[r] = ch.status();
-        return;
-      }
-      UNet2DConditionModel unet = RandomUNet(kTinyXl);
-      auto plan = PlanForUNet(*unet, 16, 12, kWorld);
-      if (!plan.ok()) {
-        statuses[r] = plan.status();
-        return;
-      }
-      auto out = RunPatchParallelForward(*unet, **ch, *plan, in.sample, [&](const at::Tensor& strip) {
-        if (r == 1) throw std::runtime_error("injected failure");
-        return unet->forward(strip, in.timestep, in.states, in.added);
-      });
-      statuses[r] = out.status();
+  OnRankThreads(kWorld, [&](int r) {
+    c10::InferenceMode guard;
+    auto ch = channel::MakeChannel(channel::Backend::kLocal, r, kWorld, rendezvous);
+    if (!ch.ok()) {
+      statuses[r] = ch.status();
+      return;
+    }
+    UNet2DConditionModel unet = RandomUNet(TinyXlConfig());
+    auto plan = PlanForUNet(*unet, 16, 12, kWorld);
+    if (!plan.ok()) {
+      statuses[r] = plan.status();
+      return;
+    }
+    auto out = RunPatchParallelForward(*unet, **ch, *plan, in.sample, [&](const at::Tensor& strip) {
+      if (r == 1) throw std::runtime_error("injected failure");
+      return unet->forward(strip, in.timestep, in.states, in.added);
     });
-  }
-  for (auto& t : threads) t.join();
+    statuses[r] = out.status();
+  });
   EXPECT_EQ(statuses[1].code(), StatusCode::kInternal);
   EXPECT_NE(statuses[1].message().find("rank 1: injected failure"), std::string::npos) << statuses[1].ToString();
   for (int r : {0, 2}) {
@@ -259,9 +199,9 @@ TEST(SyncPatchUNetErrors, AFailingRankAbortsTheGang) {
 // forward on the same inputs, so the 1e-4 agreement above is not a property of the model.
 TEST(SyncPatchUNetErrors, NaiveStripsAreFarFromTheFullForward) {
   const Inputs in = MakeInputs(true, 2, 16, 12);
-  const at::Tensor expected = SingleDevice(kTinyXl, in);
+  const at::Tensor expected = SingleDevice(TinyXlConfig(), in);
   c10::InferenceMode guard;
-  UNet2DConditionModel unet = RandomUNet(kTinyXl);
+  UNet2DConditionModel unet = RandomUNet(TinyXlConfig());
   auto plan = PlanForUNet(*unet, 16, 12, 2);
   ASSERT_TRUE(plan.ok());
   std::vector<at::Tensor> strips;

@@ -2,9 +2,10 @@
 #   parallel_test   parallel: PatchPlan strips; synchronous (full_sync) patch-parallel UNet
 #                   forward over 1-4 local-channel ranks (threads) vs the single-device UNet;
 #                   tensor-parallel UNet forward over 2 and 4 ranks vs the single-device UNet
+#                   (tiny_unet.h: the tiny random UNets and inputs both use)
 distri_add_gtest(NAME parallel_test LABELS parallel
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/patch_plan_test.cc ${CMAKE_CURRENT_LIST_DIR}/sync_patch_unet_test.cc
-          ${CMAKE_CURRENT_LIST_DIR}/tensor_parallel_test.cc
+          ${CMAKE_CURRENT_LIST_DIR}/tensor_parallel_test.cc ${CMAKE_CURRENT_LIST_DIR}/tiny_unet.cc
   LIBS distri::actors distri::channel)
 distri_use_torch_pch(parallel_test)
 
@@ -16,7 +17,7 @@ distri_add_gtest(NAME generate_parallel_test LABELS parallel
   LIBS distri::actors distri::channel)
 distri_use_torch_pch(generate_parallel_test)
 
-#   multiprocess_gang_test   parallel: `distri launch` + `distri generate` over UCX in 2-4
+#   multiprocess_gang_test   parallel: `distri launch` + `distri generate` over UCX in 2-4 and 8
 #                   separate processes: full_sync equals one device; async beats naive_patch
 if(DISTRI_HAVE_UCX)
   add_test(NAME multiprocess_gang_test

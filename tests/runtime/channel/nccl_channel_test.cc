@@ -34,6 +34,14 @@ std::unique_ptr<Channel> SingleRank(MemoryRendezvous& rendezvous) {
 #define REQUIRE_GPU() \
   if (!HaveGpu()) GTEST_SKIP() << "no CUDA device"
 
+// Runs one of the CUDA-only cases (nccl_cases.h) on a fresh gang of one.
+void OnSingleRank(void (*run_case)(Channel&)) {
+  MemoryRendezvous rendezvous;
+  auto ch = SingleRank(rendezvous);
+  ASSERT_NE(nullptr, ch);
+  run_case(*ch);
+}
+
 TEST(NcclSingleGpu, IsAnAvailableBackend) {
   const auto built = AvailableBackends();
   EXPECT_NE(built.end(), std::find(built.begin(), built.end(), Backend::kNccl));
@@ -57,26 +65,17 @@ TEST(NcclSingleGpu, ConformanceWithDeviceBuffers) {
 
 TEST(NcclSingleGpu, StreamOrderedChain) {
   REQUIRE_GPU();
-  MemoryRendezvous rendezvous;
-  auto ch = SingleRank(rendezvous);
-  ASSERT_NE(nullptr, ch);
-  testing::StreamOrderedChain(*ch);
+  OnSingleRank(testing::StreamOrderedChain);
 }
 
 TEST(NcclSingleGpu, GraphCaptureReplay) {
   REQUIRE_GPU();
-  MemoryRendezvous rendezvous;
-  auto ch = SingleRank(rendezvous);
-  ASSERT_NE(nullptr, ch);
-  testing::GraphCaptureReplay(*ch);
+  OnSingleRank(testing::GraphCaptureReplay);
 }
 
 TEST(NcclSingleGpu, RejectsForeignBuffers) {
   REQUIRE_GPU();
-  MemoryRendezvous rendezvous;
-  auto ch = SingleRank(rendezvous);
-  ASSERT_NE(nullptr, ch);
-  testing::RejectsForeignBuffers(*ch);
+  OnSingleRank(testing::RejectsForeignBuffers);
 }
 
 // Abort fails the queued (deferred) Send/Recv and every later operation with the reason;

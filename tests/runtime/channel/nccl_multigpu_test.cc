@@ -10,9 +10,7 @@
 #include <thread>
 
 #include "runtime/channel/factory.h"
-#include "runtime/channel/launch_env.h"
 #include "runtime/channel/tcp_rendezvous.h"
-#include "runtime/common/logging.h"
 #include "tests/runtime/channel/conformance.h"
 #include "tests/runtime/channel/device_buffers.h"
 #include "tests/runtime/channel/nccl_cases.h"
@@ -25,11 +23,6 @@ using std::chrono::milliseconds;
 
 constexpr const char* kChildFilter = "NcclChild.Run";
 const milliseconds kGangTimeout(180000);
-
-std::string Getenv(const char* name) {
-  const char* v = std::getenv(name);
-  return v == nullptr ? "" : v;
-}
 
 int GpuCount() {
   int count = 0;
@@ -87,16 +80,11 @@ void PeerDeath(Channel& ch) {
               static_cast<long long>(took.count()), s.ToString().c_str());
 }
 
-TEST(NcclChild, Run) {
-  const std::string mode = Getenv("DISTRI_CHANNEL_CHILD");
-  if (mode.empty()) GTEST_SKIP() << "runs only as a rank started by the multi-process tests";
-  const auto env = ReadLaunchEnv();
-  ASSERT_TRUE(env.ok()) << env.status().ToString();
-  SetLogRank(env->rank);
-  SCOPED_TRACE("rank " + std::to_string(env->rank) + " of " + std::to_string(env->world_size) +
-               ", mode " + mode);
-  ASSERT_EQ(cudaSuccess, cudaSetDevice(env->rank)) << "one GPU per rank";
-  auto rv = TcpRendezvousClient::Connect(env->master_addr, env->master_port, milliseconds(20000));
+class NcclChild : public testing::ChildRankTest {};
+
+TEST_F(NcclChild, Run) {
+  ASSERT_EQ(cudaSuccess, cudaSetDevice(env_.rank)) << "one GPU per rank";
+  auto rv = TcpRendezvousClient::Connect(env_.master_addr, env_.master_port, milliseconds(20000));
   ASSERT_TRUE(rv.ok()) << rv.status().ToString();
   std::unique_ptr<Rendezvous> rendezvous = std::move(rv).value();
   ChannelOptions options;
@@ -104,37 +92,28 @@ TEST(NcclChild, Run) {
   options.connect_timeout = milliseconds(60000);
   options.op_timeout = milliseconds(120000);
   options.nccl_monitor_host = "127.0.0.1";
-  const testing::DestructiveCase* destructive = nullptr;
-  if (mode.rfind("destructive:", 0) == 0) {
-    destructive = testing::FindDestructiveCase(mode.substr(12));
-    ASSERT_NE(nullptr, destructive) << mode;
-    options.op_timeout = destructive->op_timeout;
-  }
-  auto made = MakeChannel(Backend::kNccl, env->rank, env->world_size, *rendezvous, options);
-  ASSERT_TRUE(made.ok()) << made.status().ToString();
-  std::unique_ptr<Channel> ch = std::move(made).value();
+  std::unique_ptr<Channel> ch = MakeRankChannel(Backend::kNccl, *rendezvous, options);
+  ASSERT_NE(nullptr, ch);
   ASSERT_EQ("nccl", ch->backend());
 
-  if (mode == "shared") {
+  if (mode_ == "shared") {
     testing::RejectsForeignBuffers(*ch);
     testing::StreamOrderedChain(*ch);
     ASSERT_TRUE(ch->Barrier().ok());
     ch = testing::WithDeviceBuffers(std::move(ch));
     testing::RunAllSharedCases(*ch, testing::NcclTraits());
-  } else if (mode == "graph") {
+  } else if (mode_ == "graph") {
     testing::GraphCaptureReplay(*ch);
-  } else if (destructive != nullptr) {
+  } else if (destructive_ != nullptr) {
     ch = testing::WithDeviceBuffers(std::move(ch));
-    destructive->run(ch);
-  } else if (mode == "abort_mid_collective") {
+    destructive_->run(ch);
+  } else if (mode_ == "abort_mid_collective") {
     AbortMidCollective(*ch);
-  } else if (mode == "peer_death") {
+  } else if (mode_ == "peer_death") {
     PeerDeath(*ch);
   } else {
-    FAIL() << "unknown child mode '" << mode << "'";
+    FAIL() << "unknown child mode '" << mode_ << "'";
   }
-  ch.reset();
-  std::fflush(stdout);
 }
 
 // ------------------------------------------------------------------------ the parent side
@@ -149,10 +128,8 @@ void RunGang(const GangSpec& spec) {
   if (GpuCount() < spec.world) {
     GTEST_SKIP() << "needs " << spec.world << " GPUs, " << GpuCount() << " visible";
   }
-  auto s = TcpRendezvousServer::Listen("127.0.0.1", 0);
-  ASSERT_TRUE(s.ok()) << s.status().ToString();
-  std::unique_ptr<TcpRendezvousServer> server = std::move(s).value();
-  ASSERT_TRUE(server->Start().ok());
+  std::unique_ptr<TcpRendezvousServer> server = testing::StartRendezvousServer();
+  ASSERT_NE(nullptr, server);
   const uint16_t port = server->port();
   const auto exits = testing::RunRanks(spec.world, kChildFilter, [&](int rank) {
     return testing::ChildLaunchEnv(spec.mode, rank, spec.world, port);
@@ -169,18 +146,14 @@ TEST_P(NcclShared, AbortMidCollective) { RunGang({.mode = "abort_mid_collective"
 INSTANTIATE_TEST_SUITE_P(Gpus, NcclShared, ::testing::Values(2, 4),
                          [](const auto& info) { return "world" + std::to_string(info.param); });
 
-class NcclDestructive : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
+class NcclDestructive : public ::testing::TestWithParam<testing::DestructiveParam> {};
 
 TEST_P(NcclDestructive, Case) {
-  RunGang({.mode = "destructive:" + std::get<0>(GetParam()), .world = std::get<1>(GetParam())});
+  RunGang({.mode = testing::DestructiveMode(std::get<0>(GetParam())), .world = std::get<1>(GetParam())});
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Conformance, NcclDestructive,
-    ::testing::Combine(::testing::ValuesIn(testing::DestructiveCaseNames()), ::testing::Values(2, 4)),
-    [](const auto& info) {
-      return std::get<0>(info.param) + "_world" + std::to_string(std::get<1>(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(Conformance, NcclDestructive, ::testing::ValuesIn(testing::DestructiveParams({2, 4})),
+                         testing::DestructiveParamName);
 
 TEST(NcclMultiProcess, DeadPeerIsNoticed) {
   RunGang({.mode = "peer_death", .world = 2, .expected_exit = {{1, 3}}});

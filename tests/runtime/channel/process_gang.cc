@@ -7,12 +7,23 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <thread>
+
+#include "runtime/common/logging.h"
 
 extern char** environ;
 
 namespace distri::channel::testing {
+namespace {
+
+constexpr const char* kModeVariable = "DISTRI_CHANNEL_CHILD";
+constexpr std::string_view kDestructivePrefix = "destructive:";
+
+}  // namespace
 
 std::string RankExit::Describe() const {
   std::string out = "rank " + std::to_string(rank) + ": ";
@@ -80,7 +91,7 @@ std::vector<RankExit> RunRanks(int world_size, const std::string& gtest_filter,
 
 std::vector<std::string> ChildLaunchEnv(const std::string& mode, int rank, int world_size, uint16_t port) {
   return {
-      "DISTRI_CHANNEL_CHILD=" + mode,
+      std::string(kModeVariable) + "=" + mode,
       "DISTRI_RANK=" + std::to_string(rank),
       "DISTRI_WORLD_SIZE=" + std::to_string(world_size),
       "DISTRI_MASTER_ADDR=127.0.0.1",
@@ -95,6 +106,56 @@ void ExpectExits(const std::vector<RankExit>& exits, const std::map<int, int>& e
     EXPECT_TRUE(e.exited && e.exit_code == expected)
         << e.Describe() << " (expected exit code " << expected << "); its output is above";
   }
+}
+
+std::unique_ptr<TcpRendezvousServer> StartRendezvousServer() {
+  auto listening = TcpRendezvousServer::Listen("127.0.0.1", 0);
+  EXPECT_TRUE(listening.ok()) << listening.status().ToString();
+  if (!listening.ok()) return nullptr;
+  std::unique_ptr<TcpRendezvousServer> server = std::move(listening).value();
+  const Status started = server->Start();
+  EXPECT_TRUE(started.ok()) << started.ToString();
+  return started.ok() ? std::move(server) : nullptr;
+}
+
+std::string DestructiveMode(const std::string& name) { return std::string(kDestructivePrefix) + name; }
+
+std::vector<DestructiveParam> DestructiveParams(const std::vector<int>& worlds) {
+  std::vector<DestructiveParam> params;
+  for (const std::string& name : DestructiveCaseNames()) {
+    for (int world : worlds) params.emplace_back(name, world);
+  }
+  return params;
+}
+
+std::string DestructiveParamName(const ::testing::TestParamInfo<DestructiveParam>& info) {
+  return std::get<0>(info.param) + "_world" + std::to_string(std::get<1>(info.param));
+}
+
+void ChildRankTest::SetUp() {
+  const char* mode = std::getenv(kModeVariable);
+  mode_ = mode == nullptr ? "" : mode;
+  if (mode_.empty()) GTEST_SKIP() << "runs only as a rank started by the multi-process tests";
+  auto env = ReadLaunchEnv();
+  ASSERT_TRUE(env.ok()) << env.status().ToString();
+  env_ = *env;
+  SetLogRank(env_.rank);
+  trace_.emplace(__FILE__, __LINE__,
+                 "rank " + std::to_string(env_.rank) + " of " + std::to_string(env_.world_size) + ", mode " + mode_);
+  if (mode_.rfind(kDestructivePrefix, 0) == 0) {
+    destructive_ = FindDestructiveCase(mode_.substr(kDestructivePrefix.size()));
+    ASSERT_NE(nullptr, destructive_) << mode_;
+  }
+}
+
+void ChildRankTest::TearDown() { std::fflush(stdout); }
+
+std::unique_ptr<Channel> ChildRankTest::MakeRankChannel(Backend backend, Rendezvous& rendezvous,
+                                                        ChannelOptions options) const {
+  if (destructive_ != nullptr) options.op_timeout = destructive_->op_timeout;
+  auto made = MakeChannel(backend, env_.rank, env_.world_size, rendezvous, options);
+  EXPECT_TRUE(made.ok()) << made.status().ToString();
+  return made.ok() ? std::move(made).value() : nullptr;
 }
 
 }  // namespace distri::channel::testing

@@ -11,7 +11,6 @@
 #include "runtime/channel/socket_util.h"
 #include "runtime/channel/tcp_rendezvous.h"
 #include "runtime/channel/ucx/ucx_address.h"
-#include "runtime/common/logging.h"
 #include "tests/runtime/channel/conformance.h"
 #include "tests/runtime/channel/process_gang.h"
 
@@ -34,21 +33,16 @@ std::string Getenv(const char* name) {
 // ------------------------------------------------------------------------- the child side
 
 // One rank of a multi-process test. Skipped unless started by RunGang below.
-TEST(UcxChild, Run) {
-  const std::string mode = Getenv("DISTRI_CHANNEL_CHILD");
-  if (mode.empty()) GTEST_SKIP() << "runs only as a rank started by the multi-process tests";
-  const auto env = ReadLaunchEnv();
-  ASSERT_TRUE(env.ok()) << env.status().ToString();
-  SetLogRank(env->rank);
-  SCOPED_TRACE("rank " + std::to_string(env->rank) + " of " + std::to_string(env->world_size) +
-               ", mode " + mode);
+class UcxChild : public testing::ChildRankTest {};
+
+TEST_F(UcxChild, Run) {
   std::unique_ptr<Rendezvous> rendezvous;
   if (Getenv("DISTRI_TEST_HOSTED") == "1") {  // rank 0 serves, as with torchrun
-    auto rv = ConnectLaunchRendezvous(*env, milliseconds(20000));
+    auto rv = ConnectLaunchRendezvous(env_, milliseconds(20000));
     ASSERT_TRUE(rv.ok()) << rv.status().ToString();
     rendezvous = std::move(rv).value();
   } else {  // the test process serves
-    auto rv = TcpRendezvousClient::Connect(env->master_addr, env->master_port, milliseconds(20000));
+    auto rv = TcpRendezvousClient::Connect(env_.master_addr, env_.master_port, milliseconds(20000));
     ASSERT_TRUE(rv.ok()) << rv.status().ToString();
     rendezvous = std::move(rv).value();
   }
@@ -57,24 +51,17 @@ TEST(UcxChild, Run) {
   options.connect_timeout = milliseconds(20000);
   options.op_timeout = milliseconds(20000);
   options.ucx_transports = Getenv("DISTRI_TEST_UCX_TLS");
-  const testing::DestructiveCase* destructive = nullptr;
-  if (mode.rfind("destructive:", 0) == 0) {
-    destructive = testing::FindDestructiveCase(mode.substr(12));
-    ASSERT_NE(nullptr, destructive) << mode;
-    options.op_timeout = destructive->op_timeout;
-  }
-  auto made = MakeChannel(Backend::kUcx, env->rank, env->world_size, *rendezvous, options);
-  ASSERT_TRUE(made.ok()) << made.status().ToString();
-  std::unique_ptr<Channel> ch = std::move(made).value();
+  std::unique_ptr<Channel> ch = MakeRankChannel(Backend::kUcx, *rendezvous, options);
+  ASSERT_NE(nullptr, ch);
   ASSERT_EQ("ucx", ch->backend());
 
-  if (mode == "shared") {
+  if (mode_ == "shared") {
     testing::RunAllSharedCases(*ch);
-  } else if (destructive != nullptr) {
-    destructive->run(ch);
-  } else if (mode == "peer_death") {
+  } else if (destructive_ != nullptr) {
+    destructive_->run(ch);
+  } else if (mode_ == "peer_death") {
     int32_t go = 1;
-    if (env->rank == 1) {
+    if (env_.rank == 1) {
       ASSERT_TRUE(ch->Recv(Buffer{&go, 1, DType::kI32}, 0, 1).ok());
       std::this_thread::sleep_for(milliseconds(100));
       std::_Exit(3);  // dies without closing anything
@@ -89,16 +76,14 @@ TEST(UcxChild, Run) {
                 static_cast<long long>(took.count()), s.ToString().c_str());
     EXPECT_EQ(StatusCode::kUnavailable, ch->status().code());
     EXPECT_EQ(StatusCode::kUnavailable, ch->Barrier().code()) << "sticky";
-  } else if (mode == "launch") {
-    int64_t v = env->rank + 1, sum = 0;
+  } else if (mode_ == "launch") {
+    int64_t v = env_.rank + 1, sum = 0;
     ASSERT_TRUE(ch->AllReduce(ConstBuffer(&v, 1, DType::kI64), Buffer{&sum, 1, DType::kI64}).ok());
-    const int64_t n = env->world_size;
+    const int64_t n = env_.world_size;
     EXPECT_EQ(n * (n + 1) / 2, sum);
   } else {
-    FAIL() << "unknown child mode '" << mode << "'";
+    FAIL() << "unknown child mode '" << mode_ << "'";
   }
-  ch.reset();
-  std::fflush(stdout);
 }
 
 // ------------------------------------------------------------------------ the parent side
@@ -117,10 +102,8 @@ void RunGang(const GangSpec& spec) {
   if (spec.hosted) {
     { auto probe = ListenTcp("127.0.0.1", 0, &port); ASSERT_TRUE(probe.ok()); }  // a free port
   } else {
-    auto s = TcpRendezvousServer::Listen("127.0.0.1", 0);
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    server = std::move(s).value();
-    ASSERT_TRUE(server->Start().ok());
+    server = testing::StartRendezvousServer();
+    ASSERT_NE(nullptr, server);
     port = server->port();
   }
   const auto exits = testing::RunRanks(spec.world, kChildFilter, [&](int rank) {
@@ -167,18 +150,14 @@ TEST(UcxInProcess, TransportsWithoutFailureDetectionAreRefusedClearly) {
   }
 }
 
-class UcxDestructive : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
+class UcxDestructive : public ::testing::TestWithParam<testing::DestructiveParam> {};
 
 TEST_P(UcxDestructive, Case) {
-  RunGang({.mode = "destructive:" + std::get<0>(GetParam()), .world = std::get<1>(GetParam())});
+  RunGang({.mode = testing::DestructiveMode(std::get<0>(GetParam())), .world = std::get<1>(GetParam())});
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Conformance, UcxDestructive,
-    ::testing::Combine(::testing::ValuesIn(testing::DestructiveCaseNames()), ::testing::Values(2, 3)),
-    [](const auto& info) {
-      return std::get<0>(info.param) + "_world" + std::to_string(std::get<1>(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(Conformance, UcxDestructive, ::testing::ValuesIn(testing::DestructiveParams({2, 3})),
+                         testing::DestructiveParamName);
 
 TEST(UcxMultiProcess, DeadPeerIsNoticed) {
   RunGang({.mode = "peer_death", .world = 2, .expected_exit = {{1, 3}}});

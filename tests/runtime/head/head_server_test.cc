@@ -14,6 +14,12 @@ namespace {
 
 using namespace distri::head::testing;
 
+// `spec` for a gang of two.
+wire::JobSpec GangSpec(wire::JobSpec spec = TinySpec()) {
+  spec.gpus = 2;
+  return spec;
+}
+
 class HeadServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -39,6 +45,22 @@ class HeadServerTest : public ::testing::Test {
     size_t n = 0;
     for (const auto& a : st->actors) n += a.state != wire::ActorState::kDead;
     return n;
+  }
+  // Two actors (options `o`) into *a and *b; true once both are registered.
+  bool StartTwoActors(std::unique_ptr<FakeActor>* a, std::unique_ptr<FakeActor>* b, const FakeActorOptions& o = {}) {
+    *a = Actor(o);
+    *b = Actor(o);
+    return WaitFor([&] { return AliveActors() == 2; });
+  }
+  // Runs a job of `spec` on the gang of `a` and `b` to its result, then waits until both are
+  // idle again: the result needs rank 0 only, and the gang is kept once both answered.
+  ::testing::AssertionResult RunGangJob(const wire::JobSpec& spec, const FakeActor& a, const FakeActor& b) {
+    auto accepted = client_->Submit(spec);
+    if (!accepted.ok()) return ::testing::AssertionFailure() << "submit: " << accepted.status().ToString();
+    auto result = client_->WaitForJob(accepted->job_id, 5s);
+    if (!result.ok()) return ::testing::AssertionFailure() << "job: " << result.status().ToString();
+    if (!WaitFor([&] { return !a.busy() && !b.busy(); })) return ::testing::AssertionFailure() << "the gang stays busy";
+    return ::testing::AssertionSuccess();
   }
 
   TempDir dir_;
@@ -82,11 +104,9 @@ TEST_F(HeadServerTest, SubmitToResult) {
 }
 
 TEST_F(HeadServerTest, GangGetsRanksAndRendezvous) {
-  auto a = Actor(), b = Actor();
-  ASSERT_TRUE(WaitFor([&] { return AliveActors() == 2; }));
-  wire::JobSpec spec = TinySpec();
-  spec.gpus = 2;
-  wire::JobAccepted acc = client_->Submit(spec).value();
+  std::unique_ptr<FakeActor> a, b;
+  ASSERT_TRUE(StartTwoActors(&a, &b));
+  wire::JobAccepted acc = client_->Submit(GangSpec()).value();
   ASSERT_TRUE(client_->WaitForJob(acc.job_id, 5s).ok());
   // The job succeeds on rank 0's image: the other fake actor may still be reading its task.
   ASSERT_TRUE(WaitFor([&] { return !a->received().empty() && !b->received().empty(); }));
@@ -105,16 +125,10 @@ TEST_F(HeadServerTest, GangGetsRanksAndRendezvous) {
 // docs/runtime-design.md, "Kept gangs": consecutive jobs on the same actors reuse the gang id
 // (the actors keep its channels); a gang of one on a member ends it.
 TEST_F(HeadServerTest, ConsecutiveGangJobsReuseTheKeptGang) {
-  auto a = Actor(), b = Actor();
-  ASSERT_TRUE(WaitFor([&] { return AliveActors() == 2; }));
-  wire::JobSpec spec = TinySpec();
-  spec.gpus = 2;
-  for (int i = 0; i < 2; ++i) {
-    wire::JobAccepted acc = client_->Submit(spec).value();
-    ASSERT_TRUE(client_->WaitForJob(acc.job_id, 5s).ok());
-    // Both ranks answered (the result needs rank 0 only): the gang is kept once both did.
-    ASSERT_TRUE(WaitFor([&] { return !a->busy() && !b->busy(); }));
-  }
+  std::unique_ptr<FakeActor> a, b;
+  ASSERT_TRUE(StartTwoActors(&a, &b));
+  const wire::JobSpec spec = GangSpec();
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(RunGangJob(spec, *a, *b));
   auto ta = a->received(), tb = b->received();
   ASSERT_EQ(ta.size(), 2u);
   ASSERT_EQ(tb.size(), 2u);
@@ -148,13 +162,10 @@ TEST_F(HeadServerTest, ConsecutiveGangJobsReuseTheKeptGang) {
 // Breaking a kept gang (a member gets another task, a member dies) sends ReleaseGang to every
 // live member at once, the member that gets the new task included, before that task.
 TEST_F(HeadServerTest, BreakingAKeptGangReleasesItOnEveryMember) {
-  auto a = Actor(), b = Actor();
-  ASSERT_TRUE(WaitFor([&] { return AliveActors() == 2; }));
-  wire::JobSpec spec = TinySpec();
-  spec.gpus = 2;
-  wire::JobAccepted acc = client_->Submit(spec).value();
-  ASSERT_TRUE(client_->WaitForJob(acc.job_id, 5s).ok());
-  ASSERT_TRUE(WaitFor([&] { return !a->busy() && !b->busy(); }));
+  std::unique_ptr<FakeActor> a, b;
+  ASSERT_TRUE(StartTwoActors(&a, &b));
+  const wire::JobSpec spec = GangSpec();
+  ASSERT_TRUE(RunGangJob(spec, *a, *b));
   const GangId kept = a->received().at(0).gang_id;
   EXPECT_TRUE(a->releases().empty());
   EXPECT_NE(head_->metrics().Render().find("distri_gang_releases_total 0\n"), std::string::npos);
@@ -162,7 +173,7 @@ TEST_F(HeadServerTest, BreakingAKeptGangReleasesItOnEveryMember) {
   // A job of one on a member: both members are told to release the gang.
   wire::JobSpec one = TinySpec();
   one.gpus = 1;
-  acc = client_->Submit(one).value();
+  wire::JobAccepted acc = client_->Submit(one).value();
   ASSERT_TRUE(client_->WaitForJob(acc.job_id, 5s).ok());
   ASSERT_TRUE(WaitFor([&] { return a->releases().size() == 1 && b->releases().size() == 1; }));
   EXPECT_EQ(a->releases()[0], kept);
@@ -176,9 +187,7 @@ TEST_F(HeadServerTest, BreakingAKeptGangReleasesItOnEveryMember) {
   EXPECT_NE(head_->metrics().Render().find("distri_gang_releases_total 1\n"), std::string::npos);
 
   // A new gang, kept; then a member dies: the survivor is told to release it.
-  acc = client_->Submit(spec).value();
-  ASSERT_TRUE(client_->WaitForJob(acc.job_id, 5s).ok());
-  ASSERT_TRUE(WaitFor([&] { return !a->busy() && !b->busy(); }));
+  ASSERT_TRUE(RunGangJob(spec, *a, *b));
   const GangId second = a->received().back().gang_id;
   EXPECT_NE(second, kept);
   EXPECT_EQ(a->releases().size(), 1u);  // forming and keeping a gang releases nothing
@@ -193,13 +202,10 @@ TEST_F(HeadServerTest, BreakingAKeptGangReleasesItOnEveryMember) {
 TEST_F(HeadServerTest, AGangNoLongerKeptFailsTheAttemptAndANewGangRunsIt) {
   FakeActorOptions o;
   o.refuse_known_gangs = true;
-  auto a = Actor(o), b = Actor(o);
-  ASSERT_TRUE(WaitFor([&] { return AliveActors() == 2; }));
-  wire::JobSpec spec = TinySpec();
-  spec.gpus = 2;
-  wire::JobAccepted first = client_->Submit(spec).value();
-  ASSERT_TRUE(client_->WaitForJob(first.job_id, 5s).ok());
-  ASSERT_TRUE(WaitFor([&] { return !a->busy() && !b->busy(); }));
+  std::unique_ptr<FakeActor> a, b;
+  ASSERT_TRUE(StartTwoActors(&a, &b, o));
+  const wire::JobSpec spec = GangSpec();
+  ASSERT_TRUE(RunGangJob(spec, *a, *b));
   wire::JobAccepted second = client_->Submit(spec).value();
   auto r = client_->WaitForJob(second.job_id, 5s);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -213,10 +219,9 @@ TEST_F(HeadServerTest, AGangNoLongerKeptFailsTheAttemptAndANewGangRunsIt) {
 }
 
 TEST_F(HeadServerTest, DistriFusionOptionsReachTheGangAndBadModesAreRefused) {
-  auto a = Actor(), b = Actor();
-  ASSERT_TRUE(WaitFor([&] { return AliveActors() == 2; }));
-  wire::JobSpec spec = TinySpec();
-  spec.gpus = 2;
+  std::unique_ptr<FakeActor> a, b;
+  ASSERT_TRUE(StartTwoActors(&a, &b));
+  wire::JobSpec spec = GangSpec();
   spec.sync_mode = "stale_gn";
   spec.warmup_steps = 1;
   wire::JobAccepted acc = client_->Submit(spec).value();
@@ -366,11 +371,9 @@ TEST_F(HeadServerTest, ActorExitedAbortsTheGangAtOnce) {
   FakeActorOptions slow;
   slow.step_time = 50ms;
   slow.heartbeat_ms = 20;
-  auto a = Actor(slow), b = Actor(slow);
-  ASSERT_TRUE(WaitFor([&] { return AliveActors() == 2; }));
-  wire::JobSpec spec = TinySpec(1000);
-  spec.gpus = 2;
-  wire::JobAccepted acc = client_->Submit(spec).value();
+  std::unique_ptr<FakeActor> a, b;
+  ASSERT_TRUE(StartTwoActors(&a, &b, slow));
+  wire::JobAccepted acc = client_->Submit(GangSpec(TinySpec(1000))).value();
   ASSERT_TRUE(WaitFor([&] { return a->tasks() == 1 && b->tasks() == 1; }));
   // The node agent reports a's exit; b (alive) must get CancelTask; the job goes back to PENDING
   // (only one actor left for a gang of 2).

@@ -5,31 +5,16 @@
 #include <functional>
 #include <optional>
 
-#define MSGPACK_NO_BOOST 1
-#include <msgpack.hpp>
-
 #include "runtime/wire/messages.h"
 #include "tests/runtime/wire/sample_messages.h"
+#include "tests/runtime/wire/wire_test_util.h"
 
 namespace distri::wire {
 namespace {
 
 using namespace distri::wire::testing;
 
-struct Sink {
-  std::string* out;
-  void write(const char* d, size_t n) { out->append(d, n); }
-};
-using Packer = msgpack::packer<Sink>;
 using ValueWriter = std::function<void(Packer&)>;
-
-std::string Pack(const std::function<void(Packer&)>& f) {
-  std::string out;
-  Sink sink{&out};
-  Packer pk(sink);
-  f(pk);
-  return out;
-}
 
 // `payload` (a msgpack map) with field `key` replaced by `value`, removed (nullopt), or added
 // at the end when it was not there.
@@ -70,13 +55,6 @@ Status Decode(const std::string& payload) {
 }
 
 std::string SubmitPayload() { return EncodePayload(SampleSubmitJob()).value(); }
-
-#define EXPECT_ERROR(status_expr, code_, text)                                            \
-  do {                                                                                    \
-    const Status _s = (status_expr);                                                      \
-    EXPECT_EQ(_s.code(), StatusCode::code_) << _s.ToString();                              \
-    EXPECT_NE(_s.message().find(text), std::string::npos) << "message: " << _s.message(); \
-  } while (0)
 
 TEST(WireDecodeErrors, MissingRequiredFieldIsNamed) {
   EXPECT_ERROR(Decode<SubmitJob>(WithField(SubmitPayload(), "width", std::nullopt)), kInvalidArgument,

@@ -3,43 +3,26 @@
 
 #include <gtest/gtest.h>
 
-#define MSGPACK_NO_BOOST 1
-#include <msgpack.hpp>
-
 #include "runtime/wire/limits.h"
 #include "runtime/wire/messages.h"
 #include "tests/runtime/wire/sample_messages.h"
+#include "tests/runtime/wire/wire_test_util.h"
 
 namespace distri::wire {
 namespace {
 
 using namespace distri::wire::testing;
 
-struct Sink {
-  std::string* out;
-  void write(const char* d, size_t n) { out->append(d, n); }
-};
-
 // "DSTW" + version + a hand-written header + payload.
-std::string RawEnvelope(uint8_t major, uint8_t minor, const std::function<void(msgpack::packer<Sink>&)>& header,
+std::string RawEnvelope(uint8_t major, uint8_t minor, const std::function<void(Packer&)>& header,
                         const std::string& payload) {
   std::string out = "DSTW";
   out.push_back(static_cast<char>(major));
   out.push_back(static_cast<char>(minor));
-  Sink sink{&out};
-  msgpack::packer<Sink> pk(sink);
-  header(pk);
-  return out + payload;
+  return out + Pack(header) + payload;
 }
 
 std::string HeartbeatPayload() { return EncodePayload(SampleHeartbeat()).value(); }
-
-#define EXPECT_ERROR(status_expr, code_, text)                                            \
-  do {                                                                                    \
-    const Status _s = (status_expr);                                                      \
-    EXPECT_EQ(_s.code(), StatusCode::code_) << _s.ToString();                              \
-    EXPECT_NE(_s.message().find(text), std::string::npos) << "message: " << _s.message(); \
-  } while (0)
 
 TEST(WireEnvelope, LayoutIsMagicVersionHeaderPayload) {
   Envelope e;
@@ -94,7 +77,7 @@ TEST(WireEnvelope, BrokenPrefixIsRejected) {
 
 TEST(WireEnvelope, BrokenHeadersAreRejected) {
   const std::string payload = HeartbeatPayload();
-  auto decode = [&](const std::function<void(msgpack::packer<Sink>&)>& header) {
+  auto decode = [&](const std::function<void(Packer&)>& header) {
     return DecodeEnvelope(RawEnvelope(1, 0, header, payload)).status();
   };
   EXPECT_ERROR(decode([](auto& p) { p.pack_map(0); }), kParseError,

@@ -154,6 +154,20 @@ wire::AssignTask MakeTask(int world, int rank, uint32_t steps, const std::string
   return t;
 }
 
+// A gang of two whose tasks go to both hosts; `attempt` tells the tasks apart.
+struct GangPair {
+  wire::AssignTask t0, t1;
+};
+GangPair TasksOf(const GangId& gang, uint32_t attempt, uint32_t steps, const std::string& rdv) {
+  GangPair p;
+  p.t0 = MakeTask(2, 0, steps, rdv);
+  p.t0.gang_id = gang;
+  p.t0.attempt = attempt;
+  p.t1 = p.t0;
+  p.t1.rank = 1;
+  return p;
+}
+
 class ActorHostTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -192,12 +206,6 @@ class ActorHostTest : public ::testing::Test {
     EXPECT_TRUE(rendezvous_->Start().ok());
     return "tcp://127.0.0.1:" + std::to_string(rendezvous_->port());
   }
-  // The two ranks' tasks of a gang of two, to the hosts started with `o0` and `o1`.
-  void SendToBoth(const ActorHostOptions& o0, const ActorHostOptions& o1, const wire::AssignTask& t0,
-                  const wire::AssignTask& t1) {
-    head_->SendTo(PeerOf(o0.actor_id), t0);
-    head_->SendTo(PeerOf(o1.actor_id), t1);
-  }
 
   std::unique_ptr<ActorHost> StartHost(const ActorHostOptions& o, TaskExecutor* exec) {
     auto host = ActorHost::Create(o, exec);
@@ -205,6 +213,42 @@ class ActorHostTest : public ::testing::Test {
     EXPECT_TRUE((*host)->Start().ok());
     EXPECT_TRUE(WaitUntil([&] { return (*host)->registrations() >= 1 && !PeerOf(o.actor_id).empty(); }));
     return std::move(*host);
+  }
+
+  // Two hosts for gangs of two, h0 running e0 and h1 running e1, the options they were started
+  // with, and the address of the rendezvous for their tasks (StartRendezvous).
+  struct HostPair {
+    std::string rdv;
+    ActorHostOptions o0, o1;
+    std::unique_ptr<ActorHost> h0, h1;
+  };
+  HostPair StartHostPair(TaskExecutor* e0, TaskExecutor* e1,
+                         size_t max_parked_gangs = ActorHostOptions().max_parked_gangs) {
+    HostPair p;
+    p.rdv = StartRendezvous();
+    p.o0 = Options();
+    p.o1 = Options();
+    p.o0.max_parked_gangs = p.o1.max_parked_gangs = max_parked_gangs;
+    p.h0 = StartHost(p.o0, e0);
+    p.h1 = StartHost(p.o1, e1);
+    return p;
+  }
+  // The two ranks' tasks of a gang of two, one to each host.
+  void SendToBoth(const HostPair& hosts, const GangPair& p) {
+    head_->SendTo(PeerOf(hosts.o0.actor_id), p.t0);
+    head_->SendTo(PeerOf(hosts.o1.actor_id), p.t1);
+  }
+  // SendToBoth; true once both TaskDone came (within `timeout`).
+  bool RunOnBoth(const HostPair& hosts, const GangPair& p, milliseconds timeout = std::chrono::seconds(10)) {
+    const size_t before = Dones().size();
+    SendToBoth(hosts, p);
+    return WaitUntil([&] { return Dones().size() == before + 2; }, timeout);
+  }
+  // Sends `task` to the host started with `o`; true once its TaskDone came.
+  bool RunOn(const ActorHostOptions& o, const wire::AssignTask& task) {
+    const size_t before = Dones().size();
+    head_->SendTo(PeerOf(o.actor_id), task);
+    return WaitUntil([&] { return Dones().size() == before + 1; });
   }
 
   void TearDown() override {
@@ -255,17 +299,11 @@ TEST_F(ActorHostTest, RegistersHeartbeatsAndRunsAGangOfOne) {
 }
 
 TEST_F(ActorHostTest, GangOfTwoSharesAChannelAndCancelAbortsIt) {
-  const std::string rdv = StartRendezvous();
   CountingExecutor e0, e1;
-  auto o0 = Options(), o1 = Options();
-  auto h0 = StartHost(o0, &e0);
-  auto h1 = StartHost(o1, &e1);
+  const HostPair hosts = StartHostPair(&e0, &e1);
 
   // A full run: both ranks sum 1 + 2.
-  wire::AssignTask t0 = MakeTask(2, 0, 4, rdv), t1 = t0;
-  t1.rank = 1;
-  SendToBoth(o0, o1, t0, t1);
-  ASSERT_TRUE(WaitUntil([&] { return Dones().size() == 2; }));
+  ASSERT_TRUE(RunOnBoth(hosts, TasksOf(GangId::Random(), 0, 4, hosts.rdv)));
   for (const auto& d : Dones()) {
     EXPECT_EQ(d.error_code, 0) << d.error_message;
     EXPECT_EQ(d.image, d.rank == 0 ? "img seed=42 sum=3 steps=4" : "");
@@ -274,13 +312,10 @@ TEST_F(ActorHostTest, GangOfTwoSharesAChannelAndCancelAbortsIt) {
 
   // Attempt 1, long: cancel rank 0 mid-run. Rank 0 answers Cancelled; rank 1's channel breaks.
   e0.step_ms = e1.step_ms = 50;
-  wire::AssignTask a0 = MakeTask(2, 0, 200, rdv);
-  a0.attempt = 1;
-  wire::AssignTask a1 = a0;
-  a1.rank = 1;
-  SendToBoth(o0, o1, a0, a1);
+  const GangPair a = TasksOf(GangId::Random(), 1, 200, hosts.rdv);
+  SendToBoth(hosts, a);
   ASSERT_TRUE(WaitUntil([&] { return head_->All<wire::TaskProgress>().size() >= 4 + 4 + 4; }));
-  head_->SendTo(PeerOf(o0.actor_id), wire::CancelTask{a0.job_id, 1});
+  head_->SendTo(PeerOf(hosts.o0.actor_id), wire::CancelTask{a.t0.job_id, 1});
   ASSERT_TRUE(WaitUntil([&] { return Dones().size() == 4; }, milliseconds(30'000)));
   for (const auto& d : Dones()) {
     if (d.attempt != 1) continue;
@@ -294,30 +329,13 @@ TEST_F(ActorHostTest, GangOfTwoSharesAChannelAndCancelAbortsIt) {
   }
 }
 
-// A gang of two whose tasks go to both hosts; `attempt` tells the tasks apart.
-struct GangPair {
-  wire::AssignTask t0, t1;
-};
-GangPair TasksOf(const GangId& gang, uint32_t attempt, uint32_t steps, const std::string& rdv) {
-  GangPair p;
-  p.t0 = MakeTask(2, 0, steps, rdv);
-  p.t0.gang_id = gang;
-  p.t0.attempt = attempt;
-  p.t1 = p.t0;
-  p.t1.rank = 1;
-  return p;
-}
-
 TEST_F(ActorHostTest, ConsecutiveTasksOfAGangReuseItsChannelsAndGroupChannels) {
-  const std::string rdv = StartRendezvous();
   GangExecutor e0, e1;
-  auto o0 = Options(), o1 = Options();
-  auto h0 = StartHost(o0, &e0);
-  auto h1 = StartHost(o1, &e1);
+  const HostPair hosts = StartHostPair(&e0, &e1);
+  ActorHost *h0 = hosts.h0.get(), *h1 = hosts.h1.get();
   auto run = [&](const GangPair& p) {
     const size_t before = Dones().size();
-    SendToBoth(o0, o1, p.t0, p.t1);
-    EXPECT_TRUE(WaitUntil([&] { return Dones().size() == before + 2; }, milliseconds(20'000)));
+    EXPECT_TRUE(RunOnBoth(hosts, p, milliseconds(20'000)));
     for (size_t i = before; i < Dones().size(); ++i) {
       const auto d = Dones()[i];
       EXPECT_EQ(d.error_code, 0) << d.error_message;
@@ -325,13 +343,13 @@ TEST_F(ActorHostTest, ConsecutiveTasksOfAGangReuseItsChannelsAndGroupChannels) {
     }
   };
   const GangId g = GangId::Random();
-  run(TasksOf(g, 0, 3, rdv));
+  run(TasksOf(g, 0, 3, hosts.rdv));
   EXPECT_EQ(h0->gangs_connected(), 1);
   EXPECT_EQ(h0->gangs_reused(), 0);
   // The next task of the same gang: the same channels, no second rendezvous (the rendezvous
   // keys are write-once, so a second one under the same prefix could not even succeed).
-  run(TasksOf(g, 1, 3, rdv));
-  for (auto* h : {h0.get(), h1.get()}) {
+  run(TasksOf(g, 1, 3, hosts.rdv));
+  for (auto* h : {h0, h1}) {
     EXPECT_EQ(h->gangs_connected(), 1);
     EXPECT_EQ(h->gangs_reused(), 1);
   }
@@ -344,8 +362,8 @@ TEST_F(ActorHostTest, ConsecutiveTasksOfAGangReuseItsChannelsAndGroupChannels) {
   }
   // Another gang id: the kept channels are parked, not destroyed (the executor told first),
   // new ones made.
-  run(TasksOf(GangId::Random(), 2, 3, rdv));
-  for (auto* h : {h0.get(), h1.get()}) {
+  run(TasksOf(GangId::Random(), 2, 3, hosts.rdv));
+  for (auto* h : {h0, h1}) {
     EXPECT_EQ(h->gangs_connected(), 2);
     EXPECT_EQ(h->gangs_reused(), 1);
     EXPECT_EQ(h->gangs_parked(), 1);
@@ -356,7 +374,7 @@ TEST_F(ActorHostTest, ConsecutiveTasksOfAGangReuseItsChannelsAndGroupChannels) {
   // A gang of one drops them too.
   wire::AssignTask solo = MakeTask(1, 0, 2);
   solo.attempt = 3;
-  head_->SendTo(PeerOf(o0.actor_id), solo);
+  head_->SendTo(PeerOf(hosts.o0.actor_id), solo);
   ASSERT_TRUE(WaitUntil([&] { return Dones().size() == 7; }));
   EXPECT_EQ(Dones().back().error_code, 0) << Dones().back().error_message;
   EXPECT_EQ(e0.releases.load(), 2);
@@ -368,28 +386,23 @@ TEST_F(ActorHostTest, ConsecutiveTasksOfAGangReuseItsChannelsAndGroupChannels) {
 // releases them (together on every rank), an unknown gang's release is a no-op, and beyond
 // max_parked_gangs the oldest parked set is destroyed without the head.
 TEST_F(ActorHostTest, ReleaseGangDestroysParkedAndKeptSetsAndTheCapBoundsParkedOnes) {
-  const std::string rdv = StartRendezvous();
   GangExecutor e0, e1;
-  auto o0 = Options(), o1 = Options();
-  o0.max_parked_gangs = o1.max_parked_gangs = 2;
-  auto h0 = StartHost(o0, &e0);
-  auto h1 = StartHost(o1, &e1);
+  const HostPair hosts = StartHostPair(&e0, &e1, /*max_parked_gangs=*/2);
+  ActorHost *h0 = hosts.h0.get(), *h1 = hosts.h1.get();
   uint32_t attempt = 0;
   auto run = [&](const GangId& g) {
     const size_t before = Dones().size();
-    GangPair p = TasksOf(g, attempt++, 2, rdv);
-    SendToBoth(o0, o1, p.t0, p.t1);
-    ASSERT_TRUE(WaitUntil([&] { return Dones().size() == before + 2; }, milliseconds(20'000)));
+    ASSERT_TRUE(RunOnBoth(hosts, TasksOf(g, attempt++, 2, hosts.rdv), milliseconds(20'000)));
     for (size_t i = before; i < Dones().size(); ++i) EXPECT_EQ(Dones()[i].error_code, 0) << Dones()[i].error_message;
   };
   auto release = [&](const GangId& g) {
-    head_->SendTo(PeerOf(o0.actor_id), wire::ReleaseGang{g});
-    head_->SendTo(PeerOf(o1.actor_id), wire::ReleaseGang{g});
+    head_->SendTo(PeerOf(hosts.o0.actor_id), wire::ReleaseGang{g});
+    head_->SendTo(PeerOf(hosts.o1.actor_id), wire::ReleaseGang{g});
   };
   const GangId g1 = GangId::Random(), g2 = GangId::Random(), g3 = GangId::Random();
   run(g1);
   run(g2);  // parks g1
-  for (auto* h : {h0.get(), h1.get()}) EXPECT_EQ(h->gangs_parked(), 1);
+  for (auto* h : {h0, h1}) EXPECT_EQ(h->gangs_parked(), 1);
   // The head releases the parked g1: destroyed on both ranks.
   release(g1);
   ASSERT_TRUE(WaitUntil([&] { return h0->gangs_destroyed() == 1 && h1->gangs_destroyed() == 1; }));
@@ -406,18 +419,14 @@ TEST_F(ActorHostTest, ReleaseGangDestroysParkedAndKeptSetsAndTheCapBoundsParkedO
   ASSERT_TRUE(WaitUntil([&] { return h0->gangs_destroyed() == 2 && h1->gangs_destroyed() == 2; }));
   EXPECT_EQ(e0.releases.load(), 2);
   EXPECT_EQ(e1.releases.load(), 2);
-  {
-    const size_t before = Dones().size();
-    head_->SendTo(PeerOf(o0.actor_id), TasksOf(g2, attempt++, 2, rdv).t0);
-    ASSERT_TRUE(WaitUntil([&] { return Dones().size() == before + 1; }));
-    EXPECT_EQ(Dones().back().error_code, static_cast<int32_t>(StatusCode::kFailedPrecondition));
-  }
+  ASSERT_TRUE(RunOn(hosts.o0, TasksOf(g2, attempt++, 2, hosts.rdv).t0));
+  EXPECT_EQ(Dones().back().error_code, static_cast<int32_t>(StatusCode::kFailedPrecondition));
   // The cap: g3, g4, g5 in turn park g3 and g4; g6 parks g5 and pushes g3 out unilaterally.
   run(g3);
   const GangId g4 = GangId::Random(), g5 = GangId::Random();
   run(g4);
   run(g5);
-  for (auto* h : {h0.get(), h1.get()}) {
+  for (auto* h : {h0, h1}) {
     EXPECT_EQ(h->gangs_parked(), 2);
     EXPECT_EQ(h->gangs_destroyed(), 2);
   }
@@ -433,23 +442,18 @@ TEST_F(ActorHostTest, ReleaseGangDestroysParkedAndKeptSetsAndTheCapBoundsParkedO
 }
 
 TEST_F(ActorHostTest, CancelAbortsTheKeptGangsGroupChannelsAndDropsThem) {
-  const std::string rdv = StartRendezvous();
   GangExecutor e0, e1;
-  auto o0 = Options(), o1 = Options();
-  auto h0 = StartHost(o0, &e0);
-  auto h1 = StartHost(o1, &e1);
+  const HostPair hosts = StartHostPair(&e0, &e1);
   const GangId g = GangId::Random();
-  GangPair first = TasksOf(g, 0, 2, rdv);
-  SendToBoth(o0, o1, first.t0, first.t1);
-  ASSERT_TRUE(WaitUntil([&] { return Dones().size() == 2; }));
+  ASSERT_TRUE(RunOnBoth(hosts, TasksOf(g, 0, 2, hosts.rdv)));
   // The second task of the gang runs on the kept channels (group channel made by the first)
   // and is cancelled on rank 0: the abort reaches the kept group channel too.
   e0.step_ms = e1.step_ms = 50;
-  GangPair second = TasksOf(g, 1, 200, rdv);
-  SendToBoth(o0, o1, second.t0, second.t1);
+  const GangPair second = TasksOf(g, 1, 200, hosts.rdv);
+  SendToBoth(hosts, second);
   ASSERT_TRUE(WaitUntil([&] { return head_->All<wire::TaskProgress>().size() >= 2 + 2 + 4; }));
-  EXPECT_EQ(h0->gangs_reused(), 1);
-  head_->SendTo(PeerOf(o0.actor_id), wire::CancelTask{second.t0.job_id, 1});
+  EXPECT_EQ(hosts.h0->gangs_reused(), 1);
+  head_->SendTo(PeerOf(hosts.o0.actor_id), wire::CancelTask{second.t0.job_id, 1});
   ASSERT_TRUE(WaitUntil([&] { return Dones().size() == 4; }, milliseconds(30'000)));
   {
     std::lock_guard<std::mutex> lock(e0.mu);
@@ -459,34 +463,27 @@ TEST_F(ActorHostTest, CancelAbortsTheKeptGangsGroupChannelsAndDropsThem) {
   ASSERT_TRUE(WaitUntil([&] { return e0.releases.load() == 1 && e1.releases.load() == 1; }));
   // The same gang id again: this actor dropped its channels, so the task fails at once.
   const int runs = e0.runs.load();
-  GangPair third = TasksOf(g, 2, 2, rdv);
+  const GangPair third = TasksOf(g, 2, 2, hosts.rdv);
   const auto t0 = std::chrono::steady_clock::now();
-  head_->SendTo(PeerOf(o0.actor_id), third.t0);
-  ASSERT_TRUE(WaitUntil([&] { return Dones().size() == 5; }));
+  ASSERT_TRUE(RunOn(hosts.o0, third.t0));
   EXPECT_LT(std::chrono::steady_clock::now() - t0, milliseconds(3000));
   const auto d = Dones().back();
   EXPECT_EQ(d.error_code, static_cast<int32_t>(StatusCode::kFailedPrecondition)) << d.error_message;
   EXPECT_NE(d.error_message.find("no longer keeps"), std::string::npos) << d.error_message;
   EXPECT_EQ(e0.runs.load(), runs);
-  EXPECT_EQ(h0->gangs_connected(), 1);
+  EXPECT_EQ(hosts.h0->gangs_connected(), 1);
 }
 
 TEST_F(ActorHostTest, RegisteringAgainParksTheKeptGang) {
-  const std::string rdv = StartRendezvous();
   GangExecutor e0, e1;
-  auto o0 = Options(), o1 = Options();
-  auto h0 = StartHost(o0, &e0);
-  auto h1 = StartHost(o1, &e1);
+  const HostPair hosts = StartHostPair(&e0, &e1);
+  ActorHost *h0 = hosts.h0.get(), *h1 = hosts.h1.get();
   const GangId g = GangId::Random();
-  GangPair first = TasksOf(g, 0, 2, rdv);
-  SendToBoth(o0, o1, first.t0, first.t1);
-  ASSERT_TRUE(WaitUntil([&] { return Dones().size() == 2; }));
+  ASSERT_TRUE(RunOnBoth(hosts, TasksOf(g, 0, 2, hosts.rdv)));
   head_->Restart();
   ASSERT_TRUE(WaitUntil([&] { return h0->registrations() == 2 && h1->registrations() == 2; }));
-  ASSERT_TRUE(WaitUntil([&] { return !PeerOf(o0.actor_id).empty(); }));
-  const size_t before = Dones().size();
-  head_->SendTo(PeerOf(o0.actor_id), TasksOf(g, 1, 2, rdv).t0);
-  ASSERT_TRUE(WaitUntil([&] { return Dones().size() == before + 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return !PeerOf(hosts.o0.actor_id).empty(); }));
+  ASSERT_TRUE(RunOn(hosts.o0, TasksOf(g, 1, 2, hosts.rdv).t0));
   const auto d = Dones().back();
   EXPECT_EQ(d.error_code, static_cast<int32_t>(StatusCode::kFailedPrecondition)) << d.error_message;
   EXPECT_EQ(e0.releases.load(), 1);
