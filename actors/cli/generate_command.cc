@@ -127,20 +127,37 @@ Result<channel::Backend> PickBackend(const std::string& name, const c10::Device&
   return multi_process ? channel::Backend::kUcx : channel::Backend::kLocal;
 }
 
+// Where image `i` (0-based) of `n` goes: --out itself for one image, else "-<i+1>" before its
+// extension (out.png -> out-1.png, out-2.png, ...).
+std::string ImagePath(const std::string& out, int i, int n) {
+  if (n == 1) return out;
+  const size_t slash = out.find_last_of('/');
+  const size_t dot = out.find_last_of('.');
+  const bool has_ext = dot != std::string::npos && (slash == std::string::npos || dot > slash + 1);
+  const std::string stem = has_ext ? out.substr(0, dot) : out, ext = has_ext ? out.substr(dot) : "";
+  return stem + "-" + std::to_string(i + 1) + ext;
+}
+
 int Report(const GenerateArgs& a, const RankOutcome& r0, int world, const std::string& backend,
            const std::vector<RankOutcome>* all) {
   const auto png_start = std::chrono::steady_clock::now();
-  auto png = pipeline::EncodeImagePng(r0.result.image, a.params, a.model);
-  // Encoded once (the last repeat's image); reported with every repeat, since a job through
-  // the cluster encodes its PNG on rank 0 too.
-  const double png_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - png_start).count();
-  if (!png.ok()) {
-    std::cerr << "distri generate: " << png.status().ToString() << "\n";
-    return 1;
-  }
-  if (auto s = WriteFile(a.out, *png); !s.ok()) {
-    std::cerr << "distri generate: " << s.ToString() << "\n";
-    return 1;
+  std::vector<const RgbImage*> images = {&r0.result.image};
+  for (const RgbImage& im : r0.result.extra_images) images.push_back(&im);
+  const int n = static_cast<int>(images.size());
+  double png_seconds = 0;
+  for (int i = 0; i < n; ++i) {
+    auto png = pipeline::EncodeImagePng(*images[i], a.params, a.model);
+    // Encoded once (the last repeat's images); the first one's time is reported with every
+    // repeat, since a job through the cluster encodes its PNG on rank 0 too.
+    if (i == 0) png_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - png_start).count();
+    if (!png.ok()) {
+      std::cerr << "distri generate: " << png.status().ToString() << "\n";
+      return 1;
+    }
+    if (auto s = WriteFile(ImagePath(a.out, i, n), *png); !s.ok()) {
+      std::cerr << "distri generate: " << s.ToString() << "\n";
+      return 1;
+    }
   }
   if (!a.save_latents.empty()) {
     at::Tensor l = r0.result.latents.contiguous();
@@ -165,8 +182,9 @@ int Report(const GenerateArgs& a, const RankOutcome& r0, int world, const std::s
   }
   if (a.quiet) return 0;
   const auto& res = r0.result;
-  std::fprintf(stderr, "wrote %s (%dx%d): text %.2f s, denoise %.3f s, decode %.2f s\n", a.out.c_str(), res.image.width,
-               res.image.height, res.seconds_text, res.seconds_denoise, res.seconds_decode);
+  const std::string wrote = n == 1 ? a.out : ImagePath(a.out, 0, n) + " .. " + ImagePath(a.out, n - 1, n);
+  std::fprintf(stderr, "wrote %s (%dx%d): text %.2f s, denoise %.3f s, decode %.2f s\n", wrote.c_str(),
+               res.image.width, res.image.height, res.seconds_text, res.seconds_denoise, res.seconds_decode);
   if (a.repeat > 1) {
     std::fprintf(stderr, "denoise per run:");
     for (const RunTiming& t : r0.runs) std::fprintf(stderr, " %.3f", t.denoise);
@@ -209,6 +227,10 @@ void AddGenerateOptions(CLI::App& cmd, GenerateArgs& a) {
   cmd.add_option("--steps,-s", a.params.steps, "Denoising steps")->capture_default_str();
   cmd.add_option("--guidance,-g", a.params.guidance, "Classifier-free guidance scale")->capture_default_str();
   cmd.add_option("--seed", a.params.seed, "Noise seed")->capture_default_str();
+  cmd.add_option("--num-images", a.params.num_images,
+                 "Images of the prompt rendered as one batch (diffusers' num_images_per_prompt); with N > 1 "
+                 "--out FILE.png becomes FILE-1.png .. FILE-N.png")
+      ->capture_default_str();
   cmd.add_option("--sampler", a.params.sampler, "default (the model's scheduler), ddim, euler, dpmpp_2m")
       ->capture_default_str();
   cmd.add_option("--clip-skip", a.params.clip_skip, "Skip the last N text encoder layers")->capture_default_str();
@@ -228,7 +250,8 @@ void AddGenerateOptions(CLI::App& cmd, GenerateArgs& a) {
       ->capture_default_str();
   cmd.add_flag("--no-split-cfg", a.no_split_cfg, "Do not put the CFG halves on two halves of the gang");
   cmd.add_flag("--no-cuda-graphs", a.no_cuda_graphs, "Run every step eagerly");
-  cmd.add_option("--save-latents", a.save_latents, "Also write the final latents (raw float32) to this file");
+  cmd.add_option("--save-latents", a.save_latents,
+                 "Also write the final latents (raw float32, [num_images, 4, h, w]) to this file");
   cmd.add_option("--repeat", a.repeat, "Render the job N times in this process (warm timings)")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();

@@ -166,12 +166,20 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
   }
   t0 = std::chrono::steady_clock::now();
   if (channel && world > 1 && options.parallel_vae) {
-    DISTRI_ASSIGN_OR_RETURN(at::Tensor image,
-                            PatchParallelDecode(pipe.vae(), *channel, latents, pipe.options().vae_decode_dtype));
-    if (rank == 0) result.image = pipeline::ToRgb(image);
+    // One image after the other (num_images > 1), every rank taking part in each.
+    for (int64_t i = 0; i < latents.size(0); ++i) {
+      DISTRI_ASSIGN_OR_RETURN(at::Tensor image, PatchParallelDecode(pipe.vae(), *channel, latents.narrow(0, i, 1),
+                                                                    pipe.options().vae_decode_dtype));
+      if (rank != 0) continue;
+      if (i == 0) {
+        result.image = pipeline::ToRgb(image);
+      } else {
+        result.extra_images.push_back(pipeline::ToRgb(image));
+      }
+    }
     result.seconds_decode = Since(t0);
   } else if (rank == 0) {
-    DISTRI_ASSIGN_OR_RETURN(result.image, pipe.DecodeLatents(latents));
+    DISTRI_RETURN_IF_ERROR(pipe.DecodeEach(latents, &result));
     result.seconds_decode = Since(t0);
   }
   return result;

@@ -16,6 +16,10 @@ struct GenerateParams {
   int steps = 30;              // num_inference_steps
   double guidance = 5.0;       // guidance_scale; <= 1 disables classifier-free guidance
   uint64_t seed = 0;
+  // num_images_per_prompt: images of this prompt rendered together as one batch (1..16). The
+  // noise of all of them comes from one generator seeded with `seed` ([num_images, C, h, w] in
+  // one draw, as diffusers does), so image i differs from a one-image job of another seed.
+  int num_images = 1;
   std::string sampler = "default";  // default (the model's scheduler), ddim, euler, dpmpp_2m
   int clip_skip = 0;           // SD 1.x/2.x: use the hidden state this many layers before the last
   // SDXL micro-conditioning (add_time_ids); 0 means "the image size", as diffusers defaults.

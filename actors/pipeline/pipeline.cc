@@ -137,6 +137,16 @@ Result<Conditioning> Pipeline::EncodePrompts(const GenerateParams& params) {
     added.time_ids = c.guidance ? time_ids.repeat({2, 1}) : time_ids;
     c.added = added;
   }
+  if (params.num_images > 1) {
+    // [uncond, cond] -> [uncond x N, cond x N], diffusers' num_images_per_prompt order, so that
+    // the two CFG halves stay the two halves of the batch.
+    const int64_t n = params.num_images;
+    c.prompt_embeds = c.prompt_embeds.repeat_interleave(n, 0);
+    if (c.added) {
+      c.added->text_embeds = c.added->text_embeds.repeat_interleave(n, 0);
+      c.added->time_ids = c.added->time_ids.repeat_interleave(n, 0);
+    }
+  }
   return c;
 }
 
@@ -151,7 +161,8 @@ at::Tensor Pipeline::InitialLatents(const GenerateParams& params, const samplers
   c10::InferenceMode guard;
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(params.seed);
   int64_t channels = unet_->options().in_channels;
-  at::Tensor noise = at::randn({1, channels, params.height / vae_scale_, params.width / vae_scale_}, gen, at::kFloat);
+  at::Tensor noise = at::randn({params.num_images, channels, params.height / vae_scale_, params.width / vae_scale_},
+                               gen, at::kFloat);
   return (noise.to(options_.device, options_.dtype) * sampler.init_noise_sigma());
 }
 
@@ -181,6 +192,20 @@ Result<RgbImage> Pipeline::DecodeLatents(const at::Tensor& latents) {
   });
 }
 
+Status Pipeline::DecodeEach(const at::Tensor& latents, GenerateResult* result) {
+  // One image at a time: the VAE decode's activations of a 1024 px image are ~10x its latent's
+  // UNet activations, so a batch would multiply the peak memory.
+  for (int64_t i = 0; i < latents.size(0); ++i) {
+    DISTRI_ASSIGN_OR_RETURN(RgbImage image, DecodeLatents(latents.narrow(0, i, 1)));
+    if (i == 0) {
+      result->image = std::move(image);
+    } else {
+      result->extra_images.push_back(std::move(image));
+    }
+  }
+  return Status::Ok();
+}
+
 Result<GenerateResult> Pipeline::Generate(GenerateParams params, const ProgressFn& progress) {
   DISTRI_RETURN_IF_ERROR(ValidateParams(&params, default_size_));
   if (params.height % vae_scale_ != 0 || params.width % vae_scale_ != 0) {
@@ -203,7 +228,7 @@ Result<GenerateResult> Pipeline::Generate(GenerateParams params, const ProgressF
   r.latents = latents.to(at::kCPU, at::kFloat);
   r.seconds_denoise = Since(t0);
   t0 = std::chrono::steady_clock::now();
-  DISTRI_ASSIGN_OR_RETURN(r.image, DecodeLatents(latents));
+  DISTRI_RETURN_IF_ERROR(DecodeEach(latents, &r));
   r.seconds_decode = Since(t0);
   return r;
 }

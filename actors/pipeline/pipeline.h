@@ -25,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "actors/model/clip_text_model.h"
 #include "actors/model/clip_tokenizer.h"
@@ -54,8 +55,9 @@ struct Conditioning {
 };
 
 struct GenerateResult {
-  at::Tensor latents;  // final latents [1, 4, h, w] (UNet scale), fp32 CPU
-  RgbImage image;
+  at::Tensor latents;  // final latents [num_images, 4, h, w] (UNet scale), fp32 CPU
+  RgbImage image;      // the first image
+  std::vector<RgbImage> extra_images;  // images 2..num_images (GenerateParams.num_images > 1)
   double seconds_text = 0, seconds_denoise = 0, seconds_decode = 0;
 };
 
@@ -82,7 +84,11 @@ class Pipeline {
   // One guided UNet evaluation (both CFG halves in one batch) and sampler update.
   Result<at::Tensor> DenoiseStep(samplers::Sampler& sampler, int step, const at::Tensor& latents,
                                  const Conditioning& cond, double guidance);
+  // The first image of `latents` ([n, 4, h, w]) decoded to 8-bit RGB.
   Result<RgbImage> DecodeLatents(const at::Tensor& latents);
+  // Every image of `latents`, one after the other: the first into result->image, the others
+  // appended to result->extra_images.
+  Status DecodeEach(const at::Tensor& latents, GenerateResult* result);
   // Validates params (filling defaults) and runs everything.
   Result<GenerateResult> Generate(GenerateParams params, const ProgressFn& progress = nullptr);
 

@@ -6,7 +6,8 @@ prompt -> embeddings -> guided denoising -> final latent -> VAE decode; the C++ 
 the same final latent (relative error <= 1e-4) and the same 8-bit image (up to rounding).
 
 Writes OUT_DIR/<family>/ (the model, diffusers' save_pretrained layout), OUT_DIR/cases.json and
-OUT_DIR/reference.safetensors (latent_<i>, image_<i>).
+OUT_DIR/reference.safetensors (latent_<i> [N, 4, h, w], image_<i> [N, H, W, 3] for the case's
+num_images N, default 1).
 """
 import json
 import os
@@ -91,6 +92,11 @@ CASES = [
          steps=4, guidance=6.0, seed=1234, sampler="default"),
     dict(family="sdxl", prompt="a red cube on a table", negative_prompt="low quality", height=96, width=64,
          steps=3, guidance=4.0, seed=5, sampler="ddim"),
+    # num_images_per_prompt: one noise draw for the batch, CFG halves [uncond x N, cond x N]
+    dict(family="sd15", prompt="two birds", negative_prompt="blurry", height=64, width=64,
+         steps=3, guidance=5.0, seed=3, sampler="default", num_images=2),
+    dict(family="sdxl", prompt="a lighthouse at night", negative_prompt="", height=64, width=64,
+         steps=3, guidance=5.0, seed=9, sampler="euler", num_images=3),
 ]
 
 
@@ -112,11 +118,12 @@ def main():
             pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
         kwargs = dict(prompt=c["prompt"], negative_prompt=c["negative_prompt"] or None, height=c["height"],
                       width=c["width"], num_inference_steps=c["steps"], guidance_scale=c["guidance"],
+                      num_images_per_prompt=c.get("num_images", 1),
                       generator=torch.Generator().manual_seed(c["seed"]))
         with torch.no_grad():
             latents = pipe(**kwargs, output_type="latent").images
             image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor).sample
-            image = ((image / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)[0].permute(1, 2, 0)
+            image = ((image / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)  # [N, H, W, 3]
         ref[f"latent_{i}"] = latents
         ref[f"image_{i}"] = image.contiguous()
     save_tensors(os.path.join(out, "reference.safetensors"), ref)

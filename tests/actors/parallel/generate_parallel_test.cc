@@ -212,6 +212,47 @@ TEST_F(GenerateParallelTest, ParallelVaeDecodeEqualsOneDevice) {
   }
 }
 
+// num_images > 1: the batch goes through the gang as [uncond x N, cond x N] (one CFG group per
+// half of the gang, each patch-parallel over batch N), and every image is decoded (the parallel
+// decode one image after the other).
+TEST_F(GenerateParallelTest, SeveralImagesPerJobEqualOneDevice) {
+  GenerateParams params = Params();
+  params.num_images = 2;
+  auto pipe = Pipeline::Load(dir_, pipeline::LoadOptions{});
+  ASSERT_TRUE(pipe.ok());
+  auto one = (*pipe)->Generate(params);
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  ASSERT_EQ(one->latents.size(0), 2);
+  ASSERT_EQ(one->extra_images.size(), 1u);
+  // Image 1's noise is the start of the same draw as the one-image job's, and guidance and the
+  // sampler work per image: it is that job's image (up to batch rounding); image 2 is another.
+  EXPECT_LT(((one->latents[0] - reference_->latents[0]).norm() / reference_->latents.norm()).item<double>(), 1e-5);
+  EXPECT_GT((one->latents[1] - one->latents[0]).abs().max().item<double>(), 0.1);
+  EXPECT_NE(one->image.pixels, one->extra_images[0].pixels);
+  struct Gang { int world; bool parallel_vae; const char* parallelism; };
+  for (const Gang g : {Gang{4, true, "patch"}, Gang{2, false, "patch"}, Gang{2, false, "tensor"}}) {
+    ParallelOptions o;
+    o.sync_mode = "full_sync";
+    o.parallel_vae = g.parallel_vae;
+    o.parallelism = g.parallelism;
+    auto r = RunGang(g.world, o, params, /*group_channels=*/true);
+    ASSERT_TRUE(r.ok()) << g.world << " " << g.parallelism << ": " << r.status().ToString();
+    const double err = ((r->latents - one->latents).norm() / one->latents.norm()).item<double>();
+    std::printf("[ batch ] %d images, world %d %s: relative error %.3g\n", params.num_images, g.world,
+                g.parallelism, err);
+    EXPECT_LT(err, 1e-4) << g.world << " " << g.parallelism;
+    ASSERT_EQ(r->extra_images.size(), 1u);
+    for (int k = 0; k < 2; ++k) {
+      const auto& got = k == 0 ? r->image.pixels : r->extra_images[0].pixels;
+      const auto& want = k == 0 ? one->image.pixels : one->extra_images[0].pixels;
+      ASSERT_EQ(got.size(), want.size());
+      int max_diff = 0;
+      for (size_t i = 0; i < got.size(); ++i) max_diff = std::max(max_diff, std::abs(int(got[i]) - int(want[i])));
+      EXPECT_LE(max_diff, 1) << "image " << k << ", world " << g.world << " " << g.parallelism;
+    }
+  }
+}
+
 TEST_F(GenerateParallelTest, TensorParallelMatchesOneDevice) {
   for (int world : {2, 4}) {
     ParallelOptions o;

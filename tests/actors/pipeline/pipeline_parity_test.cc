@@ -1,5 +1,6 @@
 // Whole-pipeline parity against diffusers (tests/parity/ref_pipeline.py): the final latent of
-// each case within 1e-4 relative, and the decoded 8-bit image equal up to rounding.
+// each case within 1e-4 relative, and the decoded 8-bit images equal up to rounding (cases with
+// num_images > 1: diffusers' num_images_per_prompt).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -37,6 +38,7 @@ TEST(PipelineParity, FinalLatentAndImageMatchDiffusers) {
     params.guidance = c["guidance"];
     params.seed = c["seed"];
     params.sampler = c["sampler"];
+    params.num_images = c.value("num_images", 1);
     auto r = pipes[family]->Generate(params);
     ASSERT_TRUE(r.ok()) << "case " << i << ": " << r.status().ToString();
     at::Tensor want = *(*ref)->Get("latent_" + std::to_string(i));
@@ -46,13 +48,19 @@ TEST(PipelineParity, FinalLatentAndImageMatchDiffusers) {
                 params.sampler.c_str(), err);
     EXPECT_LE(err, 1e-4) << "case " << i;
 
-    at::Tensor img = *(*ref)->Get("image_" + std::to_string(i));
-    ASSERT_EQ(img.size(0), r->image.height);
-    ASSERT_EQ(img.size(1), r->image.width);
-    at::Tensor ours = at::from_blob(r->image.pixels.data(), {r->image.height, r->image.width, 3}, at::kByte);
-    at::Tensor diff = (ours.to(at::kInt) - img.to(at::kInt)).abs();
-    EXPECT_LE(diff.max().item<int>(), 1) << "case " << i;  // fp rounding at .5 boundaries only
-    EXPECT_LT(diff.to(at::kFloat).mean().item<float>(), 0.01) << "case " << i;
+    at::Tensor imgs = *(*ref)->Get("image_" + std::to_string(i));  // [N, H, W, 3]
+    ASSERT_EQ(imgs.size(0), params.num_images) << "case " << i;
+    ASSERT_EQ(r->extra_images.size() + 1, static_cast<size_t>(params.num_images)) << "case " << i;
+    for (int k = 0; k < params.num_images; ++k) {
+      RgbImage& image = k == 0 ? r->image : r->extra_images[k - 1];
+      at::Tensor img = imgs[k];
+      ASSERT_EQ(img.size(0), image.height);
+      ASSERT_EQ(img.size(1), image.width);
+      at::Tensor ours = at::from_blob(image.pixels.data(), {image.height, image.width, 3}, at::kByte);
+      at::Tensor diff = (ours.to(at::kInt) - img.to(at::kInt)).abs();
+      EXPECT_LE(diff.max().item<int>(), 1) << "case " << i << " image " << k;  // fp rounding at .5 boundaries only
+      EXPECT_LT(diff.to(at::kFloat).mean().item<float>(), 0.01) << "case " << i << " image " << k;
+    }
   }
 }
 

@@ -25,6 +25,12 @@ TEST(GenerateParams, ValidatesAndFillsDefaults) {
   EXPECT_NE(ValidateParams(&p, 1024).message().find("sampler: expected default, ddim, euler or dpmpp_2m"),
             std::string::npos);
   p.sampler = "euler";
+  p.num_images = 0;
+  EXPECT_EQ(ValidateParams(&p, 1024).message(), "num_images: must be between 1 and 16, got 0");
+  p.num_images = 17;
+  EXPECT_FALSE(ValidateParams(&p, 1024).ok());
+  p.num_images = 16;
+  EXPECT_TRUE(ValidateParams(&p, 1024).ok());
   p.guidance = std::nan("");
   EXPECT_FALSE(ValidateParams(&p, 1024).ok());
 }
