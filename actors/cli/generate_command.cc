@@ -226,6 +226,9 @@ void AddGenerateOptions(CLI::App& cmd, GenerateArgs& a) {
   cmd.add_option("--width,-W", a.params.width, "Image width in pixels, a multiple of 8 (default: the model's)");
   cmd.add_option("--steps,-s", a.params.steps, "Denoising steps")->capture_default_str();
   cmd.add_option("--guidance,-g", a.params.guidance, "Classifier-free guidance scale")->capture_default_str();
+  cmd.add_option("--guidance-rescale", a.params.guidance_rescale,
+                 "Rescale the guided prediction toward the conditional one's std (0..1, diffusers' guidance_rescale)")
+      ->capture_default_str();
   cmd.add_option("--seed", a.params.seed, "Noise seed")->capture_default_str();
   cmd.add_option("--num-images", a.params.num_images,
                  "Images of the prompt rendered as one batch (diffusers' num_images_per_prompt); with N > 1 "

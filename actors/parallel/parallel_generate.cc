@@ -148,10 +148,7 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
     if (pipe.channels_last()) input = input.contiguous(at::MemoryFormat::ChannelsLast);
     at::Tensor t = sampler->timesteps()[i].to(device);
     DISTRI_ASSIGN_OR_RETURN(at::Tensor out, forward(i, input, t));
-    if (cond.guidance) {
-      auto halves = out.chunk(2, 0);
-      out = halves[0] + params.guidance * (halves[1] - halves[0]);
-    }
+    if (cond.guidance) out = pipeline::CombineGuidance(out, params.guidance, params.guidance_rescale);
     DISTRI_ASSIGN_OR_RETURN(latents, sampler->Step(out.contiguous(), i, latents));
     if (on_latents.Due(i + 1, n, rank)) on_latents.fn(i + 1, latents);
     if (progress && !progress(i + 1, n)) return cancel(i + 1);

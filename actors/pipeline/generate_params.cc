@@ -25,6 +25,9 @@ Status ValidateParams(GenerateParams* p, int default_size) {
   if (p->sampler != "default" && p->sampler != "ddim" && p->sampler != "euler" && p->sampler != "dpmpp_2m") {
     return Status::InvalidArgument("sampler: expected default, ddim, euler or dpmpp_2m, got '" + p->sampler + "'");
   }
+  if (!std::isfinite(p->guidance_rescale) || p->guidance_rescale < 0 || p->guidance_rescale > 1) {
+    return Status::InvalidArgument("guidance_rescale: must be a number between 0 and 1");
+  }
   if (p->num_images < 1 || p->num_images > 16) {
     return Status::InvalidArgument("num_images: must be between 1 and 16, got " + std::to_string(p->num_images));
   }

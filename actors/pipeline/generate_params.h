@@ -15,6 +15,9 @@ struct GenerateParams {
   int width = 0;
   int steps = 30;              // num_inference_steps
   double guidance = 5.0;       // guidance_scale; <= 1 disables classifier-free guidance
+  // guidance_rescale (0..1; 0 = off): diffusers' rescale_noise_cfg, for v-prediction models
+  // that over-expose at high guidance (Lin et al. 2023, section 3.4).
+  double guidance_rescale = 0.0;
   uint64_t seed = 0;
   // num_images_per_prompt: images of this prompt rendered together as one batch (1..16). The
   // noise of all of them comes from one generator seeded with `seed` ([num_images, C, h, w] in

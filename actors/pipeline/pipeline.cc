@@ -166,8 +166,22 @@ at::Tensor Pipeline::InitialLatents(const GenerateParams& params, const samplers
   return (noise.to(options_.device, options_.dtype) * sampler.init_noise_sigma());
 }
 
+at::Tensor CombineGuidance(const at::Tensor& prediction, double guidance, double guidance_rescale) {
+  auto halves = prediction.chunk(2, 0);
+  at::Tensor out = halves[0] + guidance * (halves[1] - halves[0]);
+  if (guidance_rescale > 0) {
+    // std over every dimension but the batch, unbiased (torch.std's default, as diffusers).
+    std::vector<int64_t> dims;
+    for (int64_t d = 1; d < out.dim(); ++d) dims.push_back(d);
+    const at::Tensor std_text = halves[1].std(dims, /*unbiased=*/true, /*keepdim=*/true);
+    const at::Tensor std_cfg = out.std(dims, /*unbiased=*/true, /*keepdim=*/true);
+    out = guidance_rescale * (out * (std_text / std_cfg)) + (1 - guidance_rescale) * out;
+  }
+  return out.contiguous();
+}
+
 Result<at::Tensor> Pipeline::DenoiseStep(samplers::Sampler& sampler, int step, const at::Tensor& latents,
-                                         const Conditioning& cond, double guidance) {
+                                         const Conditioning& cond, double guidance, double guidance_rescale) {
   c10::InferenceMode guard;
   DISTRI_ASSIGN_OR_RETURN(at::Tensor pred, Guard("unet step " + std::to_string(step), [&] {
     at::Tensor input = cond.guidance ? at::cat({latents, latents}, 0) : latents;
@@ -175,11 +189,7 @@ Result<at::Tensor> Pipeline::DenoiseStep(samplers::Sampler& sampler, int step, c
     if (channels_last_) input = input.contiguous(at::MemoryFormat::ChannelsLast);
     at::Tensor t = sampler.timesteps()[step].to(options_.device);
     at::Tensor out = unet_->forward(input, t, cond.prompt_embeds, cond.added);
-    if (cond.guidance) {
-      auto halves = out.chunk(2, 0);
-      out = halves[0] + guidance * (halves[1] - halves[0]);
-    }
-    return out.contiguous();
+    return cond.guidance ? CombineGuidance(out, guidance, guidance_rescale) : out.contiguous();
   }));
   return sampler.Step(pred, step, latents);
 }
@@ -222,7 +232,7 @@ Result<GenerateResult> Pipeline::Generate(GenerateParams params, const ProgressF
   const int n = sampler->num_steps();
   if (progress && !progress(0, n)) return Status::Cancelled("cancelled before the first step");
   for (int i = 0; i < n; ++i) {
-    DISTRI_ASSIGN_OR_RETURN(latents, DenoiseStep(*sampler, i, latents, cond, params.guidance));
+    DISTRI_ASSIGN_OR_RETURN(latents, DenoiseStep(*sampler, i, latents, cond, params.guidance, params.guidance_rescale));
     if (progress && !progress(i + 1, n)) return Status::Cancelled("cancelled at step " + std::to_string(i + 1));
   }
   r.latents = latents.to(at::kCPU, at::kFloat);

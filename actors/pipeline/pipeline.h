@@ -81,9 +81,9 @@ class Pipeline {
   // Seeded noise scaled by the sampler's init_noise_sigma, on the device in the model dtype.
   at::Tensor InitialLatents(const GenerateParams& params, const samplers::Sampler& sampler) const;
   Result<std::unique_ptr<samplers::Sampler>> MakeSampler(const GenerateParams& params) const;
-  // One guided UNet evaluation (both CFG halves in one batch) and sampler update.
+  // One guided UNet evaluation (both CFG halves in one batch, CombineGuidance) and sampler update.
   Result<at::Tensor> DenoiseStep(samplers::Sampler& sampler, int step, const at::Tensor& latents,
-                                 const Conditioning& cond, double guidance);
+                                 const Conditioning& cond, double guidance, double guidance_rescale = 0);
   // The first image of `latents` ([n, 4, h, w]) decoded to 8-bit RGB.
   Result<RgbImage> DecodeLatents(const at::Tensor& latents);
   // Every image of `latents`, one after the other: the first into result->image, the others
@@ -112,6 +112,12 @@ class Pipeline {
 
 // Converts decoded images [1, 3, H, W] in [-1, 1] to 8-bit RGB as diffusers' postprocess does:
 // (x / 2 + 0.5).clamp(0, 1) * 255, rounded.
+// Classifier-free guidance of a [uncond x N, cond x N] UNet prediction: uncond + guidance *
+// (cond - uncond); with guidance_rescale > 0 then diffusers' rescale_noise_cfg: the result,
+// scaled to the per-image standard deviation of the conditional prediction, mixed with itself
+// as rescale * scaled + (1 - rescale) * result. Contiguous [N, C, h, w] out.
+at::Tensor CombineGuidance(const at::Tensor& prediction, double guidance, double guidance_rescale);
+
 RgbImage ToRgb(const at::Tensor& image);
 
 }  // namespace distri::pipeline

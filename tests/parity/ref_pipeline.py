@@ -97,6 +97,11 @@ CASES = [
          steps=3, guidance=5.0, seed=3, sampler="default", num_images=2),
     dict(family="sdxl", prompt="a lighthouse at night", negative_prompt="", height=64, width=64,
          steps=3, guidance=5.0, seed=9, sampler="euler", num_images=3),
+    # guidance_rescale (rescale_noise_cfg)
+    dict(family="sd15", prompt="a bright beach", negative_prompt="", height=64, width=64,
+         steps=4, guidance=9.0, seed=21, sampler="ddim", guidance_rescale=0.7),
+    dict(family="sdxl", prompt="a bright beach", negative_prompt="dark", height=64, width=64,
+         steps=3, guidance=7.0, seed=22, sampler="default", guidance_rescale=0.5, num_images=2),
 ]
 
 
@@ -118,7 +123,7 @@ def main():
             pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
         kwargs = dict(prompt=c["prompt"], negative_prompt=c["negative_prompt"] or None, height=c["height"],
                       width=c["width"], num_inference_steps=c["steps"], guidance_scale=c["guidance"],
-                      num_images_per_prompt=c.get("num_images", 1),
+                      num_images_per_prompt=c.get("num_images", 1), guidance_rescale=c.get("guidance_rescale", 0.0),
                       generator=torch.Generator().manual_seed(c["seed"]))
         with torch.no_grad():
             latents = pipe(**kwargs, output_type="latent").images

@@ -253,6 +253,25 @@ TEST_F(GenerateParallelTest, SeveralImagesPerJobEqualOneDevice) {
   }
 }
 
+// guidance_rescale needs the whole prediction's per-image std: every rank has it after the
+// gang's forward, so a gang equals one device.
+TEST_F(GenerateParallelTest, GuidanceRescaleEqualsOneDevice) {
+  GenerateParams params = Params();
+  params.guidance_rescale = 0.7;
+  auto pipe = Pipeline::Load(dir_, pipeline::LoadOptions{});
+  ASSERT_TRUE(pipe.ok());
+  auto one = (*pipe)->Generate(params);
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  EXPECT_GT(RelativeError(one->latents), 1e-3) << "guidance_rescale changed nothing";
+  ParallelOptions o;
+  o.sync_mode = "full_sync";
+  auto r = RunGang(4, o, params, /*group_channels=*/true);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const double err = ((r->latents - one->latents).norm() / one->latents.norm()).item<double>();
+  std::printf("[ rescale ] world 4: relative error %.3g\n", err);
+  EXPECT_LT(err, 1e-4);
+}
+
 TEST_F(GenerateParallelTest, TensorParallelMatchesOneDevice) {
   for (int world : {2, 4}) {
     ParallelOptions o;

@@ -39,6 +39,7 @@ TEST(PipelineParity, FinalLatentAndImageMatchDiffusers) {
     params.seed = c["seed"];
     params.sampler = c["sampler"];
     params.num_images = c.value("num_images", 1);
+    params.guidance_rescale = c.value("guidance_rescale", 0.0);
     auto r = pipes[family]->Generate(params);
     ASSERT_TRUE(r.ok()) << "case " << i << ": " << r.status().ToString();
     at::Tensor want = *(*ref)->Get("latent_" + std::to_string(i));

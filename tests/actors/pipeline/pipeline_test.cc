@@ -31,6 +31,10 @@ TEST(GenerateParams, ValidatesAndFillsDefaults) {
   EXPECT_FALSE(ValidateParams(&p, 1024).ok());
   p.num_images = 16;
   EXPECT_TRUE(ValidateParams(&p, 1024).ok());
+  p.guidance_rescale = 1.5;
+  EXPECT_EQ(ValidateParams(&p, 1024).message(), "guidance_rescale: must be a number between 0 and 1");
+  p.guidance_rescale = 0.7;
+  EXPECT_TRUE(ValidateParams(&p, 1024).ok());
   p.guidance = std::nan("");
   EXPECT_FALSE(ValidateParams(&p, 1024).ok());
 }
