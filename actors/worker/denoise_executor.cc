@@ -20,6 +20,7 @@ Result<pipeline::GenerateParams> ToGenerateParams(const wire::JobSpec& job) {
   p.height = static_cast<int>(job.height);
   p.steps = static_cast<int>(job.steps);
   p.guidance = job.guidance;
+  p.guidance_rescale = job.guidance_rescale;
   p.seed = *job.seed;
   p.sampler = job.sampler.empty() ? "default" : job.sampler;
   return p;

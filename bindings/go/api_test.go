@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -124,6 +125,9 @@ func TestBadArguments(t *testing.T) {
 		{func(r *JobRequest) { r.GPUs = 5000 }, "gpus"},
 		{func(r *JobRequest) { r.Sampler = strings.Repeat("x", 300) }, "sampler"},
 		{func(r *JobRequest) { r.PreviewEvery = 10001 }, "preview_every"},
+		{func(r *JobRequest) { r.GuidanceRescale = 1.5 }, "guidance_rescale"},
+		{func(r *JobRequest) { r.GuidanceRescale = -0.1 }, "guidance_rescale"},
+		{func(r *JobRequest) { r.GuidanceRescale = math.NaN() }, "guidance_rescale"},
 	}
 	for _, tc := range cases {
 		r := small("p")
@@ -136,6 +140,24 @@ func TestBadArguments(t *testing.T) {
 	r.Width = 63
 	_, err = c.Submit(r)
 	wantCode(t, err, InvalidArgument, "multiples of 8")
+}
+
+func TestGuidanceRescale(t *testing.T) {
+	c := fake(t)
+	r := small("p")
+	if r.GuidanceRescale != 0 {
+		t.Fatal(r.GuidanceRescale)
+	}
+	r.GuidanceRescale = 0.5
+	if err := r.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if img, err := c.Generate(ctx10(t), r); err != nil || img.Width != 64 {
+		t.Fatal(err, img)
+	}
+	r.GuidanceRescale = 1.5
+	_, err := c.Submit(r)
+	wantCode(t, err, InvalidArgument, "guidance_rescale: must be a finite number in [0, 1]")
 }
 
 func TestCancelTimeoutFailure(t *testing.T) {

@@ -188,6 +188,9 @@ type JobRequest struct {
 	Format         OutputFormat
 	Model          string // "" = the cluster's model
 	PreviewEvery   uint32 // latent previews every N steps (0 = none); see Job.Preview
+	// diffusers' guidance_rescale: 0 (the default) off, up to 1; other values and NaN are
+	// refused (InvalidArgument).
+	GuidanceRescale float64
 }
 
 // NewJobRequest returns a request with distri.h's defaults: 1024x1024, 30 steps, guidance 5.
@@ -221,6 +224,7 @@ func (r *JobRequest) toC(cs *cstrings, p *C.distri_job_params_t) error {
 	p.priority = C.int32_t(r.Priority)
 	p.output_format = C.int32_t(r.Format)
 	p.preview_every = C.uint32_t(r.PreviewEvery)
+	p.guidance_rescale = C.double(r.GuidanceRescale)
 	return nil
 }
 

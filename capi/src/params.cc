@@ -110,6 +110,10 @@ Result<wire::JobSpec> JobSpecFromParams(const distri_job_params_t* in) {
     return Status::InvalidArgument(Field(kType, "guidance") + ": must be a finite number >= 0, got " +
                                    std::to_string(p.guidance));
   }
+  if (!std::isfinite(p.guidance_rescale) || p.guidance_rescale < 0 || p.guidance_rescale > 1) {
+    return Status::InvalidArgument(Field(kType, "guidance_rescale") + ": must be a finite number in [0, 1], got " +
+                                   std::to_string(p.guidance_rescale));
+  }
   if (p.output_format != DISTRI_OUTPUT_PNG && p.output_format != DISTRI_OUTPUT_RGB8) {
     return Status::InvalidArgument(Field(kType, "output_format") + ": must be DISTRI_OUTPUT_PNG (0) or "
                                    "DISTRI_OUTPUT_RGB8 (1), got " + std::to_string(p.output_format));
@@ -121,6 +125,7 @@ Result<wire::JobSpec> JobSpecFromParams(const distri_job_params_t* in) {
   spec.height = p.height;
   spec.steps = p.steps;
   spec.guidance = p.guidance;
+  spec.guidance_rescale = p.guidance_rescale;
   if (!p.random_seed) spec.seed = p.seed;
   spec.gpus = p.gpus;
   spec.priority = p.priority;

@@ -17,7 +17,8 @@ namespace distri::capi {
 // (Later versions append fields; callers built against v1 keep passing the v1 size.)
 inline constexpr size_t kConnectParamsV1Size = sizeof(distri_connect_params_t);
 inline constexpr size_t kLocalParamsV1Size = sizeof(distri_local_params_t);
-// distri_job_params_t grew in version 2 (preview_every): version 1 ends where it begins.
+// distri_job_params_t grew in version 2 (preview_every, guidance_rescale): version 1 ends where
+// preview_every begins.
 inline constexpr size_t kJobParamsV1Size = offsetof(distri_job_params_t, preview_every);
 static_assert(kJobParamsV1Size == offsetof(distri_job_params_t, progress_user_data) + sizeof(void*),
               "version 1 of distri_job_params_t ended with progress_user_data");

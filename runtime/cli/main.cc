@@ -9,8 +9,8 @@
 //   distri-cluster logs CLUSTER.yaml [head|NODE] [-n LINES] [-f]
 //
 // Job flags (as `distri generate`): --prompt, --negative-prompt, --height, --width, --steps,
-// --seed, --guidance, --sampler, --gpus (0 = auto), --priority, --model, --timeout; DistriFusion:
-// --sync-mode, --warmup-steps (the head checks the names).
+// --seed, --guidance, --guidance-rescale, --sampler, --gpus (0 = auto), --priority, --model,
+// --timeout; DistriFusion: --sync-mode, --warmup-steps (the head checks the names).
 #include <CLI/CLI.hpp>
 
 #include <signal.h>
@@ -49,6 +49,9 @@ void AddJobFlags(CLI::App* cmd, distri::cli::JobFlags* j, bool with_prompt) {
   cmd->add_option("--steps,-s", j->spec.steps, "Denoising steps")->capture_default_str();
   cmd->add_option("--seed", j->seed, "Noise seed (-1: the head draws one; batch: seed + line index)")->capture_default_str();
   cmd->add_option("--guidance,-g", j->spec.guidance, "Classifier-free guidance scale")->capture_default_str();
+  cmd->add_option("--guidance-rescale", j->spec.guidance_rescale,
+                  "Rescale the guided prediction toward the conditional one's std (0..1, diffusers' guidance_rescale)")
+      ->capture_default_str();
   cmd->add_option("--sampler", j->spec.sampler, "default, ddim, euler or dpmpp_2m")->capture_default_str();
   cmd->add_option("--gpus", j->spec.gpus, "GPUs per image (0: auto, by resolution and queue)")->capture_default_str();
   cmd->add_option("--priority", j->spec.priority, "Higher runs first")->capture_default_str();

@@ -18,8 +18,10 @@ namespace distri::wire {
 inline constexpr uint8_t kProtocolVersionMajor = 1;
 // Minor version history: 0 = node/job/task messages; 1 = actor registration and exits,
 // cluster status, CancelTask (docs/runtime-design.md); 2 = JobSpec.sync_mode and
-// JobSpec.warmup_steps (optional); 3 = ReleaseGang (docs/runtime-design.md, "Kept gangs").
-inline constexpr uint8_t kProtocolVersionMinor = 3;
+// JobSpec.warmup_steps (optional); 3 = ReleaseGang (docs/runtime-design.md, "Kept gangs"),
+// later the optional latent preview fields (JobSpec.preview_every, GetJob.with_preview,
+// JobStatus.preview, TaskProgress.preview); 4 = JobSpec.guidance_rescale (optional).
+inline constexpr uint8_t kProtocolVersionMinor = 4;
 
 enum class MessageType : uint16_t {
   // 0 is never a valid type (a zeroed buffer must not parse as a message).

@@ -1,9 +1,17 @@
 #include "runtime/wire/msgpack_io.h"
 
+#include <charconv>
 #include <exception>
 
 namespace distri::wire::internal {
 namespace {
+
+// The shortest text that reads back as `d` ("1.5", "0.7"), for error messages.
+std::string FormatDouble(double d) {
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), d);
+  return ec == std::errc() ? std::string(buf, end) : std::to_string(d);
+}
 
 // First pass over untrusted bytes: allocates nothing, stops at the first declared length that
 // breaks a limit. msgpack::unpack allocates `n * sizeof(object)` as soon as it reads an array
@@ -204,6 +212,16 @@ void FieldWriter::Double(std::string_view key, double v, Presence) {
   ++count_;
 }
 
+void FieldWriter::Double(std::string_view key, double v, Presence, double lo, double hi) {
+  if (!Start(key)) return;
+  if (!std::isfinite(v)) return Fail(key, "not a finite number");
+  if (v < lo || v > hi) {
+    return Fail(key, "value " + FormatDouble(v) + " outside [" + FormatDouble(lo) + ", " + FormatDouble(hi) + "]");
+  }
+  pk_.pack_double(v);
+  ++count_;
+}
+
 void FieldWriter::Bool(std::string_view key, bool v, Presence) {
   if (!Start(key)) return;
   pk_.pack(v);
@@ -331,6 +349,16 @@ void FieldReader::Double(std::string_view key, double& v, Presence p) {
     default: return WrongType(key, "a number", *o);
   }
   if (!std::isfinite(d)) return Fail(key, "expected a finite number, found " + std::to_string(d));
+  v = d;
+}
+
+void FieldReader::Double(std::string_view key, double& v, Presence p, double lo, double hi) {
+  double d = v;
+  Double(key, d, p);
+  if (!status_.ok()) return;
+  if (d < lo || d > hi) {
+    return Fail(key, "value " + FormatDouble(d) + " outside [" + FormatDouble(lo) + ", " + FormatDouble(hi) + "]");
+  }
   v = d;
 }
 

@@ -78,6 +78,8 @@ class FieldWriter {
   void Str(std::string_view key, const std::string& v, Presence, size_t max_bytes, size_t min_bytes = 0);
   void Bytes(std::string_view key, const std::string& v, Presence, size_t max_bytes);
   void Double(std::string_view key, double v, Presence);
+  // A finite number in [lo, hi].
+  void Double(std::string_view key, double v, Presence, double lo, double hi);
   void Bool(std::string_view key, bool v, Presence);
   template <Integer T, typename L>
   void Int(std::string_view key, T v, Presence, L lo, L hi) {
@@ -159,6 +161,8 @@ class FieldReader {
   void Str(std::string_view key, std::string& v, Presence, size_t max_bytes, size_t min_bytes = 0);
   void Bytes(std::string_view key, std::string& v, Presence, size_t max_bytes);
   void Double(std::string_view key, double& v, Presence);
+  // A finite number in [lo, hi].
+  void Double(std::string_view key, double& v, Presence, double lo, double hi);
   void Bool(std::string_view key, bool& v, Presence);
   template <Integer T, typename L>
   void Int(std::string_view key, T& v, Presence p, L lo, L hi) {

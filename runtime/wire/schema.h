@@ -60,6 +60,7 @@ void Fields(V& v, M& m) {
   v.Str("sync_mode", m.sync_mode, kOptional, kMaxNameBytes);
   v.OptInt("warmup_steps", m.warmup_steps, 0u, kMaxSteps);
   v.Int("preview_every", m.preview_every, kOptional, 0u, kMaxSteps);
+  v.Double("guidance_rescale", m.guidance_rescale, kOptional, 0.0, 1.0);
 }
 
 template <typename V, Is<GangMember> M>

@@ -73,6 +73,9 @@ struct JobSpec {
   // TaskProgress.preview) every this many steps, never after the last one; 0..kMaxSteps.
   // Each preview costs rank 0 a device sync and a small device->host copy.
   uint32_t preview_every = 0;
+  // Optional (default 0 = off): diffusers' guidance_rescale (rescale_noise_cfg), a finite
+  // number in [0, 1]. Since minor version 4; an older peer omits it (0).
+  double guidance_rescale = 0;
   bool operator==(const JobSpec&) const = default;
 };
 

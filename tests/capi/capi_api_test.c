@@ -142,6 +142,44 @@ static void test_job_params_validation(void) {
   }
 }
 
+/* guidance_rescale (version 2): 0 by default, 0..1 and finite, the message names the field; a
+ * job with it runs like any other. */
+static void test_guidance_rescale(void) {
+  distri_client_t* c;
+  distri_job_params_t jp;
+  distri_job_t* job = NULL;
+  distri_job_status_t st;
+  const double bad[] = {1.5, -0.1, NAN, INFINITY};
+  size_t i;
+
+  small_job(&jp, 4);
+  CHECK(jp.guidance_rescale == 0.0);
+  EXPECT_OK(distri_job_params_validate(&jp));
+  jp.guidance_rescale = 1.0;
+  EXPECT_OK(distri_job_params_validate(&jp));
+  for (i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
+    small_job(&jp, 4);
+    jp.guidance_rescale = bad[i];
+    EXPECT_ERR(distri_job_params_validate(&jp), DISTRI_ERR_INVALID_ARGUMENT,
+               "distri_job_params_t.guidance_rescale: must be a finite number in [0, 1]");
+  }
+  small_job(&jp, 4);
+  jp.guidance_rescale = 1.5;
+  EXPECT_ERR(distri_job_params_validate(&jp), DISTRI_ERR_INVALID_ARGUMENT, "got 1.5");
+
+  c = fake_client();
+  EXPECT_ERR(distri_job_submit(c, &jp, &job), DISTRI_ERR_INVALID_ARGUMENT, "guidance_rescale");
+  CHECK(job == NULL);
+  small_job(&jp, 4);
+  jp.guidance_rescale = 0.5;
+  EXPECT_OK(distri_job_submit(c, &jp, &job));
+  distri_job_status_init(&st);
+  EXPECT_OK(distri_job_wait(job, -1, &st));
+  CHECK(st.state == DISTRI_JOB_SUCCEEDED && st.step == 4);
+  distri_job_destroy(job);
+  distri_client_destroy(c);
+}
+
 static void test_connect_arguments(void) {
   distri_connect_params_t cp;
   distri_local_params_t lp;
@@ -488,6 +526,7 @@ static void test_cancel_from_thread(void) {
 int main(void) {
   test_versions_and_names();
   test_job_params_validation();
+  test_guidance_rescale();
   test_connect_arguments();
   test_jobs();
   test_batch();

@@ -225,6 +225,24 @@ static void test_version_1_job_params(void) {
   v1->struct_size = (uint32_t)JOB_PARAMS_V1_SIZE - 1;
   EXPECT_ERR(distri_job_params_validate(v1), DISTRI_ERR_INVALID_ARGUMENT, "smaller than the first version");
   free(v1);
+
+  /* A size that ends before guidance_rescale (the last field of version 2): accepted, and
+   * guidance_rescale is not read (heap block of exactly that size). */
+  {
+    const size_t size = offsetof(distri_job_params_t, guidance_rescale);
+    distri_job_params_t full;
+    distri_job_params_t* part = (distri_job_params_t*)malloc(size);
+    CHECK(part != NULL);
+    CHECK(size > JOB_PARAMS_V1_SIZE && size < sizeof(distri_job_params_t));
+    small_job(&full, 2, 1);
+    full.struct_size = (uint32_t)size;
+    memcpy(part, &full, size);
+    EXPECT_OK(distri_job_params_validate(part));
+    EXPECT_OK(distri_client_generate(c, part, 10000, &buf, NULL));
+    CHECK(distri_buffer_size(buf) > 8);
+    distri_buffer_destroy(buf);
+    free(part);
+  }
   distri_client_destroy(c);
 }
 

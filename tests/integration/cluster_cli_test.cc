@@ -1,8 +1,8 @@
 // `distri-cluster` end to end on CPU (label `integration`): the test writes a cluster YAML like
 // configs/local-cpu.yaml (one local node, one CPU actor, the sdxl-tiny model, the build's
 // binaries, a free port, everything under a temporary folder), then runs the real command:
-// up, status, submit (twice, same size: the second job runs on the actor's warm generator),
-// logs and down. Each image must equal single-process `distri generate`'s with the same flags,
+// up, status, submit (twice, same size: the second job runs on the actor's warm generator; then
+// with --guidance-rescale, and with DistriFusion options), logs and down. Each image must equal single-process `distri generate`'s with the same flags,
 // and after `down` no process of the cluster may be left.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -134,31 +134,42 @@ TEST(DistriClusterCommand, UpStatusSubmitLogsDownOnCpu) {
   EXPECT_NE(out.find("1 CPU actor(s)"), std::string::npos) << out;
   EXPECT_NE(out.find("model sdxl-tiny"), std::string::npos) << out;
 
-  // submit, twice with the same size (the second job reuses the actor's warm generator), then
-  // with DistriFusion options (a new generator for them).
-  for (const char* seed : {"7", "8", "9"}) {
+  // submit, twice with the same size (the second job reuses the actor's warm generator), a
+  // third time with guidance_rescale (same generator: it is a per-job argument), then with
+  // DistriFusion options (a new generator for them).
+  struct Case {
+    const char* name;
+    const char* seed;
+    std::vector<std::string> extra;
+  };
+  const std::vector<Case> cases = {{"7", "7", {}},
+                                   {"8", "8", {}},
+                                   {"7-rescale", "7", {"--guidance-rescale", "0.7"}},
+                                   {"9", "9", {"--sync-mode", "full_sync", "--warmup-steps", "1"}}};
+  for (const Case& c : cases) {
     std::vector<std::string> flags = {"--prompt", "a red lighthouse at dawn", "--height", "64", "--width", "64",
-                                      "--steps", "4", "--seed", seed, "--guidance", "5", "--sampler", "euler"};
-    if (std::string(seed) == "9") {
-      for (const char* f : {"--sync-mode", "full_sync", "--warmup-steps", "1"}) flags.push_back(f);
-    }
-    const std::string png = dir + "/cluster-" + seed + ".png", ref = dir + "/generate-" + seed + ".png";
+                                      "--steps", "4", "--seed", c.seed, "--guidance", "5", "--sampler", "euler"};
+    flags.insert(flags.end(), c.extra.begin(), c.extra.end());
+    const std::string png = dir + "/cluster-" + c.name + ".png", ref = dir + "/generate-" + c.name + ".png";
     std::vector<std::string> submit = {"submit", "--config", config, "--gpus", "1", "-q", "--out", png};
     submit.insert(submit.end(), flags.begin(), flags.end());
     ASSERT_EQ(Cluster(submit, &out), 0) << out;
-    EXPECT_NE(out.find("seed " + std::string(seed)), std::string::npos) << out;
+    EXPECT_NE(out.find("seed " + std::string(c.seed)), std::string::npos) << out;
     std::vector<std::string> generate = {"generate", "--model", model, "--device", "cpu", "--quiet", "--out", ref};
     generate.insert(generate.end(), flags.begin(), flags.end());
     ASSERT_EQ(RunToCompletion(bin.distri, generate, ref + ".log", {{"OMP_NUM_THREADS", "1"}}), 0)
         << ReadFile(ref + ".log").value_or("");
     const std::string a = ReadFile(png).value_or(""), b = ReadFile(ref).value_or("");
     ASSERT_FALSE(b.empty());
-    EXPECT_TRUE(a == b) << "seed " << seed << ": distri-cluster submit's PNG (" << a.size()
+    EXPECT_TRUE(a == b) << c.name << ": distri-cluster submit's PNG (" << a.size()
                         << " bytes) differs from distri generate's (" << b.size() << " bytes)";
   }
+  // guidance_rescale reached the actor: the image differs from the same job without it.
+  EXPECT_NE(ReadFile(dir + "/cluster-7-rescale.png").value_or(""), ReadFile(dir + "/cluster-7.png").value_or(""))
+      << "--guidance-rescale 0.7 changed nothing";
   ASSERT_EQ(Cluster({"status", "--config", config}, &out), 0) << out;
-  EXPECT_NE(out.find("3 succeeded"), std::string::npos) << out;
-  // One generator for the first two jobs, one more for the third's options.
+  EXPECT_NE(out.find("4 succeeded"), std::string::npos) << out;
+  // One generator for the first three jobs, one more for the fourth's options.
   const std::string actor_log = ReadFile(dir + "/state/logs/actors-local/actor-0.log").value_or("");
   size_t generators = 0;
   for (size_t at = actor_log.find("new generator for gangs of one"); at != std::string::npos;

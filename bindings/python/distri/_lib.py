@@ -68,6 +68,7 @@ class JobParams(ctypes.Structure):
         ("progress", PROGRESS_FN),
         ("progress_user_data", ctypes.c_void_p),
         ("preview_every", ctypes.c_uint32),  # version 2 (0.2.0)
+        ("guidance_rescale", ctypes.c_double),  # version 2 (0.2.0); ctypes pads it to 8 bytes
     ]
 
 

@@ -79,7 +79,7 @@ def _timeout_ms(name, timeout: Optional[float]) -> int:
 
 def _job_params(prompt, negative_prompt=None, width=1024, height=1024, steps=30, guidance=5.0,
                 sampler=None, seed: Optional[int] = 0, gpus=0, priority=0, output_format="png",
-                model=None, preview_every=0) -> "_lib.JobParams":
+                model=None, preview_every=0, guidance_rescale=0.0) -> "_lib.JobParams":
     p = _lib.JobParams()
     lib.distri_job_params_init(ctypes.byref(p))
     p.prompt = _text("prompt", prompt)
@@ -102,6 +102,9 @@ def _job_params(prompt, negative_prompt=None, width=1024, height=1024, steps=30,
     p.output_format = _FORMATS[output_format]
     p.model = _text("model", model)
     p.preview_every = _int("preview_every", preview_every, 0, 2 ** 32 - 1)
+    if isinstance(guidance_rescale, bool) or not isinstance(guidance_rescale, (int, float)):
+        raise InvalidArgumentError("guidance_rescale: expected a number, got %r" % (guidance_rescale,))
+    p.guidance_rescale = float(guidance_rescale)  # the library checks the range (0..1)
     return p
 
 
@@ -382,7 +385,8 @@ class Client(_Closing):
         """Submits one image. Params: negative_prompt, width, height (default 1024), steps (30),
         guidance (5.0), sampler (None = the model's), seed (0; None = drawn by the cluster),
         gpus (0 = auto), priority, output_format ("png" or "rgb8"), model, preview_every (0 =
-        no latent previews; N: one every N steps, see Job.preview())."""
+        no latent previews; N: one every N steps, see Job.preview()), guidance_rescale (0.0 =
+        off; up to 1.0: diffusers' guidance_rescale)."""
         p = _job_params(prompt, **params)
         handle = ctypes.c_void_p()
         _check(lib.distri_job_submit(self._h(), ctypes.byref(p), ctypes.byref(handle)))

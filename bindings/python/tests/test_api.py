@@ -70,10 +70,26 @@ def test_invalid_utf8(client, prompt):
     (dict(output_format="jpeg"), "output_format"), (dict(sampler="x" * 300), "sampler"),
     (dict(width=1.5), "width"), (dict(width=True), "width"),
     (dict(preview_every=10001), "preview_every"), (dict(preview_every=-1), "preview_every"),
+    (dict(guidance_rescale=1.5), "guidance_rescale"), (dict(guidance_rescale=-0.1), "guidance_rescale"),
+    (dict(guidance_rescale=float("nan")), "guidance_rescale"), (dict(guidance_rescale="0.5"), "guidance_rescale"),
 ])
 def test_bad_job_params(client, kw, needle):
     with pytest.raises(distri.InvalidArgumentError, match=needle):
         client.submit("p", **small(**kw))
+
+
+def test_guidance_rescale(client):
+    """guidance_rescale: 0.0 by default, 0..1 passes through; the ctypes mirror has the C layout."""
+    JobParams = distri._lib.JobParams
+    assert JobParams.guidance_rescale.offset == JobParams.preview_every.offset + 8  # 4 bytes of padding
+    p = distri.client._job_params("p", **small())
+    assert p.struct_size == ctypes.sizeof(JobParams)  # the library's sizeof, written by _init
+    assert p.guidance_rescale == 0.0
+    assert distri.client._job_params("p", **small(guidance_rescale=1)).guidance_rescale == 1.0
+    with client.submit("p", **small(guidance_rescale=0.5)) as job:
+        assert job.wait(timeout=10).state == "SUCCEEDED"
+    with pytest.raises(distri.InvalidArgumentError, match=r"guidance_rescale: must be a finite number in \[0, 1\]"):
+        client.submit("p", **small(guidance_rescale=1.5))
 
 
 def test_bad_prompts(client):

@@ -89,7 +89,8 @@ extern "C" {
 
 /* Release of distri this header belongs to (semantic versioning). A minor release only adds
  * (functions, struct fields at the end, enum values):
- *   0.2.0  distri_job_params_t.preview_every and distri_job_get_preview (latent previews). */
+ *   0.2.0  distri_job_params_t.preview_every and distri_job_get_preview (latent previews),
+ *          distri_job_params_t.guidance_rescale (diffusers' guidance_rescale). */
 #define DISTRI_VERSION_MAJOR 0
 #define DISTRI_VERSION_MINOR 2
 #define DISTRI_VERSION_PATCH 0
@@ -316,7 +317,8 @@ typedef struct distri_job distri_job_t;
  * CANCELLED, or distri_client_generate DISTRI_ERR_CANCELLED). Must not destroy the job. */
 typedef int (*distri_progress_fn)(void* user_data, uint32_t step, uint32_t total_steps);
 
-/* Version 1: the fields up to progress_user_data. Version 2 (0.2.0): preview_every. */
+/* Version 1: the fields up to progress_user_data. Version 2 (0.2.0): preview_every,
+ * guidance_rescale. */
 #define DISTRI_JOB_PARAMS_VERSION 2
 
 /* What to render. Ranges are those of the wire protocol (runtime/wire/limits.h). */
@@ -345,6 +347,11 @@ typedef struct distri_job_params {
    * preview_every 10: previews after steps 10 and 20); see distri_job_get_preview. Each costs
    * rank 0 a device sync and a small device->host copy; the image is the same either way. */
   uint32_t preview_every;
+  /* Since version 2. diffusers' guidance_rescale (rescale_noise_cfg): 0 (default) off; up to 1
+   * the guided prediction is rescaled toward the standard deviation of the conditional one
+   * (for v-prediction models that over-expose at high guidance). Finite, 0..1. The same
+   * image as `distri generate --guidance-rescale` with the same arguments. */
+  double guidance_rescale;
 } distri_job_params_t;
 
 /* Fills struct_size, struct_version and the defaults above. */

@@ -170,7 +170,8 @@ TEST(DistriCluster, StatusSubmitBatchAgainstAHead) {
   args.insert(args.end(), target.begin(), target.end());
   for (const std::string& a : {std::string("--prompts"), dir.path() + "/prompts.txt", std::string("--out-dir"),
                                dir.path() + "/batch", std::string("--height"), std::string("64"),
-                               std::string("--width"), std::string("64"), std::string("--steps"), std::string("2")}) {
+                               std::string("--width"), std::string("64"), std::string("--steps"), std::string("2"),
+                               std::string("--guidance-rescale"), std::string("0.25")}) {
     args.push_back(a);
   }
   ASSERT_EQ(RunCli(args, &out), 0) << out;
@@ -198,12 +199,13 @@ TEST(DistriCluster, StatusSubmitBatchAgainstAHead) {
   EXPECT_EQ(RunCli(args, &out), 1);
   EXPECT_NE(out.find("multiples of 8"), std::string::npos) << out;
 
-  // DistriFusion options reach the actor in AssignTask; a bad mode is refused by the head.
+  // DistriFusion options and guidance_rescale reach the actor in AssignTask; a bad mode is
+  // refused by the head, a bad guidance_rescale by the client's encoder.
   out.clear();
   args = {"submit"};
   args.insert(args.end(), target.begin(), target.end());
   for (const char* a : {"--prompt", "y", "--height", "64", "--width", "64", "--steps", "2", "--sync-mode", "full_sync",
-                        "--warmup-steps", "1", "-q", "--out"}) {
+                        "--warmup-steps", "1", "--guidance-rescale", "0.7", "-q", "--out"}) {
     args.push_back(a);
   }
   args.push_back(dir.path() + "/y.png");
@@ -213,6 +215,15 @@ TEST(DistriCluster, StatusSubmitBatchAgainstAHead) {
   EXPECT_EQ(tasks.back().job.sync_mode, "full_sync");
   EXPECT_EQ(tasks.back().job.warmup_steps, 1u);
   EXPECT_FALSE(tasks.front().job.warmup_steps.has_value());  // not given: absent
+  EXPECT_EQ(tasks.back().job.guidance_rescale, 0.7);
+  EXPECT_EQ(tasks.front().job.guidance_rescale, 0.0);  // not given: off
+  size_t batch_tasks = 0;
+  for (const wire::AssignTask& t : tasks) {
+    if (t.job.prompt != "red" && t.job.prompt != "blue") continue;
+    ++batch_tasks;
+    EXPECT_EQ(t.job.guidance_rescale, 0.25) << t.job.prompt;
+  }
+  EXPECT_EQ(batch_tasks, 2u);
   out.clear();
   args = {"submit"};
   args.insert(args.end(), target.begin(), target.end());
@@ -225,6 +236,14 @@ TEST(DistriCluster, StatusSubmitBatchAgainstAHead) {
   for (const char* a : {"--prompt", "z", "--warmup-steps", "-3"}) args.push_back(a);
   EXPECT_NE(RunCli(args, &out), 0);
   EXPECT_NE(out.find("--warmup-steps"), std::string::npos) << out;
+  out.clear();
+  args = {"submit"};
+  args.insert(args.end(), target.begin(), target.end());
+  for (const char* a : {"--prompt", "z", "--height", "64", "--width", "64", "--guidance-rescale", "1.5"}) {
+    args.push_back(a);
+  }
+  EXPECT_EQ(RunCli(args, &out), 1);
+  EXPECT_NE(out.find("SubmitJob.guidance_rescale: value 1.5 outside [0, 1]"), std::string::npos) << out;
 }
 
 }  // namespace

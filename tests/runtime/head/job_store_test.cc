@@ -43,6 +43,7 @@ TEST(JobStore, SurvivesReopen) {
   JobRecord a = MakeJob(1), b = MakeJob(2), c = MakeJob(3);
   b.spec.sync_mode = "stale_gn";  // the DistriFusion options survive a head restart
   b.spec.warmup_steps = 0;
+  b.spec.guidance_rescale = 0.7;  // so does guidance_rescale (the whole JobSpec is stored)
   {
     auto store = JobStore::Open(db).value();
     ASSERT_TRUE(store->Insert(&a).ok());

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <limits>
 #include <optional>
 
 #include "runtime/wire/messages.h"
@@ -285,6 +286,39 @@ TEST(WireDecodeErrors, PreviewFieldsAreOptionalAndChecked) {
   JobStatus too_late = SampleJobStatus();
   too_late.preview_step = too_late.total_steps + 1;
   EXPECT_FALSE(EncodePayload(too_late).ok());
+}
+
+// JobSpec.guidance_rescale (minor version 4): round trip, 0 when absent (an older peer's
+// message), a finite number in [0, 1] when present; the encoder refuses what the decoder would.
+TEST(WireDecodeErrors, GuidanceRescaleIsOptionalAndChecked) {
+  const std::string sj = SubmitPayload();
+  SubmitJob submit;
+  ASSERT_TRUE(DecodePayload(sj, &submit).ok());
+  EXPECT_EQ(submit.spec.guidance_rescale, 0.7);
+  ASSERT_TRUE(DecodePayload(WithField(sj, "guidance_rescale", std::nullopt), &submit).ok());
+  EXPECT_EQ(submit.spec.guidance_rescale, 0.0);
+  // Whole numbers may come as integers (encoders of dynamic languages).
+  ASSERT_TRUE(DecodePayload(WithField(sj, "guidance_rescale", [](Packer& p) { p.pack(1); }), &submit).ok());
+  EXPECT_EQ(submit.spec.guidance_rescale, 1.0);
+
+  EXPECT_ERROR(Decode<SubmitJob>(WithField(sj, "guidance_rescale", [](Packer& p) { p.pack(1.5); })),
+               kInvalidArgument, "SubmitJob.guidance_rescale: value 1.5 outside [0, 1]");
+  EXPECT_ERROR(Decode<SubmitJob>(WithField(sj, "guidance_rescale", [](Packer& p) { p.pack(-0.25); })),
+               kInvalidArgument, "SubmitJob.guidance_rescale: value -0.25 outside [0, 1]");
+  EXPECT_ERROR(Decode<SubmitJob>(WithField(sj, "guidance_rescale",
+                                           [](Packer& p) { p.pack(std::numeric_limits<double>::quiet_NaN()); })),
+               kInvalidArgument, "SubmitJob.guidance_rescale: expected a finite number, found nan");
+  EXPECT_ERROR(Decode<SubmitJob>(WithField(sj, "guidance_rescale", [](Packer& p) { p.pack("0.5"); })),
+               kInvalidArgument, "SubmitJob.guidance_rescale: expected a number, found str");
+
+  SubmitJob bad = SampleSubmitJob();
+  bad.spec.guidance_rescale = 1.5;
+  EXPECT_ERROR(EncodePayload(bad).status(), kInvalidArgument, "SubmitJob.guidance_rescale: value 1.5 outside [0, 1]");
+  bad.spec.guidance_rescale = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_ERROR(EncodePayload(bad).status(), kInvalidArgument, "SubmitJob.guidance_rescale: not a finite number");
+  AssignTask task = SampleAssignTask();
+  task.job.guidance_rescale = 1.5;
+  EXPECT_ERROR(EncodePayload(task).status(), kInvalidArgument, "AssignTask.job.guidance_rescale: value 1.5 outside");
 }
 
 TEST(WireDecodeErrors, UnknownFieldsAreTolerated) {

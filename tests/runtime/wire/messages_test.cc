@@ -276,7 +276,7 @@ TEST(WireMessages, TypeValuesAreFrozen) {
   EXPECT_EQ(MessageTypeName(MessageType::kReleaseGang), "ReleaseGang");
   EXPECT_EQ(static_cast<int>(ActorState::kIdle), 0);
   EXPECT_EQ(static_cast<int>(ActorState::kDead), 2);
-  EXPECT_EQ(kProtocolVersionMinor, 3);
+  EXPECT_EQ(kProtocolVersionMinor, 4);
   EXPECT_FALSE(MessageTypeFromValue(0x10000 + 1).has_value());
   EXPECT_EQ(MessageTypeFromValue(13), MessageType::kJobStatus);
 }

@@ -39,6 +39,7 @@ inline JobSpec SampleJobSpec() {
   s.sync_mode = "stale_gn";
   s.warmup_steps = 2;
   s.preview_every = 5;
+  s.guidance_rescale = 0.7;
   return s;
 }
 

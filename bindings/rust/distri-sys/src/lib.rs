@@ -131,6 +131,8 @@ pub struct distri_job_params_t {
     pub progress_user_data: *mut c_void,
     /// Since version 2 (distri 0.2.0).
     pub preview_every: u32,
+    /// Since version 2 (distri 0.2.0); `repr(C)` puts it after 4 bytes of padding, as C does.
+    pub guidance_rescale: f64,
 }
 
 #[repr(C)]
@@ -270,6 +272,14 @@ mod tests {
         same_size!(distri_job_params_t, distri_job_params_init);
         same_size!(distri_job_status_t, distri_job_status_init);
         same_size!(distri_image_info_t, distri_image_info_init);
+        // A double after a uint32_t: 4 bytes of padding, as in C; 0 from _init.
+        assert_eq!(
+            std::mem::offset_of!(distri_job_params_t, guidance_rescale),
+            std::mem::offset_of!(distri_job_params_t, preview_every) + 8
+        );
+        let mut jp = MaybeUninit::<distri_job_params_t>::zeroed();
+        unsafe { distri_job_params_init(jp.as_mut_ptr()) };
+        assert_eq!(unsafe { jp.assume_init() }.guidance_rescale, 0.0);
     }
 
     fn last_error() -> String {

@@ -237,6 +237,7 @@ pub struct JobRequest {
     output_format: OutputFormat,
     model: Option<Vec<u8>>,
     preview_every: u32,
+    guidance_rescale: f64,
 }
 
 impl JobRequest {
@@ -256,6 +257,7 @@ impl JobRequest {
             output_format: OutputFormat::Png,
             model: None,
             preview_every: 0,
+            guidance_rescale: 0.0,
         }
     }
     pub fn negative_prompt(mut self, text: impl Into<Vec<u8>>) -> Self {
@@ -273,6 +275,12 @@ impl JobRequest {
     }
     pub fn guidance(mut self, guidance: f64) -> Self {
         self.guidance = guidance;
+        self
+    }
+    /// diffusers' guidance_rescale: 0 (the default) off, up to 1; the library refuses values
+    /// outside 0..=1 and NaN (`Error::InvalidArgument`).
+    pub fn guidance_rescale(mut self, rescale: f64) -> Self {
+        self.guidance_rescale = rescale;
         self
     }
     /// "ddim", "euler", "dpmpp_2m" (default: the model's scheduler).
@@ -342,6 +350,7 @@ impl JobRequest {
         };
         p.model = opt_ptr(&model);
         p.preview_every = self.preview_every;
+        p.guidance_rescale = self.guidance_rescale;
         Ok(RawJobParams { params: p, _strings: vec![Some(prompt), negative, sampler, model] })
     }
 

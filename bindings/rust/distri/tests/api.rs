@@ -82,6 +82,9 @@ fn bad_sizes() {
         (small("p").steps(10001), "steps"),
         (small("p").guidance(f64::NAN), "guidance"),
         (small("p").guidance(-1.0), "guidance"),
+        (small("p").guidance_rescale(1.5), "guidance_rescale"),
+        (small("p").guidance_rescale(-0.1), "guidance_rescale"),
+        (small("p").guidance_rescale(f64::NAN), "guidance_rescale"),
         (small("p").gpus(100000), "gpus"),
         (small("p").sampler("x".repeat(300)), "sampler"),
     ];
@@ -204,6 +207,18 @@ fn previews() {
     let e = c.submit(&small("p").preview_every(10001)).unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("preview_every"), "{}", e);
+}
+
+#[test]
+fn guidance_rescale() {
+    let c = fake();
+    small("p").guidance_rescale(0.0).validate().unwrap();
+    small("p").guidance_rescale(1.0).validate().unwrap();
+    let job = c.submit(&small("p").guidance_rescale(0.5)).unwrap();
+    assert_eq!(job.wait(SECS).unwrap().state, JobState::Succeeded);
+    let e = c.submit(&small("p").guidance_rescale(1.5)).unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("guidance_rescale: must be a finite number in [0, 1]"), "{}", e);
 }
 
 #[test]
