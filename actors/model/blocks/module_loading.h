@@ -3,10 +3,13 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/Device.h>
+#include <c10/util/Exception.h>
 #include <torch/nn/module.h>
 
 #include <string>
 
+#include "actors/model/blocks/attention.h"
+#include "actors/model/json_config.h"
 #include "runtime/common/status.h"
 
 namespace distri::model {
@@ -33,5 +36,25 @@ void SetConvWeightFormat(torch::nn::Module& module, at::MemoryFormat format);
 
 // "path/to/unet/" -> "unet" (for error messages).
 std::string ComponentName(const std::string& dir);
+
+// A diffusers model folder (unet/, vae/): Options::FromConfig of DIR/config.json, the Model
+// built from it, diffusion_pytorch_model[.variant].safetensors loaded into it
+// (LoadModuleWeights) and self-attention's q/k/v fused into one GEMM. `what` ("UNet", "VAE")
+// names the model when LibTorch throws while building it.
+template <typename Model, typename Options>
+Result<Model> LoadDiffusersModel(const std::string& dir, const std::string& variant, at::ScalarType dtype,
+                                 c10::Device device, const char* what) {
+  DISTRI_ASSIGN_OR_RETURN(JsonConfig config, JsonConfig::Load(dir + "/config.json"));
+  DISTRI_ASSIGN_OR_RETURN(Options options, Options::FromConfig(config));
+  const std::string component = ComponentName(dir);
+  try {
+    Model model(options);
+    DISTRI_RETURN_IF_ERROR(LoadModuleWeights(*model, dir, "diffusion_pytorch_model", variant, dtype, device, component));
+    FuseAttentionProjections(*model);  // one GEMM for q, k and v
+    return model;
+  } catch (const c10::Error& e) {
+    return Status::Internal(component + ": building the " + what + " failed: " + e.what_without_backtrace());
+  }
+}
 
 }  // namespace distri::model

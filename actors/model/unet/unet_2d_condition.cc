@@ -129,17 +129,7 @@ at::Tensor UNet2DConditionModelImpl::forward(const at::Tensor& sample, const at:
 
 Result<UNet2DConditionModel> LoadUNet(const std::string& dir, const std::string& variant, at::ScalarType dtype,
                                       c10::Device device) {
-  DISTRI_ASSIGN_OR_RETURN(JsonConfig config, JsonConfig::Load(dir + "/config.json"));
-  DISTRI_ASSIGN_OR_RETURN(UNet2DConditionOptions options, UNet2DConditionOptions::FromConfig(config));
-  const std::string component = ComponentName(dir);
-  try {
-    UNet2DConditionModel model(options);
-    DISTRI_RETURN_IF_ERROR(LoadModuleWeights(*model, dir, "diffusion_pytorch_model", variant, dtype, device, component));
-    FuseAttentionProjections(*model);  // one GEMM for q, k and v
-    return model;
-  } catch (const c10::Error& e) {
-    return Status::Internal(component + ": building the UNet failed: " + e.what_without_backtrace());
-  }
+  return LoadDiffusersModel<UNet2DConditionModel, UNet2DConditionOptions>(dir, variant, dtype, device, "UNet");
 }
 
 }  // namespace distri::model

@@ -121,17 +121,7 @@ std::shared_ptr<AutoencoderKLImpl> AutoencoderKLImpl::ComputeCopy(at::ScalarType
 
 Result<AutoencoderKL> LoadVae(const std::string& dir, const std::string& variant, at::ScalarType dtype,
                               c10::Device device) {
-  DISTRI_ASSIGN_OR_RETURN(JsonConfig config, JsonConfig::Load(dir + "/config.json"));
-  DISTRI_ASSIGN_OR_RETURN(AutoencoderKLOptions options, AutoencoderKLOptions::FromConfig(config));
-  const std::string component = ComponentName(dir);
-  try {
-    AutoencoderKL model(options);
-    DISTRI_RETURN_IF_ERROR(LoadModuleWeights(*model, dir, "diffusion_pytorch_model", variant, dtype, device, component));
-    FuseAttentionProjections(*model);  // one GEMM for q, k and v
-    return model;
-  } catch (const c10::Error& e) {
-    return Status::Internal(component + ": building the VAE failed: " + e.what_without_backtrace());
-  }
+  return LoadDiffusersModel<AutoencoderKL, AutoencoderKLOptions>(dir, variant, dtype, device, "VAE");
 }
 
 }  // namespace distri::model
