@@ -13,15 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static distri_client_t* fake_client(void) {
-  distri_connect_params_t cp;
-  distri_client_t* c = NULL;
-  distri_connect_params_init(&cp);
-  cp.address = "fake://";
-  EXPECT_OK(distri_client_connect(&cp, &c));
-  CHECK(c != NULL);
-  return c;
-}
 
 static void small_job(distri_job_params_t* jp, uint32_t steps) {
   distri_job_params_init(jp);

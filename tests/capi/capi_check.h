@@ -37,4 +37,15 @@ static int g_checks = 0;
 
 #define EXPECT_OK(call) CHECK((call) == DISTRI_OK)
 
+/* A client of the in-library fake cluster ("fake://"). */
+static inline distri_client_t* fake_client(void) {
+  distri_connect_params_t cp;
+  distri_client_t* c = NULL;
+  distri_connect_params_init(&cp);
+  cp.address = "fake://";
+  EXPECT_OK(distri_client_connect(&cp, &c));
+  CHECK(c != NULL);
+  return c;
+}
+
 #endif /* DISTRI_TESTS_CAPI_CHECK_H_ */

@@ -16,14 +16,6 @@
 /* distri_job_params_t as distri.h version 1 laid it out: everything before preview_every. */
 #define JOB_PARAMS_V1_SIZE offsetof(distri_job_params_t, preview_every)
 
-static distri_client_t* fake_client(void) {
-  distri_connect_params_t cp;
-  distri_client_t* c = NULL;
-  distri_connect_params_init(&cp);
-  cp.address = "fake://";
-  EXPECT_OK(distri_client_connect(&cp, &c));
-  return c;
-}
 
 static void small_job(distri_job_params_t* jp, uint32_t steps, uint32_t preview_every) {
   distri_job_params_init(jp);
