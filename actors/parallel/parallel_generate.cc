@@ -167,12 +167,7 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
     for (int64_t i = 0; i < latents.size(0); ++i) {
       DISTRI_ASSIGN_OR_RETURN(at::Tensor image, PatchParallelDecode(pipe.vae(), *channel, latents.narrow(0, i, 1),
                                                                     pipe.options().vae_decode_dtype));
-      if (rank != 0) continue;
-      if (i == 0) {
-        result.image = pipeline::ToRgb(image);
-      } else {
-        result.extra_images.push_back(pipeline::ToRgb(image));
-      }
+      if (rank == 0) result.AddImage(pipeline::ToRgb(image));
     }
     result.seconds_decode = Since(t0);
   } else if (rank == 0) {

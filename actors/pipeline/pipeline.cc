@@ -207,11 +207,7 @@ Status Pipeline::DecodeEach(const at::Tensor& latents, GenerateResult* result) {
   // UNet activations, so a batch would multiply the peak memory.
   for (int64_t i = 0; i < latents.size(0); ++i) {
     DISTRI_ASSIGN_OR_RETURN(RgbImage image, DecodeLatents(latents.narrow(0, i, 1)));
-    if (i == 0) {
-      result->image = std::move(image);
-    } else {
-      result->extra_images.push_back(std::move(image));
-    }
+    result->AddImage(std::move(image));
   }
   return Status::Ok();
 }

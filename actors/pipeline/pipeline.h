@@ -59,6 +59,15 @@ struct GenerateResult {
   RgbImage image;      // the first image
   std::vector<RgbImage> extra_images;  // images 2..num_images (GenerateParams.num_images > 1)
   double seconds_text = 0, seconds_denoise = 0, seconds_decode = 0;
+
+  // The next decoded image: `image` while it is empty, else appended to extra_images.
+  void AddImage(RgbImage next) {
+    if (image.pixels.empty()) {
+      image = std::move(next);
+    } else {
+      extra_images.push_back(std::move(next));
+    }
+  }
 };
 
 class Pipeline {
