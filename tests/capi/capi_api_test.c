@@ -14,15 +14,6 @@
 #include <string.h>
 
 
-static void small_job(distri_job_params_t* jp, uint32_t steps) {
-  distri_job_params_init(jp);
-  jp->prompt = "a lighthouse at dawn";
-  jp->width = 64;
-  jp->height = 48;
-  jp->steps = steps;
-  jp->seed = 42;
-}
-
 static void test_versions_and_names(void) {
   char expect[32];
   snprintf(expect, sizeof expect, "%d.%d.%d", DISTRI_VERSION_MAJOR, DISTRI_VERSION_MINOR, DISTRI_VERSION_PATCH);

@@ -1,6 +1,6 @@
-/* Check macros of the plain-C API tests: each failed check prints the place, the expression
- * and distri_last_error(), then exits 1 (the tests stop at the first failure). g_checks counts
- * the checks made, for the tests' closing line. */
+/* Check macros and small shared helpers of the plain-C API tests: each failed check prints the
+ * place, the expression and distri_last_error(), then exits 1 (the tests stop at the first
+ * failure). g_checks counts the checks made, for the tests' closing line. */
 #ifndef DISTRI_TESTS_CAPI_CHECK_H_
 #define DISTRI_TESTS_CAPI_CHECK_H_
 
@@ -36,6 +36,16 @@ static int g_checks = 0;
   } while (0)
 
 #define EXPECT_OK(call) CHECK((call) == DISTRI_OK)
+
+/* A small job (64x48, seed 42) of `steps` steps, the other fields at their defaults. */
+static inline void small_job(distri_job_params_t* jp, uint32_t steps) {
+  distri_job_params_init(jp);
+  jp->prompt = "a lighthouse at dawn";
+  jp->width = 64;
+  jp->height = 48;
+  jp->steps = steps;
+  jp->seed = 42;
+}
 
 /* A client of the in-library fake cluster ("fake://"). */
 static inline distri_client_t* fake_client(void) {

@@ -17,13 +17,8 @@
 #define JOB_PARAMS_V1_SIZE offsetof(distri_job_params_t, preview_every)
 
 
-static void small_job(distri_job_params_t* jp, uint32_t steps, uint32_t preview_every) {
-  distri_job_params_init(jp);
-  jp->prompt = "a lighthouse at dawn";
-  jp->width = 64;
-  jp->height = 48;
-  jp->steps = steps;
-  jp->seed = 42;
+static void preview_job(distri_job_params_t* jp, uint32_t steps, uint32_t preview_every) {
+  small_job(jp, steps);
   jp->preview_every = preview_every;
 }
 
@@ -70,7 +65,7 @@ static void test_bad_arguments(void) {
   distri_image_info_t info;
   uint32_t step = 77;
 
-  small_job(&jp, 10000, 2);
+  preview_job(&jp, 10000, 2);
   EXPECT_OK(distri_job_submit(c, &jp, &job));
   distri_image_info_init(&info);
   EXPECT_ERR(distri_job_get_preview(NULL, &buf, &info, &step), DISTRI_ERR_INVALID_ARGUMENT, "job is NULL");
@@ -86,14 +81,14 @@ static void test_bad_arguments(void) {
   CHECK(buf == NULL);
 
   /* preview_every is checked like every other field. */
-  small_job(&jp, 4, 10001);
+  preview_job(&jp, 4, 10001);
   EXPECT_ERR(distri_job_params_validate(&jp), DISTRI_ERR_INVALID_ARGUMENT,
              "preview_every: must be 0..10000, got 10001");
   EXPECT_ERR(distri_job_submit(c, &jp, &job), DISTRI_ERR_INVALID_ARGUMENT, "preview_every");
   CHECK(job == NULL);
 
   /* After the client is destroyed: FAILED_PRECONDITION, as every job call. */
-  small_job(&jp, 10000, 2);
+  preview_job(&jp, 10000, 2);
   EXPECT_OK(distri_job_submit(c, &jp, &job));
   distri_client_destroy(c);
   EXPECT_ERR(distri_job_get_preview(job, &buf, NULL, &step), DISTRI_ERR_FAILED_PRECONDITION, "client was destroyed");
@@ -112,7 +107,7 @@ static void test_previews_of_a_running_job(void) {
   uint32_t step = 0, later = 0;
 
   /* Without preview_every: never a preview, and the message says why. */
-  small_job(&jp, 3, 0);
+  preview_job(&jp, 3, 0);
   EXPECT_OK(distri_job_submit(c, &jp, &job));
   EXPECT_ERR(distri_job_get_preview(job, &buf, NULL, &step), DISTRI_ERR_NOT_FOUND, "preview_every = 0");
   distri_job_status_init(&st);
@@ -121,7 +116,7 @@ static void test_previews_of_a_running_job(void) {
   distri_job_destroy(job);
 
   /* A long job: previews every 3 steps, image / 8 pixels, the newest one each time. */
-  small_job(&jp, 10000, 3);
+  preview_job(&jp, 10000, 3);
   EXPECT_OK(distri_job_submit(c, &jp, &job));
   distri_image_info_init(&info);
   buf = poll_preview(job, &info, &step);
@@ -153,7 +148,7 @@ static void test_previews_of_a_running_job(void) {
   distri_job_destroy(job);
 
   /* distri_job_wait receives previews as it polls: the job's last one stays available. */
-  small_job(&jp, 200, 2);
+  preview_job(&jp, 200, 2);
   EXPECT_OK(distri_job_submit(c, &jp, &job));
   EXPECT_OK(distri_job_wait(job, 10000, &st));
   CHECK(st.state == DISTRI_JOB_SUCCEEDED);
@@ -164,7 +159,7 @@ static void test_previews_of_a_running_job(void) {
   distri_job_destroy(job);
 
   /* A job shorter than preview_every + 1 steps never has one. */
-  small_job(&jp, 5, 5);
+  preview_job(&jp, 5, 5);
   EXPECT_OK(distri_job_submit(c, &jp, &job));
   EXPECT_OK(distri_job_wait(job, 10000, &st));
   EXPECT_ERR(distri_job_get_preview(job, &buf, NULL, &step), DISTRI_ERR_NOT_FOUND, "SUCCEEDED");
@@ -179,7 +174,7 @@ static distri_job_params_t* v1_params(uint32_t steps) {
   distri_job_params_t full;
   distri_job_params_t* v1 = (distri_job_params_t*)malloc(JOB_PARAMS_V1_SIZE);
   CHECK(v1 != NULL);
-  small_job(&full, steps, 0);
+  preview_job(&full, steps, 0);
   full.struct_size = (uint32_t)JOB_PARAMS_V1_SIZE;
   full.struct_version = 1;
   memcpy(v1, &full, JOB_PARAMS_V1_SIZE);
@@ -226,7 +221,7 @@ static void test_version_1_job_params(void) {
     distri_job_params_t* part = (distri_job_params_t*)malloc(size);
     CHECK(part != NULL);
     CHECK(size > JOB_PARAMS_V1_SIZE && size < sizeof(distri_job_params_t));
-    small_job(&full, 2, 1);
+    preview_job(&full, 2, 1);
     full.struct_size = (uint32_t)size;
     memcpy(part, &full, size);
     EXPECT_OK(distri_job_params_validate(part));

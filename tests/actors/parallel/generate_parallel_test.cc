@@ -99,8 +99,16 @@ class GenerateParallelTest : public ::testing::Test {
     return std::move(results[0]);
   }
 
-  static double RelativeError(const at::Tensor& a) {
-    return ((a - reference_->latents).norm() / reference_->latents.norm()).item<double>();
+  static double RelativeError(const at::Tensor& a, const at::Tensor& b) {
+    return ((a - b).norm() / b.norm()).item<double>();
+  }
+  static double RelativeError(const at::Tensor& a) { return RelativeError(a, reference_->latents); }
+
+  // One device's result of `params` (a job other than Params(), whose result is reference_).
+  static Result<GenerateResult> OneDevice(const GenerateParams& params) {
+    auto pipe = Pipeline::Load(dir_, pipeline::LoadOptions{});
+    if (!pipe.ok()) return pipe.status();
+    return (*pipe)->Generate(params);
   }
 
   static std::string dir_;
@@ -218,15 +226,13 @@ TEST_F(GenerateParallelTest, ParallelVaeDecodeEqualsOneDevice) {
 TEST_F(GenerateParallelTest, SeveralImagesPerJobEqualOneDevice) {
   GenerateParams params = Params();
   params.num_images = 2;
-  auto pipe = Pipeline::Load(dir_, pipeline::LoadOptions{});
-  ASSERT_TRUE(pipe.ok());
-  auto one = (*pipe)->Generate(params);
+  auto one = OneDevice(params);
   ASSERT_TRUE(one.ok()) << one.status().ToString();
   ASSERT_EQ(one->latents.size(0), 2);
   ASSERT_EQ(one->extra_images.size(), 1u);
   // Image 1's noise is the start of the same draw as the one-image job's, and guidance and the
   // sampler work per image: it is that job's image (up to batch rounding); image 2 is another.
-  EXPECT_LT(((one->latents[0] - reference_->latents[0]).norm() / reference_->latents.norm()).item<double>(), 1e-5);
+  EXPECT_LT(RelativeError(one->latents.narrow(0, 0, 1)), 1e-5);
   EXPECT_GT((one->latents[1] - one->latents[0]).abs().max().item<double>(), 0.1);
   EXPECT_NE(one->image.pixels, one->extra_images[0].pixels);
   struct Gang { int world; bool parallel_vae; const char* parallelism; };
@@ -237,7 +243,7 @@ TEST_F(GenerateParallelTest, SeveralImagesPerJobEqualOneDevice) {
     o.parallelism = g.parallelism;
     auto r = RunGang(g.world, o, params, /*group_channels=*/true);
     ASSERT_TRUE(r.ok()) << g.world << " " << g.parallelism << ": " << r.status().ToString();
-    const double err = ((r->latents - one->latents).norm() / one->latents.norm()).item<double>();
+    const double err = RelativeError(r->latents, one->latents);
     std::printf("[ batch ] %d images, world %d %s: relative error %.3g\n", params.num_images, g.world,
                 g.parallelism, err);
     EXPECT_LT(err, 1e-4) << g.world << " " << g.parallelism;
@@ -258,16 +264,14 @@ TEST_F(GenerateParallelTest, SeveralImagesPerJobEqualOneDevice) {
 TEST_F(GenerateParallelTest, GuidanceRescaleEqualsOneDevice) {
   GenerateParams params = Params();
   params.guidance_rescale = 0.7;
-  auto pipe = Pipeline::Load(dir_, pipeline::LoadOptions{});
-  ASSERT_TRUE(pipe.ok());
-  auto one = (*pipe)->Generate(params);
+  auto one = OneDevice(params);
   ASSERT_TRUE(one.ok()) << one.status().ToString();
   EXPECT_GT(RelativeError(one->latents), 1e-3) << "guidance_rescale changed nothing";
   ParallelOptions o;
   o.sync_mode = "full_sync";
   auto r = RunGang(4, o, params, /*group_channels=*/true);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  const double err = ((r->latents - one->latents).norm() / one->latents.norm()).item<double>();
+  const double err = RelativeError(r->latents, one->latents);
   std::printf("[ rescale ] world 4: relative error %.3g\n", err);
   EXPECT_LT(err, 1e-4);
 }

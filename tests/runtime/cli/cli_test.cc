@@ -90,6 +90,15 @@ int RunCli(const std::vector<std::string>& args, std::string* out) {
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+// `distri-cluster VERB TARGET... REST...` (TARGET: the head's address and keys).
+std::vector<std::string> Command(const std::string& verb, const std::vector<std::string>& target,
+                                 const std::vector<std::string>& rest) {
+  std::vector<std::string> args = {verb};
+  args.insert(args.end(), target.begin(), target.end());
+  args.insert(args.end(), rest.begin(), rest.end());
+  return args;
+}
+
 TEST(DistriCluster, StatusSubmitBatchAgainstAHead) {
   TempDir dir;
   WriteKeys(dir.path());
@@ -100,10 +109,9 @@ TEST(DistriCluster, StatusSubmitBatchAgainstAHead) {
   const std::vector<std::string> target = {"--address", head->endpoint(), "--keys", dir.path()};
 
   std::string out;
-  std::vector<std::string> args = {"submit"};
-  args.insert(args.end(), target.begin(), target.end());
-  for (const char* a : {"--prompt", "a fox", "--height", "64", "--width", "64", "--steps", "3", "--seed", "5", "--out"}) args.push_back(a);
-  args.push_back(dir.path() + "/fox.png");
+  std::vector<std::string> args = Command("submit", target,
+                                          {"--prompt", "a fox", "--height", "64", "--width", "64", "--steps", "3",
+                                           "--seed", "5", "--out", dir.path() + "/fox.png"});
   ASSERT_EQ(RunCli(args, &out), 0) << out;
   std::ifstream f(dir.path() + "/fox.png", std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(f)), {});
@@ -114,13 +122,9 @@ TEST(DistriCluster, StatusSubmitBatchAgainstAHead) {
 
   // --json: one machine-readable line on stdout (bench/run_cluster_bench.sh reads it).
   out.clear();
-  args = {"submit"};
-  args.insert(args.end(), target.begin(), target.end());
-  for (const char* a : {"--prompt", "a fox", "--height", "64", "--width", "64", "--steps", "3", "--seed", "5", "-q",
-                        "--json", "--out"}) {
-    args.push_back(a);
-  }
-  args.push_back(dir.path() + "/fox2.png");
+  args = Command("submit", target,
+                 {"--prompt", "a fox", "--height", "64", "--width", "64", "--steps", "3", "--seed", "5", "-q", "--json",
+                  "--out", dir.path() + "/fox2.png"});
   ASSERT_EQ(RunCli(args, &out), 0) << out;
   const size_t brace = out.find("\n{");
   ASSERT_NE(brace, std::string::npos) << out;
@@ -140,15 +144,9 @@ TEST(DistriCluster, StatusSubmitBatchAgainstAHead) {
 
   // --preview-every / --preview: the newest latent preview lands in the file (via .tmp + rename).
   out.clear();
-  args = {"submit"};
-  args.insert(args.end(), target.begin(), target.end());
-  for (const char* a : {"--prompt", "a fox", "--height", "64", "--width", "64", "--steps", "300", "--seed", "5", "-q",
-                        "--preview-every", "2", "--preview"}) {
-    args.push_back(a);
-  }
-  args.push_back(dir.path() + "/preview.png");
-  args.push_back("--out");
-  args.push_back(dir.path() + "/fox3.png");
+  args = Command("submit", target,
+                 {"--prompt", "a fox", "--height", "64", "--width", "64", "--steps", "300", "--seed", "5", "-q",
+                  "--preview-every", "2", "--preview", dir.path() + "/preview.png", "--out", dir.path() + "/fox3.png"});
   ASSERT_EQ(RunCli(args, &out), 0) << out;
   std::ifstream pf(dir.path() + "/preview.png", std::ios::binary);
   const std::string preview((std::istreambuf_iterator<char>(pf)), {});
@@ -158,22 +156,15 @@ TEST(DistriCluster, StatusSubmitBatchAgainstAHead) {
   EXPECT_LT(preview_step, 300) << preview;
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/preview.png.tmp"));
   out.clear();
-  args = {"submit"};
-  args.insert(args.end(), target.begin(), target.end());
-  for (const char* a : {"--prompt", "x", "--preview", "/tmp/p.png"}) args.push_back(a);
+  args = Command("submit", target, {"--prompt", "x", "--preview", "/tmp/p.png"});
   EXPECT_EQ(RunCli(args, &out), 1);
   EXPECT_NE(out.find("--preview needs --preview-every"), std::string::npos) << out;
 
   std::ofstream(dir.path() + "/prompts.txt") << "# two prompts\nred\nblue\n";
   out.clear();
-  args = {"batch"};
-  args.insert(args.end(), target.begin(), target.end());
-  for (const std::string& a : {std::string("--prompts"), dir.path() + "/prompts.txt", std::string("--out-dir"),
-                               dir.path() + "/batch", std::string("--height"), std::string("64"),
-                               std::string("--width"), std::string("64"), std::string("--steps"), std::string("2"),
-                               std::string("--guidance-rescale"), std::string("0.25")}) {
-    args.push_back(a);
-  }
+  args = Command("batch", target,
+                 {"--prompts", dir.path() + "/prompts.txt", "--out-dir", dir.path() + "/batch", "--height", "64",
+                  "--width", "64", "--steps", "2", "--guidance-rescale", "0.25"});
   ASSERT_EQ(RunCli(args, &out), 0) << out;
   std::ifstream manifest(dir.path() + "/batch/manifest.jsonl");
   int lines = 0;
@@ -185,30 +176,23 @@ TEST(DistriCluster, StatusSubmitBatchAgainstAHead) {
   EXPECT_TRUE(std::filesystem::exists(dir.path() + "/batch/1.png"));
 
   out.clear();
-  args = {"status"};
-  args.insert(args.end(), target.begin(), target.end());
+  args = Command("status", target, {});
   ASSERT_EQ(RunCli(args, &out), 0) << out;
   EXPECT_NE(out.find("5 succeeded"), std::string::npos) << out;
   EXPECT_NE(out.find(actor.id().Short()), std::string::npos) << out;
 
   // A bad job is refused with the head's reason.
   out.clear();
-  args = {"submit"};
-  args.insert(args.end(), target.begin(), target.end());
-  for (const char* a : {"--prompt", "x", "--height", "65"}) args.push_back(a);
+  args = Command("submit", target, {"--prompt", "x", "--height", "65"});
   EXPECT_EQ(RunCli(args, &out), 1);
   EXPECT_NE(out.find("multiples of 8"), std::string::npos) << out;
 
   // DistriFusion options and guidance_rescale reach the actor in AssignTask; a bad mode is
   // refused by the head, a bad guidance_rescale by the client's encoder.
   out.clear();
-  args = {"submit"};
-  args.insert(args.end(), target.begin(), target.end());
-  for (const char* a : {"--prompt", "y", "--height", "64", "--width", "64", "--steps", "2", "--sync-mode", "full_sync",
-                        "--warmup-steps", "1", "--guidance-rescale", "0.7", "-q", "--out"}) {
-    args.push_back(a);
-  }
-  args.push_back(dir.path() + "/y.png");
+  args = Command("submit", target,
+                 {"--prompt", "y", "--height", "64", "--width", "64", "--steps", "2", "--sync-mode", "full_sync",
+                  "--warmup-steps", "1", "--guidance-rescale", "0.7", "-q", "--out", dir.path() + "/y.png"});
   ASSERT_EQ(RunCli(args, &out), 0) << out;
   const std::vector<wire::AssignTask> tasks = actor.received();
   ASSERT_FALSE(tasks.empty());
@@ -225,23 +209,15 @@ TEST(DistriCluster, StatusSubmitBatchAgainstAHead) {
   }
   EXPECT_EQ(batch_tasks, 2u);
   out.clear();
-  args = {"submit"};
-  args.insert(args.end(), target.begin(), target.end());
-  for (const char* a : {"--prompt", "z", "--height", "64", "--width", "64", "--sync-mode", "fast"}) args.push_back(a);
+  args = Command("submit", target, {"--prompt", "z", "--height", "64", "--width", "64", "--sync-mode", "fast"});
   EXPECT_EQ(RunCli(args, &out), 1);
   EXPECT_NE(out.find("sync_mode 'fast' is not one of"), std::string::npos) << out;
   out.clear();
-  args = {"submit"};
-  args.insert(args.end(), target.begin(), target.end());
-  for (const char* a : {"--prompt", "z", "--warmup-steps", "-3"}) args.push_back(a);
+  args = Command("submit", target, {"--prompt", "z", "--warmup-steps", "-3"});
   EXPECT_NE(RunCli(args, &out), 0);
   EXPECT_NE(out.find("--warmup-steps"), std::string::npos) << out;
   out.clear();
-  args = {"submit"};
-  args.insert(args.end(), target.begin(), target.end());
-  for (const char* a : {"--prompt", "z", "--height", "64", "--width", "64", "--guidance-rescale", "1.5"}) {
-    args.push_back(a);
-  }
+  args = Command("submit", target, {"--prompt", "z", "--height", "64", "--width", "64", "--guidance-rescale", "1.5"});
   EXPECT_EQ(RunCli(args, &out), 1);
   EXPECT_NE(out.find("SubmitJob.guidance_rescale: value 1.5 outside [0, 1]"), std::string::npos) << out;
 }
