@@ -3,6 +3,7 @@
 #include <chrono>
 #include <optional>
 
+#include "actors/common/step_pacer.h"
 #include "actors/common/torch_util.h"
 #include "actors/parallel/parallel_decode.h"
 #include "actors/parallel/tensor_parallel.h"
@@ -141,18 +142,33 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
     if (group_channel_) group_channel_->Abort("job cancelled on rank " + std::to_string(rank));
     return Status::Cancelled("cancelled at step " + std::to_string(step));
   };
+  // A device failure seen while pacing: the peers must not wait for this rank's collectives.
+  auto fail = [&](const Status& status) {
+    if (channel) channel->Abort(status.ToString());
+    if (group_channel_) group_channel_->Abort(status.ToString());
+    return status;
+  };
+  // The timesteps go to the device once: a per-step copy from host memory would block the host
+  // until the device is idle, and the device would wait for the next step's launch.
+  const at::Tensor timesteps = sampler->timesteps().to(device);
+  StepPacer pacer(device);  // one step queued ahead of the running one
+  int reported = 0;         // steps reported done through `progress`
   if (progress && !progress(0, n)) return cancel(0);
   for (int i = 0; i < n; ++i) {
     at::Tensor input = cond.guidance ? at::cat({latents, latents}, 0) : latents;
     input = sampler->ScaleModelInput(input, i);
     if (pipe.channels_last()) input = input.contiguous(at::MemoryFormat::ChannelsLast);
-    at::Tensor t = sampler->timesteps()[i].to(device);
+    at::Tensor t = timesteps[i];
     DISTRI_ASSIGN_OR_RETURN(at::Tensor out, forward(i, input, t));
     if (cond.guidance) out = pipeline::CombineGuidance(out, params.guidance, params.guidance_rescale);
     DISTRI_ASSIGN_OR_RETURN(latents, sampler->Step(out.contiguous(), i, latents));
     if (on_latents.Due(i + 1, n, rank)) on_latents.fn(i + 1, latents);
-    if (progress && !progress(i + 1, n)) return cancel(i + 1);
+    Result<int> done = pacer.Queued();
+    if (!done.ok()) return fail(done.status());
+    if (progress && *done > reported && !progress(reported = *done, n)) return cancel(reported);
   }
+  if (Result<int> done = pacer.Finish(); !done.ok()) return fail(done.status());
+  if (progress && n > reported && !progress(n, n)) return cancel(n);
   SyncDevice(device);
   result.seconds_denoise = Since(t0);
   result.latents = latents.to(at::kCPU, at::kFloat);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "actors/common/step_pacer.h"
 #include "actors/model/blocks/module_loading.h"
 #include "actors/model/json_config.h"
 #include "runtime/common/logging.h"
@@ -181,13 +182,14 @@ at::Tensor CombineGuidance(const at::Tensor& prediction, double guidance, double
 }
 
 Result<at::Tensor> Pipeline::DenoiseStep(samplers::Sampler& sampler, int step, const at::Tensor& latents,
-                                         const Conditioning& cond, double guidance, double guidance_rescale) {
+                                         const Conditioning& cond, double guidance, double guidance_rescale,
+                                         const at::Tensor& device_timesteps) {
   c10::InferenceMode guard;
   DISTRI_ASSIGN_OR_RETURN(at::Tensor pred, Guard("unet step " + std::to_string(step), [&] {
     at::Tensor input = cond.guidance ? at::cat({latents, latents}, 0) : latents;
     input = sampler.ScaleModelInput(input, step);
     if (channels_last_) input = input.contiguous(at::MemoryFormat::ChannelsLast);
-    at::Tensor t = sampler.timesteps()[step].to(options_.device);
+    at::Tensor t = device_timesteps.defined() ? device_timesteps[step] : sampler.timesteps()[step].to(options_.device);
     at::Tensor out = unet_->forward(input, t, cond.prompt_embeds, cond.added);
     return cond.guidance ? CombineGuidance(out, guidance, guidance_rescale) : out.contiguous();
   }));
@@ -226,11 +228,20 @@ Result<GenerateResult> Pipeline::Generate(GenerateParams params, const ProgressF
   t0 = std::chrono::steady_clock::now();
   at::Tensor latents = InitialLatents(params, *sampler);
   const int n = sampler->num_steps();
+  const at::Tensor timesteps = sampler->timesteps().to(options_.device);
+  StepPacer pacer(options_.device);  // one step queued ahead of the running one
+  int reported = 0;                  // steps reported done through `progress`
   if (progress && !progress(0, n)) return Status::Cancelled("cancelled before the first step");
   for (int i = 0; i < n; ++i) {
-    DISTRI_ASSIGN_OR_RETURN(latents, DenoiseStep(*sampler, i, latents, cond, params.guidance, params.guidance_rescale));
-    if (progress && !progress(i + 1, n)) return Status::Cancelled("cancelled at step " + std::to_string(i + 1));
+    DISTRI_ASSIGN_OR_RETURN(latents, DenoiseStep(*sampler, i, latents, cond, params.guidance, params.guidance_rescale,
+                                                 timesteps));
+    DISTRI_ASSIGN_OR_RETURN(const int done, pacer.Queued());
+    if (progress && done > reported && !progress(reported = done, n)) {
+      return Status::Cancelled("cancelled at step " + std::to_string(done));
+    }
   }
+  DISTRI_RETURN_IF_ERROR(pacer.Finish().status());
+  if (progress && n > reported && !progress(n, n)) return Status::Cancelled("cancelled at step " + std::to_string(n));
   r.latents = latents.to(at::kCPU, at::kFloat);
   r.seconds_denoise = Since(t0);
   t0 = std::chrono::steady_clock::now();

@@ -91,8 +91,11 @@ class Pipeline {
   at::Tensor InitialLatents(const GenerateParams& params, const samplers::Sampler& sampler) const;
   Result<std::unique_ptr<samplers::Sampler>> MakeSampler(const GenerateParams& params) const;
   // One guided UNet evaluation (both CFG halves in one batch, CombineGuidance) and sampler update.
+  // `device_timesteps`: the sampler's timesteps already on the device (a loop copies them once:
+  // a per-step copy from host memory blocks the host until the device is idle).
   Result<at::Tensor> DenoiseStep(samplers::Sampler& sampler, int step, const at::Tensor& latents,
-                                 const Conditioning& cond, double guidance, double guidance_rescale = 0);
+                                 const Conditioning& cond, double guidance, double guidance_rescale = 0,
+                                 const at::Tensor& device_timesteps = {});
   // The first image of `latents` ([n, 4, h, w]) decoded to 8-bit RGB.
   Result<RgbImage> DecodeLatents(const at::Tensor& latents);
   // Every image of `latents`, one after the other: the first into result->image, the others
