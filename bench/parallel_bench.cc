@@ -16,6 +16,7 @@
 // replays on every GPU of the process): per rank the job's denoise time, the time its GPU ran
 // compute kernels (intervals merged over streams), NCCL kernels, both at once, and the top
 // kernels of rank 0 (where the multi-GPU time goes; the GPU machine has no Nsight Systems).
+// One size and one GPU count per --profile process (CUPTI crashed in a later graph capture).
 #include <CLI/CLI.hpp>
 
 #include <ATen/ATen.h>
@@ -266,6 +267,13 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   const std::vector<int> gpu_counts = ParseList(gpus_text), sizes = ParseList(sizes_text);
+  // Kineto leaves CUPTI callbacks behind: a CUDA graph captured after a profiled job crashed
+  // in CUPTI (4x H100, 2026-11-28), so one process profiles one size and one gang size.
+  if (profile && (sizes.size() != 1 || gpu_counts.size() != 1)) {
+    std::fprintf(stderr, "parallel_bench: --profile takes one size and one GPU count per process "
+                         "(a graph captured after a profiled job crashes in CUPTI)\n");
+    return 2;
+  }
   const int max_gpus = *std::max_element(gpu_counts.begin(), gpu_counts.end());
   if (max_gpus > static_cast<int>(at::getNumGPUs())) {
     std::fprintf(stderr, "parallel_bench: %d GPUs asked, %d visible\n", max_gpus, static_cast<int>(at::getNumGPUs()));
