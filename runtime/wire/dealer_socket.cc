@@ -49,16 +49,25 @@ Status DealerSocket::SendEnvelope(const Envelope& envelope, std::chrono::millise
 }
 
 Result<Envelope> DealerSocket::Receive(std::chrono::milliseconds timeout) {
+  DISTRI_ASSIGN_OR_RETURN(std::optional<Envelope> e, ReceiveOrWoken(timeout, -1));
+  if (!e) return Status::Internal(options_.endpoint + ": woken without a wake fd");
+  return std::move(*e);
+}
+
+Result<std::optional<Envelope>> DealerSocket::ReceiveOrWoken(std::chrono::milliseconds timeout, int wake_fd) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    DISTRI_RETURN_IF_ERROR(
-        socket_.WaitReadable(std::max(left, std::chrono::milliseconds(0))).WithContext(options_.endpoint));
+    const Result<internal::ZmqSocket::Ready> ready =
+        socket_.WaitReadableOrWoken(std::max(left, std::chrono::milliseconds(0)), wake_fd);
+    if (!ready.ok()) return ready.status().WithContext(options_.endpoint);
+    if (*ready == internal::ZmqSocket::Ready::kWoken) return std::optional<Envelope>();
     std::vector<std::string> frames;
     const Status s = socket_.ReceiveFrames(1, &frames);
     if (frames.empty()) continue;  // woken without a message
     DISTRI_RETURN_IF_ERROR(s.WithContext(options_.endpoint + ": reply"));
-    return DecodeEnvelope(frames[0]);
+    DISTRI_ASSIGN_OR_RETURN(Envelope envelope, DecodeEnvelope(frames[0]));
+    return std::optional<Envelope>(std::move(envelope));
   }
 }
 

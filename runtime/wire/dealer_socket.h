@@ -59,6 +59,9 @@ class DealerSocket {
   // The next envelope from the server (DeadlineExceeded when none within `timeout`; the
   // envelope's own errors, as DecodeEnvelope names them, when it is malformed).
   Result<Envelope> Receive(std::chrono::milliseconds timeout);
+  // Receive that also returns early, with no envelope, once `wake_fd` is readable (another
+  // thread's signal, e.g. a WakeupFd; the caller drains it). A ready message comes first.
+  Result<std::optional<Envelope>> ReceiveOrWoken(std::chrono::milliseconds timeout, int wake_fd);
 
   // Request/reply: sends `request`, waits for the envelope answering it (replies to older
   // requests are skipped), and opens it as Resp (an Error reply becomes its Status).

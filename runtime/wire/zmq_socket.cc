@@ -2,6 +2,7 @@
 
 #include <zmq.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -97,14 +98,25 @@ Result<std::string> ZmqSocket::LastEndpoint() const {
 }
 
 Status ZmqSocket::WaitReadable(std::chrono::milliseconds timeout) {
-  zmq_pollitem_t item{socket_, 0, ZMQ_POLLIN, 0};
+  return WaitReadableOrWoken(timeout, -1).status();
+}
+
+Result<ZmqSocket::Ready> ZmqSocket::WaitReadableOrWoken(std::chrono::milliseconds timeout, int wake_fd) {
+  // zmq_poll takes plain file descriptors next to zmq sockets (socket == nullptr).
+  zmq_pollitem_t items[2] = {{socket_, 0, ZMQ_POLLIN, 0}, {nullptr, wake_fd, ZMQ_POLLIN, 0}};
+  const int count = wake_fd >= 0 ? 2 : 1;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    const int rc = zmq_poll(&item, 1, std::max<long>(0, left.count()));
-    if (rc > 0) return Status::Ok();
+    // Rounded up: a wait truncated to 0 ms would spin through the last millisecond.
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const int rc = zmq_poll(items, count, std::max<long>(0, left.count()));
+    if (rc > 0) {
+      if ((items[0].revents & ZMQ_POLLIN) != 0) return Ready::kMessage;
+      // Anything on the wake fd (readable, or an error a poll would keep reporting) wakes.
+      if (count == 2 && items[1].revents != 0) return Ready::kWoken;
+    }
     if (rc < 0 && errno != EINTR) return Status::Internal("zmq_poll: " + ZmqError(errno));
-    if (rc == 0 && std::chrono::steady_clock::now() >= deadline) {
+    if (std::chrono::steady_clock::now() >= deadline) {
       return Status::DeadlineExceeded("no message within " + std::to_string(timeout.count()) + " ms");
     }
   }

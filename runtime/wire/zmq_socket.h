@@ -40,6 +40,13 @@ class ZmqSocket {
 
   // Waits up to `timeout` for a message; DeadlineExceeded when none came.
   Status WaitReadable(std::chrono::milliseconds timeout);
+  // What WaitReadableOrWoken found ready.
+  enum class Ready { kMessage, kWoken };
+  // Waits up to `timeout` for a message or for `wake_fd` (a pollable file descriptor another
+  // thread makes readable, e.g. a WakeupFd) to become readable, whichever comes first: kMessage
+  // when a message is ready (also when both are), kWoken when only `wake_fd` is. The fd is not
+  // read: the caller drains it. DeadlineExceeded when neither within `timeout`.
+  Result<Ready> WaitReadableOrWoken(std::chrono::milliseconds timeout, int wake_fd);
   // Receives all frames of the next message (which must be ready: WaitReadable). Frames past
   // `max_frames` are received and dropped, and the message is then reported as
   // InvalidArgument. `user_id` (optional) receives the message's "User-Id" property (the

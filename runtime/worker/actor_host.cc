@@ -76,6 +76,7 @@ bool ActorHost::busy() const {
 
 Status ActorHost::Start() {
   if (started_.exchange(true)) return Status::FailedPrecondition("ActorHost::Start called twice");
+  DISTRI_ASSIGN_OR_RETURN(wake_, WakeupFd::Create());
   DISTRI_ASSIGN_OR_RETURN(context_, wire::ZmqContext::Create());
   wire::DealerOptions d;
   d.endpoint = options_.head;
@@ -91,6 +92,7 @@ Status ActorHost::Start() {
 
 void ActorHost::Stop() {
   stop_ = true;
+  if (wake_) wake_->Notify();
   {
     std::lock_guard<std::mutex> lock(mu_);
     pending_.reset();
@@ -111,7 +113,14 @@ void ActorHost::Enqueue(Outgoing message) {
   std::lock_guard<std::mutex> lock(mu_);
   // Progress is only worth its latest value: a backlog (head unreachable) keeps the newest.
   if (std::holds_alternative<wire::TaskProgress>(message) && outbox_.size() > 256) return;
+  QueueLocked(std::move(message));
+}
+
+void ActorHost::QueueLocked(Outgoing message) {
   outbox_.push_back(std::move(message));
+  // Without the wake the message would wait for the connection thread's next timeout (a result
+  // is on the critical path of every job).
+  wake_->Notify();
 }
 
 wire::TaskDone ActorHost::DoneFor(const wire::AssignTask& task, const Status& status) {
@@ -141,7 +150,7 @@ void ActorHost::HandleAssign(const wire::AssignTask& task) {
   }
   if (pending_) {
     DISTRI_LOG(WARNING) << TaskName(*pending_) << " was superseded by " << TaskName(task) << " before it started";
-    outbox_.push_back(DoneFor(*pending_, Status::Cancelled("superseded by " + TaskName(task))));
+    QueueLocked(DoneFor(*pending_, Status::Cancelled("superseded by " + TaskName(task))));
   }
   if (running_) {
     DISTRI_LOG(WARNING) << "the head assigned " << TaskName(task) << " while " << TaskName(running_->task)
@@ -160,7 +169,7 @@ void ActorHost::HandleCancel(const wire::CancelTask& cancel) {
     DISTRI_LOG(INFO) << "the head cancelled " << TaskName(running_->task);
     CancelLocked(*running_, StatusCode::kCancelled, "cancelled by the head");
   } else if (pending_ && SameTask(*pending_, cancel.job_id, cancel.attempt)) {
-    outbox_.push_back(DoneFor(*pending_, Status::Cancelled("cancelled by the head before it started")));
+    QueueLocked(DoneFor(*pending_, Status::Cancelled("cancelled by the head before it started")));
     pending_.reset();
   } else {
     DISTRI_LOG(DEBUG) << "CancelTask for job " << cancel.job_id.Short() << " attempt " << cancel.attempt
@@ -226,7 +235,7 @@ void ActorHost::CheckWatchdog() {
     CancelLocked(run, StatusCode::kDeadlineExceeded, why);
     run.reported = true;
     run.hung_since = now;
-    outbox_.push_back(DoneFor(run.task, Status::DeadlineExceeded(why)));
+    QueueLocked(DoneFor(run.task, Status::DeadlineExceeded(why)));
   }
   if (run.hung_since && !run.hung_called && now - *run.hung_since > options_.hung_grace) {
     run.hung_called = true;
@@ -256,6 +265,7 @@ void ActorHost::TaskLoop() {
         reaper_stop_ = true;
         reaper_cv_.notify_all();
         task_thread_done_ = true;
+        wake_->Notify();  // the connection thread flushes the last TaskDone and exits
         return;
       }
       if (release_kept_.empty()) {
@@ -534,6 +544,8 @@ void ActorHost::ConnectionLoop() {
     if (stopping && task_thread_done_.load() && !flush_deadline) {
       flush_deadline = Clock::now() + std::chrono::seconds(2);
     }
+    // Drained before the outbox is taken: whatever is queued after this wakes the next wait.
+    wake_->Drain();
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto& m : outbox_) unsent.emplace_back(std::move(m), Clock::now());
@@ -596,13 +608,25 @@ void ActorHost::ConnectionLoop() {
       std::erase_if(unsent, [](const auto& e) { return std::holds_alternative<wire::TaskProgress>(e.first); });
     }
     CheckWatchdog();
-    auto in = socket_->Receive(milliseconds(stopping ? 5 : 10));
-    if (!in.ok()) {
-      if (in.status().code() != StatusCode::kDeadlineExceeded) {
-        DISTRI_LOG(WARNING) << "bad message from the head: " << in.status().ToString();
+    // Sleep until a message from the head, a wake (a queued message, Stop, the task thread's
+    // exit) or the next timed duty: watchdog check, heartbeat, registration retry, flush deadline.
+    auto wait_until = Clock::now() + options_.poll_interval;
+    if (registered && !stopping) wait_until = std::min(wait_until, next_heartbeat);
+    if (!registered && !stopping) wait_until = std::min(wait_until, next_register);
+    if (flush_deadline) wait_until = std::min(wait_until, *flush_deadline);
+    // The task thread is gone and the last messages were just sent (or the head is lost): the
+    // top of the loop exits; only a message already received is still read.
+    if (stopping && task_thread_done_.load()) wait_until = Clock::now();
+    const auto wait = std::chrono::ceil<milliseconds>(std::max(wait_until - Clock::now(), Clock::duration::zero()));
+    auto received = socket_->ReceiveOrWoken(wait, wake_->fd());
+    if (!received.ok()) {
+      if (received.status().code() != StatusCode::kDeadlineExceeded) {
+        DISTRI_LOG(WARNING) << "bad message from the head: " << received.status().ToString();
       }
       continue;
     }
+    if (!*received) continue;  // woken: send what was queued
+    const wire::Envelope* in = &**received;
     switch (in->type) {
       case wire::MessageType::kActorRegistered: {
         if (registered || first_register_request == 0 || in->request_id < first_register_request ||

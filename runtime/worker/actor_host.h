@@ -46,7 +46,9 @@
 //
 // Threading: Start/Stop from one thread. Three threads run inside: the connection thread (owns
 // the socket, heartbeats, watchdog checks), the task thread (runs the executor) and the reaper
-// (destroys released gang channel sets).
+// (destroys released gang channel sets). The connection thread sleeps until a message from the
+// head, a message queued for the head (woken through a WakeupFd, so progress and results go out
+// at once), its next heartbeat or registration retry, or poll_interval.
 #pragma once
 
 #include <atomic>
@@ -64,6 +66,7 @@
 
 #include "runtime/common/ids.h"
 #include "runtime/common/status.h"
+#include "runtime/common/wakeup_fd.h"
 #include "runtime/wire/curve_keys.h"
 #include "runtime/wire/messages.h"
 #include "runtime/worker/gang_channel.h"
@@ -92,6 +95,9 @@ struct ActorHostOptions {
   std::chrono::milliseconds register_retry{1000};
   std::chrono::milliseconds send_timeout{500};
   std::chrono::milliseconds hung_grace{30'000};
+  // The longest the connection thread sleeps with nothing to do: how late the watchdog may
+  // notice an expired bound (queued messages, head messages and heartbeats wake it on time).
+  std::chrono::milliseconds poll_interval{10};
   std::function<void()> on_hung;  // runs on the connection thread; may exit the process
   // Parked gang channel sets kept for the head's ReleaseGang; beyond this many the oldest is
   // destroyed unilaterally (its peers may hang in NCCL's teardown: a WARNING says so).
@@ -165,13 +171,19 @@ class ActorHost {
   void CheckWatchdog();
   // Sets the cancel flag and aborts the gang's channels. mu_ held.
   void CancelLocked(Running& run, StatusCode code, const std::string& reason);
+  // Queues `message` for the head from the task thread.
   void Enqueue(Outgoing message);
+  // Queues `message` and wakes the connection thread to send it. mu_ held.
+  void QueueLocked(Outgoing message);
   static wire::TaskDone DoneFor(const wire::AssignTask& task, const Status& status);
 
   const ActorHostOptions options_;
   TaskExecutor* const executor_;
   std::shared_ptr<wire::ZmqContext> context_;
   std::unique_ptr<wire::DealerSocket> socket_;  // connection thread only
+  // Wakes the connection thread: outbox_ grew, stop_ or task_thread_done_ was set. Made by
+  // Start before the threads.
+  std::unique_ptr<WakeupFd> wake_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -1,5 +1,6 @@
 // ROUTER/DEALER over tcp://127.0.0.1 with CURVE: request/reply, refusal of unknown or
-// misconfigured clients (logged), and a server that keeps serving through malformed input.
+// misconfigured clients (logged), a server that keeps serving through malformed input, and a
+// DEALER's receive that another thread wakes through a WakeupFd.
 #include <gtest/gtest.h>
 #include <zmq.h>
 
@@ -8,6 +9,7 @@
 #include <thread>
 
 #include "runtime/common/logging.h"
+#include "runtime/common/wakeup_fd.h"
 #include "runtime/wire/dealer_socket.h"
 #include "runtime/wire/router_socket.h"
 #include "runtime/wire/zap_authenticator.h"
@@ -308,6 +310,55 @@ TEST_F(WireTransportTest, MultiFrameMessageIsRejected) {
   EXPECT_NE(e.message.find("message of 3 frames, expected at most 2"), std::string::npos) << e.message;
   zmq_close(raw);
   ExpectServing();
+}
+
+TEST_F(WireTransportTest, ReceiveOrWokenReturnsWhenWokenAndPrefersMessages) {
+  auto client = GoodClient();
+  auto wake = WakeupFd::Create().value();
+  using Clock = std::chrono::steady_clock;
+  // Neither a message nor a wake: the timeout.
+  EXPECT_EQ(client->ReceiveOrWoken(milliseconds(20), wake->fd()).status().code(), StatusCode::kDeadlineExceeded);
+
+  // Woken from another thread long before the (hour-long) timeout: no envelope.
+  std::thread waker([&] {
+    std::this_thread::sleep_for(milliseconds(50));
+    wake->Notify();
+  });
+  const auto t0 = Clock::now();
+  Result<std::optional<Envelope>> woken = client->ReceiveOrWoken(std::chrono::hours(1), wake->fd());
+  waker.join();
+  ASSERT_TRUE(woken.ok()) << woken.status().ToString();
+  EXPECT_FALSE(woken->has_value());
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(30));
+  // Notifications do not queue: one Drain clears them all.
+  wake->Notify();
+  EXPECT_TRUE(wake->Drain());
+  EXPECT_FALSE(wake->Drain());
+  EXPECT_EQ(client->ReceiveOrWoken(milliseconds(0), wake->fd()).status().code(), StatusCode::kDeadlineExceeded);
+
+  // A reply is received even while the wake fd stays readable (never drained below): a ready
+  // message comes first, so a caller that is woken often still reads its messages.
+  Result<uint64_t> id = client->Send(GetJob{TestJobId()}, milliseconds(3000));
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  wake->Notify();
+  std::optional<Envelope> reply;
+  for (int i = 0; i < 500 && !reply; ++i) {
+    Result<std::optional<Envelope>> r = client->ReceiveOrWoken(milliseconds(3000), wake->fd());
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    if (*r) {
+      reply = std::move(*r);
+    } else {
+      std::this_thread::sleep_for(milliseconds(10));  // woken, the reply is still on its way
+    }
+  }
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->request_id, *id);
+  EXPECT_EQ(Open<JobStatus>(*reply)->job_id, TestJobId());
+  // Without a wake fd it is Receive.
+  ASSERT_TRUE(client->Send(GetJob{TestJobId()}, milliseconds(3000)).ok());
+  Result<std::optional<Envelope>> plain = client->ReceiveOrWoken(milliseconds(3000), -1);
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_TRUE(plain->has_value());
 }
 
 TEST(WireTransportSetup, CurveServerRequiresAnAuthenticatorOfItsContext) {

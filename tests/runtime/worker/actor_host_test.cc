@@ -640,6 +640,42 @@ TEST_F(ActorHostTest, StopCancelsTheRunningTaskAndReportsIt) {
   EXPECT_EQ(Dones()[0].error_message, "the actor is stopping");
 }
 
+// The connection thread sleeps until something happens. With its poll interval and the
+// heartbeat interval an hour long, only the task thread's wake can send progress and results
+// (at once: each task here is done within the WaitUntil's bound only if nothing waits for a
+// timeout) and let Stop flush the last TaskDone and return.
+TEST_F(ActorHostTest, QueuedMessagesWakeTheConnectionThread) {
+  head_.reset();
+  head_ = std::make_unique<FakeHead>(dir_, 3'600'000);
+  CountingExecutor exec;
+  exec.step_ms = 1;
+  auto o = Options();
+  o.poll_interval = std::chrono::hours(1);
+  auto host = StartHost(o, &exec);
+  for (uint32_t attempt = 0; attempt < 5; ++attempt) {
+    wire::AssignTask task = MakeTask(1, 0, 3);
+    task.attempt = attempt;
+    ASSERT_TRUE(RunOn(o, task)) << "attempt " << attempt;
+    EXPECT_EQ(Dones().back().error_code, 0) << Dones().back().error_message;
+  }
+  EXPECT_EQ(head_->All<wire::TaskProgress>().size(), 15u);
+  EXPECT_TRUE(head_->All<wire::Heartbeat>().empty());
+
+  // Stop while a task runs: the executor is cancelled, its TaskDone goes out, Stop returns.
+  exec.hold = true;
+  wire::AssignTask last = MakeTask(1, 0, 3);
+  last.attempt = 5;
+  head_->SendTo(PeerOf(o.actor_id), last);
+  ASSERT_TRUE(WaitUntil([&] { return exec.runs.load() == 6; }));
+  const auto t0 = std::chrono::steady_clock::now();
+  host->Stop();
+  // Milliseconds when the wake works; well under the 2 s a stopping host waits for its flush.
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, milliseconds(1500));
+  ASSERT_TRUE(WaitUntil([&] { return Dones().size() == 6; }));
+  EXPECT_EQ(Dones().back().attempt, 5u);
+  EXPECT_EQ(Dones().back().error_code, static_cast<int32_t>(StatusCode::kCancelled));
+}
+
 TEST_F(ActorHostTest, BadGangSetupIsReportedAsTaskDone) {
   CountingExecutor exec;
   auto o = Options();
