@@ -11,6 +11,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <vector>
 
 #include "runtime/cli/cluster_config.h"
 #include "runtime/cli/launcher.h"
@@ -186,15 +187,22 @@ int CmdBatch(const Target& target, JobFlags job, const std::string& prompts_file
   std::filesystem::create_directories(out_dir, ec);
   std::ofstream manifest(out_dir + "/manifest.jsonl", std::ios::app);
   if (!manifest) return Fail(Status::IoError("cannot write " + out_dir + "/manifest.jsonl"));
-  std::map<size_t, wire::JobAccepted> pending;
+  std::vector<wire::JobSpec> specs;
+  specs.reserve(prompts.size());
   for (size_t i = 0; i < prompts.size(); ++i) {
     JobFlags j = job;
     j.spec.prompt = prompts[i];
     if (job.seed >= 0) j.seed = job.seed + static_cast<int64_t>(i);
-    Result<wire::JobAccepted> acc = (*client)->Submit(SpecOf(j));
-    if (!acc.ok()) return Fail(acc.status().WithContext(prompts_file + ": prompt " + std::to_string(i + 1)));
-    pending.emplace(i, *acc);
+    specs.push_back(SpecOf(j));
   }
+  // One batch (SubmitJobs messages of up to wire::kMaxBatchJobs jobs): the head queues the
+  // whole batch before it schedules, so --gpus 0 (auto) sees it and runs a long batch of small
+  // images one per GPU instead of giving the first ones the gang an idle cluster would. The
+  // error of an invalid job names it as jobs[i] (prompt i + 1).
+  Result<std::vector<wire::JobAccepted>> accepted = (*client)->SubmitBatch(specs);
+  if (!accepted.ok()) return Fail(accepted.status().WithContext(prompts_file));
+  std::map<size_t, wire::JobAccepted> pending;
+  for (size_t i = 0; i < accepted->size(); ++i) pending.emplace(i, (*accepted)[i]);
   std::fprintf(stderr, "submitted %zu jobs\n", pending.size());
   int failures = 0;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(int64_t(job.timeout_s * 1000));

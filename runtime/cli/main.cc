@@ -6,6 +6,8 @@
 //   distri-cluster submit  --config ... --prompt "..." [job flags] --out image.png [--json]
 //                          [--preview-every N --preview PATH]   (latent previews, see cluster-config.md)
 //   distri-cluster batch   --config ... --prompts prompts.txt --out-dir DIR [job flags]
+//                          (all prompts go to the head as one batch, SubmitJobs, so --gpus 0
+//                          sizes gangs for the whole batch)
 //   distri-cluster logs CLUSTER.yaml [head|NODE] [-n LINES] [-f]
 //
 // Job flags (as `distri generate`): --prompt, --negative-prompt, --height, --width, --steps,
@@ -106,7 +108,10 @@ int main(int argc, char** argv) {
                    "queued_ms, run_ms, total_ms (the head's), denoise_ms, decode_ms (rank 0's), client_ms (submit -> PNG written), out");
 
   std::string prompts, out_dir = "batch-out";
-  CLI::App* batch = app.add_subcommand("batch", "Render one image per line of a prompts file; writes a manifest");
+  CLI::App* batch = app.add_subcommand(
+      "batch",
+      "Render one image per line of a prompts file, submitted as one batch (the head queues every job before it "
+      "places any, so --gpus 0 sizes gangs seeing the whole batch); writes a manifest");
   AddTarget(batch, &target);
   AddJobFlags(batch, &job, /*with_prompt=*/false);
   batch->add_option("--prompts", prompts, "Prompts file: one prompt per line, # comments")->required();

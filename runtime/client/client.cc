@@ -95,6 +95,103 @@ Result<wire::JobAccepted> Client::Submit(const wire::JobSpec& spec) {
   return Call<wire::JobAccepted>(wire::SubmitJob{spec});
 }
 
+Result<std::optional<wire::JobsAccepted>> Client::CallSubmitJobs(const wire::SubmitJobs& request) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto deadline = std::chrono::steady_clock::now() + options_.request_timeout;
+  DISTRI_ASSIGN_OR_RETURN(uint64_t id, socket_->Send(request, options_.request_timeout));
+  while (true) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    DISTRI_ASSIGN_OR_RETURN(wire::Envelope reply, socket_->Receive(std::max(left, std::chrono::milliseconds(0))));
+    if (reply.request_id == id) {
+      Result<wire::JobsAccepted> r = wire::Open<wire::JobsAccepted>(reply);
+      if (r.ok()) return std::optional<wire::JobsAccepted>(std::move(*r));
+      if (wire::IsUnknownMessageTypeError(r.status(), wire::MessageType::kSubmitJobs)) {
+        return std::optional<wire::JobsAccepted>();
+      }
+      return r.status();
+    }
+    // A head that does not know the type cannot read the envelope's header, so its answer
+    // carries request id 0 (runtime/wire/messages.h, IsUnknownMessageTypeError).
+    if (reply.request_id == 0 && reply.type == wire::MessageType::kError) {
+      wire::Error err;
+      if (wire::DecodePayload(reply.payload, &err).ok() &&
+          wire::IsUnknownMessageTypeError(err.ToStatus(), wire::MessageType::kSubmitJobs)) {
+        return std::optional<wire::JobsAccepted>();
+      }
+    }
+    DISTRI_LOG(DEBUG) << options_.address << ": skipping a stale " << wire::MessageTypeName(reply.type)
+                      << " (request id " << reply.request_id << ", waiting for " << id << ")";
+  }
+}
+
+Status Client::SubmitBatchInto(const std::vector<wire::JobSpec>& specs, std::vector<wire::JobAccepted>* accepted) {
+  // Room for the envelope's header and the batch's own map around the specs' maps.
+  constexpr size_t kPayloadBudget = wire::kMaxEnvelopeBytes - 64 * 1024;
+  auto spec_error = [](size_t i, const Status& s) {
+    return Status(s.code(), "jobs[" + std::to_string(i) + "]: " + s.message());
+  };
+  size_t begin = 0;
+  while (begin < specs.size()) {
+    // The next message: up to kMaxBatchJobs specs whose encodings fit in one envelope.
+    size_t end = begin, bytes = 0;
+    while (end < specs.size() && end - begin < wire::kMaxBatchJobs) {
+      Result<std::string> one = wire::EncodePayload(wire::SubmitJob{specs[end]});
+      if (!one.ok()) return spec_error(end, one.status());
+      if (end > begin && bytes + one->size() > kPayloadBudget) break;
+      bytes += one->size();
+      ++end;
+    }
+    if (!batch_unsupported_) {
+      wire::SubmitJobs request;
+      request.jobs.assign(specs.begin() + static_cast<std::ptrdiff_t>(begin),
+                          specs.begin() + static_cast<std::ptrdiff_t>(end));
+      Result<std::optional<wire::JobsAccepted>> r = CallSubmitJobs(request);
+      if (!r.ok()) {
+        if (begin == 0 && end == specs.size()) return r.status();
+        return r.status().WithContext("the message of specs [" + std::to_string(begin) + ", " + std::to_string(end) +
+                                      ")");
+      }
+      if (r->has_value()) {
+        std::vector<wire::JobAccepted>& jobs = (*r)->jobs;
+        if (jobs.size() != end - begin) {
+          // Recorded all the same: the caller cancels what it can name.
+          accepted->insert(accepted->end(), jobs.begin(), jobs.end());
+          return Status::Internal("the head answered a SubmitJobs of " + std::to_string(end - begin) + " jobs with " +
+                                  std::to_string(jobs.size()) + " accepted jobs");
+        }
+        accepted->insert(accepted->end(), jobs.begin(), jobs.end());
+        begin = end;
+        continue;
+      }
+      batch_unsupported_ = true;
+      DISTRI_LOG(INFO) << "the head at " << options_.address << " does not know SubmitJobs (wire minor version < 5):"
+                       << " submitting batches one SubmitJob per job";
+    }
+    for (size_t i = begin; i < end; ++i) {
+      Result<wire::JobAccepted> a = Submit(specs[i]);
+      if (!a.ok()) return spec_error(i, a.status());
+      accepted->push_back(*a);
+    }
+    begin = end;
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<wire::JobAccepted>> Client::SubmitBatch(const std::vector<wire::JobSpec>& specs) {
+  std::vector<wire::JobAccepted> accepted;
+  accepted.reserve(specs.size());
+  Status s = SubmitBatchInto(specs, &accepted);
+  if (s.ok()) return accepted;
+  size_t cancelled = 0;
+  for (const wire::JobAccepted& a : accepted) cancelled += Cancel(a.job_id).ok() ? 1 : 0;
+  if (!accepted.empty()) {
+    s = Status(s.code(), s.message() + " (cancelled " + std::to_string(cancelled) + " of the " +
+                             std::to_string(accepted.size()) + " job(s) of the batch accepted before)");
+  }
+  return s;
+}
+
 Result<wire::JobStatus> Client::GetJob(const JobId& job_id, bool with_preview) {
   return Call<wire::JobStatus>(wire::GetJob{job_id, with_preview});
 }

@@ -27,6 +27,7 @@
 // thread with no lock held.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -34,6 +35,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "runtime/common/ids.h"
 #include "runtime/common/status.h"
@@ -97,6 +99,17 @@ class Client {
   // Submits one image. JobAccepted arrives once the job is durable on the head (a head
   // restart does not lose it). spec.seed unset: the head draws one (JobAccepted.seed).
   Result<wire::JobAccepted> Submit(const wire::JobSpec& spec);
+  // Submits a batch of images, one JobAccepted per spec in the same order. The head queues a
+  // whole SubmitJobs message before it schedules, so its "auto" gang sizes see the batch (a
+  // long batch of small images runs one image per GPU, not the first ones on 2-GPU gangs).
+  // Sends messages of at most wire::kMaxBatchJobs specs (fewer where long prompts would pass
+  // the envelope limit); the head records each message's jobs all or none. A head older than
+  // wire minor version 5 does not know SubmitJobs: then one SubmitJob per spec goes out (and
+  // this client remembers it for later batches). All or nothing for the caller: on an error
+  // the jobs this call got accepted are cancelled (best effort: a message whose answer was
+  // lost, DeadlineExceeded, may have been accepted), and the error names the spec ("jobs[i]"
+  // and the field). An empty batch returns an empty vector without contacting the head.
+  Result<std::vector<wire::JobAccepted>> SubmitBatch(const std::vector<wire::JobSpec>& specs);
   // State, progress (step of total_steps), attempt and queue position of a job; with
   // `with_preview`, also the latest latent preview of a running job (JobStatus.preview).
   Result<wire::JobStatus> GetJob(const JobId& job_id, bool with_preview = false);
@@ -121,6 +134,10 @@ class Client {
          std::unique_ptr<wire::DealerSocket> socket);
   template <typename Resp, typename Req>
   Result<Resp> Call(const Req& request);
+  // One SubmitJobs round trip; nullopt when the head does not know the message type.
+  Result<std::optional<wire::JobsAccepted>> CallSubmitJobs(const wire::SubmitJobs& request);
+  // SubmitBatch without the cancellation: appends what the head accepted to *accepted.
+  Status SubmitBatchInto(const std::vector<wire::JobSpec>& specs, std::vector<wire::JobAccepted>* accepted);
   // WaitForJob's pause before the next poll: an eighth of the time waited so far, between 5 ms
   // and poll_interval, shortened as a running job nears its last step (half the predicted rest of the loop, from the step rate seen so far; 5 ms
   // once every step is done), so a result is seen within a few ms of the head having it.
@@ -136,6 +153,8 @@ class Client {
   std::shared_ptr<wire::ZmqContext> context_;
   std::mutex mu_;  // serializes use of socket_
   std::unique_ptr<wire::DealerSocket> socket_;
+  // Set once the head answered that it does not know SubmitJobs (an older head).
+  std::atomic<bool> batch_unsupported_{false};
 };
 
 // Fills in client keys from options (keys_dir, files, explicit keys) as Connect does; exposed

@@ -5,9 +5,11 @@
 //   1. By resolution: the image's side s = sqrt(width * height) wants 1 actor up to
 //      auto_one_max_side (768), 2 up to auto_two_max_side (1024), 4 up to auto_four_max_side
 //      (1536), and 8 above: DistriFusion only pays off once each patch still has enough rows.
-//   2. By load: with q jobs waiting behind this one and A alive actors of the model, the size
-//      is capped at max(1, A / (q + 1)): a long queue of small jobs runs one image per actor
-//      (throughput), an empty queue gives each image the gang its size wants (latency).
+//   2. By load: with q other unfinished jobs (queued behind this one, or already placed and
+//      holding actors: the head passes both) and A alive actors of the model, the size is capped
+//      at max(1, A / (q + 1)): a long queue of small jobs runs one image per actor (throughput,
+//      to the last job of a batch), an idle cluster gives an image the gang its size wants
+//      (latency).
 //   3. Capped at the alive actors of the model, then rounded down to a power of two.
 //   An explicit gpus=N is used as is (the job waits until N actors of its model are idle).
 //

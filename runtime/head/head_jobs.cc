@@ -2,6 +2,7 @@
 // failure handling (docs/runtime-design.md, "Job semantics").
 #include <algorithm>
 #include <random>
+#include <unordered_map>
 
 #include "runtime/common/logging.h"
 #include "runtime/head/head_server.h"
@@ -53,42 +54,101 @@ wire::JobStatus HeadServer::StatusOf(const JobRecord& rec, uint32_t step) const 
   return st;
 }
 
-void HeadServer::OnSubmit(const Incoming& in, const wire::SubmitJob& m) {
-  Status valid = ValidateJobSpec(m.spec);
+Status HeadServer::CheckSubmittable(const wire::JobSpec& spec) const {
+  DISTRI_RETURN_IF_ERROR(ValidateJobSpec(spec));
   const size_t capacity = nodes_.AliveCapacity();
-  if (valid.ok() && capacity > 0 && m.spec.gpus > capacity) {
-    valid = Status::InvalidArgument("job: asks for " + std::to_string(m.spec.gpus) + " GPUs, the cluster has " +
-                                    std::to_string(capacity) + " actors");
+  if (capacity > 0 && spec.gpus > capacity) {
+    return Status::InvalidArgument("job: asks for " + std::to_string(spec.gpus) + " GPUs, the cluster has " +
+                                   std::to_string(capacity) + " actors");
   }
-  if (valid.ok() && !m.spec.model.empty() && actors_.CountAlive("") > 0 && actors_.CountAlive(m.spec.model) == 0 &&
-      !nodes_.AnyAliveNodeLists(m.spec.model)) {
-    valid = Status::InvalidArgument("job: no actor of this cluster holds model '" + m.spec.model + "'");
+  if (!spec.model.empty() && actors_.CountAlive("") > 0 && actors_.CountAlive(spec.model) == 0 &&
+      !nodes_.AnyAliveNodeLists(spec.model)) {
+    return Status::InvalidArgument("job: no actor of this cluster holds model '" + spec.model + "'");
   }
-  if (!valid.ok()) {
+  return Status::Ok();
+}
+
+JobRecord HeadServer::NewJob(const wire::JobSpec& spec) {
+  JobRecord rec;
+  rec.id = JobId::Random();
+  rec.spec = spec;
+  if (!rec.spec.seed) rec.spec.seed = DrawSeed();
+  rec.submitted_ms = UnixMillis();
+  return rec;
+}
+
+void HeadServer::Enqueue(JobRecord rec) {
+  queue_.Push(rec.id, rec.spec.priority, rec.sequence);
+  metrics_.JobSubmitted();
+  ActiveJob job;
+  job.rec = std::move(rec);
+  active_.emplace(job.rec.id, std::move(job));
+}
+
+void HeadServer::OnSubmit(const Incoming& in, const wire::SubmitJob& m) {
+  if (Status valid = CheckSubmittable(m.spec); !valid.ok()) {
     DISTRI_LOG(INFO) << "head: refused a job from " << in.envelope.sender_id << ": " << valid.message();
     (void)router_->ReplyError(in, valid);
     return;
   }
-  JobRecord rec;
-  rec.id = JobId::Random();
-  rec.spec = m.spec;
-  if (!rec.spec.seed) rec.spec.seed = DrawSeed();
-  rec.submitted_ms = UnixMillis();
+  JobRecord rec = NewJob(m.spec);
   if (Status s = store_->Insert(&rec); !s.ok()) {
     DISTRI_LOG(ERROR) << "head: cannot record a job: " << s.ToString();
     (void)router_->ReplyError(in, Status::Internal("the head could not record the job: " + s.message()));
     return;
   }
-  queue_.Push(rec.id, rec.spec.priority, rec.sequence);
-  const uint32_t position = queue_.Position(rec.id).value_or(0);
-  metrics_.JobSubmitted();
   DISTRI_LOG(INFO) << "job " << rec.id.Short() << " accepted from " << in.envelope.sender_id << ": "
                    << rec.spec.width << "x" << rec.spec.height << ", " << rec.spec.steps << " steps, seed "
                    << *rec.spec.seed << ", gpus " << (rec.spec.gpus == 0 ? std::string("auto") : std::to_string(rec.spec.gpus));
-  wire::JobAccepted reply{rec.id, *rec.spec.seed, position};
-  ActiveJob job;
-  job.rec = std::move(rec);
-  active_.emplace(job.rec.id, std::move(job));
+  const JobId id = rec.id;
+  const uint64_t seed = *rec.spec.seed;
+  Enqueue(std::move(rec));
+  (void)router_->Reply(in, wire::JobAccepted{id, seed, queue_.Position(id).value_or(0)});
+}
+
+// The batch is what makes "auto" gang sizes right for it: Run schedules once after this
+// message, with every job of the batch already queued behind the first, so AutoGangSize sees
+// the real queue (one image per GPU for a long batch of small images) instead of an empty one.
+void HeadServer::OnSubmitJobs(const Incoming& in, const wire::SubmitJobs& m) {
+  for (size_t i = 0; i < m.jobs.size(); ++i) {
+    if (Status valid = CheckSubmittable(m.jobs[i]); !valid.ok()) {
+      std::string why = valid.message();
+      if (why.rfind("job: ", 0) == 0) why = why.substr(5);
+      const Status refused(valid.code(), "jobs[" + std::to_string(i) + "] of " + std::to_string(m.jobs.size()) +
+                                             ": " + why + " (no job of the batch was accepted)");
+      DISTRI_LOG(INFO) << "head: refused a batch from " << in.envelope.sender_id << ": " << refused.message();
+      (void)router_->ReplyError(in, refused);
+      return;
+    }
+  }
+  std::vector<JobRecord> recs;
+  recs.reserve(m.jobs.size());
+  for (const wire::JobSpec& spec : m.jobs) recs.push_back(NewJob(spec));
+  if (Status s = store_->InsertAll(&recs); !s.ok()) {
+    DISTRI_LOG(ERROR) << "head: cannot record a batch of " << recs.size() << " jobs: " << s.ToString();
+    (void)router_->ReplyError(in, Status::Internal("the head could not record the batch: " + s.message()));
+    return;
+  }
+  wire::JobsAccepted reply;
+  reply.jobs.reserve(recs.size());
+  for (JobRecord& rec : recs) {
+    DISTRI_LOG(DEBUG) << "job " << rec.id.Short() << " accepted from " << in.envelope.sender_id << " in a batch: "
+                      << rec.spec.width << "x" << rec.spec.height << ", " << rec.spec.steps << " steps, seed "
+                      << *rec.spec.seed;
+    reply.jobs.push_back({rec.id, *rec.spec.seed, 0});
+    Enqueue(std::move(rec));
+  }
+  // Positions with the whole batch queued, in one pass (JobQueue::Position is linear per job).
+  std::unordered_map<JobId, uint32_t> position;
+  const std::vector<JobId> order = queue_.InOrder();
+  for (size_t p = 0; p < order.size(); ++p) position.emplace(order[p], static_cast<uint32_t>(p));
+  for (wire::JobAccepted& a : reply.jobs) a.queue_position = position[a.job_id];
+  const wire::JobSpec& first = m.jobs.front();
+  DISTRI_LOG(INFO) << "batch of " << reply.jobs.size() << " jobs accepted from " << in.envelope.sender_id << " (jobs "
+                   << reply.jobs.front().job_id.Short() << ".." << reply.jobs.back().job_id.Short() << ", first "
+                   << first.width << "x" << first.height << ", " << first.steps << " steps, gpus "
+                   << (first.gpus == 0 ? std::string("auto") : std::to_string(first.gpus)) << "); queue "
+                   << queue_.size();
   (void)router_->Reply(in, reply);
 }
 
@@ -166,6 +226,10 @@ void HeadServer::Schedule() {
   }
   if (slots.empty()) return;
   const std::vector<JobId> order = queue_.InOrder();
+  // The auto gang size weighs a job against every other unfinished job: the ones queued behind
+  // it and the ones placed (they hold actors), so the tail of a batch does not form new
+  // multi-GPU gangs while the rest of the batch still runs one image per actor.
+  const size_t others = active_.empty() ? 0 : active_.size() - 1;
   for (size_t i = 0; i < order.size(); ++i) {
     auto it = active_.find(order[i]);
     if (it == active_.end()) {
@@ -174,7 +238,7 @@ void HeadServer::Schedule() {
     }
     // A job the alive actors can never hold must not block the ones behind it.
     if (!scheduler_.Feasible(it->second.rec.spec, slots)) continue;
-    std::optional<Placement> p = scheduler_.Place(it->second.rec.spec, slots, order.size() - i - 1);
+    std::optional<Placement> p = scheduler_.Place(it->second.rec.spec, slots, others);
     if (!p) break;  // strict order: no job overtakes a job that waits for actors
     for (const ActorSlot& chosen : p->gang) {
       for (ActorSlot& s : slots) {

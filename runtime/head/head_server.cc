@@ -183,6 +183,7 @@ void HeadServer::Dispatch(Incoming& in) {
         else if constexpr (std::is_same_v<M, wire::RegisterActor>) OnRegisterActor(in, m);
         else if constexpr (std::is_same_v<M, wire::ActorExited>) OnActorExited(in, m);
         else if constexpr (std::is_same_v<M, wire::SubmitJob>) OnSubmit(in, m);
+        else if constexpr (std::is_same_v<M, wire::SubmitJobs>) OnSubmitJobs(in, m);
         else if constexpr (std::is_same_v<M, wire::GetJob>) OnGetJob(in, m);
         else if constexpr (std::is_same_v<M, wire::CancelJob>) OnCancel(in, m);
         else if constexpr (std::is_same_v<M, wire::GetJobResult>) OnGetResult(in, m);

@@ -7,8 +7,10 @@
 // NodeTable, ActorTable, GangScheduler, Metrics), each with its own tests.
 //
 // Message handling:
-//   client:  SubmitJob -> JobAccepted (after the job is in SQLite), GetJob / CancelJob ->
-//            JobStatus, GetJobResult -> JobResult, GetClusterStatus -> ClusterStatus.
+//   client:  SubmitJob -> JobAccepted (after the job is in SQLite), SubmitJobs -> JobsAccepted
+//            (the whole batch in one SQLite transaction and queued before the next schedule),
+//            GetJob / CancelJob -> JobStatus, GetJobResult -> JobResult, GetClusterStatus ->
+//            ClusterStatus.
 //   node:    RegisterNode -> NodeRegistered; Heartbeat; ActorExited (the actor is dead at once).
 //   actor:   RegisterActor -> ActorRegistered; Heartbeat; TaskProgress; TaskDone.
 //   A Heartbeat from a connection the head does not know (the head restarted) is answered with
@@ -108,6 +110,14 @@ class HeadServer {
   // Jobs (head_jobs.cc).
   Status LoadJobs();
   void OnSubmit(const Incoming& in, const wire::SubmitJob& m);
+  void OnSubmitJobs(const Incoming& in, const wire::SubmitJobs& m);
+  // InvalidArgument when the cluster cannot run `spec` (ValidateJobSpec, GPUs beyond the alive
+  // capacity, a model nobody holds).
+  Status CheckSubmittable(const wire::JobSpec& spec) const;
+  // A PENDING record of a new job of `spec` (fresh id, the seed drawn when absent).
+  static JobRecord NewJob(const wire::JobSpec& spec);
+  // Queues a job just recorded in the store and starts tracking it.
+  void Enqueue(JobRecord rec);
   void OnGetJob(const Incoming& in, const wire::GetJob& m);
   void OnCancel(const Incoming& in, const wire::CancelJob& m);
   void OnGetResult(const Incoming& in, const wire::GetJobResult& m);

@@ -4,7 +4,8 @@
 // before it is acted upon, so a head restart loses no accepted job (docs/runtime-design.md,
 // "Job semantics"). Results (image bytes + metadata: seed, timings, gang, attempt) live in the
 // same database. Writes use SQLite's WAL journal with synchronous=FULL: a committed write
-// survives a crash of the head process and of the machine.
+// survives a crash of the head process and of the machine. New databases use 64 KiB pages (the
+// images are large blobs); databases made with another page size keep it.
 //
 // Schema (version 1, in table `meta`): jobs(id, seq, spec, state, attempt, failures, priority,
 // submitted_ms, started_ms, finished_ms, error); results(job_id, format, meta, image). `spec` and
@@ -40,6 +41,10 @@ class JobStore {
 
   // Adds a new job (AlreadyExists when the id is taken). Assigns record->sequence.
   Status Insert(JobRecord* record);
+  // Adds every job of `records` in one transaction (one sync to disk for a whole batch), with
+  // consecutive sequence numbers in vector order: all of them or, on any error, none (the
+  // sequence numbers assigned then mean nothing).
+  Status InsertAll(std::vector<JobRecord>* records);
   // Writes state, attempt, failures, timings and error of an existing job (NotFound otherwise).
   Status Update(const JobRecord& record);
   // Stores the result and marks the job SUCCEEDED (record's other fields written too), in one

@@ -18,6 +18,16 @@ void Fields(V& v, M& m) {
   v.Int("queue_position", m.queue_position, kRequired, 0u, std::numeric_limits<uint32_t>::max());
 }
 
+template <typename V, Is<SubmitJobs> M>
+void Fields(V& v, M& m) {
+  v.StructList("jobs", m.jobs, kRequired, kMaxBatchJobs);
+}
+
+template <typename V, Is<JobsAccepted> M>
+void Fields(V& v, M& m) {
+  v.StructList("jobs", m.jobs, kRequired, kMaxBatchJobs);
+}
+
 template <typename V, Is<GetJob> M>
 void Fields(V& v, M& m) {
   v.Id("job_id", m.job_id, kRequired);
@@ -89,6 +99,34 @@ struct Invariants<JobResult> {
   }
 };
 
+// A batch is the one list longer than a gang: its parse may hold kMaxBatchJobs entries (the
+// object count and the envelope size stay bounded as for every message).
+template <>
+struct PayloadLimitsOf<SubmitJobs> {
+  static const ParseLimits& Get() { return BatchPayloadLimits(); }
+};
+template <>
+struct PayloadLimitsOf<JobsAccepted> {
+  static const ParseLimits& Get() { return BatchPayloadLimits(); }
+};
+
+template <>
+struct Invariants<SubmitJobs> {
+  static Status Check(const SubmitJobs& m, const std::string& name) {
+    if (m.jobs.empty()) return Status::InvalidArgument(name + ".jobs: empty (a batch holds 1.." +
+                                                       std::to_string(kMaxBatchJobs) + " jobs)");
+    return Status::Ok();
+  }
+};
+
+template <>
+struct Invariants<JobsAccepted> {
+  static Status Check(const JobsAccepted& m, const std::string& name) {
+    if (m.jobs.empty()) return Status::InvalidArgument(name + ".jobs: empty");
+    return Status::Ok();
+  }
+};
+
 }  // namespace internal
 
 DISTRI_WIRE_DEFINE_CODEC(SubmitJob)
@@ -98,5 +136,7 @@ DISTRI_WIRE_DEFINE_CODEC(JobStatus)
 DISTRI_WIRE_DEFINE_CODEC(CancelJob)
 DISTRI_WIRE_DEFINE_CODEC(GetJobResult)
 DISTRI_WIRE_DEFINE_CODEC(JobResult)
+DISTRI_WIRE_DEFINE_CODEC(SubmitJobs)
+DISTRI_WIRE_DEFINE_CODEC(JobsAccepted)
 
 }  // namespace distri::wire

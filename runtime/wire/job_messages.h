@@ -31,6 +31,26 @@ struct JobAccepted {
   bool operator==(const JobAccepted&) const = default;
 };
 
+// client -> head: render a batch of images (minor version 5). The head validates every spec as
+// it validates SubmitJob's, records all of them durably in one transaction and queues them in
+// order before it schedules, so the gang sizes it picks for "auto" jobs see the whole batch
+// queued. All or nothing: one invalid spec refuses the batch (Error InvalidArgument naming
+// "jobs[i]" and the field) and no job of it is recorded. Answered by JobsAccepted or Error;
+// a head older than minor version 5 answers Error InvalidArgument "unknown message type 17"
+// with request id 0 (client::Client::SubmitBatch then submits one SubmitJob per spec).
+struct SubmitJobs {
+  static constexpr MessageType kType = MessageType::kSubmitJobs;
+  std::vector<JobSpec> jobs;  // required; 1..kMaxBatchJobs, each checked as SubmitJob's fields
+  bool operator==(const SubmitJobs&) const = default;
+};
+
+// head -> client, reply to SubmitJobs: one entry per spec, in the order of SubmitJobs.jobs.
+struct JobsAccepted {
+  static constexpr MessageType kType = MessageType::kJobsAccepted;
+  std::vector<JobAccepted> jobs;  // required; 1..kMaxBatchJobs; queue_position as of the whole batch queued
+  bool operator==(const JobsAccepted&) const = default;
+};
+
 // client -> head: state of a job. Answered by JobStatus, or Error NotFound.
 struct GetJob {
   static constexpr MessageType kType = MessageType::kGetJob;
@@ -94,6 +114,8 @@ Result<std::string> EncodePayload(const JobStatus& m);
 Result<std::string> EncodePayload(const CancelJob& m);
 Result<std::string> EncodePayload(const GetJobResult& m);
 Result<std::string> EncodePayload(const JobResult& m);
+Result<std::string> EncodePayload(const SubmitJobs& m);
+Result<std::string> EncodePayload(const JobsAccepted& m);
 Status DecodePayload(std::string_view bytes, SubmitJob* out);
 Status DecodePayload(std::string_view bytes, JobAccepted* out);
 Status DecodePayload(std::string_view bytes, GetJob* out);
@@ -101,5 +123,7 @@ Status DecodePayload(std::string_view bytes, JobStatus* out);
 Status DecodePayload(std::string_view bytes, CancelJob* out);
 Status DecodePayload(std::string_view bytes, GetJobResult* out);
 Status DecodePayload(std::string_view bytes, JobResult* out);
+Status DecodePayload(std::string_view bytes, SubmitJobs* out);
+Status DecodePayload(std::string_view bytes, JobsAccepted* out);
 
 }  // namespace distri::wire

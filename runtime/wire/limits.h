@@ -35,6 +35,9 @@ inline constexpr size_t kMaxImageBytes = kMaxEnvelopeBytes - kMiB;
 inline constexpr size_t kMaxGangSize = 1024;
 inline constexpr size_t kMaxGpusPerNode = 256;
 inline constexpr size_t kMaxModelsPerNode = 256;
+// Jobs of one SubmitJobs / JobsAccepted (the envelope limit also applies: a batch of long
+// prompts is split by the client into several messages).
+inline constexpr size_t kMaxBatchJobs = 4096;
 // Image side in pixels, denoising steps.
 inline constexpr uint32_t kMaxImageSide = 16384;
 inline constexpr uint32_t kMaxSteps = 10000;

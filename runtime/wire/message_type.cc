@@ -19,6 +19,8 @@ std::string_view MessageTypeName(MessageType type) {
     case MessageType::kCancelJob: return "CancelJob";
     case MessageType::kGetJobResult: return "GetJobResult";
     case MessageType::kJobResult: return "JobResult";
+    case MessageType::kSubmitJobs: return "SubmitJobs";
+    case MessageType::kJobsAccepted: return "JobsAccepted";
     case MessageType::kAssignTask: return "AssignTask";
     case MessageType::kTaskProgress: return "TaskProgress";
     case MessageType::kTaskDone: return "TaskDone";

@@ -3,7 +3,8 @@
 // MessageType values are frozen: a value never changes meaning and is never reused, even when
 // a message is retired (like zmq's socket options). New messages take new values and bump the
 // protocol's minor version; a peer answers a type it does not know with an Error
-// (InvalidArgument "unknown message type N").
+// (InvalidArgument "unknown message type N", with request id 0: it cannot read the header;
+// IsUnknownMessageTypeError in messages.h recognizes it, so a newer requester can fall back).
 #pragma once
 
 #include <cstdint>
@@ -20,8 +21,9 @@ inline constexpr uint8_t kProtocolVersionMajor = 1;
 // cluster status, CancelTask (docs/runtime-design.md); 2 = JobSpec.sync_mode and
 // JobSpec.warmup_steps (optional); 3 = ReleaseGang (docs/runtime-design.md, "Kept gangs"),
 // later the optional latent preview fields (JobSpec.preview_every, GetJob.with_preview,
-// JobStatus.preview, TaskProgress.preview); 4 = JobSpec.guidance_rescale (optional).
-inline constexpr uint8_t kProtocolVersionMinor = 4;
+// JobStatus.preview, TaskProgress.preview); 4 = JobSpec.guidance_rescale (optional);
+// 5 = SubmitJobs / JobsAccepted (a batch of jobs in one message, docs/runtime-design.md).
+inline constexpr uint8_t kProtocolVersionMinor = 5;
 
 enum class MessageType : uint16_t {
   // 0 is never a valid type (a zeroed buffer must not parse as a message).
@@ -44,6 +46,8 @@ enum class MessageType : uint16_t {
   kCancelJob = 14,       // client -> head: cancel a job (answered by JobStatus)
   kGetJobResult = 15,    // client -> head: fetch the image of a finished job
   kJobResult = 16,       // head -> client: the image and its metadata
+  kSubmitJobs = 17,      // client -> head: render a batch of images, queued together; minor 5
+  kJobsAccepted = 18,    // head -> client: the whole batch recorded durably, ids in order; minor 5
   // Head <-> actors.
   kAssignTask = 20,      // head -> actor: one rank of a gang for one job
   kTaskProgress = 21,    // actor -> head: denoising step i of n

@@ -1,5 +1,7 @@
 #include "runtime/wire/messages.h"
 
+#include <cctype>
+
 namespace distri::wire {
 namespace {
 
@@ -29,6 +31,8 @@ Result<AnyMessage> DecodeMessage(const Envelope& e) {
     case MessageType::kCancelJob: return DecodeAs<CancelJob>(e);
     case MessageType::kGetJobResult: return DecodeAs<GetJobResult>(e);
     case MessageType::kJobResult: return DecodeAs<JobResult>(e);
+    case MessageType::kSubmitJobs: return DecodeAs<SubmitJobs>(e);
+    case MessageType::kJobsAccepted: return DecodeAs<JobsAccepted>(e);
     case MessageType::kAssignTask: return DecodeAs<AssignTask>(e);
     case MessageType::kTaskProgress: return DecodeAs<TaskProgress>(e);
     case MessageType::kTaskDone: return DecodeAs<TaskDone>(e);
@@ -46,6 +50,20 @@ Result<AnyMessage> DecodeMessage(std::string_view envelope_bytes) {
 
 MessageType TypeOf(const AnyMessage& message) {
   return std::visit([](const auto& m) { return std::decay_t<decltype(m)>::kType; }, message);
+}
+
+bool IsUnknownMessageTypeError(const Status& status, MessageType type) {
+  // The text is the contract: DecodeEnvelope of every version writes it (message_type.h).
+  // Matching the number keeps the answer about another message from passing for this one.
+  const std::string text = "unknown message type " + std::to_string(static_cast<uint16_t>(type));
+  const std::string& m = status.message();
+  for (size_t at = m.find(text); at != std::string::npos; at = m.find(text, at + 1)) {
+    const size_t end = at + text.size();
+    if (end == m.size() || !std::isdigit(static_cast<unsigned char>(m[end]))) {
+      return status.code() == StatusCode::kInvalidArgument;
+    }
+  }
+  return false;
 }
 
 }  // namespace distri::wire

@@ -33,7 +33,8 @@ namespace distri::wire {
 using AnyMessage = std::variant<RegisterNode, NodeRegistered, Heartbeat, SubmitJob, JobAccepted, GetJob,
                                 JobStatus, CancelJob, GetJobResult, JobResult, AssignTask, TaskProgress,
                                 TaskDone, Error, RegisterActor, ActorRegistered, ActorExited,
-                                GetClusterStatus, ClusterStatus, CancelTask, ReleaseGang>;
+                                GetClusterStatus, ClusterStatus, CancelTask, ReleaseGang, SubmitJobs,
+                                JobsAccepted>;
 
 // Decodes the payload of `envelope` into the message its type names. Errors name the message
 // and field ("SubmitJob.width: value 0 outside [1, 16384]").
@@ -43,6 +44,12 @@ Result<AnyMessage> DecodeMessage(std::string_view envelope_bytes);
 
 // The type of a decoded message.
 MessageType TypeOf(const AnyMessage& message);
+
+// Whether `status` (a peer's Error, as Open returns it) says that the peer does not know
+// message type `type`: the answer of a peer of an older minor version (message_type.h),
+// InvalidArgument naming "unknown message type <value>". Such a peer cannot decode the
+// envelope's header, so its Error carries request id 0, not the request's.
+bool IsUnknownMessageTypeError(const Status& status, MessageType type);
 
 // An envelope carrying `message`.
 template <typename M>

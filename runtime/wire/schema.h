@@ -103,6 +103,23 @@ inline const ParseLimits& PayloadLimits() {
   return limits;
 }
 
+// PayloadLimits with room for a batch's kMaxBatchJobs entries in one array.
+inline const ParseLimits& BatchPayloadLimits() {
+  static const ParseLimits limits = [] {
+    ParseLimits l = PayloadLimits();
+    l.max_array = kMaxBatchJobs;
+    return l;
+  }();
+  return limits;
+}
+
+// The limits of the payload parse of message M: PayloadLimits(), unless the .cc that holds M's
+// field list specializes this (before its DISTRI_WIRE_DEFINE_CODEC).
+template <typename M>
+struct PayloadLimitsOf {
+  static const ParseLimits& Get() { return PayloadLimits(); }
+};
+
 template <typename M>
 Result<std::string> EncodeFields(const M& m) {
   const std::string name(MessageTypeName(M::kType));
@@ -123,7 +140,7 @@ template <typename M>
 Status DecodeFields(std::string_view bytes, M* out) {
   const std::string name(MessageTypeName(M::kType));
   msgpack::object_handle handle;
-  DISTRI_RETURN_IF_ERROR(ParseUntrusted(bytes, PayloadLimits(), name + " payload", &handle));
+  DISTRI_RETURN_IF_ERROR(ParseUntrusted(bytes, PayloadLimitsOf<M>::Get(), name + " payload", &handle));
   FieldReader r(handle.get(), name);
   M m;
   if (r.status().ok()) Fields(r, m);

@@ -174,6 +174,14 @@ TEST(DistriCluster, StatusSubmitBatchAgainstAHead) {
   }
   EXPECT_EQ(lines, 2);
   EXPECT_TRUE(std::filesystem::exists(dir.path() + "/batch/1.png"));
+  // The prompts go to the head as one batch (SubmitJobs): one job it cannot run refuses them
+  // all, named by its index ("jobs[i] of N" is the head's batch answer).
+  out.clear();
+  args = Command("batch", target,
+                 {"--prompts", dir.path() + "/prompts.txt", "--out-dir", dir.path() + "/refused", "--height", "65"});
+  EXPECT_EQ(RunCli(args, &out), 1);
+  EXPECT_NE(out.find("jobs[0] of 2: width and height must be multiples of 8"), std::string::npos) << out;
+  EXPECT_NE(out.find("prompts.txt"), std::string::npos) << out;
 
   out.clear();
   args = Command("status", target, {});

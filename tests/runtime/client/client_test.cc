@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "runtime/wire/router_socket.h"
 #include "tests/runtime/head/test_cluster.h"
 
 namespace distri::client {
@@ -67,6 +68,142 @@ TEST_F(ClientTest, UsableFromManyThreads) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(ok.load(), 4);
+}
+
+// A head of wire minor version 4 as the client sees it: SubmitJobs is a type it does not know,
+// so it answers with what its RouterSocket answers an undecodable envelope, Error
+// InvalidArgument "envelope header: unknown message type 17" with request id 0 (or, with
+// `reply_with_request_id`, with the request's id). SubmitJob, CancelJob and GetClusterStatus
+// work; a spec with the sampler "magic" is refused.
+class OldHead {
+ public:
+  explicit OldHead(bool reply_with_request_id) : reply_with_request_id_(reply_with_request_id) {
+    ctx_ = wire::ZmqContext::Create().value();
+    wire::RouterOptions o;
+    o.endpoint = "tcp://127.0.0.1:*";
+    o.sender_id = "head";
+    o.allow_insecure = true;
+    router_ = wire::RouterSocket::Bind(ctx_, o).value();
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~OldHead() {
+    stop_ = true;
+    thread_.join();
+  }
+  const std::string& endpoint() const { return router_->endpoint(); }
+  int batches() const { return batches_.load(); }
+  int submits() const { return submits_.load(); }
+  int cancels() const { return cancels_.load(); }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      Result<wire::RouterSocket::Incoming> in = router_->Receive(std::chrono::milliseconds(20));
+      if (!in.ok()) continue;
+      if (std::holds_alternative<wire::SubmitJobs>(in->message)) {
+        ++batches_;
+        const Status unknown = Status::InvalidArgument("envelope header: unknown message type 17");
+        (void)router_->Send(in->peer, wire::Error::FromStatus(unknown),
+                            reply_with_request_id_ ? in->envelope.request_id : 0);
+      } else if (auto* submit = std::get_if<wire::SubmitJob>(&in->message)) {
+        ++submits_;
+        if (submit->spec.sampler == "magic") {
+          (void)router_->ReplyError(*in, Status::InvalidArgument("job: sampler 'magic' is not one of default, ..."));
+        } else {
+          (void)router_->Reply(*in, wire::JobAccepted{JobId::Random(), submit->spec.seed.value_or(9), 0});
+        }
+      } else if (auto* cancel = std::get_if<wire::CancelJob>(&in->message)) {
+        ++cancels_;
+        wire::JobStatus st;
+        st.job_id = cancel->job_id;
+        st.state = wire::JobState::kCancelled;
+        (void)router_->Reply(*in, st);
+      } else if (std::holds_alternative<wire::GetClusterStatus>(in->message)) {
+        (void)router_->Reply(*in, wire::ClusterStatus{});
+      }
+    }
+  }
+
+  bool reply_with_request_id_;
+  std::shared_ptr<wire::ZmqContext> ctx_;
+  std::unique_ptr<wire::RouterSocket> router_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> batches_{0}, submits_{0}, cancels_{0};
+  std::thread thread_;
+};
+
+std::unique_ptr<Client> ConnectInsecure(const std::string& endpoint) {
+  ClientOptions o;
+  o.address = endpoint;
+  o.allow_insecure = true;
+  o.connect_timeout = std::chrono::seconds(3);
+  o.request_timeout = std::chrono::seconds(3);
+  return Client::Connect(o).value();
+}
+
+std::vector<wire::JobSpec> Specs(size_t n) {
+  std::vector<wire::JobSpec> specs(n, TinySpec());
+  for (size_t i = 0; i < n; ++i) specs[i].seed = 100 + i;
+  return specs;
+}
+
+TEST(ClientBatch, FallsBackToOneSubmitPerJobOnAnOlderHead) {
+  for (bool with_id : {false, true}) {
+    SCOPED_TRACE(with_id ? "the old head answers with the request id" : "the old head answers with request id 0");
+    OldHead head(with_id);
+    auto c = ConnectInsecure(head.endpoint());
+    const auto start = std::chrono::steady_clock::now();
+    Result<std::vector<wire::JobAccepted>> accepted = c->SubmitBatch(Specs(3));
+    ASSERT_TRUE(accepted.ok()) << accepted.status().ToString();
+    // Recognised at once, not after the request timeout.
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+    ASSERT_EQ(accepted->size(), 3u);
+    for (size_t i = 0; i < 3; ++i) EXPECT_EQ((*accepted)[i].seed, 100 + i);  // in order
+    EXPECT_EQ(head.batches(), 1);
+    EXPECT_EQ(head.submits(), 3);
+    // Remembered: the next batch goes out one job per message at once.
+    ASSERT_EQ(c->SubmitBatch(Specs(2)).value().size(), 2u);
+    EXPECT_EQ(head.batches(), 1);
+    EXPECT_EQ(head.submits(), 5);
+    EXPECT_TRUE(c->SubmitBatch({}).value().empty());
+    EXPECT_EQ(head.submits(), 5);
+
+    // All or nothing in the fallback too: the jobs accepted before the refused one are cancelled.
+    std::vector<wire::JobSpec> bad = Specs(3);
+    bad[2].sampler = "magic";
+    const Status refused = c->SubmitBatch(bad).status();
+    EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(refused.message().find("jobs[2]: "), std::string::npos) << refused.ToString();
+    EXPECT_NE(refused.message().find("sampler 'magic'"), std::string::npos) << refused.ToString();
+    EXPECT_NE(refused.message().find("cancelled 2 of the 2 job(s)"), std::string::npos) << refused.ToString();
+    EXPECT_EQ(head.cancels(), 2);
+  }
+}
+
+TEST_F(ClientTest, BatchesLargerThanOneMessageAreSplit) {
+  auto c = ConnectClient(head_->endpoint(), dir_.path());
+  ASSERT_NE(c, nullptr);
+  // Two messages by count (kMaxBatchJobs + 3 jobs), in order, all queued.
+  std::vector<wire::JobSpec> specs = Specs(wire::kMaxBatchJobs + 3);
+  Result<std::vector<wire::JobAccepted>> accepted = c->SubmitBatch(specs);
+  ASSERT_TRUE(accepted.ok()) << accepted.status().ToString();
+  ASSERT_EQ(accepted->size(), specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) ASSERT_EQ((*accepted)[i].seed, 100 + i);
+  EXPECT_EQ((*accepted)[wire::kMaxBatchJobs + 2].queue_position, wire::kMaxBatchJobs + 2);
+  EXPECT_EQ(c->GetClusterStatus()->queue_length, specs.size());
+  // By size: 66 prompts of 1 MiB do not fit in one 64 MiB envelope.
+  std::vector<wire::JobSpec> long_prompts = Specs(66);
+  for (wire::JobSpec& s : long_prompts) s.prompt = std::string(wire::kMaxPromptBytes, 'p');
+  accepted = c->SubmitBatch(long_prompts);
+  ASSERT_TRUE(accepted.ok()) << accepted.status().ToString();
+  EXPECT_EQ(accepted->size(), 66u);
+  // A spec the wire refuses is named before anything is sent.
+  std::vector<wire::JobSpec> bad = Specs(2);
+  bad[1].steps = 0;
+  const Status s = c->SubmitBatch(bad).status();
+  EXPECT_NE(s.message().find("jobs[1]: SubmitJob.steps: value 0 outside [1, 10000]"), std::string::npos)
+      << s.ToString();
+  EXPECT_EQ(c->GetClusterStatus()->queue_length, specs.size() + 66);
 }
 
 }  // namespace

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <set>
+
 #include "runtime/channel/socket_util.h"
 #include "runtime/head/job_validation.h"
 #include "tests/runtime/head/test_cluster.h"
@@ -254,6 +257,130 @@ TEST_F(HeadServerTest, DistriFusionOptionsReachTheGangAndBadModesAreRefused) {
     spec.sync_mode = mode;
     EXPECT_TRUE(ValidateJobSpec(spec).ok()) << mode;
   }
+}
+
+// SubmitJobs (wire minor version 5): the head queues the whole batch before it schedules, so
+// "auto" gang sizes see it. 8 auto 1024 px jobs on 4 idle actors: the first schedule sees 7 to
+// 4 other jobs beside jobs 0..3 and gives each one actor (all four at once). Jobs 4..7 start as
+// jobs 0..3 finish; they weigh the jobs still running as well as those queued behind them
+// (gang_scheduler.h), so the batch's tail also runs one image per actor instead of forming
+// 2-actor gangs (each job takes 4 steps of 50 ms: the second wave starts while the first still
+// runs). Submitted one message at a time, the first job would see an empty queue and take 2
+// actors, as the single job at the end does on the idle actors.
+TEST_F(HeadServerTest, ABatchOfAutoJobsRunsOneImagePerActor) {
+  std::vector<std::unique_ptr<FakeActor>> actors;
+  FakeActorOptions slow;
+  slow.step_time = std::chrono::milliseconds(50);
+  for (int i = 0; i < 4; ++i) actors.push_back(Actor(slow));
+  ASSERT_TRUE(WaitFor([&] { return AliveActors() == 4; }));
+  wire::JobSpec spec = TinySpec();
+  spec.width = 1024;
+  spec.height = 1024;
+  std::vector<wire::JobSpec> specs(8, spec);
+  for (size_t i = 0; i < specs.size(); ++i) specs[i].prompt = "image " + std::to_string(i);
+  auto accepted = client_->SubmitBatch(specs);
+  ASSERT_TRUE(accepted.ok()) << accepted.status().ToString();
+  ASSERT_EQ(accepted->size(), 8u);
+  std::vector<size_t> gang_sizes;
+  std::set<ActorId> first_actors;
+  for (size_t i = 0; i < accepted->size(); ++i) {
+    EXPECT_EQ((*accepted)[i].queue_position, i);  // queued in batch order
+    auto r = client_->WaitForJob((*accepted)[i].job_id, 10s);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->image, FakeImage([&] {
+                wire::JobSpec s = specs[i];
+                s.seed = (*accepted)[i].seed;
+                return s;
+              }()));
+    gang_sizes.push_back(r->gang.size());
+    if (i < 4) first_actors.insert(r->gang[0].actor_id);
+  }
+  EXPECT_EQ(gang_sizes, (std::vector<size_t>(8, 1)));
+  EXPECT_EQ(first_actors.size(), 4u);  // the first four ran side by side
+
+  // A single auto job of the same size on the idle actors still gets two.
+  ASSERT_TRUE(WaitFor([&] {
+    return std::none_of(actors.begin(), actors.end(), [](const auto& a) { return a->busy(); });
+  }));
+  wire::JobAccepted single = client_->Submit(spec).value();
+  auto r = client_->WaitForJob(single.job_id, 5s);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->gang.size(), 2u);
+}
+
+// A batch is all or nothing, queues by priority then in order like single submits, and is
+// durable (a head restart keeps it).
+TEST_F(HeadServerTest, ABatchIsAllOrNothingAndQueuesLikeSingleSubmits) {
+  std::vector<wire::JobSpec> specs(3, TinySpec());
+  specs[1].priority = 5;
+  specs[2].seed = 77;
+  const std::vector<wire::JobAccepted> accepted = client_->SubmitBatch(specs).value();  // no actor: all wait
+  ASSERT_EQ(accepted.size(), 3u);
+  EXPECT_EQ(accepted[0].queue_position, 1u);
+  EXPECT_EQ(accepted[1].queue_position, 0u);
+  EXPECT_EQ(accepted[2].queue_position, 2u);
+  EXPECT_EQ(accepted[2].seed, 77u);
+  EXPECT_LT(accepted[0].seed, uint64_t{1} << 32);  // drawn as for SubmitJob
+  EXPECT_EQ(client_->GetClusterStatus()->queue_length, 3u);
+
+  // One job the cluster cannot run refuses the whole batch, naming it.
+  std::vector<wire::JobSpec> bad(4, TinySpec());
+  bad[2].sampler = "magic";
+  Status refused = client_->SubmitBatch(bad).status();
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find("jobs[2] of 4: sampler 'magic' is not one of"), std::string::npos)
+      << refused.ToString();
+  bad[2] = TinySpec();
+  bad[3].width = 1001;
+  refused = client_->SubmitBatch(bad).status();
+  EXPECT_NE(refused.message().find("jobs[3] of 4: width and height must be multiples of 8"), std::string::npos)
+      << refused.ToString();
+  // A malformed spec is refused by the head's decoder (the client's encoder refuses it before).
+  bad[3] = TinySpec();
+  bad[1].width = 0;
+  refused = client_->SubmitBatch(bad).status();
+  EXPECT_NE(refused.message().find("jobs[1]: SubmitJob.width: value 0 outside [1, 16384]"), std::string::npos)
+      << refused.ToString();
+  auto ctx = wire::ZmqContext::Create().value();
+  wire::DealerOptions d;
+  d.endpoint = head_->endpoint();
+  d.sender_id = "client:raw";
+  d.curve = wire::ReadKeyPairFile(dir_.path() + "/client.key").value();
+  d.server_public_key = head_->public_key();
+  auto raw = wire::DealerSocket::Connect(ctx, d).value();
+  wire::Envelope e = wire::MakeEnvelope(wire::SubmitJobs{{TinySpec(), TinySpec()}}, 5, "client:raw").value();
+  // The second spec's map gets a second "width": the payload is SubmitJobs' map, "jobs", then
+  // an array of two maps; the second map is the last thing in the payload.
+  const std::string one = wire::EncodePayload(wire::SubmitJob{TinySpec()}).value();
+  ASSERT_EQ(e.payload.substr(e.payload.size() - one.size()), one);
+  ASSERT_EQ(static_cast<uint8_t>(one[0]) & 0xF0, 0x80);  // a fixmap
+  e.payload[e.payload.size() - one.size()] = static_cast<char>(one[0] + 1);
+  e.payload += std::string("\xa5width\x08", 7);
+  ASSERT_TRUE(raw->SendEnvelope(e, 1s).ok());
+  Result<wire::Envelope> reply = raw->Receive(2s);
+  ASSERT_TRUE(reply.ok()) << reply.status().ToString();
+  EXPECT_EQ(reply->request_id, 5u);
+  const Status decoded = wire::Open<wire::JobsAccepted>(*reply).status();
+  EXPECT_EQ(decoded.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(decoded.message().find("SubmitJobs.jobs[1]: duplicate field 'width'"), std::string::npos)
+      << decoded.ToString();
+  wire::ClusterStatus st = client_->GetClusterStatus().value();
+  EXPECT_EQ(st.queue_length, 3u);
+  EXPECT_EQ(st.jobs_by_state.pending, 3u);
+
+  // Durable: after a restart the batch waits in the same order.
+  client_.reset();
+  head_->Stop();
+  head_.reset();
+  StartHead();
+  for (size_t i = 0; i < accepted.size(); ++i) {
+    wire::JobStatus js = client_->GetJob(accepted[i].job_id).value();
+    EXPECT_EQ(js.state, wire::JobState::kPending);
+    EXPECT_EQ(js.queue_position, accepted[i].queue_position);
+  }
+  auto actor = Actor();
+  for (const wire::JobAccepted& a : accepted) EXPECT_TRUE(client_->WaitForJob(a.job_id, 5s).ok());
+  EXPECT_EQ(client_->GetResult(accepted[2].job_id)->seed, 77u);
 }
 
 // Rank 0's latest preview is kept in memory and served only to GetJob with_preview.

@@ -1,10 +1,14 @@
-// JobStore: durable across reopen, results stored once, unfinished jobs in order.
+// JobStore: durable across reopen, results stored once, unfinished jobs in order, 64 KiB pages
+// for new databases while databases of older heads (4 KiB pages) keep working.
 #include "runtime/head/job_store.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <filesystem>
+
+#include "runtime/wire/messages.h"
 
 namespace distri::head {
 namespace {
@@ -114,6 +118,115 @@ TEST(JobStore, ErrorsNameTheJobAndPath) {
   Result<std::unique_ptr<JobStore>> bad = JobStore::Open("/nonexistent-dir/x/head.db");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("/nonexistent-dir/x/head.db"), std::string::npos);
+}
+
+// The page size of the database file at `path`, read with SQLite itself (-1 on errors).
+int64_t PageSizeOf(const std::string& path) {
+  sqlite3* db = nullptr;
+  int64_t size = -1;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+      size = sqlite3_column_int64(s, 0);
+    }
+    sqlite3_finalize(s);
+  }
+  sqlite3_close(db);
+  return size;
+}
+
+// A result whose image spans many pages of any size (a 2048 px PNG is ~9 MB).
+wire::JobResult BigResult(const JobRecord& r) {
+  wire::JobResult res;
+  res.job_id = r.id;
+  res.format = wire::OutputFormat::kPng;
+  res.width = 2048;
+  res.height = 2048;
+  res.image.resize(3 << 20);
+  for (size_t i = 0; i < res.image.size(); ++i) res.image[i] = static_cast<char>((i * 131) >> 7);
+  res.seed = r.spec.seed.value_or(0);
+  res.timings = {1, 2, 3};
+  res.gang = {{0, NodeId::Random(), ActorId::Random(), 0, "host"}};
+  res.attempt = 1;
+  return res;
+}
+
+TEST(JobStore, NewDatabasesUse64KiBPages) {
+  TempDir dir;
+  const std::string db = dir.path() + "/head.db";
+  JobRecord r = MakeJob(5);
+  const wire::JobResult res = BigResult(r);
+  {
+    auto store = JobStore::Open(db).value();
+    ASSERT_TRUE(store->Insert(&r).ok());
+    r.state = wire::JobState::kSucceeded;
+    ASSERT_TRUE(store->PutResult(r, res).ok());
+  }
+  EXPECT_EQ(PageSizeOf(db), 65536);
+  auto store = JobStore::Open(db).value();
+  EXPECT_EQ(store->GetResult(r.id).value(), res);
+  EXPECT_EQ(store->Get(r.id)->state, wire::JobState::kSucceeded);
+}
+
+// A store made before 64 KiB pages: 4 KiB pages, WAL, the version 1 schema as those heads
+// created it, and one pending job. It opens, keeps its page size, and jobs and results
+// round-trip through it.
+TEST(JobStore, OpensADatabaseWith4KiBPagesOfAnOlderHead) {
+  TempDir dir;
+  const std::string path = dir.path() + "/head.db";
+  JobRecord old_job = MakeJob(7);
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    const char* schema =
+        "PRAGMA page_size=4096; PRAGMA journal_mode=WAL;"
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "CREATE TABLE jobs (id BLOB PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, spec BLOB NOT NULL,"
+        " state INTEGER NOT NULL, attempt INTEGER NOT NULL, failures INTEGER NOT NULL,"
+        " submitted_ms INTEGER NOT NULL, started_ms INTEGER NOT NULL, finished_ms INTEGER NOT NULL,"
+        " error TEXT NOT NULL);"
+        "CREATE INDEX jobs_by_state ON jobs(state, seq);"
+        "CREATE TABLE results (job_id BLOB PRIMARY KEY, format INTEGER NOT NULL, meta BLOB NOT NULL,"
+        " image BLOB NOT NULL);"
+        "INSERT INTO meta(key, value) VALUES ('schema_version', 1);";
+    ASSERT_EQ(sqlite3_exec(db, schema, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    const std::string spec = wire::EncodePayload(wire::SubmitJob{old_job.spec}).value();
+    sqlite3_stmt* s = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db,
+                                 "INSERT INTO jobs (id, seq, spec, state, attempt, failures, submitted_ms,"
+                                 " started_ms, finished_ms, error) VALUES (?1, 1, ?2, 0, 0, 0, 1000, 0, 0, '')",
+                                 -1, &s, nullptr),
+              SQLITE_OK);
+    sqlite3_bind_blob(s, 1, old_job.id.bytes().data(), 16, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(s, 2, spec.data(), static_cast<int>(spec.size()), SQLITE_TRANSIENT);
+    EXPECT_EQ(sqlite3_step(s), SQLITE_DONE) << sqlite3_errmsg(db);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+  }
+  ASSERT_EQ(PageSizeOf(path), 4096);
+
+  JobRecord fresh = MakeJob(8);
+  const wire::JobResult res = BigResult(fresh);
+  {
+    Result<std::unique_ptr<JobStore>> store = JobStore::Open(path);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    JobRecord got = (*store)->Get(old_job.id).value();
+    EXPECT_EQ(got.spec, old_job.spec);
+    EXPECT_EQ(got.sequence, 1);
+    ASSERT_TRUE((*store)->Insert(&fresh).ok());
+    EXPECT_EQ(fresh.sequence, 2);
+    fresh.state = wire::JobState::kSucceeded;
+    ASSERT_TRUE((*store)->PutResult(fresh, res).ok());
+  }
+  EXPECT_EQ(PageSizeOf(path), 4096);
+  auto store = JobStore::Open(path).value();
+  EXPECT_EQ(store->GetResult(fresh.id).value(), res);
+  std::vector<JobRecord> unfinished = store->LoadUnfinished().value();
+  ASSERT_EQ(unfinished.size(), 1u);
+  EXPECT_EQ(unfinished[0].id, old_job.id);
+  wire::JobStateCounts counts = store->CountByState().value();
+  EXPECT_EQ(counts.pending, 1u);
+  EXPECT_EQ(counts.succeeded, 1u);
 }
 
 }  // namespace

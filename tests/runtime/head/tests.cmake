@@ -1,10 +1,13 @@
 # tests/runtime/head: the head's managers (unit) and the head server with fake actors.
 # Included from tests/CMakeLists.txt. The head is only built where SQLite is found.
 if(TARGET distri_head)
+  # SQLite itself too: the job store test reads page sizes and writes an older head's database.
+  find_package(SQLite3 REQUIRED)
   distri_add_gtest(NAME head_test LABELS unit
-    SOURCES runtime/head/job_store_test.cc runtime/head/job_queue_test.cc runtime/head/tables_test.cc
+    SOURCES runtime/head/job_store_test.cc runtime/head/job_store_batch_test.cc
+            runtime/head/job_queue_test.cc runtime/head/tables_test.cc
             runtime/head/gang_scheduler_test.cc runtime/head/metrics_test.cc
-    LIBS distri::head)
+    LIBS distri::head SQLite::SQLite3)
   distri_add_gtest(NAME head_server_test LABELS integration
     SOURCES runtime/head/head_server_test.cc
     LIBS distri::head distri::client)

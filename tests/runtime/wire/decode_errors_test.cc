@@ -321,6 +321,69 @@ TEST(WireDecodeErrors, GuidanceRescaleIsOptionalAndChecked) {
   EXPECT_ERROR(EncodePayload(task).status(), kInvalidArgument, "AssignTask.job.guidance_rescale: value 1.5 outside");
 }
 
+// SubmitJobs from the network: the count bounded before anything is allocated, every spec
+// checked as SubmitJob's fields, the error naming the index and the field.
+TEST(WireDecodeErrors, MalformedBatchesAreRejected) {
+  const std::string one = SubmitPayload();
+  auto batch = [&](uint32_t n, const std::function<void(Packer&, uint32_t)>& entry) {
+    return Pack([&](Packer& p) {
+      p.pack_map(1);
+      p.pack("jobs");
+      p.pack_array(n);
+      for (uint32_t i = 0; i < n; ++i) entry(p, i);
+    });
+  };
+  auto spec = [&](const std::string& payload) {
+    return [payload](Packer& p, uint32_t) { p.pack(msgpack::unpack(payload.data(), payload.size()).get()); };
+  };
+  SubmitJobs ok;
+  ASSERT_TRUE(DecodePayload(batch(3, spec(one)), &ok).ok());
+  ASSERT_EQ(ok.jobs.size(), 3u);
+  EXPECT_EQ(ok.jobs[2], SampleJobSpec());
+
+  const uint32_t too_many = static_cast<uint32_t>(kMaxBatchJobs) + 1;
+  EXPECT_ERROR(Decode<SubmitJobs>(batch(too_many, [](Packer& p, uint32_t) { p.pack_nil(); })), kInvalidArgument,
+               "array of 4097 elements exceeds the limit of 4096");
+  EXPECT_ERROR(Decode<SubmitJobs>(batch(0, spec(one))), kInvalidArgument, "SubmitJobs.jobs: empty");
+  EXPECT_ERROR(Decode<SubmitJobs>(Pack([](Packer& p) { p.pack_map(0); })), kInvalidArgument,
+               "SubmitJobs: missing required field 'jobs'");
+  EXPECT_ERROR(Decode<SubmitJobs>(WithField(one, "jobs", [](Packer& p) { p.pack_map(0); })), kInvalidArgument,
+               "SubmitJobs.jobs: expected an array, found map");
+  const std::string zero_width = WithField(one, "width", [](Packer& p) { p.pack(0); });
+  EXPECT_ERROR(Decode<SubmitJobs>(batch(5, [&](Packer& p, uint32_t i) {
+                 const std::string& s = i == 3 ? zero_width : one;
+                 p.pack(msgpack::unpack(s.data(), s.size()).get());
+               })),
+               kInvalidArgument, "SubmitJobs.jobs[3].width: value 0 outside [1, 16384]");
+  const std::string no_prompt = WithField(one, "prompt", std::nullopt);
+  EXPECT_ERROR(Decode<SubmitJobs>(batch(2, [&](Packer& p, uint32_t i) {
+                 const std::string& s = i == 1 ? no_prompt : one;
+                 p.pack(msgpack::unpack(s.data(), s.size()).get());
+               })),
+               kInvalidArgument, "SubmitJobs.jobs[1]: missing required field 'prompt'");
+  EXPECT_ERROR(Decode<SubmitJobs>(batch(2, [](Packer& p, uint32_t) { p.pack("a prompt"); })), kInvalidArgument,
+               "SubmitJobs.jobs[0]: expected a map, found str");
+  // Only a batch's own list may be that long: the single SubmitJob keeps the gang-sized bound.
+  EXPECT_ERROR(Decode<SubmitJob>(WithField(one, "future", [](Packer& p) {
+                 p.pack_array(2000);
+                 for (int i = 0; i < 2000; ++i) p.pack(i);
+               })),
+               kInvalidArgument, "array of 2000 elements exceeds the limit of 1024");
+
+  const std::string acc = EncodePayload(SampleJobsAccepted()).value();
+  JobsAccepted back;
+  ASSERT_TRUE(DecodePayload(acc, &back).ok());
+  EXPECT_EQ(back, SampleJobsAccepted());
+  EXPECT_ERROR(Decode<JobsAccepted>(WithField(acc, "jobs", [](Packer& p) {
+                 p.pack_array(1);
+                 p.pack_map(1);
+                 p.pack("job_id");
+                 p.pack_bin(3);
+                 p.pack_bin_body("abc", 3);
+               })),
+               kInvalidArgument, "JobsAccepted.jobs[0].job_id: expected a 16-byte job id, found 3 bytes");
+}
+
 TEST(WireDecodeErrors, UnknownFieldsAreTolerated) {
   std::string sj = SubmitPayload();
   sj = WithField(sj, "added_in_v1_7", [](Packer& p) {

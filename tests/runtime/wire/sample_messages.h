@@ -76,6 +76,38 @@ inline SubmitJob SampleSubmitJob() { return {SampleJobSpec()}; }
 inline JobAccepted SampleJobAccepted() { return {TestJobId(), 424242, 5}; }
 inline GetJob SampleGetJob() { return {TestJobId(), /*with_preview=*/true}; }
 
+// Three specs: the full sample, one with only the required fields, one with other values.
+inline SubmitJobs SampleSubmitJobs() {
+  SubmitJobs m;
+  m.jobs.push_back(SampleJobSpec());
+  JobSpec minimal;
+  minimal.prompt = "a lighthouse at dawn";
+  minimal.width = 1024;
+  minimal.height = 1024;
+  minimal.steps = 30;
+  minimal.guidance = 5;
+  minimal.sampler = "default";
+  m.jobs.push_back(minimal);
+  JobSpec other = SampleJobSpec();
+  other.prompt = "a red fox";
+  other.seed = 7;
+  other.gpus = 0;
+  other.priority = 9;
+  other.warmup_steps.reset();
+  m.jobs.push_back(other);
+  return m;
+}
+
+inline JobsAccepted SampleJobsAccepted() {
+  JobsAccepted m;
+  for (uint8_t i = 0; i < 3; ++i) {
+    std::array<uint8_t, 16> b{};
+    for (size_t k = 0; k < b.size(); ++k) b[k] = static_cast<uint8_t>(0xB0 + i + k);
+    m.jobs.push_back({JobId::FromBytes(b), 1000u + i, 4u + i});
+  }
+  return m;
+}
+
 inline JobStatus SampleJobStatus() {
   JobStatus m;
   m.job_id = TestJobId();
@@ -244,6 +276,8 @@ inline std::vector<std::string> SampleEnvelopes() {
   add(SampleClusterStatus());
   add(SampleCancelTask());
   add(SampleReleaseGang());
+  add(SampleSubmitJobs());
+  add(SampleJobsAccepted());
   return out;
 }
 
