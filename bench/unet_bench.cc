@@ -162,10 +162,11 @@ int main(int argc, char** argv) {
   cudaGetDeviceProperties(&prop, 0);
   size_t free_b = 0, total_b = 0;
   cudaMemGetInfo(&free_b, &total_b);
-  std::printf("{\"impl\": \"distri%s%s%s%s%s\", \"batch\": %d, \"height\": %d, \"width\": %d, \"steps\": %d, \"dtype\": \"%s\", "
+  std::printf("{\"impl\": \"distri%s%s%s%s%s%s\", \"batch\": %d, \"height\": %d, \"width\": %d, \"steps\": %d, \"dtype\": \"%s\", "
               "\"loop_s\": %.4f, \"per_forward_ms\": %.2f, \"device_used_gib\": %.2f, \"device\": \"%s\", "
               "\"checksum\": %.6g}\n",
               graph ? "+graph" : "", channels_last ? "+cl" : "", cudnn_benchmark ? "+cudnnbench" : "", distri::model::FusedAddLayerNormEnabled() ? "+addln" : "",
+              distri::model::PreAddGroupNormEnabled() ? "+preaddgn" : "",
               distri::model::TunedGemmEnabled() ? "+tunedgemm" : "", batch, height, width, steps, dtype_name.c_str(), med,
               1000 * med / steps, (total_b - free_b) / 1073741824.0, prop.name,
               out.to(at::kFloat).abs().mean().item<double>());

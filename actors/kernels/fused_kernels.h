@@ -30,14 +30,29 @@ cudaError_t LaunchAddLayerNorm(ElemType t, void* a, const void* b, const void* w
 // Scratch floats GroupNorm needs for `n * groups` groups of `group_size` elements.
 int64_t GroupNormWorkspaceFloats(int64_t n, int64_t groups, int64_t group_size);
 
+// Terms added to x where a GroupNorm reads it, never stored (a ResNet block's conv1 bias and
+// time embedding before norm2: one pass over the activation less). The kernels normalise
+// (x + bias[c]) + extra[n, c], summed in fp32 and rounded once to the element type: exactly the
+// values LaunchBiasAdd (extra_kind 1) would have stored, so the output is bit-identical to
+// bias-add then GroupNorm. Either pointer may be null; both have x's element type.
+struct GroupNormPreAdd {
+  const void* bias = nullptr;   // [c]
+  const void* extra = nullptr;  // [n, c] contiguous
+  bool any() const { return bias != nullptr || extra != nullptr; }
+};
+// Pre-added terms need the channels-last layout, c % 8 == 0 (c <= 4096) and 16-byte aligned x,
+// bias and extra.
+bool GroupNormPreAddSupports(const void* x, int64_t c, bool channels_last, const GroupNormPreAdd& pre);
+
 // GroupNorm over x [n, c, hw] (c divisible by groups) stored contiguous NCHW, or channels-last
 // ([n, hw, c] in memory) when `channels_last`; affine with weight/bias [c] (same element type
 // as x), then SiLU when `silu`. y has x's layout. Deterministic: the statistics are
 // reduced in a fixed order (no atomics), so equal inputs give bit-equal outputs.
-// `workspace` holds GroupNormWorkspaceFloats(...) floats.
+// `workspace` holds GroupNormWorkspaceFloats(...) floats. `pre`: see GroupNormPreAdd
+// (cudaErrorInvalidValue where GroupNormPreAddSupports is false).
 cudaError_t LaunchGroupNorm(ElemType t, const void* x, const void* weight, const void* bias, void* y, int64_t n,
                             int64_t c, int64_t hw, int64_t groups, float eps, bool silu, bool channels_last,
-                            float* workspace, cudaStream_t stream);
+                            float* workspace, cudaStream_t stream, const GroupNormPreAdd& pre = {});
 
 // The two halves of LaunchGroupNorm, for patch parallelism (statistics exchanged between them):
 // LaunchGroupNormStats writes mean_var[i] = mean and mean_var[n * groups + i] = biased variance

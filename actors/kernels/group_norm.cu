@@ -125,9 +125,25 @@ constexpr int64_t kPixelsVec = 128;
 constexpr int64_t kVecTargetBlocks = 256;
 constexpr int kVecMaxThreads = 512;
 
+// Pre-added terms of 8 consecutive channels [ch0, ch0 + 8) of image n (GroupNormPreAdd).
 template <typename T>
+struct PreTerms {
+  float b[8], e[8];
+  __device__ PreTerms(const T* bias, const T* extra, int64_t n, int64_t c, int64_t ch0) {
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+      b[k] = bias != nullptr ? ToFloat(bias[ch0 + k]) : 0.f;
+      e[k] = extra != nullptr ? ToFloat(extra[n * c + ch0 + k]) : 0.f;
+    }
+  }
+  // The value LaunchBiasAdd (extra_kind 1) would have stored: (v + bias) + extra, rounded.
+  __device__ float operator()(float v, int k) const { return ToFloat(FromFloat<T>(v + b[k] + e[k])); }
+};
+
+template <typename T, bool kPre>
 __global__ void PartialStatsNhwcVec(const T* __restrict__ x, int64_t hw, int64_t c, int64_t cpg, int64_t chunks,
-                                    int64_t ppc, float* __restrict__ partial) {
+                                    int64_t ppc, float* __restrict__ partial, const T* __restrict__ pre_bias,
+                                    const T* __restrict__ pre_extra) {
   extern __shared__ float sh[];  // [rows][c] sums, [rows][c] sums of squares, [c] shifts
   const int64_t lanes = c / 8;
   const int64_t rows = blockDim.x / lanes > 0 ? blockDim.x / lanes : 1;
@@ -139,17 +155,20 @@ __global__ void PartialStatsNhwcVec(const T* __restrict__ x, int64_t hw, int64_t
   float* shifts = sh + 2 * rows * c;
   const int64_t lane = threadIdx.x % lanes, row = threadIdx.x / lanes;
   if (row < rows) {
+    // Without kPre the terms are never read (zero-cost); with it, every value is pre-added.
+    const PreTerms<T> pre(kPre ? pre_bias : nullptr, kPre ? pre_extra : nullptr, n, c, lane * 8);
+    auto load = [&](float v, int k) { return kPre ? pre(v, k) : v; };
     uint4 first = *reinterpret_cast<const uint4*>(img + p0 * c + lane * 8);
     const T* fv = reinterpret_cast<const T*>(&first);
     float shift[8], s[8], s2[8];
 #pragma unroll
-    for (int k = 0; k < 8; ++k) shift[k] = ToFloat(fv[k]), s[k] = 0.f, s2[k] = 0.f;
+    for (int k = 0; k < 8; ++k) shift[k] = load(ToFloat(fv[k]), k), s[k] = 0.f, s2[k] = 0.f;
     for (int64_t p = p0 + row; p < p1; p += rows) {
       uint4 v = *reinterpret_cast<const uint4*>(img + p * c + lane * 8);
       const T* vv = reinterpret_cast<const T*>(&v);
 #pragma unroll
       for (int k = 0; k < 8; ++k) {
-        const float d = ToFloat(vv[k]) - shift[k];
+        const float d = load(ToFloat(vv[k]), k) - shift[k];
         s[k] += d;
         s2[k] += d * d;
       }
@@ -204,9 +223,11 @@ __global__ void FinalizeStats(const float* __restrict__ partial, int64_t groups_
   }
 }
 
-template <typename T, bool kSilu, bool kNhwc>
+// kPre (channels-last vec path only): x is pre-added as in PartialStatsNhwcVec.
+template <typename T, bool kSilu, bool kNhwc, bool kPre>
 __global__ void Apply(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b, T* __restrict__ y,
-                      const float* __restrict__ stats, int64_t total, int64_t c, int64_t hw, int64_t cpg, bool vec) {
+                      const float* __restrict__ stats, int64_t total, int64_t c, int64_t hw, int64_t cpg, bool vec,
+                      const T* __restrict__ pre_bias, const T* __restrict__ pre_extra) {
   const int64_t step = int64_t(gridDim.x) * blockDim.x;
   const int64_t groups = c / cpg;
   // scale/shift of element i's channel: y = x * a + b' with a = rstd * w, b' = b - mean * a.
@@ -237,13 +258,15 @@ __global__ void Apply(const T* __restrict__ x, const T* __restrict__ w, const T*
       const T* iv = reinterpret_cast<const T*>(&in);
       const T* wk = reinterpret_cast<const T*>(&wv);
       const T* bk = reinterpret_cast<const T*>(&bv);
+      const PreTerms<T> pre(kPre ? pre_bias : nullptr, kPre ? pre_extra : nullptr, base / (hw * c), c, ch0);
       uint4 out;
       T* ov = reinterpret_cast<T*>(&out);
 #pragma unroll
       for (int k = 0; k < 8; ++k) {
         const int64_t group = g0 + (ch0 + k) / cpg;
         const float a = stats[2 * group + 1] * ToFloat(wk[k]);
-        ov[k] = FromFloat<T>(act(ToFloat(iv[k]) * a + (ToFloat(bk[k]) - stats[2 * group] * a)));
+        const float v = kPre ? pre(ToFloat(iv[k]), k) : ToFloat(iv[k]);
+        ov[k] = FromFloat<T>(act(v * a + (ToFloat(bk[k]) - stats[2 * group] * a)));
       }
       reinterpret_cast<uint4*>(y)[i8] = out;
     }
@@ -273,10 +296,11 @@ int64_t VecPixelsPerChunk(int64_t n, int64_t hw, int64_t group_size) {
 // returns the number of chunks per group, or -1 when the layout is not supported.
 template <typename T>
 int64_t LaunchPartials(const void* xv, int64_t n, int64_t c, int64_t hw, int64_t groups, bool nhwc, float* partial,
-                       cudaStream_t s) {
+                       cudaStream_t s, const GroupNormPreAdd& pre = {}) {
   const T* x = static_cast<const T*>(xv);
   const int64_t group_size = c / groups * hw, groups_total = n * groups;
   const bool nhwc_vec = nhwc && c % 8 == 0 && c / 8 <= kVecMaxThreads && reinterpret_cast<uintptr_t>(xv) % 16 == 0;
+  if (pre.any() && !nhwc_vec) return -1;  // pre-added terms: the channels-last vec kernel only
   const int64_t ppc = nhwc_vec ? VecPixelsPerChunk(n, hw, group_size) : kPixels;
   const int64_t chunks = nhwc ? (hw + ppc - 1) / ppc : Chunks(group_size);
   if (nhwc_vec) {
@@ -286,9 +310,16 @@ int64_t LaunchPartials(const void* xv, int64_t n, int64_t c, int64_t hw, int64_t
     while (rows > 1 && (2 * rows + 1) * c * static_cast<int64_t>(sizeof(float)) > 48 * 1024) --rows;
     const size_t shmem = (2 * rows + 1) * c * sizeof(float);
     if (shmem > 48 * 1024) return -1;
-    PartialStatsNhwcVec<T><<<dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(n)),
-                             static_cast<unsigned>(lanes * rows), shmem, s>>>(x, hw, c, c / groups, chunks, ppc,
-                                                                              partial);
+    const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(n));
+    const auto threads = static_cast<unsigned>(lanes * rows);
+    if (pre.any()) {
+      PartialStatsNhwcVec<T, true><<<grid, threads, shmem, s>>>(x, hw, c, c / groups, chunks, ppc, partial,
+                                                                static_cast<const T*>(pre.bias),
+                                                                static_cast<const T*>(pre.extra));
+    } else {
+      PartialStatsNhwcVec<T, false><<<grid, threads, shmem, s>>>(x, hw, c, c / groups, chunks, ppc, partial, nullptr,
+                                                                 nullptr);
+    }
   } else if (nhwc) {
     const size_t shmem = 3 * c * sizeof(float);
     if (shmem > 48 * 1024) return -1;  // c > 4096: not a UNet we know
@@ -303,7 +334,8 @@ int64_t LaunchPartials(const void* xv, int64_t n, int64_t c, int64_t hw, int64_t
 
 template <typename T>
 cudaError_t LaunchApply(const void* xv, const void* wv, const void* bv, void* yv, int64_t n, int64_t c, int64_t hw,
-                        int64_t groups, bool silu, bool nhwc, const float* stats, cudaStream_t s) {
+                        int64_t groups, bool silu, bool nhwc, const float* stats, cudaStream_t s,
+                        const GroupNormPreAdd& pre = {}) {
   const T* x = static_cast<const T*>(xv);
   T* y = static_cast<T*>(yv);
   const int64_t total = n * c * hw;
@@ -316,27 +348,35 @@ cudaError_t LaunchApply(const void* xv, const void* wv, const void* bv, void* yv
   const T* w = static_cast<const T*>(wv);
   const T* b = static_cast<const T*>(bv);
   const int64_t cpg = c / groups;
-  if (nhwc) {
-    if (silu) Apply<T, true, true><<<blocks, kThreads, 0, s>>>(x, w, b, y, stats, total, c, hw, cpg, vec);
-    else Apply<T, false, true><<<blocks, kThreads, 0, s>>>(x, w, b, y, stats, total, c, hw, cpg, vec);
+  const T* pb = static_cast<const T*>(pre.bias);
+  const T* pe = static_cast<const T*>(pre.extra);
+  if (pre.any()) {
+    if (!nhwc || !vec) return cudaErrorInvalidValue;  // pre-added terms: the channels-last vec path only
+    if (silu) Apply<T, true, true, true><<<blocks, kThreads, 0, s>>>(x, w, b, y, stats, total, c, hw, cpg, vec, pb, pe);
+    else Apply<T, false, true, true><<<blocks, kThreads, 0, s>>>(x, w, b, y, stats, total, c, hw, cpg, vec, pb, pe);
+  } else if (nhwc) {
+    if (silu) Apply<T, true, true, false><<<blocks, kThreads, 0, s>>>(x, w, b, y, stats, total, c, hw, cpg, vec, pb, pe);
+    else Apply<T, false, true, false><<<blocks, kThreads, 0, s>>>(x, w, b, y, stats, total, c, hw, cpg, vec, pb, pe);
   } else {
-    if (silu) Apply<T, true, false><<<blocks, kThreads, 0, s>>>(x, w, b, y, stats, total, c, hw, cpg, vec);
-    else Apply<T, false, false><<<blocks, kThreads, 0, s>>>(x, w, b, y, stats, total, c, hw, cpg, vec);
+    if (silu) Apply<T, true, false, false><<<blocks, kThreads, 0, s>>>(x, w, b, y, stats, total, c, hw, cpg, vec, pb, pe);
+    else Apply<T, false, false, false><<<blocks, kThreads, 0, s>>>(x, w, b, y, stats, total, c, hw, cpg, vec, pb, pe);
   }
   return cudaGetLastError();
 }
 
 template <typename T>
 cudaError_t Launch(const void* xv, const void* wv, const void* bv, void* yv, int64_t n, int64_t c, int64_t hw,
-                   int64_t groups, float eps, bool silu, bool nhwc, float* ws, cudaStream_t s) {
+                   int64_t groups, float eps, bool silu, bool nhwc, float* ws, cudaStream_t s,
+                   const GroupNormPreAdd& pre) {
   const int64_t group_size = c / groups * hw, groups_total = n * groups;
   if (groups_total == 0 || group_size == 0) return cudaSuccess;
-  const int64_t chunks = LaunchPartials<T>(xv, n, c, hw, groups, nhwc, ws, s);
+  if (pre.any() && !GroupNormPreAddSupports(xv, c, nhwc, pre)) return cudaErrorInvalidValue;
+  const int64_t chunks = LaunchPartials<T>(xv, n, c, hw, groups, nhwc, ws, s, pre);
   if (chunks < 0) return cudaErrorInvalidValue;
   float* stats = ws + groups_total * chunks * 3;
   FinalizeStats<false><<<static_cast<unsigned>((groups_total * 32 + 127) / 128), 128, 0, s>>>(ws, groups_total, chunks,
                                                                                               eps, stats);
-  return LaunchApply<T>(xv, wv, bv, yv, n, c, hw, groups, silu, nhwc, stats, s);
+  return LaunchApply<T>(xv, wv, bv, yv, n, c, hw, groups, silu, nhwc, stats, s, pre);
 }
 
 // Patch parallelism: (mean, rstd) per group from per-strip (mean, var) packets, see
@@ -417,12 +457,19 @@ cudaError_t LaunchGroupNormApply(ElemType t, const void* x, const void* weight, 
                                           stream);
 }
 
+bool GroupNormPreAddSupports(const void* x, int64_t c, bool channels_last, const GroupNormPreAdd& pre) {
+  auto aligned = [](const void* p) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  return channels_last && c % 8 == 0 && c / 8 <= kVecMaxThreads && aligned(x) && x != nullptr && aligned(pre.bias) &&
+         aligned(pre.extra);
+}
+
 cudaError_t LaunchGroupNorm(ElemType t, const void* x, const void* weight, const void* bias, void* y, int64_t n,
                             int64_t c, int64_t hw, int64_t groups, float eps, bool silu, bool channels_last,
-                            float* workspace, cudaStream_t stream) {
+                            float* workspace, cudaStream_t stream, const GroupNormPreAdd& pre) {
   return t == ElemType::kHalf
-             ? Launch<__half>(x, weight, bias, y, n, c, hw, groups, eps, silu, channels_last, workspace, stream)
-             : Launch<__nv_bfloat16>(x, weight, bias, y, n, c, hw, groups, eps, silu, channels_last, workspace, stream);
+             ? Launch<__half>(x, weight, bias, y, n, c, hw, groups, eps, silu, channels_last, workspace, stream, pre)
+             : Launch<__nv_bfloat16>(x, weight, bias, y, n, c, hw, groups, eps, silu, channels_last, workspace, stream,
+                                     pre);
 }
 
 }  // namespace distri::kernels

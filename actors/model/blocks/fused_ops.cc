@@ -98,6 +98,62 @@ at::Tensor FusedAddLayerNorm(at::Tensor& sum, const at::Tensor& residual, const 
   return at::layer_norm(sum, {sum.size(-1)}, weight, bias, eps);
 }
 
+namespace {
+std::atomic<bool>& PreAddFlag() {
+  static std::atomic<bool> flag{[] {
+    const char* e = std::getenv("DISTRI_FUSED_PREADD_GROUPNORM");
+    return e == nullptr || std::strcmp(e, "0") != 0;
+  }()};
+  return flag;
+}
+
+// Channels-last in memory and not also plain contiguous (FusedGroupNorm counts a tensor that is
+// both, C == 1 or H == W == 1, as NCHW).
+bool StrictlyChannelsLast(const at::Tensor& t) {
+  return t.dim() == 4 && !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
+}  // namespace
+
+bool PreAddGroupNormEnabled() { return FusedKernelsEnabled() && PreAddFlag().load(); }
+void SetPreAddGroupNormEnabled(bool enabled) { PreAddFlag().store(enabled); }
+
+bool PreAddGroupNormEligible(const at::Tensor& x, int64_t channels) {
+  return PreAddGroupNormEnabled() && Eligible(x, /*allow_channels_last=*/true) && StrictlyChannelsLast(x) &&
+         channels % 8 == 0 && channels <= 4096;
+}
+
+at::Tensor FusedPreAddGroupNorm(const at::Tensor& y, const at::Tensor& add_bias, const at::Tensor& add_extra,
+                                int64_t groups, const at::Tensor& weight, const at::Tensor& bias, double eps,
+                                bool silu) {
+#ifdef DISTRI_HAVE_CUDA
+  if (!PreAddGroupNormEnabled() || !Eligible(y, /*allow_channels_last=*/true) || !StrictlyChannelsLast(y)) return {};
+  const int64_t n = y.size(0), c = y.size(1), hw = y.size(2) * y.size(3);
+  auto same = [&](const at::Tensor& t, int64_t numel) {
+    return t.scalar_type() == y.scalar_type() && t.device() == y.device() && t.is_contiguous() && t.numel() == numel;
+  };
+  if (groups <= 0 || c % groups != 0 || !weight.defined() || !bias.defined() || !same(weight, c) || !same(bias, c) ||
+      (add_bias.defined() && !same(add_bias, c)) || (add_extra.defined() && !same(add_extra, n * c))) {
+    return {};
+  }
+  kernels::GroupNormPreAdd pre;
+  pre.bias = add_bias.defined() ? add_bias.data_ptr() : nullptr;
+  pre.extra = add_extra.defined() ? add_extra.data_ptr() : nullptr;
+  if (!kernels::GroupNormPreAddSupports(y.data_ptr(), c, /*channels_last=*/true, pre)) return {};
+  at::Tensor out = at::empty_like(y);  // channels-last, as y
+  at::Tensor ws = at::empty({kernels::GroupNormWorkspaceFloats(n, groups, c / groups * hw)},
+                            y.options().dtype(at::kFloat));
+  auto t = y.scalar_type() == at::kHalf ? kernels::ElemType::kHalf : kernels::ElemType::kBFloat16;
+  cudaError_t err = kernels::LaunchGroupNorm(t, y.data_ptr(), weight.data_ptr(), bias.data_ptr(), out.data_ptr(), n, c,
+                                             hw, groups, static_cast<float>(eps), silu, /*channels_last=*/true,
+                                             ws.data_ptr<float>(), c10::cuda::getCurrentCUDAStream().stream(), pre);
+  TORCH_CHECK(err == cudaSuccess, "distri GroupNorm kernel (pre-added terms): ", cudaGetErrorString(err));
+  return out;
+#else
+  (void)y, (void)add_bias, (void)add_extra, (void)groups, (void)weight, (void)bias, (void)eps, (void)silu;
+  return {};
+#endif
+}
+
 at::Tensor FusedGeglu(const at::Tensor& p) {
 #ifdef DISTRI_HAVE_CUDA
   if (Eligible(p) && p.dim() >= 1 && p.size(-1) % 2 == 0) {

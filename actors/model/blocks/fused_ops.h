@@ -14,6 +14,21 @@ namespace distri::model {
 at::Tensor FusedGroupNorm(const at::Tensor& x, int64_t groups, const at::Tensor& weight, const at::Tensor& bias,
                           double eps, bool silu);
 
+// GroupNorm(y + add_bias[C] + add_extra[N, C, 1, 1]) (then SiLU when `silu`) without storing the
+// sum: a ResNet block's conv1 bias and time embedding, read by norm2 (one pass over the
+// activation less). Bit-identical to FusedConvAdd's sum followed by FusedGroupNorm. Returns an
+// undefined tensor where it does not apply (PreAddGroupNormEligible false, or odd pointers):
+// the caller then adds and normalises itself. On while PreAddGroupNormEnabled()
+// (DISTRI_FUSED_PREADD_GROUPNORM=0 or SetPreAddGroupNormEnabled(false) turn it off).
+at::Tensor FusedPreAddGroupNorm(const at::Tensor& y, const at::Tensor& add_bias, const at::Tensor& add_extra,
+                                int64_t groups, const at::Tensor& weight, const at::Tensor& bias, double eps, bool silu);
+// Whether FusedPreAddGroupNorm can take the output of a same-size convolution of `x` with
+// `channels` output channels (CUDA, fp16/bf16, channels-last, channels % 8 == 0), checked before
+// the convolution runs without its bias.
+bool PreAddGroupNormEligible(const at::Tensor& x, int64_t channels);
+bool PreAddGroupNormEnabled();
+void SetPreAddGroupNormEnabled(bool enabled);
+
 // GEGLU's activation: for p = [..., 2d], returns p[..., :d] * gelu(p[..., d:]) (erf GELU).
 at::Tensor FusedGeglu(const at::Tensor& projected);
 

@@ -104,6 +104,53 @@ TEST(FusedOpsGpu, ConvAddMatchesFp32Reference) {
   }
 }
 
+TEST(FusedOpsGpu, PreAddGroupNormEqualsBiasAddThenGroupNorm) {
+  // A ResNet block's conv1 output, its bias and time embedding read by norm2 without storing the
+  // sum: the same bits as FusedConvAdd's stored sum followed by FusedGroupNorm (+ SiLU).
+  at::manual_seed(5);
+  struct Shape { int64_t n, c, h, w, g; } shapes[] = {
+      {2, 320, 32, 32, 32}, {2, 640, 16, 16, 32}, {1, 1280, 8, 16, 32}, {2, 64, 5, 7, 8}, {3, 2560, 4, 4, 32}};
+  for (auto dt : {at::kHalf, at::kBFloat16}) {
+    for (const auto& s : shapes) {
+      auto opts = at::TensorOptions().device(at::kCUDA).dtype(dt);
+      at::Tensor y = (at::randn({s.n, s.c, s.h, s.w}, opts) * 3 + 1).contiguous(at::MemoryFormat::ChannelsLast);
+      at::Tensor cb = at::randn({s.c}, opts), temb = at::randn({s.n, s.c, 1, 1}, opts) * 4;
+      at::Tensor w = at::randn({s.c}, opts), b = at::randn({s.c}, opts);
+      ASSERT_TRUE(PreAddGroupNormEligible(y, s.c));
+      for (bool silu : {false, true}) {
+        at::Tensor got = FusedPreAddGroupNorm(y, cb, temb, s.g, w, b, 1e-5, silu);
+        ASSERT_TRUE(got.defined()) << s.c;
+        // The reference: the sum as LaunchBiasAdd stores it (a 1x1 identity "convolution" would
+        // change bits; the stored sum is what FusedConvAdd writes), then the fused GroupNorm.
+        at::Tensor sum = (y.to(at::kFloat) + cb.to(at::kFloat).view({1, -1, 1, 1}) + temb.to(at::kFloat))
+                             .to(dt)
+                             .contiguous(at::MemoryFormat::ChannelsLast);
+        at::Tensor ref = FusedGroupNorm(sum, s.g, w, b, 1e-5, silu);
+        EXPECT_TRUE(got.equal(ref)) << c10::toString(dt) << " c=" << s.c << " silu=" << silu
+                                    << " max diff " << (got.to(at::kFloat) - ref.to(at::kFloat)).abs().max().item<float>();
+        EXPECT_TRUE(got.is_contiguous(at::MemoryFormat::ChannelsLast));
+      }
+      // Only the time embedding (no conv bias), and only the bias.
+      at::Tensor only_t = FusedPreAddGroupNorm(y, {}, temb, s.g, w, b, 1e-5, true);
+      at::Tensor ref_t = FusedGroupNorm((y.to(at::kFloat) + temb.to(at::kFloat)).to(dt).contiguous(at::MemoryFormat::ChannelsLast),
+                                        s.g, w, b, 1e-5, true);
+      EXPECT_TRUE(only_t.equal(ref_t)) << "temb only, c=" << s.c;
+    }
+  }
+  // Where it does not apply: an undefined result, the caller adds itself.
+  auto half = at::TensorOptions().device(at::kCUDA).dtype(at::kHalf);
+  at::Tensor nchw = at::randn({2, 64, 8, 8}, half);
+  EXPECT_FALSE(PreAddGroupNormEligible(nchw, 64));
+  EXPECT_FALSE(FusedPreAddGroupNorm(nchw, at::randn({64}, half), {}, 8, at::ones({64}, half), at::zeros({64}, half),
+                                    1e-5, true)
+                   .defined());
+  at::Tensor odd = at::randn({2, 12, 8, 8}, half).contiguous(at::MemoryFormat::ChannelsLast);
+  EXPECT_FALSE(PreAddGroupNormEligible(odd, 12));
+  SetPreAddGroupNormEnabled(false);
+  EXPECT_FALSE(PreAddGroupNormEligible(at::randn({2, 64, 8, 8}, half).contiguous(at::MemoryFormat::ChannelsLast), 64));
+  SetPreAddGroupNormEnabled(true);
+}
+
 TEST(FusedOpsGpu, FallbacksForOtherInputs) {
   // fp32 and non-contiguous inputs take ATen's path: bit-equal to the plain ops.
   at::Tensor x = at::randn({2, 16, 4, 4}).cuda();
