@@ -236,6 +236,11 @@ func TestBatch(t *testing.T) {
 		if err != nil || st.Seed != uint64(i) {
 			t.Fatal(err, st)
 		}
+		// The fake cluster got the three in one call (its PNGs' "fake:submitted" text chunk).
+		img, err := j.Result()
+		if err != nil || !bytes.Contains(img.Data, []byte("fake:submitted\x00batch of 3")) {
+			t.Fatal("not submitted as one batch of 3:", err)
+		}
 		j.Close()
 	}
 	rs[1].Width = 0

@@ -459,8 +459,10 @@ func (cl *Client) Submit(r JobRequest) (*Job, error) {
 	return newJob(cl, j), nil
 }
 
-// SubmitBatch submits several images: all are checked first; if one is refused, those
-// already accepted are cancelled and the error names its index.
+// SubmitBatch submits several images as one batch: the head queues all of them before it
+// schedules any, so "auto" GPU counts see the whole batch. All are checked first; all or
+// nothing: if one is refused, none is submitted (those already accepted are cancelled) and the
+// error names its index.
 func (cl *Client) SubmitBatch(rs []JobRequest) ([]*Job, error) {
 	c, err := cl.handle()
 	if err != nil {

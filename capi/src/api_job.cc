@@ -2,6 +2,7 @@
 // (previews: previews.cc).
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <vector>
 
 #include "capi/include/distri/distri.h"
@@ -52,6 +53,37 @@ Result<distri_job_t*> Submit(const std::shared_ptr<ClientState>& client, wire::J
   spec.output_format = wire::OutputFormat::kPng;
   DISTRI_ASSIGN_OR_RETURN(wire::JobAccepted accepted, client->With([&](Backend& b) { return b.Submit(spec); }));
   return NewJob(client, accepted.job_id, accepted.seed, params, &spec);
+}
+
+// The whole batch in one Backend::SubmitBatch call, so the head queues all of it before it
+// schedules any (auto gang sizes then see the real queue). The backend cancels what it got
+// accepted on an error; the error names the refused spec as params[i].
+Result<std::vector<distri_job_t*>> SubmitBatch(const std::shared_ptr<ClientState>& client,
+                                               std::vector<wire::JobSpec> specs,
+                                               const distri_job_params_t* const* params) {
+  for (wire::JobSpec& spec : specs) spec.output_format = wire::OutputFormat::kPng;
+  std::vector<distri_job_t*> jobs;
+  jobs.reserve(specs.size());
+  std::optional<size_t> refused;
+  Result<std::vector<wire::JobAccepted>> accepted =
+      client->With([&](Backend& b) { return b.SubmitBatch(specs, &refused); });
+  if (!accepted.ok()) {
+    if (refused && *refused < specs.size()) {
+      return accepted.status().WithContext("params[" + std::to_string(*refused) + "]");
+    }
+    return accepted.status().WithContext("a batch of " + std::to_string(specs.size()) + " job(s)");
+  }
+  if (accepted->size() != specs.size()) {
+    for (const wire::JobAccepted& a : *accepted) {
+      (void)client->With([&](Backend& b) { return b.Cancel(a.job_id); });
+    }
+    return Status::Internal("the cluster answered a batch of " + std::to_string(specs.size()) + " jobs with " +
+                            std::to_string(accepted->size()) + " accepted jobs (cancelled them)");
+  }
+  for (size_t i = 0; i < specs.size(); ++i) {
+    jobs.push_back(NewJob(client, (*accepted)[i].job_id, (*accepted)[i].seed, params[i], &specs[i]));
+  }
+  return jobs;
 }
 
 // Records what a status reply tells about the job and fills the C struct.
@@ -232,20 +264,7 @@ distri_status_t distri_job_submit_batch(distri_client_t* client, const distri_jo
       if (!spec.ok()) return spec.status().WithContext("params[" + std::to_string(i) + "]");
       specs.push_back(std::move(*spec));
     }
-    std::vector<distri_job_t*> jobs;
-    for (size_t i = 0; i < count; ++i) {
-      auto job = Submit(client->state, specs[i], params[i]);
-      if (!job.ok()) {
-        for (distri_job_t* j : jobs) {
-          (void)Cancel(j);
-          Jobs().Remove(j);
-          delete j;
-        }
-        return job.status().WithContext("params[" + std::to_string(i) + "] (cancelled the " + std::to_string(i) +
-                                        " job(s) submitted before it)");
-      }
-      jobs.push_back(*job);
-    }
+    DISTRI_ASSIGN_OR_RETURN(std::vector<distri_job_t*> jobs, SubmitBatch(client->state, std::move(specs), params));
     for (size_t i = 0; i < count; ++i) out_jobs[i] = jobs[i];
     return Status::Ok();
   });

@@ -9,7 +9,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "runtime/common/ids.h"
 #include "runtime/common/status.h"
@@ -31,6 +33,15 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual Result<wire::JobAccepted> Submit(const wire::JobSpec& spec) = 0;
+  // Submits `specs` (1..65536) as one batch: one JobAccepted per spec, in order. The cluster
+  // sees the whole batch before it schedules any of it (the head queues a SubmitJobs message
+  // at once; client::Client::SubmitBatch splits only past wire::kMaxBatchJobs specs or the
+  // envelope limit, and falls back to one SubmitJob per spec for a head older than wire
+  // minor version 5). All or nothing: on an error the jobs this call got accepted are
+  // cancelled (best effort) and *refused_spec (never null) is the index of the spec the
+  // cluster refused, or nullopt when the error is not about one spec (e.g. no answer).
+  virtual Result<std::vector<wire::JobAccepted>> SubmitBatch(const std::vector<wire::JobSpec>& specs,
+                                                             std::optional<size_t>* refused_spec) = 0;
   // with_preview: the status carries the job's newest latent preview, if it has one
   // (wire::GetJob.with_preview).
   virtual Result<wire::JobStatus> GetJob(const JobId& id, bool with_preview) = 0;

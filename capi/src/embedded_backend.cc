@@ -185,6 +185,10 @@ class EmbeddedBackend final : public Backend {
   }
 
   Result<wire::JobAccepted> Submit(const wire::JobSpec& spec) override { return remote_->Submit(spec); }
+  Result<std::vector<wire::JobAccepted>> SubmitBatch(const std::vector<wire::JobSpec>& specs,
+                                                     std::optional<size_t>* refused_spec) override {
+    return remote_->SubmitBatch(specs, refused_spec);
+  }
   Result<wire::JobStatus> GetJob(const JobId& id, bool with_preview) override {
     return remote_->GetJob(id, with_preview);
   }

@@ -2,11 +2,17 @@
 // a test pattern derived from the seed and the size, so programs and bindings can be tested
 // without processes, GPUs or a model. It follows the head's contract (runtime/wire/job_messages.h):
 // the same states, NotFound for unknown ids, FailedPrecondition for unfinished results, and
-// latent previews (JobSpec.preview_every) of image / 8 pixels, served only while a job runs.
+// latent previews (JobSpec.preview_every) of image / 8 pixels, served only while a job runs,
+// and batches accepted all or none. Each PNG says how its job arrived (text chunk
+// "fake:submitted": "alone", or "batch of N" for one SubmitBatch call of N specs), so tests
+// can check that distri_job_submit_batch hands the cluster the whole batch at once.
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "capi/src/backend.h"
 #include "runtime/common/png.h"
@@ -23,27 +29,35 @@ struct FakeJob {
   Clock::time_point submitted;
   bool cancelled = false;
   uint32_t cancelled_at_step = 0;
+  std::string submitted_as;  // "alone" or "batch of N" (the PNG's "fake:submitted")
 };
 
 class FakeBackend final : public Backend {
  public:
   Result<wire::JobAccepted> Submit(const wire::JobSpec& spec) override {
-    // The real head refuses what the model cannot render; the fake checks the common rule.
-    if (spec.width % 8 != 0 || spec.height % 8 != 0) {
-      return Status::InvalidArgument("width and height must be multiples of 8, got " + std::to_string(spec.width) +
-                                     "x" + std::to_string(spec.height));
+    DISTRI_RETURN_IF_ERROR(CheckSubmittable(spec));
+    return Accept(spec, "alone", Unfinished());
+  }
+
+  // As the head's SubmitJobs: every spec is checked before any is accepted.
+  Result<std::vector<wire::JobAccepted>> SubmitBatch(const std::vector<wire::JobSpec>& specs,
+                                                     std::optional<size_t>* refused_spec) override {
+    *refused_spec = std::nullopt;
+    for (size_t i = 0; i < specs.size(); ++i) {
+      if (Status s = CheckSubmittable(specs[i]); !s.ok()) {
+        *refused_spec = i;
+        return Status(s.code(), "jobs[" + std::to_string(i) + "] of " + std::to_string(specs.size()) + ": " +
+                                    s.message() + " (no job of the batch was accepted)");
+      }
     }
-    FakeJob job;
-    job.spec = spec;
-    job.seed = spec.seed.has_value() ? *spec.seed : rng_();
-    job.submitted = Clock::now();
-    JobId id = JobId::Random();
-    uint32_t queue = 0;
-    for (auto& [other_id, other] : jobs_) {
-      if (!wire::IsTerminal(StateOf(other).state)) ++queue;
+    const std::string submitted = "batch of " + std::to_string(specs.size());
+    std::vector<wire::JobAccepted> accepted;
+    accepted.reserve(specs.size());
+    const uint32_t queued = Unfinished();
+    for (size_t i = 0; i < specs.size(); ++i) {
+      accepted.push_back(Accept(specs[i], submitted, queued + static_cast<uint32_t>(i)));
     }
-    jobs_[id] = job;
-    return wire::JobAccepted{id, job.seed, queue};
+    return accepted;
   }
 
   Result<wire::JobStatus> GetJob(const JobId& id, bool with_preview) override {
@@ -94,7 +108,9 @@ class FakeBackend final : public Backend {
     r.timings.total_ms = r.timings.run_ms;
     r.gang.resize(1);
     if (r.format == wire::OutputFormat::kPng) {
-      DISTRI_ASSIGN_OR_RETURN(r.image, EncodePng(image, {{"prompt", job.spec.prompt}, {"seed", std::to_string(job.seed)}}));
+      DISTRI_ASSIGN_OR_RETURN(r.image, EncodePng(image, {{"prompt", job.spec.prompt},
+                                                         {"seed", std::to_string(job.seed)},
+                                                         {"fake:submitted", job.submitted_as}}));
     } else {
       r.image.assign(image.pixels.begin(), image.pixels.end());
     }
@@ -115,6 +131,33 @@ class FakeBackend final : public Backend {
   }
 
  private:
+  // The real head refuses what the model cannot render; the fake checks the common rule.
+  static Status CheckSubmittable(const wire::JobSpec& spec) {
+    if (spec.width % 8 != 0 || spec.height % 8 != 0) {
+      return Status::InvalidArgument("width and height must be multiples of 8, got " + std::to_string(spec.width) +
+                                     "x" + std::to_string(spec.height));
+    }
+    return Status::Ok();
+  }
+
+  uint32_t Unfinished() const {
+    uint32_t n = 0;
+    for (const auto& [id, job] : jobs_) n += wire::IsTerminal(StateOf(job).state) ? 0 : 1;
+    return n;
+  }
+
+  wire::JobAccepted Accept(const wire::JobSpec& spec, const std::string& submitted, uint32_t queue_position) {
+    FakeJob job;
+    job.spec = spec;
+    job.seed = spec.seed.has_value() ? *spec.seed : rng_();
+    job.submitted = Clock::now();
+    job.submitted_as = submitted;
+    const JobId id = JobId::Random();
+    const uint64_t seed = job.seed;
+    jobs_[id] = std::move(job);
+    return wire::JobAccepted{id, seed, queue_position};
+  }
+
   // The newest preview of a running job, as rank 0 would have made it: after the last
   // multiple of preview_every that is done, never after the last step; a flat colour that
   // changes with the step, at the latent's resolution (image / 8).

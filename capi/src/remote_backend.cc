@@ -6,6 +6,10 @@ namespace distri::capi {
 RemoteBackend::RemoteBackend(std::unique_ptr<client::Client> client) : client_(std::move(client)) {}
 
 Result<wire::JobAccepted> RemoteBackend::Submit(const wire::JobSpec& spec) { return client_->Submit(spec); }
+Result<std::vector<wire::JobAccepted>> RemoteBackend::SubmitBatch(const std::vector<wire::JobSpec>& specs,
+                                                                  std::optional<size_t>* refused_spec) {
+  return client_->SubmitBatch(specs, refused_spec);
+}
 Result<wire::JobStatus> RemoteBackend::GetJob(const JobId& id, bool with_preview) {
   return client_->GetJob(id, with_preview);
 }

@@ -13,6 +13,8 @@ class RemoteBackend : public Backend {
  public:
   explicit RemoteBackend(std::unique_ptr<client::Client> client);
   Result<wire::JobAccepted> Submit(const wire::JobSpec& spec) override;
+  Result<std::vector<wire::JobAccepted>> SubmitBatch(const std::vector<wire::JobSpec>& specs,
+                                                     std::optional<size_t>* refused_spec) override;
   Result<wire::JobStatus> GetJob(const JobId& id, bool with_preview) override;
   Result<wire::JobStatus> Cancel(const JobId& id) override;
   Result<wire::JobResult> GetResult(const JobId& id) override;

@@ -20,6 +20,32 @@ bool SameProgress(const wire::JobStatus& a, const wire::JobStatus& b) {
          a.queue_position == b.queue_position && a.preview_step == b.preview_step && a.preview == b.preview;
 }
 
+// The spec a head's refusal of a SubmitJobs of `count` specs names, as an index into that
+// message: its checks say "jobs[i] of N: ...", its decoder "SubmitJobs.jobs[i]: ..."
+// (docs/runtime-design.md, wire minor version 5; wire::Open puts "peer '...' answered with an
+// error: " in front). nullopt for other errors.
+std::optional<size_t> SpecNamedByRefusal(const Status& s, size_t count) {
+  const std::string& m = s.message();
+  // The decimal number at m[*at..], moving *at past it.
+  auto number = [&](size_t* at) -> std::optional<size_t> {
+    size_t n = 0, digits = 0;
+    for (; *at < m.size() && m[*at] >= '0' && m[*at] <= '9' && digits < 9; ++*at, ++digits) {
+      n = n * 10 + static_cast<size_t>(m[*at] - '0');
+    }
+    return digits == 0 ? std::nullopt : std::optional<size_t>(n);
+  };
+  const std::string of = " of " + std::to_string(count) + ": ";
+  for (size_t p = m.find("jobs["); p != std::string::npos; p = m.find("jobs[", p + 1)) {
+    size_t at = p + 5;
+    std::optional<size_t> i = number(&at);
+    if (!i || *i >= count || at >= m.size() || m[at] != ']') continue;
+    const bool decoder = p >= 11 && m.compare(p - 11, 11, "SubmitJobs.") == 0;
+    const bool check = (p == 0 || m[p - 1] == ' ') && m.compare(at + 1, of.size(), of) == 0;
+    if (decoder || check) return i;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Status ResolveClientKeys(ClientOptions* o) {
@@ -125,10 +151,13 @@ Result<std::optional<wire::JobsAccepted>> Client::CallSubmitJobs(const wire::Sub
   }
 }
 
-Status Client::SubmitBatchInto(const std::vector<wire::JobSpec>& specs, std::vector<wire::JobAccepted>* accepted) {
+Status Client::SubmitBatchInto(const std::vector<wire::JobSpec>& specs, std::vector<wire::JobAccepted>* accepted,
+                               std::optional<size_t>* refused_spec) {
   // Room for the envelope's header and the batch's own map around the specs' maps.
   constexpr size_t kPayloadBudget = wire::kMaxEnvelopeBytes - 64 * 1024;
-  auto spec_error = [](size_t i, const Status& s) {
+  auto spec_error = [&](size_t i, const Status& s) {
+    // No answer in time is not about the spec (fallback path).
+    if (s.code() != StatusCode::kUnavailable && s.code() != StatusCode::kDeadlineExceeded) *refused_spec = i;
     return Status(s.code(), "jobs[" + std::to_string(i) + "]: " + s.message());
   };
   size_t begin = 0;
@@ -148,6 +177,7 @@ Status Client::SubmitBatchInto(const std::vector<wire::JobSpec>& specs, std::vec
                           specs.begin() + static_cast<std::ptrdiff_t>(end));
       Result<std::optional<wire::JobsAccepted>> r = CallSubmitJobs(request);
       if (!r.ok()) {
+        if (std::optional<size_t> i = SpecNamedByRefusal(r.status(), end - begin)) *refused_spec = begin + *i;
         if (begin == 0 && end == specs.size()) return r.status();
         return r.status().WithContext("the message of specs [" + std::to_string(begin) + ", " + std::to_string(end) +
                                       ")");
@@ -178,10 +208,13 @@ Status Client::SubmitBatchInto(const std::vector<wire::JobSpec>& specs, std::vec
   return Status::Ok();
 }
 
-Result<std::vector<wire::JobAccepted>> Client::SubmitBatch(const std::vector<wire::JobSpec>& specs) {
+Result<std::vector<wire::JobAccepted>> Client::SubmitBatch(const std::vector<wire::JobSpec>& specs,
+                                                           std::optional<size_t>* refused_spec) {
   std::vector<wire::JobAccepted> accepted;
   accepted.reserve(specs.size());
-  Status s = SubmitBatchInto(specs, &accepted);
+  std::optional<size_t> refused;
+  Status s = SubmitBatchInto(specs, &accepted, &refused);
+  if (refused_spec != nullptr) *refused_spec = refused;
   if (s.ok()) return accepted;
   size_t cancelled = 0;
   for (const wire::JobAccepted& a : accepted) cancelled += Cancel(a.job_id).ok() ? 1 : 0;

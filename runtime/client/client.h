@@ -109,7 +109,10 @@ class Client {
   // the jobs this call got accepted are cancelled (best effort: a message whose answer was
   // lost, DeadlineExceeded, may have been accepted), and the error names the spec ("jobs[i]"
   // and the field). An empty batch returns an empty vector without contacting the head.
-  Result<std::vector<wire::JobAccepted>> SubmitBatch(const std::vector<wire::JobSpec>& specs);
+  // `refused_spec` (optional): on an error about one spec (refused by the head or by this
+  // client's encoder), its index in `specs`; nullopt otherwise (e.g. the head unreachable).
+  Result<std::vector<wire::JobAccepted>> SubmitBatch(const std::vector<wire::JobSpec>& specs,
+                                                     std::optional<size_t>* refused_spec = nullptr);
   // State, progress (step of total_steps), attempt and queue position of a job; with
   // `with_preview`, also the latest latent preview of a running job (JobStatus.preview).
   Result<wire::JobStatus> GetJob(const JobId& job_id, bool with_preview = false);
@@ -136,8 +139,10 @@ class Client {
   Result<Resp> Call(const Req& request);
   // One SubmitJobs round trip; nullopt when the head does not know the message type.
   Result<std::optional<wire::JobsAccepted>> CallSubmitJobs(const wire::SubmitJobs& request);
-  // SubmitBatch without the cancellation: appends what the head accepted to *accepted.
-  Status SubmitBatchInto(const std::vector<wire::JobSpec>& specs, std::vector<wire::JobAccepted>* accepted);
+  // SubmitBatch without the cancellation: appends what the head accepted to *accepted and
+  // sets *refused_spec (never null here) as SubmitBatch does.
+  Status SubmitBatchInto(const std::vector<wire::JobSpec>& specs, std::vector<wire::JobAccepted>* accepted,
+                         std::optional<size_t>* refused_spec);
   // WaitForJob's pause before the next poll: an eighth of the time waited so far, between 5 ms
   // and poll_interval, shortened as a running job nears its last step (half the predicted rest of the loop, from the step rate seen so far; 5 ms
   // once every step is done), so a result is seen within a few ms of the head having it.

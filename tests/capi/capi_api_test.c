@@ -40,6 +40,27 @@ static void test_versions_and_names(void) {
   distri_cluster_info_init(NULL);
 }
 
+/* Copies the text of the PNG's tEXt chunk `key` into out[size]; 0 if there is none. */
+static int png_text(const distri_buffer_t* png, const char* key, char* out, size_t size) {
+  const uint8_t* d = distri_buffer_data(png);
+  size_t n = distri_buffer_size(png), at = 8, klen = strlen(key);
+  CHECK(d != NULL && n > 8 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0);
+  while (at + 12 <= n) {
+    size_t len = ((size_t)d[at] << 24) | ((size_t)d[at + 1] << 16) | ((size_t)d[at + 2] << 8) | d[at + 3];
+    const uint8_t* data = d + at + 8;
+    CHECK(len <= n - at - 12);
+    if (memcmp(d + at + 4, "tEXt", 4) == 0 && len > klen && memcmp(data, key, klen) == 0 && data[klen] == 0) {
+      size_t tlen = len - klen - 1;
+      CHECK(tlen < size);
+      memcpy(out, data + klen + 1, tlen);
+      out[tlen] = 0;
+      return 1;
+    }
+    at += len + 12;
+  }
+  return 0;
+}
+
 static void test_job_params_validation(void) {
   distri_job_params_t jp;
   char* big;
@@ -276,6 +297,10 @@ static void test_jobs(void) {
   CHECK(data != NULL && distri_buffer_size(buf) > 8 && memcmp(data, "\x89PNG\r\n\x1a\n", 8) == 0);
   CHECK(info.format == DISTRI_OUTPUT_PNG && info.width == 64 && info.height == 48 && info.stride == 0);
   CHECK(info.seed == 42);
+  {
+    char submitted[64];
+    CHECK(png_text(buf, "fake:submitted", submitted, sizeof submitted) && strcmp(submitted, "alone") == 0);
+  }
   distri_buffer_destroy(buf);
   distri_buffer_destroy(buf); /* a destroyed buffer is ignored */
   CHECK(distri_buffer_data(buf) == NULL && distri_buffer_size(buf) == 0);
@@ -377,6 +402,17 @@ static void test_jobs(void) {
   distri_client_destroy(c);
 }
 
+/* How the fake cluster says the job reached it ("alone", "batch of N"). */
+static void expect_submitted_as(distri_job_t* job, const char* want) {
+  distri_buffer_t* buf = NULL;
+  char got[64];
+  EXPECT_OK(distri_job_get_result(job, &buf, NULL));
+  CHECK(png_text(buf, "fake:submitted", got, sizeof got));
+  if (strcmp(got, want) != 0) fprintf(stderr, "fake:submitted is \"%s\", expected \"%s\"\n", got, want);
+  CHECK(strcmp(got, want) == 0);
+  distri_buffer_destroy(buf);
+}
+
 static void test_batch(void) {
   distri_client_t* c = fake_client();
   distri_job_params_t p[3];
@@ -394,15 +430,29 @@ static void test_batch(void) {
     CHECK(jobs[i] != NULL);
     EXPECT_OK(distri_job_wait(jobs[i], 10000, &st));
     CHECK(st.state == DISTRI_JOB_SUCCEEDED && st.seed == (uint64_t)i);
+    /* The cluster got the three in one call, not one job at a time. */
+    expect_submitted_as(jobs[i], "batch of 3");
     distri_job_destroy(jobs[i]);
   }
+  /* A batch of one is a batch too. */
+  EXPECT_OK(distri_job_submit_batch(c, pp, 1, jobs));
+  EXPECT_OK(distri_job_wait(jobs[0], 10000, &st));
+  expect_submitted_as(jobs[0], "batch of 1");
+  distri_job_destroy(jobs[0]);
   p[1].width = 0;
   jobs[0] = (distri_job_t*)&st;
   EXPECT_ERR(distri_job_submit_batch(c, pp, 3, jobs), DISTRI_ERR_INVALID_ARGUMENT, "params[1]: distri_job_params_t.width");
   CHECK(jobs[0] == NULL && jobs[1] == NULL && jobs[2] == NULL);
-  p[1].width = 63; /* passes validation, rejected by the cluster: jobs[0] is cancelled */
-  EXPECT_ERR(distri_job_submit_batch(c, pp, 3, jobs), DISTRI_ERR_INVALID_ARGUMENT, "params[1] (cancelled the 1 job(s) submitted before it)");
-  CHECK(jobs[0] == NULL);
+  /* Passes validation, refused by the cluster: the whole batch is refused, nothing was
+   * accepted, so nothing needed cancelling. */
+  p[1].width = 63;
+  jobs[0] = (distri_job_t*)&st;
+  EXPECT_ERR(distri_job_submit_batch(c, pp, 3, jobs), DISTRI_ERR_INVALID_ARGUMENT, "params[1]: jobs[1] of 3: width and height must be multiples of 8, got 63x48 (no job of the batch was accepted)");
+  CHECK(strstr(distri_last_error(), "cancelled") == NULL);
+  CHECK(jobs[0] == NULL && jobs[1] == NULL && jobs[2] == NULL);
+  p[2].width = 65; /* the first refused spec is named */
+  EXPECT_ERR(distri_job_submit_batch(c, pp, 3, jobs), DISTRI_ERR_INVALID_ARGUMENT, "params[1]: jobs[1] of 3");
+  p[2].width = 64;
   EXPECT_ERR(distri_job_submit_batch(c, pp, 0, jobs), DISTRI_ERR_INVALID_ARGUMENT, "count");
   EXPECT_ERR(distri_job_submit_batch(c, pp, (size_t)1 << 40, jobs), DISTRI_ERR_INVALID_ARGUMENT, "count");
   EXPECT_ERR(distri_job_submit_batch(c, NULL, 3, jobs), DISTRI_ERR_INVALID_ARGUMENT, "params is NULL");

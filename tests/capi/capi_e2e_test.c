@@ -156,6 +156,16 @@ int main(int argc, char** argv) {
     b.seed = 7;
     pp[0] = &a;
     pp[1] = &b;
+    /* The head gets the batch as one message: one spec it refuses refuses the whole batch
+     * (one request per job would have had jobs[0] accepted, then cancelled). */
+    b.width = 100; /* not a multiple of 8: passes the library's checks, refused by the head */
+    jobs[0] = jobs[1] = (distri_job_t*)&st;
+    CHECK(distri_job_submit_batch(client, pp, 2, jobs) == DISTRI_ERR_INVALID_ARGUMENT);
+    CHECK(jobs[0] == NULL && jobs[1] == NULL);
+    CHECK(strstr(distri_last_error(), "params[1]: ") != NULL);
+    CHECK(strstr(distri_last_error(), "jobs[1] of 2: width and height must be multiples of 8") != NULL);
+    CHECK(strstr(distri_last_error(), "cancelled") == NULL);
+    b.width = 128;
     CHECK(distri_job_submit_batch(client, pp, 2, jobs) == DISTRI_OK);
     for (i = 0; i < 2; ++i) {
       CHECK(distri_job_wait(jobs[i], 240000, &st) == DISTRI_OK && st.state == DISTRI_JOB_SUCCEEDED);

@@ -393,8 +393,10 @@ class Client(_Closing):
         return Job(self, handle.value)
 
     def submit_batch(self, requests: Iterable[Mapping]) -> List[Job]:
-        """Submits several images (each a dict of submit()'s arguments, with "prompt"). All are
-        checked first; if one is refused, those already accepted are cancelled."""
+        """Submits several images (each a dict of submit()'s arguments, with "prompt") as one
+        batch: the head queues all of them before it schedules any, so "auto" GPU counts see
+        the whole batch. All are checked first; all or nothing: if one is refused, none is
+        submitted (those already accepted are cancelled) and the error names its index."""
         params = [_job_params(**dict(r)) for r in requests]
         if not params:
             raise InvalidArgumentError("submit_batch: no requests")

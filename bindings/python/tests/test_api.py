@@ -162,9 +162,13 @@ def test_failed_job(client):
 def test_batch(client):
     jobs = client.submit_batch([dict(prompt="p%d" % i, **small(seed=i)) for i in range(3)])
     assert [j.wait(timeout=10).seed for j in jobs] == [0, 1, 2]
+    # The fake cluster got the three in one call (its PNGs' "fake:submitted" text chunk).
+    assert all(b"fake:submitted\x00batch of 3" in j.result().data for j in jobs)
     with pytest.raises(distri.InvalidArgumentError, match="width"):
         client.submit_batch([dict(prompt="ok", **small()), dict(prompt="bad", **small(width=0))])
     with pytest.raises(distri.InvalidArgumentError, match=r"params\[1\]"):
+        client.submit_batch([dict(prompt="ok", **small()), dict(prompt="bad", **small(width=63))])
+    with pytest.raises(distri.InvalidArgumentError, match="no job of the batch was accepted"):
         client.submit_batch([dict(prompt="ok", **small()), dict(prompt="bad", **small(width=63))])
     with pytest.raises(distri.InvalidArgumentError):
         client.submit_batch([])

@@ -212,8 +212,9 @@ typedef struct distri_connect_params {
   /* Required. The head's client endpoint, "tcp://host:port". The address "fake://" selects a
    * fake cluster inside the library (no processes, no model: each job "renders" a test
    * pattern derived from its seed, one step per 2 ms; the prompt "fake:fail" makes a job
-   * fail; preview_every gives latent previews of the same size as a real cluster's). It exists
-   * to test programs and bindings without GPUs. */
+   * fail; preview_every gives latent previews of the same size as a real cluster's; each PNG's
+   * text chunk "fake:submitted" says how its job arrived: "alone", or "batch of N" for a
+   * distri_job_submit_batch of N jobs). It exists to test programs and bindings without GPUs. */
   const char* address;
   /* A folder in `distri-cluster up`'s layout: head.pub (the head's public key) and
    * client.key (this client's key pair, mode 0600). NULL: the three keys below are used. */
@@ -369,10 +370,17 @@ DISTRI_API distri_status_t distri_job_submit(distri_client_t* client,
                                              const distri_job_params_t* params,
                                              distri_job_t** out_job);
 
-/* Submits `count` jobs (1..65536). params[i] describes out_jobs[i]. Every params struct is
- * validated before anything is sent; if a submission fails part-way, the jobs already
- * accepted are cancelled, no handle is returned (out_jobs[*] = NULL) and the message names the
- * index ("params[3]: ..."). */
+/* Submits `count` jobs (1..65536) as one batch. params[i] describes out_jobs[i]. Every params
+ * struct is validated before anything is sent. The head receives the batch in one message
+ * (4096 jobs at most per message; a larger batch goes in several) and queues all of it before
+ * it schedules any, so jobs with gpus = 0 (auto) are sized knowing the whole batch waits: a
+ * batch of small images runs one image per GPU, where the same jobs submitted one at a time
+ * may start on multi-GPU gangs. Order and priority are those of single submits. A head older
+ * than batch submission (wire minor version 5) gets one request per job, transparently.
+ * All or nothing: on any error no handle is returned (out_jobs[*] = NULL), the jobs already
+ * accepted are cancelled (best effort: a request that timed out may have been accepted
+ * unseen), and the message names the job the cluster refused, if one was ("params[3]: ...").
+ * Errors: as distri_job_submit. */
 DISTRI_API distri_status_t distri_job_submit_batch(distri_client_t* client,
                                                    const distri_job_params_t* const* params,
                                                    size_t count, distri_job_t** out_jobs);

@@ -171,7 +171,9 @@ TEST(ClientBatch, FallsBackToOneSubmitPerJobOnAnOlderHead) {
     // All or nothing in the fallback too: the jobs accepted before the refused one are cancelled.
     std::vector<wire::JobSpec> bad = Specs(3);
     bad[2].sampler = "magic";
-    const Status refused = c->SubmitBatch(bad).status();
+    std::optional<size_t> refused_spec;
+    const Status refused = c->SubmitBatch(bad, &refused_spec).status();
+    EXPECT_EQ(refused_spec, std::optional<size_t>(2));
     EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
     EXPECT_NE(refused.message().find("jobs[2]: "), std::string::npos) << refused.ToString();
     EXPECT_NE(refused.message().find("sampler 'magic'"), std::string::npos) << refused.ToString();
@@ -200,10 +202,30 @@ TEST_F(ClientTest, BatchesLargerThanOneMessageAreSplit) {
   // A spec the wire refuses is named before anything is sent.
   std::vector<wire::JobSpec> bad = Specs(2);
   bad[1].steps = 0;
-  const Status s = c->SubmitBatch(bad).status();
+  std::optional<size_t> refused_spec;
+  Status s = c->SubmitBatch(bad, &refused_spec).status();
   EXPECT_NE(s.message().find("jobs[1]: SubmitJob.steps: value 0 outside [1, 10000]"), std::string::npos)
       << s.ToString();
+  EXPECT_EQ(refused_spec, std::optional<size_t>(1));
   EXPECT_EQ(c->GetClusterStatus()->queue_length, specs.size() + 66);
+  // A spec the head refuses in the second message is named by its index in the whole batch,
+  // and the first message's jobs are cancelled.
+  bad = Specs(wire::kMaxBatchJobs + 3);
+  bad[wire::kMaxBatchJobs + 1].width = 1001;
+  s = c->SubmitBatch(bad, &refused_spec).status();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+  EXPECT_NE(s.message().find("jobs[1] of 3: width and height must be multiples of 8"), std::string::npos)
+      << s.ToString();
+  EXPECT_EQ(refused_spec, std::optional<size_t>(wire::kMaxBatchJobs + 1));
+  EXPECT_EQ(c->GetClusterStatus()->queue_length, specs.size() + 66);
+  // Not about one spec (no answer): nullopt.
+  ClientOptions o = c->options();
+  o.request_timeout = std::chrono::milliseconds(200);
+  std::unique_ptr<Client> gone = Client::Connect(o).value();
+  head_->Stop();
+  s = gone->SubmitBatch(Specs(2), &refused_spec).status();
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(refused_spec, std::nullopt) << s.ToString();
 }
 
 }  // namespace

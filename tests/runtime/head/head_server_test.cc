@@ -326,21 +326,25 @@ TEST_F(HeadServerTest, ABatchIsAllOrNothingAndQueuesLikeSingleSubmits) {
   // One job the cluster cannot run refuses the whole batch, naming it.
   std::vector<wire::JobSpec> bad(4, TinySpec());
   bad[2].sampler = "magic";
-  Status refused = client_->SubmitBatch(bad).status();
+  std::optional<size_t> refused_spec;
+  Status refused = client_->SubmitBatch(bad, &refused_spec).status();
   EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(refused.message().find("jobs[2] of 4: sampler 'magic' is not one of"), std::string::npos)
       << refused.ToString();
+  EXPECT_EQ(refused_spec, std::optional<size_t>(2));
   bad[2] = TinySpec();
   bad[3].width = 1001;
-  refused = client_->SubmitBatch(bad).status();
+  refused = client_->SubmitBatch(bad, &refused_spec).status();
   EXPECT_NE(refused.message().find("jobs[3] of 4: width and height must be multiples of 8"), std::string::npos)
       << refused.ToString();
+  EXPECT_EQ(refused_spec, std::optional<size_t>(3));
   // A malformed spec is refused by the head's decoder (the client's encoder refuses it before).
   bad[3] = TinySpec();
   bad[1].width = 0;
-  refused = client_->SubmitBatch(bad).status();
+  refused = client_->SubmitBatch(bad, &refused_spec).status();
   EXPECT_NE(refused.message().find("jobs[1]: SubmitJob.width: value 0 outside [1, 16384]"), std::string::npos)
       << refused.ToString();
+  EXPECT_EQ(refused_spec, std::optional<size_t>(1));
   auto ctx = wire::ZmqContext::Create().value();
   wire::DealerOptions d;
   d.endpoint = head_->endpoint();

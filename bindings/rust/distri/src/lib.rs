@@ -499,8 +499,10 @@ impl Client {
         Ok(Job::from_raw(job))
     }
 
-    /// Submits several images: all are checked first; if one is refused, those already
-    /// accepted are cancelled and the error names its index.
+    /// Submits several images as one batch: the head queues all of them before it schedules
+    /// any, so "auto" GPU counts see the whole batch. All are checked first; all or nothing:
+    /// if one is refused, none is submitted (those already accepted are cancelled) and the
+    /// error names its index.
     pub fn submit_batch(&self, requests: &[JobRequest]) -> Result<Vec<Job>> {
         let raws = requests.iter().map(|r| r.to_raw()).collect::<Result<Vec<_>>>()?;
         let ptrs: Vec<*const sys::distri_job_params_t> = raws.iter().map(|r| &r.params as *const _).collect();

@@ -148,6 +148,11 @@ fn batch() {
     let jobs = c.submit_batch(&reqs).unwrap();
     let seeds: Vec<u64> = jobs.iter().map(|j| j.wait(SECS).unwrap().seed).collect();
     assert_eq!(seeds, vec![0, 1, 2]);
+    // The fake cluster got the three in one call (its PNGs' "fake:submitted" text chunk).
+    let chunk: &[u8] = b"fake:submitted\0batch of 3";
+    for j in &jobs {
+        assert!(j.result().unwrap().data.windows(chunk.len()).any(|w| w == chunk));
+    }
     let e = c.submit_batch(&[small("ok"), small("bad").size(0, 64)]).unwrap_err();
     assert!(e.message().contains("params[1]"), "{}", e);
     let e = c.submit_batch(&[small("ok"), small("bad").size(63, 64)]).unwrap_err();
