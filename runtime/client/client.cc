@@ -5,6 +5,7 @@
 
 #include "runtime/common/logging.h"
 #include "runtime/wire/dealer_socket.h"
+#include "runtime/wire/field_versions.h"
 #include "runtime/wire/zmq_context.h"
 
 namespace distri::client {
@@ -117,11 +118,43 @@ Result<Resp> Client::Call(const Req& request) {
   return socket_->Call<Resp>(request, options_.request_timeout);
 }
 
-Result<wire::JobAccepted> Client::Submit(const wire::JobSpec& spec) {
-  return Call<wire::JobAccepted>(wire::SubmitJob{spec});
+Result<uint8_t> Client::HeadMinorLocked() {
+  if (std::optional<uint8_t> minor = socket_->server_minor()) return *minor;
+  // No answer yet (Connect with connect_timeout 0): any answer tells, an Error too.
+  Result<wire::ClusterStatus> probe =
+      socket_->Call<wire::ClusterStatus>(wire::GetClusterStatus{}, options_.request_timeout);
+  if (std::optional<uint8_t> minor = socket_->server_minor()) return *minor;
+  const Status why = probe.ok() ? Status::Internal("answered without an envelope version") : probe.status();
+  return why.WithContext("asking the head at " + options_.address + " for its protocol version");
 }
 
-Result<std::optional<wire::JobsAccepted>> Client::CallSubmitJobs(const wire::SubmitJobs& request) {
+Status Client::CheckHeadKnows(const wire::JobSpec& spec, uint8_t head_minor) const {
+  return wire::CheckPeerKnowsFields(spec, head_minor, "the head at " + options_.address);
+}
+
+// Why versions matter: a head of an older minor version decodes a SubmitJob without the fields
+// it does not know and runs the job without them (runtime/wire/field_versions.h).
+Result<wire::JobAccepted> Client::Submit(const wire::JobSpec& spec) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (wire::MinorVersionNeeded(spec) > 0) {
+    DISTRI_ASSIGN_OR_RETURN(uint8_t head_minor, HeadMinorLocked());
+    DISTRI_RETURN_IF_ERROR(CheckHeadKnows(spec, head_minor));
+  }
+  DISTRI_ASSIGN_OR_RETURN(wire::JobAccepted accepted,
+                          socket_->Call<wire::JobAccepted>(wire::SubmitJob{spec}, options_.request_timeout));
+  // The answer's own version: a head replaced by an older one since its last answer has just
+  // accepted the job without the fields it does not know.
+  if (Status s = CheckHeadKnows(spec, socket_->server_minor().value_or(0)); !s.ok()) {
+    const bool cancelled =
+        socket_->Call<wire::JobStatus>(wire::CancelJob{accepted.job_id}, options_.request_timeout).ok();
+    return Status(s.code(), s.message() + " (it accepted the job as " + accepted.job_id.Hex() + ": " +
+                                (cancelled ? "cancelled" : "could not cancel it") + ")");
+  }
+  return accepted;
+}
+
+Result<std::optional<wire::JobsAccepted>> Client::CallSubmitJobs(const wire::SubmitJobs& request,
+                                                                 uint8_t* head_minor) {
   std::lock_guard<std::mutex> lock(mu_);
   const auto deadline = std::chrono::steady_clock::now() + options_.request_timeout;
   DISTRI_ASSIGN_OR_RETURN(uint64_t id, socket_->Send(request, options_.request_timeout));
@@ -129,6 +162,7 @@ Result<std::optional<wire::JobsAccepted>> Client::CallSubmitJobs(const wire::Sub
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     DISTRI_ASSIGN_OR_RETURN(wire::Envelope reply, socket_->Receive(std::max(left, std::chrono::milliseconds(0))));
+    *head_minor = reply.version_minor;
     if (reply.request_id == id) {
       Result<wire::JobsAccepted> r = wire::Open<wire::JobsAccepted>(reply);
       if (r.ok()) return std::optional<wire::JobsAccepted>(std::move(*r));
@@ -160,6 +194,16 @@ Status Client::SubmitBatchInto(const std::vector<wire::JobSpec>& specs, std::vec
     if (s.code() != StatusCode::kUnavailable && s.code() != StatusCode::kDeadlineExceeded) *refused_spec = i;
     return Status(s.code(), "jobs[" + std::to_string(i) + "]: " + s.message());
   };
+  // Nothing goes out when the head would drop a field of any spec (field_versions.h).
+  const bool versioned = std::any_of(specs.begin(), specs.end(),
+                                     [](const wire::JobSpec& s) { return wire::MinorVersionNeeded(s) > 0; });
+  if (versioned) {
+    std::lock_guard<std::mutex> lock(mu_);
+    DISTRI_ASSIGN_OR_RETURN(uint8_t head_minor, HeadMinorLocked());
+    for (size_t i = 0; i < specs.size(); ++i) {
+      if (Status s = CheckHeadKnows(specs[i], head_minor); !s.ok()) return spec_error(i, s);
+    }
+  }
   size_t begin = 0;
   while (begin < specs.size()) {
     // The next message: up to kMaxBatchJobs specs whose encodings fit in one envelope.
@@ -175,7 +219,8 @@ Status Client::SubmitBatchInto(const std::vector<wire::JobSpec>& specs, std::vec
       wire::SubmitJobs request;
       request.jobs.assign(specs.begin() + static_cast<std::ptrdiff_t>(begin),
                           specs.begin() + static_cast<std::ptrdiff_t>(end));
-      Result<std::optional<wire::JobsAccepted>> r = CallSubmitJobs(request);
+      uint8_t head_minor = 0;
+      Result<std::optional<wire::JobsAccepted>> r = CallSubmitJobs(request, &head_minor);
       if (!r.ok()) {
         if (std::optional<size_t> i = SpecNamedByRefusal(r.status(), end - begin)) *refused_spec = begin + *i;
         if (begin == 0 && end == specs.size()) return r.status();
@@ -191,6 +236,10 @@ Status Client::SubmitBatchInto(const std::vector<wire::JobSpec>& specs, std::vec
                                   std::to_string(jobs.size()) + " accepted jobs");
         }
         accepted->insert(accepted->end(), jobs.begin(), jobs.end());
+        // As in Submit: the head that accepted them may be older than the one asked before.
+        for (size_t i = begin; i < end; ++i) {
+          if (Status s = CheckHeadKnows(specs[i], head_minor); !s.ok()) return spec_error(i, s);
+        }
         begin = end;
         continue;
       }

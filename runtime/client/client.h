@@ -69,7 +69,9 @@ struct ClientOptions {
   // Envelope sender id is "client:<name>" (the head's logs show it).
   std::string name = "cpp";
   // Connect checks that the head answers (GetClusterStatus) within this time; 0 skips the
-  // check (then the first call reports an unreachable head).
+  // check (then the first call reports an unreachable head, and the first Submit/SubmitBatch
+  // of a spec using a versioned field asks for the status first, to learn the head's
+  // protocol version: see Submit).
   std::chrono::milliseconds connect_timeout{5000};
   // Limit of one request/reply (send + answer).
   std::chrono::milliseconds request_timeout{10000};
@@ -98,6 +100,13 @@ class Client {
 
   // Submits one image. JobAccepted arrives once the job is durable on the head (a head
   // restart does not lose it). spec.seed unset: the head draws one (JobAccepted.seed).
+  // Protocol versions (runtime/wire/field_versions.h): a spec using a field the head's protocol
+  // minor version does not know (guidance_rescale for a head of 1.3, ...) is refused with
+  // FailedPrecondition naming the field and the head's version, since that head would drop it
+  // and render another image. The head's version is the one its last answer announced (Connect
+  // asks for the cluster status); before any answer, a spec using versioned fields first costs
+  // one GetClusterStatus. Should the answer to the submit itself come from an older head (the
+  // head was replaced meanwhile), the job is cancelled and the same error returned.
   Result<wire::JobAccepted> Submit(const wire::JobSpec& spec);
   // Submits a batch of images, one JobAccepted per spec in the same order. The head queues a
   // whole SubmitJobs message before it schedules, so its "auto" gang sizes see the batch (a
@@ -109,8 +118,11 @@ class Client {
   // the jobs this call got accepted are cancelled (best effort: a message whose answer was
   // lost, DeadlineExceeded, may have been accepted), and the error names the spec ("jobs[i]"
   // and the field). An empty batch returns an empty vector without contacting the head.
-  // `refused_spec` (optional): on an error about one spec (refused by the head or by this
-  // client's encoder), its index in `specs`; nullopt otherwise (e.g. the head unreachable).
+  // Specs using fields the head does not know are refused before anything is sent, as in
+  // Submit (FailedPrecondition, "jobs[i]: ..."; also checked against each answer's version).
+  // `refused_spec` (optional): on an error about one spec (refused by the head, by this
+  // client's encoder or for the head's version), its index in `specs`; nullopt otherwise
+  // (e.g. the head unreachable).
   Result<std::vector<wire::JobAccepted>> SubmitBatch(const std::vector<wire::JobSpec>& specs,
                                                      std::optional<size_t>* refused_spec = nullptr);
   // State, progress (step of total_steps), attempt and queue position of a job; with
@@ -137,8 +149,15 @@ class Client {
          std::unique_ptr<wire::DealerSocket> socket);
   template <typename Resp, typename Req>
   Result<Resp> Call(const Req& request);
+  // The head's protocol minor version: the one its last answer announced or, before any
+  // answer, the one its answer to a GetClusterStatus announces. Caller holds mu_.
+  Result<uint8_t> HeadMinorLocked();
+  // Ok, or FailedPrecondition when a head of protocol minor version `head_minor` would drop a
+  // field `spec` uses (wire::CheckPeerKnowsFields).
+  Status CheckHeadKnows(const wire::JobSpec& spec, uint8_t head_minor) const;
   // One SubmitJobs round trip; nullopt when the head does not know the message type.
-  Result<std::optional<wire::JobsAccepted>> CallSubmitJobs(const wire::SubmitJobs& request);
+  // *head_minor: the version its answer announced.
+  Result<std::optional<wire::JobsAccepted>> CallSubmitJobs(const wire::SubmitJobs& request, uint8_t* head_minor);
   // SubmitBatch without the cancellation: appends what the head accepted to *accepted and
   // sets *refused_spec (never null here) as SubmitBatch does.
   Status SubmitBatchInto(const std::vector<wire::JobSpec>& specs, std::vector<wire::JobAccepted>* accepted,

@@ -4,7 +4,8 @@
 
 namespace distri::head {
 
-std::optional<TaskRef> ActorTable::Register(const wire::RegisterActor& m, const std::string& peer, int64_t now_ms) {
+std::optional<TaskRef> ActorTable::Register(const wire::RegisterActor& m, const std::string& peer, int64_t now_ms,
+                                            uint8_t wire_minor) {
   ActorEntry& e = actors_[m.actor_id];
   std::optional<TaskRef> lost = e.state == wire::ActorState::kBusy ? e.task : std::nullopt;
   e.id = m.actor_id;
@@ -14,6 +15,7 @@ std::optional<TaskRef> ActorTable::Register(const wire::RegisterActor& m, const 
   e.model = m.model;
   e.device = m.device;
   e.peer = peer;
+  e.wire_minor = wire_minor;
   e.last_seen_ms = now_ms;
   e.state = wire::ActorState::kIdle;
   e.task.reset();
@@ -88,7 +90,8 @@ bool ActorTable::Release(const ActorId& id, const TaskRef& task, bool succeeded)
   e.task.reset();
   e.cancel_sent_ms.reset();
   BreakKept(e);  // none while busy
-  if (succeeded && e.task_gang && e.task_gang->members.size() >= 2 && !broken_ids_.contains(e.task_gang->gang_id)) {
+  if (succeeded && e.wire_minor >= kKeptGangsMinor && e.task_gang && e.task_gang->members.size() >= 2 &&
+      !broken_ids_.contains(e.task_gang->gang_id)) {
     e.kept_gang = std::move(e.task_gang);
   }
   e.task_gang.reset();

@@ -13,7 +13,9 @@
 // at once), an expired cancel, re-registration, death. Clearing an actor's kept gang other
 // than by reusing it breaks that gang: it is cleared from every member and recorded for
 // TakeBrokenGangs (the head then sends ReleaseGang to every live member, so that all ranks
-// tear the channels down together).
+// tear the channels down together). An actor of a protocol minor version older than
+// kKeptGangsMinor keeps no gang (its build destroys its channels after every task and knows no
+// ReleaseGang), so no gang with it as a member is ever reused.
 // Not thread-safe (the head's server thread).
 #pragma once
 
@@ -29,8 +31,13 @@
 #include "runtime/head/gang_record.h"
 #include "runtime/wire/actor_messages.h"
 #include "runtime/wire/cluster_messages.h"
+#include "runtime/wire/message_type.h"
 
 namespace distri::head {
+
+// The protocol minor version that brought kept gangs and ReleaseGang (docs/runtime-design.md,
+// "Kept gangs").
+inline constexpr uint8_t kKeptGangsMinor = 3;
 
 // The task an actor runs: one rank of one attempt of a job.
 struct TaskRef {
@@ -48,6 +55,10 @@ struct ActorEntry {
   std::string model;
   std::string device;
   std::string peer;  // ROUTER routing id of its connection
+  // The protocol minor version of its RegisterActor's envelope (the build it runs): the
+  // scheduler never gives it a job using a JobSpec field it does not know
+  // (runtime/wire/field_versions.h).
+  uint8_t wire_minor = wire::kProtocolVersionMinor;
   int64_t last_seen_ms = 0;
   wire::ActorState state = wire::ActorState::kIdle;
   std::optional<TaskRef> task;  // set while busy
@@ -61,9 +72,11 @@ class ActorTable {
   ActorTable(int64_t heartbeat_interval_ms, int missed_heartbeats)
       : timeout_ms_(heartbeat_interval_ms * missed_heartbeats) {}
 
-  // Adds or revives an actor: idle, no task, new connection. Returns the task it had when it
-  // was busy before (a re-registration while the head thought it busy: that task is lost).
-  std::optional<TaskRef> Register(const wire::RegisterActor& m, const std::string& peer, int64_t now_ms);
+  // Adds or revives an actor: idle, no task, new connection, the protocol minor version its
+  // RegisterActor announced. Returns the task it had when it was busy before (a
+  // re-registration while the head thought it busy: that task is lost).
+  std::optional<TaskRef> Register(const wire::RegisterActor& m, const std::string& peer, int64_t now_ms,
+                                  uint8_t wire_minor = wire::kProtocolVersionMinor);
   // A heartbeat (or any message) on connection `peer`: the actor, or nullopt when unknown.
   std::optional<ActorId> Touch(const std::string& peer, int64_t now_ms);
   // Alive actors silent for longer than the timeout become dead; returns them with the task
@@ -78,7 +91,8 @@ class ActorTable {
   void Assign(const ActorId& id, const TaskRef& task, std::optional<GangRecord> gang = std::nullopt);
   // Idle again if its current task is `task`; false otherwise (stale TaskDone: nothing
   // changes). `succeeded`: its TaskDone was OK; then it keeps the task's gang when that had
-  // >= 2 ranks and no CancelTask went out for the task, else it keeps none.
+  // >= 2 ranks, no CancelTask went out for the task and the actor is of kKeptGangsMinor or
+  // later, else it keeps none.
   bool Release(const ActorId& id, const TaskRef& task, bool succeeded);
   // CancelTask of its current task went out at `now_ms` (the first one counts); the task's
   // gang will not be kept (the actor aborts its channels). No-op unless the actor is busy

@@ -5,6 +5,8 @@
 #include <map>
 #include <set>
 
+#include "runtime/wire/field_versions.h"
+
 namespace distri::head {
 namespace {
 
@@ -14,11 +16,13 @@ uint32_t FloorPow2(size_t n) {
   return p;
 }
 
-// Alive actors per model, for the models a job may use.
+// Alive actors per model, for the models a job may use, among the actors that know every
+// field it uses (an older one would drop a field: for this job it does not exist).
 std::map<std::string, std::vector<ActorSlot>> ByModel(const wire::JobSpec& spec, const std::vector<ActorSlot>& actors) {
+  const uint8_t needed = wire::MinorVersionNeeded(spec);
   std::map<std::string, std::vector<ActorSlot>> out;
   for (const ActorSlot& a : actors) {
-    if (spec.model.empty() || a.model == spec.model) out[a.model].push_back(a);
+    if ((spec.model.empty() || a.model == spec.model) && a.wire_minor >= needed) out[a.model].push_back(a);
   }
   return out;
 }

@@ -31,6 +31,13 @@
 //
 // Channel backend: "nccl" when every rank is a GPU actor on one node, "ucx" otherwise
 // (docs/runtime-design.md).
+//
+// Protocol versions (docs/runtime-design.md, "Peers of older minor versions"): an actor whose
+// protocol minor version (ActorSlot::wire_minor) is older than a JobSpec field the job uses
+// (wire::MinorVersionNeeded) would drop that field and render another image, so Place,
+// Feasible and the auto gang size only count actors new enough for the job: for them, an
+// older actor does not exist. (When every alive actor of the model is too old the head fails
+// the job: runtime/head/version_gate.h.)
 #pragma once
 
 #include <cstdint>
@@ -40,6 +47,7 @@
 
 #include "runtime/common/ids.h"
 #include "runtime/head/gang_record.h"
+#include "runtime/wire/message_type.h"
 #include "runtime/wire/types.h"
 
 namespace distri::head {
@@ -63,6 +71,7 @@ struct ActorSlot {
   std::string model;
   bool idle = false;       // alive and without a task (dead actors are not passed in)
   std::optional<GangRecord> kept;  // idle: the gang whose channels it keeps (ActorTable)
+  uint8_t wire_minor = wire::kProtocolVersionMinor;  // its protocol minor version (ActorEntry)
 };
 
 struct Placement {
@@ -81,11 +90,13 @@ class GangScheduler {
   uint32_t AutoGangSize(uint32_t width, uint32_t height, size_t jobs_waiting_behind, size_t alive_actors) const;
 
   // A gang for `spec` among `actors` (alive ones), or nullopt when not enough idle actors of
-  // a model fit now. `jobs_waiting_behind` feeds the auto rule.
+  // a model, new enough for the fields `spec` uses, fit now. `jobs_waiting_behind` feeds the
+  // auto rule.
   std::optional<Placement> Place(const wire::JobSpec& spec, const std::vector<ActorSlot>& actors,
                                  size_t jobs_waiting_behind) const;
 
-  // Whether `spec` could ever be placed with these alive actors (enough of one model).
+  // Whether `spec` could ever be placed with these alive actors (enough of one model, new
+  // enough for the fields `spec` uses).
   bool Feasible(const wire::JobSpec& spec, const std::vector<ActorSlot>& actors) const;
 
   const SchedulerOptions& options() const { return options_; }

@@ -7,6 +7,7 @@
 #include "runtime/common/logging.h"
 #include "runtime/head/head_server.h"
 #include "runtime/head/job_validation.h"
+#include "runtime/wire/field_versions.h"
 
 namespace distri::head {
 namespace {
@@ -65,7 +66,42 @@ Status HeadServer::CheckSubmittable(const wire::JobSpec& spec) const {
       !nodes_.AnyAliveNodeLists(spec.model)) {
     return Status::InvalidArgument("job: no actor of this cluster holds model '" + spec.model + "'");
   }
+  if (wire::MinorVersionNeeded(spec) > 0 && VersionGateOpen()) {
+    if (std::optional<std::string> why = TooOldForJob(spec, AliveSlots(), nodes_.All())) {
+      return Status::FailedPrecondition("job: " + *why);
+    }
+  }
   return Status::Ok();
+}
+
+std::vector<ActorSlot> HeadServer::AliveSlots() const {
+  std::vector<ActorSlot> slots;
+  for (const ActorEntry* a : actors_.All()) {
+    if (a->state == wire::ActorState::kDead) continue;
+    const NodeEntry* node = nodes_.Find(a->node_id);
+    if (node != nullptr && !node->alive) continue;
+    slots.push_back({a->id, a->node_id, a->gpu_index, node ? node->resources.hostname : "", a->model,
+                     a->state == wire::ActorState::kIdle, a->kept_gang, a->wire_minor});
+  }
+  return slots;
+}
+
+bool HeadServer::VersionGateOpen() const {
+  return NowMs() >= int64_t{options_.heartbeat_interval_ms} * options_.missed_heartbeats;
+}
+
+void HeadServer::FailQueued(const JobId& job_id, const std::string& why) {
+  auto it = active_.find(job_id);
+  if (it == active_.end()) return;
+  JobRecord& rec = it->second.rec;
+  queue_.Remove(job_id);
+  rec.state = wire::JobState::kFailed;
+  rec.finished_ms = UnixMillis();
+  rec.error = why;
+  Persist(rec);
+  metrics_.JobFailed();
+  DISTRI_LOG(WARNING) << "job " << job_id.Short() << " FAILED: " << why;
+  active_.erase(it);
 }
 
 JobRecord HeadServer::NewJob(const wire::JobSpec& spec) {
@@ -87,7 +123,9 @@ void HeadServer::Enqueue(JobRecord rec) {
 
 void HeadServer::OnSubmit(const Incoming& in, const wire::SubmitJob& m) {
   if (Status valid = CheckSubmittable(m.spec); !valid.ok()) {
-    DISTRI_LOG(INFO) << "head: refused a job from " << in.envelope.sender_id << ": " << valid.message();
+    DISTRI_LOG(INFO) << "head: refused a job from " << in.envelope.sender_id << " (protocol "
+                     << int{in.envelope.version_major} << "." << int{in.envelope.version_minor}
+                     << "): " << valid.message();
     (void)router_->ReplyError(in, valid);
     return;
   }
@@ -97,7 +135,8 @@ void HeadServer::OnSubmit(const Incoming& in, const wire::SubmitJob& m) {
     (void)router_->ReplyError(in, Status::Internal("the head could not record the job: " + s.message()));
     return;
   }
-  DISTRI_LOG(INFO) << "job " << rec.id.Short() << " accepted from " << in.envelope.sender_id << ": "
+  DISTRI_LOG(INFO) << "job " << rec.id.Short() << " accepted from " << in.envelope.sender_id << " (protocol "
+                   << int{in.envelope.version_major} << "." << int{in.envelope.version_minor} << "): "
                    << rec.spec.width << "x" << rec.spec.height << ", " << rec.spec.steps << " steps, seed "
                    << *rec.spec.seed << ", gpus " << (rec.spec.gpus == 0 ? std::string("auto") : std::to_string(rec.spec.gpus));
   const JobId id = rec.id;
@@ -116,7 +155,9 @@ void HeadServer::OnSubmitJobs(const Incoming& in, const wire::SubmitJobs& m) {
       if (why.rfind("job: ", 0) == 0) why = why.substr(5);
       const Status refused(valid.code(), "jobs[" + std::to_string(i) + "] of " + std::to_string(m.jobs.size()) +
                                              ": " + why + " (no job of the batch was accepted)");
-      DISTRI_LOG(INFO) << "head: refused a batch from " << in.envelope.sender_id << ": " << refused.message();
+      DISTRI_LOG(INFO) << "head: refused a batch from " << in.envelope.sender_id << " (protocol "
+                       << int{in.envelope.version_major} << "." << int{in.envelope.version_minor}
+                       << "): " << refused.message();
       (void)router_->ReplyError(in, refused);
       return;
     }
@@ -144,7 +185,8 @@ void HeadServer::OnSubmitJobs(const Incoming& in, const wire::SubmitJobs& m) {
   for (size_t p = 0; p < order.size(); ++p) position.emplace(order[p], static_cast<uint32_t>(p));
   for (wire::JobAccepted& a : reply.jobs) a.queue_position = position[a.job_id];
   const wire::JobSpec& first = m.jobs.front();
-  DISTRI_LOG(INFO) << "batch of " << reply.jobs.size() << " jobs accepted from " << in.envelope.sender_id << " (jobs "
+  DISTRI_LOG(INFO) << "batch of " << reply.jobs.size() << " jobs accepted from " << in.envelope.sender_id << " (protocol "
+                   << int{in.envelope.version_major} << "." << int{in.envelope.version_minor} << ", jobs "
                    << reply.jobs.front().job_id.Short() << ".." << reply.jobs.back().job_id.Short() << ", first "
                    << first.width << "x" << first.height << ", " << first.steps << " steps, gpus "
                    << (first.gpus == 0 ? std::string("auto") : std::to_string(first.gpus)) << "); queue "
@@ -216,14 +258,7 @@ void HeadServer::OnGetResult(const Incoming& in, const wire::GetJobResult& m) {
 
 void HeadServer::Schedule() {
   if (queue_.empty()) return;
-  std::vector<ActorSlot> slots;
-  for (const ActorEntry* a : actors_.All()) {
-    if (a->state == wire::ActorState::kDead) continue;
-    const NodeEntry* node = nodes_.Find(a->node_id);
-    if (node != nullptr && !node->alive) continue;
-    slots.push_back({a->id, a->node_id, a->gpu_index, node ? node->resources.hostname : "", a->model,
-                     a->state == wire::ActorState::kIdle, a->kept_gang});
-  }
+  std::vector<ActorSlot> slots = AliveSlots();
   if (slots.empty()) return;
   const std::vector<JobId> order = queue_.InOrder();
   // The auto gang size weighs a job against every other unfinished job: the ones queued behind
@@ -236,8 +271,16 @@ void HeadServer::Schedule() {
       queue_.Remove(order[i]);
       continue;
     }
-    // A job the alive actors can never hold must not block the ones behind it.
-    if (!scheduler_.Feasible(it->second.rec.spec, slots)) continue;
+    // A job the alive actors can never hold must not block the ones behind it. One that only
+    // actors too old for a field it uses could hold fails: they would drop the field
+    // (docs/runtime-design.md, "Peers of older minor versions").
+    if (!scheduler_.Feasible(it->second.rec.spec, slots)) {
+      if (wire::MinorVersionNeeded(it->second.rec.spec) == 0 || !VersionGateOpen()) continue;
+      if (std::optional<std::string> why = TooOldForJob(it->second.rec.spec, slots, nodes_.All())) {
+        FailQueued(order[i], "no actor can run it: " + *why);
+      }
+      continue;
+    }
     std::optional<Placement> p = scheduler_.Place(it->second.rec.spec, slots, others);
     if (!p) break;  // strict order: no job overtakes a job that waits for actors
     for (const ActorSlot& chosen : p->gang) {
@@ -337,7 +380,8 @@ void HeadServer::ReleaseBrokenGangs() {
     size_t sent = 0;
     for (const ActorId& id : gang.members) {
       const ActorEntry* a = actors_.Find(id);
-      if (a == nullptr || a->state == wire::ActorState::kDead) continue;
+      // An actor older than ReleaseGang kept nothing (ActorTable) and would answer an Error.
+      if (a == nullptr || a->state == wire::ActorState::kDead || a->wire_minor < kKeptGangsMinor) continue;
       const Status s = router_->Send(a->peer, wire::ReleaseGang{gang.gang_id}, 0);
       if (s.ok()) {
         ++sent;

@@ -204,9 +204,10 @@ void HeadServer::Dispatch(Incoming& in) {
 }
 
 void HeadServer::OnRegisterNode(const Incoming& in, const wire::RegisterNode& m) {
-  nodes_.Register(m.node_id, m.resources, m.agent_version, in.peer, NowMs());
+  nodes_.Register(m.node_id, m.resources, m.agent_version, in.peer, NowMs(), in.envelope.version_minor);
   DISTRI_LOG(INFO) << "node " << m.node_id.Short() << " (" << m.resources.hostname << ") registered: "
-                   << m.resources.gpus.size() << " GPUs, " << m.resources.cpu_actors << " CPU actors";
+                   << m.resources.gpus.size() << " GPUs, " << m.resources.cpu_actors << " CPU actors, protocol "
+                   << int{in.envelope.version_major} << "." << int{in.envelope.version_minor};
   (void)router_->Reply(in, wire::NodeRegistered{m.node_id, options_.heartbeat_interval_ms});
 }
 
@@ -222,10 +223,13 @@ void HeadServer::OnHeartbeat(const Incoming& in, const wire::Heartbeat&) {
 
 void HeadServer::OnRegisterActor(const Incoming& in, const wire::RegisterActor& m) {
   const NodeEntry* node = nodes_.Find(m.node_id);
-  std::optional<TaskRef> lost = actors_.Register(m, in.peer, NowMs());
+  // Its envelope's minor version is what it knows: the scheduler gives it no job using a newer
+  // JobSpec field (docs/runtime-design.md, "Peers of older minor versions").
+  std::optional<TaskRef> lost = actors_.Register(m, in.peer, NowMs(), in.envelope.version_minor);
   DISTRI_LOG(INFO) << "actor " << m.actor_id.Short() << " registered: " << m.device << " on node "
                    << m.node_id.Short() << (node ? " (" + node->resources.hostname + ")" : " (unknown node)")
-                   << ", model " << m.model << ", pid " << m.pid;
+                   << ", model " << m.model << ", pid " << m.pid << ", protocol " << int{in.envelope.version_major}
+                   << "." << int{in.envelope.version_minor};
   if (lost) OnActorDied(m.actor_id, lost, "it registered again while running a task");
   (void)router_->Reply(in, wire::ActorRegistered{m.actor_id, options_.heartbeat_interval_ms});
 }

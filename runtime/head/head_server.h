@@ -47,6 +47,7 @@
 #include "runtime/head/job_store.h"
 #include "runtime/head/metrics.h"
 #include "runtime/head/node_table.h"
+#include "runtime/head/version_gate.h"
 #include "runtime/wire/router_socket.h"
 
 namespace distri::head {
@@ -112,8 +113,16 @@ class HeadServer {
   void OnSubmit(const Incoming& in, const wire::SubmitJob& m);
   void OnSubmitJobs(const Incoming& in, const wire::SubmitJobs& m);
   // InvalidArgument when the cluster cannot run `spec` (ValidateJobSpec, GPUs beyond the alive
-  // capacity, a model nobody holds).
+  // capacity, a model nobody holds); FailedPrecondition when every alive actor of its model is
+  // too old for a field it uses (TooOldForJob, once VersionGateOpen).
   Status CheckSubmittable(const wire::JobSpec& spec) const;
+  // The alive actors on alive (or unknown) nodes, as the scheduler sees them.
+  std::vector<ActorSlot> AliveSlots() const;
+  // Whether the head has run for a liveness timeout: before that, peers may still be
+  // registering again after a head restart, so no job is failed for their versions yet.
+  bool VersionGateOpen() const;
+  // A queued job that can never run: FAILED with `why`, out of the queue and active_.
+  void FailQueued(const JobId& job_id, const std::string& why);
   // A PENDING record of a new job of `spec` (fresh id, the seed drawn when absent).
   static JobRecord NewJob(const wire::JobSpec& spec);
   // Queues a job just recorded in the store and starts tracking it.

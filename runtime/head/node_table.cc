@@ -5,12 +5,13 @@
 namespace distri::head {
 
 void NodeTable::Register(const NodeId& id, const wire::NodeResources& resources, const std::string& agent_version,
-                         const std::string& peer, int64_t now_ms) {
+                         const std::string& peer, int64_t now_ms, uint8_t wire_minor) {
   NodeEntry& e = nodes_[id];
   e.id = id;
   e.resources = resources;
   e.agent_version = agent_version;
   e.peer = peer;
+  e.wire_minor = wire_minor;
   e.last_seen_ms = now_ms;
   e.alive = true;
 }

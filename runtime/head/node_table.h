@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "runtime/common/ids.h"
+#include "runtime/wire/message_type.h"
 #include "runtime/wire/types.h"
 
 namespace distri::head {
@@ -22,6 +23,10 @@ struct NodeEntry {
   wire::NodeResources resources;
   std::string agent_version;
   std::string peer;  // ROUTER routing id of its connection
+  // The protocol minor version of its RegisterNode's envelope. The actors a node agent starts
+  // are its own build's (distri-worker next to distri-node), so a node of a minor version
+  // still starting or restarting actors may yet bring actors of that version.
+  uint8_t wire_minor = wire::kProtocolVersionMinor;
   int64_t last_seen_ms = 0;
   bool alive = true;
 };
@@ -31,9 +36,9 @@ class NodeTable {
   NodeTable(int64_t heartbeat_interval_ms, int missed_heartbeats)
       : timeout_ms_(heartbeat_interval_ms * missed_heartbeats) {}
 
-  // Adds or refreshes a node (alive, new resources and peer).
+  // Adds or refreshes a node (alive, new resources, peer and protocol minor version).
   void Register(const NodeId& id, const wire::NodeResources& resources, const std::string& agent_version,
-                const std::string& peer, int64_t now_ms);
+                const std::string& peer, int64_t now_ms, uint8_t wire_minor = wire::kProtocolVersionMinor);
   // A heartbeat on connection `peer`: the node it belongs to, or nullopt when unknown.
   std::optional<NodeId> Heartbeat(const std::string& peer, int64_t now_ms);
   // Marks nodes silent for longer than the timeout dead; returns those that just died.

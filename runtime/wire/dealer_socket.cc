@@ -67,6 +67,7 @@ Result<std::optional<Envelope>> DealerSocket::ReceiveOrWoken(std::chrono::millis
     if (frames.empty()) continue;  // woken without a message
     DISTRI_RETURN_IF_ERROR(s.WithContext(options_.endpoint + ": reply"));
     DISTRI_ASSIGN_OR_RETURN(Envelope envelope, DecodeEnvelope(frames[0]));
+    server_minor_ = envelope.version_minor;
     return std::optional<Envelope>(std::move(envelope));
   }
 }

@@ -42,6 +42,10 @@ class DealerSocket {
   static Result<std::unique_ptr<DealerSocket>> Connect(std::shared_ptr<ZmqContext> context, DealerOptions options);
 
   const std::string& endpoint() const { return options_.endpoint; }
+  // The protocol minor version the server announced in the last envelope received from it
+  // (any type, a reply to an older request or an Error included); nullopt before the first.
+  // How a requester learns what the server knows (runtime/wire/field_versions.h).
+  std::optional<uint8_t> server_minor() const { return server_minor_; }
 
   // Sends raw bytes as one frame (tests use this to send malformed data). Unavailable when no
   // authenticated connection exists within `timeout`.
@@ -86,6 +90,7 @@ class DealerSocket {
   internal::ZmqSocket socket_;
   DealerOptions options_;
   uint64_t next_request_id_ = 1;
+  std::optional<uint8_t> server_minor_;
 };
 
 }  // namespace distri::wire

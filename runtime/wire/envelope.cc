@@ -41,11 +41,16 @@ Result<std::string> EncodeEnvelope(const Envelope& e) {
                                    std::to_string(static_cast<uint16_t>(e.type)));
   }
   if (e.payload.empty()) return Status::InvalidArgument("envelope without payload");
+  if (e.version_minor > kProtocolVersionMinor) {
+    return Status::InvalidArgument("envelope announcing protocol minor version " + std::to_string(e.version_minor) +
+                                   ": this build speaks " + std::to_string(kProtocolVersionMajor) + "." +
+                                   std::to_string(kProtocolVersionMinor));
+  }
   std::string out;
   out.reserve(kEnvelopePrefixBytes + 32 + e.sender_id.size() + e.payload.size());
   out.append(kEnvelopeMagic, sizeof(kEnvelopeMagic));
   out.push_back(static_cast<char>(kProtocolVersionMajor));
-  out.push_back(static_cast<char>(kProtocolVersionMinor));
+  out.push_back(static_cast<char>(e.version_minor));
   internal::StringSink sink{&out};
   msgpack::packer<internal::StringSink> pk(sink);
   pk.pack_array(3);

@@ -26,7 +26,9 @@ inline constexpr char kEnvelopeMagic[4] = {'D', 'S', 'T', 'W'};
 inline constexpr size_t kEnvelopePrefixBytes = 6;  // magic + major + minor
 
 struct Envelope {
-  // Version of the peer that encoded it. Encode always writes this build's version.
+  // Version of the peer that encoded it (DecodeEnvelope fills both in: receivers learn the
+  // peer's minor version here, docs/runtime-design.md "Peers of older minor versions").
+  // EncodeEnvelope writes this build's major version and `version_minor` (see there).
   uint8_t version_major = kProtocolVersionMajor;
   uint8_t version_minor = kProtocolVersionMinor;
   MessageType type = MessageType::kError;
@@ -43,7 +45,11 @@ struct Envelope {
 };
 
 // Serializes `envelope`. Fails (InvalidArgument) when the sender id or the whole envelope is
-// over its limit (limits.h). The version bytes written are always this build's.
+// over its limit (limits.h). The version bytes written are this build's major version and
+// `envelope.version_minor`, which is this build's minor version unless the caller lowered it
+// (MakeEnvelope and the sockets' Send never do): a lower one is how tests act as a peer of an
+// older build. A minor version above this build's is refused (InvalidArgument): a build
+// cannot speak what it does not know.
 Result<std::string> EncodeEnvelope(const Envelope& envelope);
 
 // Parses untrusted bytes. Never throws, never allocates more than a small multiple of

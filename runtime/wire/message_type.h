@@ -15,7 +15,9 @@ namespace distri::wire {
 
 // Protocol version carried by every envelope. A receiver rejects another major version (the
 // layout of the envelope or of messages changed incompatibly) and accepts any minor version
-// of its own major (new optional fields and new message types only).
+// of its own major (new optional fields and new message types only). A peer of an older minor
+// version drops the fields it does not know: senders check the JobSpec fields they send
+// against the receiver's announced minor version (field_versions.h).
 inline constexpr uint8_t kProtocolVersionMajor = 1;
 // Minor version history: 0 = node/job/task messages; 1 = actor registration and exits,
 // cluster status, CancelTask (docs/runtime-design.md); 2 = JobSpec.sync_mode and

@@ -3,7 +3,9 @@
 // runs it. The field lists of the messages are in node_messages.cc, job_messages.cc,
 // task_messages.cc, actor_messages.cc and cluster_messages.cc.
 //
-// Wire names are snake_case and never change; a new field is optional (old peers omit it).
+// Wire names are snake_case and never change; a new field is optional (old peers omit it, and
+// drop it when they receive it: a new JobSpec field gets its minor version in field_versions.h,
+// so that nobody hands it to a peer that would drop it).
 #pragma once
 
 #include <concepts>

@@ -70,14 +70,16 @@ TEST_F(ClientTest, UsableFromManyThreads) {
   EXPECT_EQ(ok.load(), 4);
 }
 
-// A head of wire minor version 4 as the client sees it: SubmitJobs is a type it does not know,
-// so it answers with what its RouterSocket answers an undecodable envelope, Error
+// A head of wire minor version 4 (or `minor`, which its envelopes announce; set_minor changes
+// it, as a head replaced by another build) as the client sees it: SubmitJobs is a type it does
+// not know, so it answers with what its RouterSocket answers an undecodable envelope, Error
 // InvalidArgument "envelope header: unknown message type 17" with request id 0 (or, with
 // `reply_with_request_id`, with the request's id). SubmitJob, CancelJob and GetClusterStatus
 // work; a spec with the sampler "magic" is refused.
 class OldHead {
  public:
-  explicit OldHead(bool reply_with_request_id) : reply_with_request_id_(reply_with_request_id) {
+  explicit OldHead(bool reply_with_request_id, uint8_t minor = 4)
+      : reply_with_request_id_(reply_with_request_id), minor_(minor) {
     ctx_ = wire::ZmqContext::Create().value();
     wire::RouterOptions o;
     o.endpoint = "tcp://127.0.0.1:*";
@@ -94,49 +96,65 @@ class OldHead {
   int batches() const { return batches_.load(); }
   int submits() const { return submits_.load(); }
   int cancels() const { return cancels_.load(); }
+  int requests() const { return requests_.load(); }
+  void set_minor(uint8_t minor) { minor_ = minor; }
 
  private:
+  // Sends `m` in an envelope announcing minor_.
+  template <typename M>
+  void Send(const std::string& peer, const M& m, uint64_t request_id) {
+    wire::Envelope e = wire::MakeEnvelope(m, request_id, "head").value();
+    e.version_minor = minor_;
+    (void)router_->SendEnvelope(peer, e);
+  }
+  template <typename M>
+  void Reply(const wire::RouterSocket::Incoming& in, const M& m) {
+    Send(in.peer, m, in.envelope.request_id);
+  }
+
   void Serve() {
     while (!stop_) {
       Result<wire::RouterSocket::Incoming> in = router_->Receive(std::chrono::milliseconds(20));
       if (!in.ok()) continue;
+      ++requests_;
       if (std::holds_alternative<wire::SubmitJobs>(in->message)) {
         ++batches_;
         const Status unknown = Status::InvalidArgument("envelope header: unknown message type 17");
-        (void)router_->Send(in->peer, wire::Error::FromStatus(unknown),
-                            reply_with_request_id_ ? in->envelope.request_id : 0);
+        Send(in->peer, wire::Error::FromStatus(unknown), reply_with_request_id_ ? in->envelope.request_id : 0);
       } else if (auto* submit = std::get_if<wire::SubmitJob>(&in->message)) {
         ++submits_;
         if (submit->spec.sampler == "magic") {
-          (void)router_->ReplyError(*in, Status::InvalidArgument("job: sampler 'magic' is not one of default, ..."));
+          Reply(*in, wire::Error::FromStatus(Status::InvalidArgument("job: sampler 'magic' is not one of default, ...")));
         } else {
-          (void)router_->Reply(*in, wire::JobAccepted{JobId::Random(), submit->spec.seed.value_or(9), 0});
+          Reply(*in, wire::JobAccepted{JobId::Random(), submit->spec.seed.value_or(9), 0});
         }
       } else if (auto* cancel = std::get_if<wire::CancelJob>(&in->message)) {
         ++cancels_;
         wire::JobStatus st;
         st.job_id = cancel->job_id;
         st.state = wire::JobState::kCancelled;
-        (void)router_->Reply(*in, st);
+        Reply(*in, st);
       } else if (std::holds_alternative<wire::GetClusterStatus>(in->message)) {
-        (void)router_->Reply(*in, wire::ClusterStatus{});
+        Reply(*in, wire::ClusterStatus{});
       }
     }
   }
 
   bool reply_with_request_id_;
+  std::atomic<uint8_t> minor_;
   std::shared_ptr<wire::ZmqContext> ctx_;
   std::unique_ptr<wire::RouterSocket> router_;
   std::atomic<bool> stop_{false};
-  std::atomic<int> batches_{0}, submits_{0}, cancels_{0};
+  std::atomic<int> batches_{0}, submits_{0}, cancels_{0}, requests_{0};
   std::thread thread_;
 };
 
-std::unique_ptr<Client> ConnectInsecure(const std::string& endpoint) {
+std::unique_ptr<Client> ConnectInsecure(const std::string& endpoint,
+                                        std::chrono::milliseconds connect_timeout = std::chrono::seconds(3)) {
   ClientOptions o;
   o.address = endpoint;
   o.allow_insecure = true;
-  o.connect_timeout = std::chrono::seconds(3);
+  o.connect_timeout = connect_timeout;
   o.request_timeout = std::chrono::seconds(3);
   return Client::Connect(o).value();
 }
@@ -180,6 +198,82 @@ TEST(ClientBatch, FallsBackToOneSubmitPerJobOnAnOlderHead) {
     EXPECT_NE(refused.message().find("cancelled 2 of the 2 job(s)"), std::string::npos) << refused.ToString();
     EXPECT_EQ(head.cancels(), 2);
   }
+}
+
+wire::JobSpec Rescaled(uint64_t seed) {
+  wire::JobSpec spec = TinySpec();
+  spec.guidance_rescale = 0.7;
+  spec.seed = seed;
+  return spec;
+}
+
+// A head of minor version 3 would drop guidance_rescale (minor 4): the client refuses to send
+// it, naming the field and the head's version, whether it learnt the version from Connect's
+// status probe or has to ask first (connect_timeout 0: no answer yet).
+TEST(ClientVersions, RefusesToSendAFieldTheHeadDoesNotKnow) {
+  for (std::chrono::milliseconds connect_timeout : {std::chrono::milliseconds(3000), std::chrono::milliseconds(0)}) {
+    SCOPED_TRACE(connect_timeout.count() > 0 ? "version known from Connect" : "no answer before the submit");
+    OldHead head(/*reply_with_request_id=*/true, /*minor=*/3);
+    auto c = ConnectInsecure(head.endpoint(), connect_timeout);
+    Result<wire::JobAccepted> refused = c->Submit(Rescaled(1));
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition) << refused.status().ToString();
+    EXPECT_NE(refused.status().message().find("guidance_rescale (since 1.4) is unknown to the head at " +
+                                              head.endpoint() + ", which speaks protocol 1.3"),
+              std::string::npos)
+        << refused.status().ToString();
+    EXPECT_EQ(head.submits(), 0);
+    // A batch: nothing sent, the spec named.
+    std::optional<size_t> refused_spec;
+    Result<std::vector<wire::JobAccepted>> batch = c->SubmitBatch({TinySpec(), Rescaled(2), TinySpec()}, &refused_spec);
+    ASSERT_FALSE(batch.ok());
+    EXPECT_EQ(batch.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(batch.status().message().find("jobs[1]: guidance_rescale (since 1.4)"), std::string::npos)
+        << batch.status().ToString();
+    EXPECT_EQ(refused_spec, std::optional<size_t>(1));
+    EXPECT_EQ(head.submits(), 0);
+    EXPECT_EQ(head.batches(), 0);
+    // What the head knows still goes: fields of minor <= 3, and guidance_rescale left at 0.
+    wire::JobSpec known = TinySpec();
+    known.sync_mode = "stale_gn";
+    known.preview_every = 2;
+    EXPECT_TRUE(c->Submit(known).ok());
+    EXPECT_TRUE(c->SubmitBatch({TinySpec(), known}).ok());
+    EXPECT_EQ(head.submits(), 3);
+  }
+}
+
+TEST(ClientVersions, ProbesOnlyWhenASpecUsesAVersionedField) {
+  OldHead head(/*reply_with_request_id=*/true, /*minor=*/1);
+  auto c = ConnectInsecure(head.endpoint(), std::chrono::milliseconds(0));
+  ASSERT_TRUE(c->Submit(TinySpec()).ok());
+  EXPECT_EQ(head.requests(), 1);  // no probe: nothing to check
+  auto d = ConnectInsecure(head.endpoint(), std::chrono::milliseconds(0));
+  wire::JobSpec sync = TinySpec();
+  sync.sync_mode = "stale_gn";
+  EXPECT_EQ(d->Submit(sync).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(head.requests(), 2);  // one probe, no submit
+  EXPECT_EQ(d->Submit(sync).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(head.requests(), 2);  // known now
+}
+
+TEST(ClientVersions, AnOlderHeadAnsweringTheSubmitGetsTheJobCancelled) {
+  // The head announced 1.5 to Connect, then an older build (1.3) took its place: its answer to
+  // the submit shows it dropped guidance_rescale, so the client cancels the job and says so.
+  OldHead head(/*reply_with_request_id=*/true, /*minor=*/5);
+  auto c = ConnectInsecure(head.endpoint());
+  head.set_minor(3);
+  Result<wire::JobAccepted> r = c->Submit(Rescaled(1));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("guidance_rescale (since 1.4) is unknown to the head"), std::string::npos)
+      << r.status().ToString();
+  EXPECT_NE(r.status().message().find(": cancelled)"), std::string::npos) << r.status().ToString();
+  EXPECT_EQ(head.submits(), 1);
+  EXPECT_EQ(head.cancels(), 1);
+  // Known from then on: the next one is refused before it is sent.
+  EXPECT_EQ(c->Submit(Rescaled(2)).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(head.submits(), 1);
 }
 
 TEST_F(ClientTest, BatchesLargerThanOneMessageAreSplit) {

@@ -35,7 +35,9 @@ TEST(NodeTable, HeartbeatsKeepNodesAlive) {
   EXPECT_FALSE(t.Find(n2)->alive);
   EXPECT_EQ(t.AliveCapacity(), 3u);
   EXPECT_FALSE(t.Heartbeat("peer2", 302).has_value());  // dead until it registers again
-  t.Register(n2, r, "0.1", "peer3", 400);
+  EXPECT_EQ(t.Find(n2)->wire_minor, wire::kProtocolVersionMinor);
+  t.Register(n2, r, "0.1", "peer3", 400, /*wire_minor=*/3);  // an agent of protocol 1.3 now
+  EXPECT_EQ(t.Find(n2)->wire_minor, 3);
   EXPECT_TRUE(t.Find(n2)->alive);
   EXPECT_EQ(t.FindByPeer("peer3")->id, n2);
 }
@@ -142,6 +144,18 @@ TEST(ActorTable, KeepsTheGangOfASucceededGangTaskOnly) {
   t.CancelSent(b.actor_id, task, 30);
   ASSERT_EQ(t.ExpireCancels(1000, 100).size(), 1u);
   EXPECT_FALSE(kept(b.actor_id).has_value());
+  // An actor of a minor version before kept gangs keeps none: its build destroys its channels
+  // after every task.
+  t.Register(b, "pb3", 40, kKeptGangsMinor - 1);
+  EXPECT_EQ(t.Find(b.actor_id)->wire_minor, kKeptGangsMinor - 1);
+  task = {JobId::Random(), 0, 1};
+  GangRecord fresh = gang;
+  fresh.gang_id = GangId::Random();
+  t.Assign(b.actor_id, task, fresh);
+  EXPECT_TRUE(t.Release(b.actor_id, task, true));
+  EXPECT_FALSE(kept(b.actor_id).has_value());
+  t.Register(b, "pb4", 50);  // restarted on this build
+  keep(b.actor_id);
 }
 
 // Breaking a kept gang clears it on every member, records it once for ReleaseGang, and a

@@ -108,6 +108,9 @@ struct FakeActorOptions {
   // A task naming a gang id this actor had before fails at once with FailedPrecondition, as a
   // real actor does when it no longer keeps that gang's channels.
   bool refuse_known_gangs = false;
+  // The protocol minor version its envelopes announce: lower to act as an actor of an older
+  // build (the head must not give it a job using a JobSpec field that version does not know).
+  uint8_t wire_minor = wire::kProtocolVersionMinor;
 };
 
 class FakeActor {
@@ -155,7 +158,15 @@ class FakeActor {
   void Register() {
     wire::RegisterActor r{id_, o_.node_id, o_.gpu_index, static_cast<uint32_t>(getpid()), o_.model,
                           o_.gpu_index < 0 ? "cpu" : "cuda:" + std::to_string(o_.gpu_index)};
-    ASSERT_TRUE(socket_->Send(r, 3000ms).ok());
+    ASSERT_TRUE(Send(r, 3000ms).ok());
+  }
+
+  // Sends `m` in an envelope announcing o_.wire_minor.
+  template <typename M>
+  Status Send(const M& m, std::chrono::milliseconds timeout) {
+    DISTRI_ASSIGN_OR_RETURN(wire::Envelope e, wire::MakeEnvelope(m, next_request_id_++, "actor:" + id_.Short()));
+    e.version_minor = o_.wire_minor;
+    return socket_->SendEnvelope(e, timeout);
   }
 
   void Loop() {
@@ -165,7 +176,7 @@ class FakeActor {
     while (!stop_) {
       const auto now = std::chrono::steady_clock::now();
       if (now >= next_hb) {
-        (void)socket_->Send(wire::Heartbeat{seq++, 0, 0}, 100ms);
+        (void)Send(wire::Heartbeat{seq++, 0, 0}, 100ms);
         next_hb = now + std::chrono::milliseconds(o_.heartbeat_ms);
       }
       if (task_ && !hung_ && now >= next_step) {
@@ -216,7 +227,7 @@ class FakeActor {
     // Rank 0 sends a recognisable preview every preview_every steps (not after the last).
     const uint32_t every = task_->job.preview_every;
     const bool preview = task_->rank == 0 && every > 0 && step_ % every == 0 && step_ < task_->job.steps;
-    (void)socket_->Send(wire::TaskProgress{task_->job_id, task_->attempt, task_->rank, step_, task_->job.steps,
+    (void)Send(wire::TaskProgress{task_->job_id, task_->attempt, task_->rank, step_, task_->job.steps,
                                            preview ? FakePreview(step_) : ""},
                         100ms);
     if (step_ >= task_->job.steps) Done(0, "");
@@ -237,7 +248,7 @@ class FakeActor {
       d.denoise_ms = 10.0 * task_->job.steps;
       d.decode_ms = 7.5;
     }
-    (void)socket_->Send(d, 100ms);
+    (void)Send(d, 100ms);
     task_.reset();
     busy_ = false;
   }
@@ -248,6 +259,7 @@ class FakeActor {
   std::shared_ptr<wire::ZmqContext> ctx_;
   std::unique_ptr<wire::DealerSocket> socket_;
   std::optional<wire::AssignTask> task_;
+  uint64_t next_request_id_ = 1;  // Register: the constructor's thread, then the loop's only
   uint32_t step_ = 0;
   bool hung_ = false;  // loop thread only
   std::set<GangId> known_gangs_;  // loop thread only

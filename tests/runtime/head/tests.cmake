@@ -7,9 +7,10 @@ if(TARGET distri_head)
     SOURCES runtime/head/job_store_test.cc runtime/head/job_store_batch_test.cc
             runtime/head/job_queue_test.cc runtime/head/tables_test.cc
             runtime/head/gang_scheduler_test.cc runtime/head/metrics_test.cc
+            runtime/head/version_gate_test.cc
     LIBS distri::head SQLite::SQLite3)
   distri_add_gtest(NAME head_server_test LABELS integration
-    SOURCES runtime/head/head_server_test.cc
+    SOURCES runtime/head/head_server_test.cc runtime/head/head_versions_test.cc
     LIBS distri::head distri::client)
   distri_add_gtest(NAME head_process_test LABELS integration
     SOURCES runtime/head/head_process_test.cc

@@ -4,6 +4,7 @@ distri_add_gtest(NAME wire_test LABELS unit
   SOURCES runtime/wire/messages_test.cc runtime/wire/envelope_test.cc
           runtime/wire/decode_errors_test.cc runtime/wire/decoder_robustness_test.cc
           runtime/wire/curve_keys_test.cc runtime/wire/transport_test.cc
+          runtime/wire/field_versions_test.cc
   LIBS distri::wire msgpack-cxx distri::zmq)
 
 # libFuzzer target for the decoder: clang only (CI builds with gcc and relies on the
