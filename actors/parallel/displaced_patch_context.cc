@@ -457,12 +457,13 @@ std::pair<at::Tensor, at::Tensor> DisplacedPatchContext::SelfAttentionKeyValue(c
     for (int r = 0; r < layout_.gang_rank(group_, 0); ++r) offset += Numel(shapes[r]);
     full = all.narrow(0, offset, total * batch * 2 * inner).view({total, batch, 2 * inner});
   } else {
-    full = at::empty({total, batch, 2 * inner}, payload.options());
-    int64_t row = 0;
+    // Fresh own rows between the other strips' stale ones, in image row order: one
+    // concatenation kernel (a copy per strip was one more graph node each, every step).
+    std::vector<at::Tensor> parts;
     for (int s = 0; s < layout_.patch_ranks; ++s) {
-      full.narrow(0, row, per_strip[s]).copy_(s == strip_ ? payload : Stale(id, layout_.gang_rank(group_, s)));
-      row += per_strip[s];
+      parts.push_back(s == strip_ ? payload : Stale(id, layout_.gang_rank(group_, s)));
     }
+    full = at::cat(parts, 0);
   }
   Store(id, payload);
   at::Tensor kv = full.transpose(0, 1);  // [B, total, 2 inner]
