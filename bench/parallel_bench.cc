@@ -76,6 +76,8 @@ struct GangRun {
   int64_t peak_bytes = 0;       // max over ranks
   int64_t stale_bytes = 0;      // rank 0
   GenerateResult last;          // rank 0's last job
+  // Rank 0's captured graphs (synchronous and displaced phase).
+  distri::parallel::DisplacedUNetRunner::GraphNodes graph_nodes[2];
 };
 
 // Busy time of a set of [start, end) intervals (overlaps counted once).
@@ -197,6 +199,7 @@ GangRun RunGang(std::vector<std::unique_ptr<Pipeline>>& pipes, int n, const Gene
       }
       seconds[r].push_back(res->seconds_text + res->seconds_denoise);
       stale[r] = stats.stale_bytes;
+      if (r == 0) std::copy(std::begin(stats.graph_nodes), std::end(stats.graph_nodes), std::begin(run.graph_nodes));
       peaks[r] = std::max(peaks[r], stats.peak_denoise_bytes);
       last[r] = std::move(*res);
     }
@@ -354,12 +357,21 @@ int main(int argc, char** argv) {
         std::printf("%-6d %-5d %-20s %10.3f %8.2f %10.2f %10.1f %8.2f %s  latent_rel_err=%.3g\n", size, n,
                     mode.c_str(), latency, speedup, run.peak_bytes / 1073741824.0, run.stale_bytes / 1048576.0, psnr,
                     runs.c_str(), latent_err);
+        for (int phase = 0; phase < 2; ++phase) {
+          const auto& g = run.graph_nodes[phase];
+          if (g.total == 0) continue;
+          std::printf("       graph nodes of rank 0, %s phase: %lld (%lld kernels, %lld memcpy, %lld memset, %lld other)\n",
+                      phase == 0 ? "synchronous" : "displaced", static_cast<long long>(g.total),
+                      static_cast<long long>(g.kernels), static_cast<long long>(g.memcpy),
+                      static_cast<long long>(g.memset), static_cast<long long>(g.other));
+        }
         std::fflush(stdout);
         if (out.is_open()) {
           out << "{\"impl\":\"distri\",\"size\":" << size << ",\"gpus\":" << n << ",\"mode\":\"" << mode
               << "\",\"latency_s\":" << latency << ",\"speedup\":" << speedup << ",\"peak_gib\":"
               << run.peak_bytes / 1073741824.0 << ",\"stale_mib\":" << run.stale_bytes / 1048576.0
-              << ",\"psnr_db\":" << psnr << ",\"latent_rel_err\":" << latent_err << ",\"runs\":[" << runs << "]}\n";
+              << ",\"psnr_db\":" << psnr << ",\"latent_rel_err\":" << latent_err << ",\"graph_nodes\":["
+              << run.graph_nodes[0].total << "," << run.graph_nodes[1].total << "],\"runs\":[" << runs << "]}\n";
           out.flush();
         }
       }

@@ -138,12 +138,14 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  at::cuda::CUDAGraph cuda_graph;
+  at::cuda::CUDAGraph cuda_graph(/*keep_graph=*/true);  // kept: its nodes are counted below
   std::function<void()> run = forward;
+  size_t graph_nodes = 0;  // each costs a launch gap on replay
   if (graph) {
     cuda_graph.capture_begin();
     forward();
     cuda_graph.capture_end();
+    if (cudaGraphGetNodes(cuda_graph.raw_cuda_graph(), nullptr, &graph_nodes) != cudaSuccess) graph_nodes = 0;
     run = [&] { cuda_graph.replay(); };
     run();
     stream.synchronize();
@@ -164,11 +166,11 @@ int main(int argc, char** argv) {
   cudaMemGetInfo(&free_b, &total_b);
   std::printf("{\"impl\": \"distri%s%s%s%s%s%s\", \"batch\": %d, \"height\": %d, \"width\": %d, \"steps\": %d, \"dtype\": \"%s\", "
               "\"loop_s\": %.4f, \"per_forward_ms\": %.2f, \"device_used_gib\": %.2f, \"device\": \"%s\", "
-              "\"checksum\": %.6g}\n",
+              "\"checksum\": %.6g, \"graph_nodes\": %zu}\n",
               graph ? "+graph" : "", channels_last ? "+cl" : "", cudnn_benchmark ? "+cudnnbench" : "", distri::model::FusedAddLayerNormEnabled() ? "+addln" : "",
               distri::model::PreAddGroupNormEnabled() ? "+preaddgn" : "",
               distri::model::TunedGemmEnabled() ? "+tunedgemm" : "", batch, height, width, steps, dtype_name.c_str(), med,
               1000 * med / steps, (total_b - free_b) / 1073741824.0, prop.name,
-              out.to(at::kFloat).abs().mean().item<double>());
+              out.to(at::kFloat).abs().mean().item<double>(), graph_nodes);
   return 0;
 }

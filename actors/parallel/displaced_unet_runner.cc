@@ -109,6 +109,30 @@ at::Tensor DisplacedUNetRunner::GatherOutput(const at::Tensor& strip_out) {
   return at::cat(groups, 0).contiguous();
 }
 
+DisplacedUNetRunner::GraphNodes DisplacedUNetRunner::graph_nodes(int phase) const {
+  GraphNodes n;
+#ifdef DISTRI_HAVE_CUDA
+  if (phase < 0 || phase > 1 || !phases_[phase].graph) return n;
+  cudaGraph_t g = phases_[phase].graph->raw_cuda_graph();
+  size_t count = 0;
+  if (g == nullptr || cudaGraphGetNodes(g, nullptr, &count) != cudaSuccess) return n;
+  std::vector<cudaGraphNode_t> nodes(count);
+  if (count > 0 && cudaGraphGetNodes(g, nodes.data(), &count) != cudaSuccess) return n;
+  n.total = static_cast<int64_t>(count);
+  for (cudaGraphNode_t node : nodes) {
+    cudaGraphNodeType type;
+    if (cudaGraphNodeGetType(node, &type) != cudaSuccess) continue;
+    if (type == cudaGraphNodeTypeKernel) ++n.kernels;
+    else if (type == cudaGraphNodeTypeMemcpy) ++n.memcpy;
+    else if (type == cudaGraphNodeTypeMemset) ++n.memset;
+    else ++n.other;
+  }
+#else
+  (void)phase;
+#endif
+  return n;
+}
+
 at::Tensor DisplacedUNetRunner::ForwardOnce(bool synchronous, const at::Tensor& input, const at::Tensor& timestep) {
   const int64_t b = input.size(0) / layout_.groups;
   at::Tensor mine = input.narrow(0, group_ * b, b);
@@ -152,7 +176,8 @@ Result<at::Tensor> DisplacedUNetRunner::Forward(int step, const at::Tensor& inpu
       if (!phase.graph) {
         phase.input = input.clone();
         phase.timestep = timestep.to(input.device()).clone();
-        auto graph = std::make_shared<at::cuda::CUDAGraph>();
+        // keep_graph: the captured graph stays inspectable (graph_nodes) after instantiation.
+        auto graph = std::make_shared<at::cuda::CUDAGraph>(/*keep_graph=*/true);
         // Both phases share one memory pool: they are captured and replayed in the same order
         // and never overlap.
         const Phase& other = phases_[synchronous ? 1 : 0];

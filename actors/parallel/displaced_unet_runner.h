@@ -66,6 +66,13 @@ class DisplacedUNetRunner {
   const GangLayout& layout() const { return layout_; }
   // Bytes of the stale-activation buffers (0 for a single strip).
   int64_t stale_bytes() const { return context_ ? context_->stale_bytes() : 0; }
+  // Nodes of the captured CUDA graph of a phase (0 synchronous, 1 displaced), by kind; all 0
+  // before its capture or without graphs. Every node costs a launch gap on replay (~1-2 us on
+  // an H100), so the counts say how much of a step's idle time is the graph's own structure.
+  struct GraphNodes {
+    int64_t total = 0, kernels = 0, memcpy = 0, memset = 0, other = 0;
+  };
+  GraphNodes graph_nodes(int phase) const;
 
  private:
   DisplacedUNetRunner(model::UNet2DConditionModel unet, channel::Channel* channel, GangLayout layout, PatchPlan plan,

@@ -175,6 +175,7 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
   if (stats) {
     stats->layout = layout;
     stats->stale_bytes = tensor ? 0 : runner_->stale_bytes();
+    for (int phase = 0; phase < 2 && !tensor; ++phase) stats->graph_nodes[phase] = runner_->graph_nodes(phase);
     stats->peak_denoise_bytes = PeakAllocatedBytes(device);
   }
   t0 = std::chrono::steady_clock::now();

@@ -66,6 +66,9 @@ struct ParallelStats {
   // Peak bytes LibTorch allocated on this rank's device from the job's start to the end of
   // the denoising loop (before the VAE decode; CUDA only, else 0).
   int64_t peak_denoise_bytes = 0;
+  // Nodes of the patch runner's captured graphs (synchronous, displaced phase); zeros for
+  // tensor parallelism, eager runs and CPU devices.
+  DisplacedUNetRunner::GraphNodes graph_nodes[2];
 };
 
 // Renders jobs one after another on one rank of a gang, keeping the UNet runner (its stale
