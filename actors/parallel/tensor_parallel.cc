@@ -3,6 +3,7 @@
 #include <initializer_list>
 #include <string>
 #include <unordered_map>
+#include <algorithm>
 #include <utility>
 
 #include "actors/model/blocks/attention.h"
@@ -39,10 +40,18 @@ at::Tensor StackRows(std::initializer_list<at::Tensor> parts) {
   return at::cat(parts, 0);
 }
 
-Status NotDivisible(const std::string& name, const char* what, int64_t count, int world) {
+// Rank `rank`'s share of `count` units (heads, channels) over `world` ranks: the first
+// count % world ranks take one more, so any gang size works (SDXL's 10-head attentions over 4
+// ranks: 3, 3, 2, 2 heads). {start, count} in units.
+std::pair<int64_t, int64_t> Share(int64_t count, int world, int rank) {
+  const int64_t base = count / world, extra = count % world;
+  return {rank * base + std::min<int64_t>(rank, extra), base + (rank < extra ? 1 : 0)};
+}
+
+Status TooFew(const std::string& name, const char* what, int64_t count, int world) {
   return Status::InvalidArgument("tensor parallelism: " + name + " has " + std::to_string(count) + " " + what +
-                                 ", which a gang of " + std::to_string(world) +
-                                 " ranks cannot split evenly (the gang size must divide it)");
+                                 ", fewer than the gang's " + std::to_string(world) +
+                                 " ranks (every rank needs at least one)");
 }
 
 }  // namespace
@@ -60,9 +69,10 @@ Result<std::shared_ptr<TensorParallelContext>> TensorParallelContext::Make(torch
       // The spatial form (a VAE's mid-block attention) is not split; the UNet has none.
       if (attn->options.norm_num_groups() > 0) continue;
       const int64_t heads = attn->options.heads();
-      if (heads % world != 0) return NotDivisible(s.name, "attention heads", heads, world);
-      s.heads = heads / world;
-      const int64_t local = s.heads * attn->options.dim_head(), start = rank * local;
+      if (heads < world) return TooFew(s.name, "attention heads", heads, world);
+      const auto [first_head, own_heads] = Share(heads, world, rank);
+      s.heads = own_heads;
+      const int64_t local = own_heads * attn->options.dim_head(), start = first_head * attn->options.dim_head();
       if (attn->is_cross_attention()) {
         s.in_weight = Rows(attn->to_q->weight, start, local);
         s.in_bias = Rows(attn->to_q->bias, start, local);
@@ -79,8 +89,8 @@ Result<std::shared_ptr<TensorParallelContext>> TensorParallelContext::Make(torch
     } else if (auto* ff = dynamic_cast<model::FeedForwardImpl*>(module)) {
       const model::LinearImpl& proj = *ff->geglu->proj;
       const int64_t inner = proj.options.out_features() / 2;
-      if (inner % world != 0) return NotDivisible(s.name, "feed-forward inner channels", inner, world);
-      const int64_t local = inner / world, start = rank * local;
+      if (inner < world) return TooFew(s.name, "feed-forward inner channels", inner, world);
+      const auto [start, local] = Share(inner, world, rank);
       // GEGLU: rows [0, inner) are the hidden half, [inner, 2 inner) the gate.
       s.in_weight = StackRows({Rows(proj.weight, start, local), Rows(proj.weight, inner + start, local)});
       s.in_bias = StackRows({Rows(proj.bias, start, local), Rows(proj.bias, inner + start, local)});

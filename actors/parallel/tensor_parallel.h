@@ -4,11 +4,12 @@
 // Every rank of the gang holds the full weights (they are loaded anyway) and the full batch and
 // image; in each split block it computes only its share and the shares are summed with one
 // all-reduce per block:
-//   Attention (attn1, attn2)  heads [r*h/N, (r+1)*h/N): its rows of to_q/to_k/to_v (one GEMM
+//   Attention (attn1, attn2)  its share of the heads (h/N, the first h mod N ranks one more:
+//                             SDXL's 10 heads on 4 ranks are 3, 3, 2, 2): its rows of to_q/to_k/to_v (one GEMM
 //                             for self-attention's fused q|k|v, one for cross-attention's k|v),
 //                             SDPA over its heads, its input columns of to_out.0 without the
 //                             bias; all-reduce; the bias is added once, after it.
-//   FeedForward (GEGLU)       inner channels [r*i/N, (r+1)*i/N): those rows of both halves of
+//   FeedForward (GEGLU)       its share of the inner channels (as the heads): those rows of both halves of
 //                             net.0.proj (hidden and gate), GEGLU, those input columns of
 //                             net.2; all-reduce; + bias.
 //   ResnetBlock2D             conv1's output channels [r*c/N, ...) (and time_emb_proj's), norm2
@@ -28,9 +29,10 @@
 // once, when the context is made: row slices are views of the loaded weights; column slices
 // and the concatenated q|k|v / hidden|gate rows are copies (about 1/N of those weights).
 //
-// Sizes: a gang of N ranks must divide every attention layer's head count and every
-// feed-forward's inner size (InvalidArgument naming the layer and the sizes otherwise; every
-// rank refuses before any collective, so nothing hangs). Group norms: see above.
+// Sizes: any gang size up to the smallest head count (uneven shares where N does not divide;
+// the all-reduced partial sums do not care). A gang larger than a layer's head count or
+// feed-forward inner size is InvalidArgument naming the layer and the sizes; every rank refuses
+// before any collective, so nothing hangs. Group norms: see above.
 // CFG: both halves run on every rank (the batch is not split; ParallelOptions::split_cfg and
 // the sync options do not apply). The output is bit-identical on every rank: the replicated
 // parts compute the same, and the channel's all-reduce gives every rank the same sum.
@@ -80,7 +82,7 @@ class TensorParallelContext : public model::TensorParallelHook,
  public:
   // Plans the split of `unet` (its weights on their final device and dtype) for `channel`'s
   // rank and gang size (channel not owned; outlives the context). Does not attach anything.
-  // InvalidArgument when the gang does not divide a layer's heads or inner size.
+  // InvalidArgument when the gang has more ranks than a layer has heads or inner channels.
   static Result<std::shared_ptr<TensorParallelContext>> Make(torch::nn::Module& unet, channel::Channel& channel);
 
   // Attaches this context to the blocks it splits (Attach) or detaches every block (Detach).

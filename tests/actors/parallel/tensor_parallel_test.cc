@@ -123,18 +123,22 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"xl_fused_n4", TinyXlConfig(), true, true, 4, false},
                       // groups 2: the resnets run whole on 4 ranks, attention/ff still split
                       Case{"xl_groups2_n4", TinyXlConfig(2), true, true, 4, true},
-                      Case{"sd15_fused_n2", TinySd15Config(), false, true, 2, false}),
+                      Case{"sd15_fused_n2", TinySd15Config(), false, true, 2, false},
+                      // 3 ranks divide neither the 4 heads nor the group counts: uneven head
+                      // and inner-channel shares (2, 1, 1 heads), whole resnets
+                      Case{"xl_fused_n3", TinyXlConfig(), true, true, 3, true}),
     [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
 
-TEST(TensorParallelUNetErrors, GangNotDividingTheHeadsIsAClearError) {
-  // 3 ranks, 4 heads: every rank refuses while planning, before any collective (no hang).
+TEST(TensorParallelUNetErrors, GangLargerThanTheHeadsIsAClearError) {
+  // 5 ranks, 4 heads: every rank refuses while planning, before any collective (no hang).
   const Inputs in = MakeInputs(true, 1, 16, 12);
-  auto results = RunGang(TinyXlConfig(), true, in, 3);
-  for (int r = 0; r < 3; ++r) {
+  auto results = RunGang(TinyXlConfig(), true, in, 5);
+  for (int r = 0; r < 5; ++r) {
     ASSERT_FALSE(results[r].out.ok()) << "rank " << r;
     EXPECT_EQ(results[r].out.status().code(), StatusCode::kInvalidArgument);
     EXPECT_NE(results[r].out.status().message().find(
-                  "down_blocks.1.attentions.0.transformer_blocks.0.attn1 has 4 attention heads, which a gang of 3"),
+                  "down_blocks.1.attentions.0.transformer_blocks.0.attn1 has 4 attention heads, fewer than the "
+                  "gang's 5 ranks"),
               std::string::npos)
         << results[r].out.status().ToString();
   }
