@@ -22,6 +22,25 @@ bool Eligible(const at::Tensor& x, bool allow_channels_last = false) {
   return x.is_contiguous() || (allow_channels_last && x.dim() == 4 && x.is_contiguous(at::MemoryFormat::ChannelsLast));
 }
 
+#ifdef DISTRI_HAVE_CUDA
+// The fused GroupNorm kernels over x [N, C, ...] (checked by the caller) into a new tensor of
+// x's memory format; `pre`: terms added as x is read (GroupNormPreAdd).
+at::Tensor RunGroupNorm(const at::Tensor& x, int64_t groups, const at::Tensor& weight, const at::Tensor& bias,
+                        double eps, bool silu, bool channels_last, const kernels::GroupNormPreAdd& pre = {}) {
+  const int64_t n = x.size(0), c = x.size(1), hw = x.numel() / std::max<int64_t>(n * c, 1);
+  at::Tensor y = at::empty_like(x);  // keeps x's memory format
+  at::Tensor ws = at::empty({kernels::GroupNormWorkspaceFloats(n, groups, c / groups * hw)},
+                            x.options().dtype(at::kFloat));
+  auto t = x.scalar_type() == at::kHalf ? kernels::ElemType::kHalf : kernels::ElemType::kBFloat16;
+  cudaError_t err = kernels::LaunchGroupNorm(t, x.data_ptr(), weight.data_ptr(), bias.data_ptr(), y.data_ptr(), n, c,
+                                             hw, groups, static_cast<float>(eps), silu, channels_last,
+                                             ws.data_ptr<float>(), c10::cuda::getCurrentCUDAStream().stream(), pre);
+  TORCH_CHECK(err == cudaSuccess, "distri GroupNorm kernel", pre.any() ? " (pre-added terms)" : "", ": ",
+              cudaGetErrorString(err));
+  return y;
+}
+#endif
+
 }  // namespace
 
 bool FusedKernelsEnabled() {
@@ -42,18 +61,8 @@ at::Tensor FusedGroupNorm(const at::Tensor& x, int64_t groups, const at::Tensor&
   if (Eligible(x, /*allow_channels_last=*/true) && x.dim() >= 2 && weight.defined() && bias.defined() && weight.scalar_type() == x.scalar_type() &&
       bias.scalar_type() == x.scalar_type() && weight.is_contiguous() && bias.is_contiguous() &&
       x.size(1) % groups == 0) {
-    const int64_t n = x.size(0), c = x.size(1), hw = x.numel() / std::max<int64_t>(n * c, 1);
     // A 4-d tensor that is both (C == 1 or H == W == 1) counts as NCHW.
-    const bool channels_last = !x.is_contiguous();
-    at::Tensor y = at::empty_like(x);  // keeps x's memory format
-    at::Tensor ws = at::empty({kernels::GroupNormWorkspaceFloats(n, groups, c / groups * hw)},
-                              x.options().dtype(at::kFloat));
-    auto t = x.scalar_type() == at::kHalf ? kernels::ElemType::kHalf : kernels::ElemType::kBFloat16;
-    cudaError_t err = kernels::LaunchGroupNorm(t, x.data_ptr(), weight.data_ptr(), bias.data_ptr(), y.data_ptr(), n, c,
-                                               hw, groups, static_cast<float>(eps), silu, channels_last, ws.data_ptr<float>(),
-                                               c10::cuda::getCurrentCUDAStream().stream());
-    TORCH_CHECK(err == cudaSuccess, "distri GroupNorm kernel: ", cudaGetErrorString(err));
-    return y;
+    return RunGroupNorm(x, groups, weight, bias, eps, silu, /*channels_last=*/!x.is_contiguous());
   }
 #endif
   at::Tensor y = at::group_norm(x, groups, weight, bias, eps);
@@ -127,7 +136,7 @@ at::Tensor FusedPreAddGroupNorm(const at::Tensor& y, const at::Tensor& add_bias,
                                 bool silu) {
 #ifdef DISTRI_HAVE_CUDA
   if (!PreAddGroupNormEnabled() || !Eligible(y, /*allow_channels_last=*/true) || !StrictlyChannelsLast(y)) return {};
-  const int64_t n = y.size(0), c = y.size(1), hw = y.size(2) * y.size(3);
+  const int64_t n = y.size(0), c = y.size(1);
   auto same = [&](const at::Tensor& t, int64_t numel) {
     return t.scalar_type() == y.scalar_type() && t.device() == y.device() && t.is_contiguous() && t.numel() == numel;
   };
@@ -139,15 +148,7 @@ at::Tensor FusedPreAddGroupNorm(const at::Tensor& y, const at::Tensor& add_bias,
   pre.bias = add_bias.defined() ? add_bias.data_ptr() : nullptr;
   pre.extra = add_extra.defined() ? add_extra.data_ptr() : nullptr;
   if (!kernels::GroupNormPreAddSupports(y.data_ptr(), c, /*channels_last=*/true, pre)) return {};
-  at::Tensor out = at::empty_like(y);  // channels-last, as y
-  at::Tensor ws = at::empty({kernels::GroupNormWorkspaceFloats(n, groups, c / groups * hw)},
-                            y.options().dtype(at::kFloat));
-  auto t = y.scalar_type() == at::kHalf ? kernels::ElemType::kHalf : kernels::ElemType::kBFloat16;
-  cudaError_t err = kernels::LaunchGroupNorm(t, y.data_ptr(), weight.data_ptr(), bias.data_ptr(), out.data_ptr(), n, c,
-                                             hw, groups, static_cast<float>(eps), silu, /*channels_last=*/true,
-                                             ws.data_ptr<float>(), c10::cuda::getCurrentCUDAStream().stream(), pre);
-  TORCH_CHECK(err == cudaSuccess, "distri GroupNorm kernel (pre-added terms): ", cudaGetErrorString(err));
-  return out;
+  return RunGroupNorm(y, groups, weight, bias, eps, silu, /*channels_last=*/true, pre);
 #else
   (void)y, (void)add_bias, (void)add_extra, (void)groups, (void)weight, (void)bias, (void)eps, (void)silu;
   return {};
