@@ -3,22 +3,13 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/runtime/head/scheduler_slots.h"
+
 namespace distri::head {
 namespace {
 
-NodeId Node(uint8_t i) {
-  std::array<uint8_t, 16> b{};
-  b[0] = i;
-  return NodeId::FromBytes(b);
-}
-
-ActorSlot Slot(uint8_t node, int gpu, bool idle = true, std::string model = "sdxl") {
-  std::array<uint8_t, 16> b{};
-  b[0] = node;
-  b[1] = static_cast<uint8_t>(gpu + 1);
-  return {ActorId::FromBytes(b), Node(node), gpu, "host" + std::to_string(node), std::move(model), idle,
-          std::nullopt};
-}
+using testing::Node;
+using testing::Slot;
 
 // Marks `members` (in rank order) as keeping one gang, over the backend they would get.
 GangRecord Keep(std::vector<ActorSlot*> members) {

@@ -42,13 +42,7 @@ class HeadServerTest : public ::testing::Test {
     o.keys_dir = dir_.path();
     return std::make_unique<FakeActor>(head_->endpoint(), o);
   }
-  size_t AliveActors() {
-    auto st = client_->GetClusterStatus();
-    if (!st.ok()) return 0;
-    size_t n = 0;
-    for (const auto& a : st->actors) n += a.state != wire::ActorState::kDead;
-    return n;
-  }
+  size_t AliveActors() { return testing::AliveActors(*client_); }
   // Two actors (options `o`) into *a and *b; true once both are registered.
   bool StartTwoActors(std::unique_ptr<FakeActor>* a, std::unique_ptr<FakeActor>* b, const FakeActorOptions& o = {}) {
     *a = Actor(o);

@@ -27,13 +27,7 @@ class HeadVersionsTest : public ::testing::Test {
     o.step_time = step_time;
     return std::make_unique<FakeActor>(head_->endpoint(), o);
   }
-  size_t AliveActors() {
-    auto st = client_->GetClusterStatus();
-    if (!st.ok()) return 0;
-    size_t n = 0;
-    for (const auto& a : st->actors) n += a.state != wire::ActorState::kDead;
-    return n;
-  }
+  size_t AliveActors() { return testing::AliveActors(*client_); }
   // The head fails jobs for versions only after its first liveness timeout (3 x 50 ms here).
   void WaitPastTheVersionGrace() { std::this_thread::sleep_for(200ms); }
 

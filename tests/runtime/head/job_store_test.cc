@@ -1,5 +1,6 @@
-// JobStore: durable across reopen, results stored once, unfinished jobs in order, 64 KiB pages
-// for new databases while databases of older heads (4 KiB pages) keep working.
+// JobStore: durable across reopen, batches (InsertAll), results stored once, unfinished jobs in
+// order, 64 KiB pages for new databases while databases of older heads (4 KiB pages) keep
+// working.
 #include "runtime/head/job_store.h"
 
 #include <gtest/gtest.h>
@@ -7,6 +8,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <vector>
 
 #include "runtime/wire/messages.h"
 
@@ -227,6 +229,43 @@ TEST(JobStore, OpensADatabaseWith4KiBPagesOfAnOlderHead) {
   wire::JobStateCounts counts = store->CountByState().value();
   EXPECT_EQ(counts.pending, 1u);
   EXPECT_EQ(counts.succeeded, 1u);
+}
+
+// InsertAll: a batch of jobs in one transaction, in order after the jobs before it, durable.
+TEST(JobStore, InsertAllKeepsTheBatchInOrderAndSurvivesReopen) {
+  TempDir dir;
+  const std::string db = dir.path() + "/head.db";
+  std::vector<JobRecord> batch;
+  for (uint64_t i = 0; i < 50; ++i) batch.push_back(MakeJob(i));
+  {
+    auto store = JobStore::Open(db).value();
+    JobRecord before = MakeJob(100);
+    ASSERT_TRUE(store->Insert(&before).ok());
+    ASSERT_TRUE(store->InsertAll(&batch).ok());
+    for (size_t i = 0; i < batch.size(); ++i) EXPECT_EQ(batch[i].sequence, before.sequence + 1 + int64_t(i));
+  }
+  auto store = JobStore::Open(db).value();
+  std::vector<JobRecord> loaded = store->LoadUnfinished().value();
+  ASSERT_EQ(loaded.size(), 51u);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    EXPECT_EQ(loaded[i + 1].id, batch[i].id);
+    EXPECT_EQ(loaded[i + 1].spec, batch[i].spec);
+  }
+}
+
+// InsertAll is all or nothing, and leaves no transaction open after a failure.
+TEST(JobStore, InsertAllFailingInsertsNone) {
+  auto store = JobStore::Open(":memory:").value();
+  JobRecord taken = MakeJob(1);
+  ASSERT_TRUE(store->Insert(&taken).ok());
+  std::vector<JobRecord> batch = {MakeJob(2), MakeJob(3), taken, MakeJob(4)};
+  const Status s = store->InsertAll(&batch);
+  EXPECT_EQ(s.code(), StatusCode::kAlreadyExists) << s.ToString();
+  EXPECT_EQ(store->Get(batch[0].id).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store->LoadUnfinished().value().size(), 1u);
+  std::vector<JobRecord> next = {MakeJob(5), MakeJob(6)};
+  ASSERT_TRUE(store->InsertAll(&next).ok());
+  EXPECT_EQ(store->LoadUnfinished().value().size(), 3u);
 }
 
 }  // namespace

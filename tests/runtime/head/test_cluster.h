@@ -77,6 +77,15 @@ inline std::unique_ptr<client::Client> ConnectClient(const std::string& endpoint
   return c.ok() ? std::move(*c) : nullptr;
 }
 
+// Actors the head reports alive (0 while it does not answer).
+inline size_t AliveActors(client::Client& client) {
+  auto st = client.GetClusterStatus();
+  if (!st.ok()) return 0;
+  size_t n = 0;
+  for (const auto& a : st->actors) n += a.state != wire::ActorState::kDead;
+  return n;
+}
+
 inline wire::JobSpec TinySpec(uint32_t steps = 4) {
   wire::JobSpec s;
   s.prompt = "a lighthouse";

@@ -4,7 +4,7 @@ if(TARGET distri_head)
   # SQLite itself too: the job store test reads page sizes and writes an older head's database.
   find_package(SQLite3 REQUIRED)
   distri_add_gtest(NAME head_test LABELS unit
-    SOURCES runtime/head/job_store_test.cc runtime/head/job_store_batch_test.cc
+    SOURCES runtime/head/job_store_test.cc
             runtime/head/job_queue_test.cc runtime/head/tables_test.cc
             runtime/head/gang_scheduler_test.cc runtime/head/metrics_test.cc
             runtime/head/version_gate_test.cc

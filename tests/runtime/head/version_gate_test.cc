@@ -5,23 +5,13 @@
 #include <gtest/gtest.h>
 
 #include "runtime/head/gang_scheduler.h"
+#include "tests/runtime/head/scheduler_slots.h"
 
 namespace distri::head {
 namespace {
 
-NodeId Node(uint8_t i) {
-  std::array<uint8_t, 16> b{};
-  b[0] = i;
-  return NodeId::FromBytes(b);
-}
-
-ActorSlot Slot(uint8_t node, int gpu, uint8_t minor, std::string model = "sdxl", bool idle = true) {
-  std::array<uint8_t, 16> b{};
-  b[0] = node;
-  b[1] = static_cast<uint8_t>(gpu + 1);
-  return {ActorId::FromBytes(b), Node(node), gpu, "host" + std::to_string(node), std::move(model), idle,
-          std::nullopt, minor};
-}
+using testing::Node;
+using testing::SlotOfMinor;
 
 wire::JobSpec Spec(uint32_t gpus, std::string model = "") {
   wire::JobSpec s;
@@ -45,7 +35,7 @@ wire::JobSpec Rescaled(uint32_t gpus, std::string model = "") {
 TEST(GangSchedulerVersions, PlacesAJobOnlyOnActorsThatKnowItsFields) {
   GangScheduler s;
   // Node 1: two actors of 1.3; node 2: one of 1.3, one of 1.4.
-  std::vector<ActorSlot> actors = {Slot(1, 0, 3), Slot(1, 1, 3), Slot(2, 0, 3), Slot(2, 1, 4)};
+  std::vector<ActorSlot> actors = {SlotOfMinor(1, 0, 3), SlotOfMinor(1, 1, 3), SlotOfMinor(2, 0, 3), SlotOfMinor(2, 1, 4)};
   // Without newer fields: anyone (best fit: node 2).
   std::optional<Placement> p = s.Place(Spec(2), actors, 0);
   ASSERT_TRUE(p);
@@ -75,8 +65,8 @@ TEST(GangSchedulerVersions, PlacesAJobOnlyOnActorsThatKnowItsFields) {
 
 TEST(GangSchedulerVersions, EachVersionedFieldNeedsItsVersion) {
   GangScheduler s;
-  std::vector<ActorSlot> minor1 = {Slot(1, 0, 1)};
-  std::vector<ActorSlot> minor2 = {Slot(1, 0, 2)};
+  std::vector<ActorSlot> minor1 = {SlotOfMinor(1, 0, 1)};
+  std::vector<ActorSlot> minor2 = {SlotOfMinor(1, 0, 2)};
   wire::JobSpec sync = Spec(1);
   sync.sync_mode = "stale_gn";
   wire::JobSpec warmup = Spec(1);
@@ -88,28 +78,28 @@ TEST(GangSchedulerVersions, EachVersionedFieldNeedsItsVersion) {
     EXPECT_TRUE(s.Place(spec, minor2, 0));
   }
   EXPECT_FALSE(s.Place(preview, minor2, 0));
-  EXPECT_TRUE(s.Place(preview, {Slot(1, 0, 3)}, 0));
+  EXPECT_TRUE(s.Place(preview, {SlotOfMinor(1, 0, 3)}, 0));
   EXPECT_TRUE(s.Place(Spec(1), minor1, 0));
 }
 
 TEST(HeadVersionGate, FailsOnlyWhenEveryAliveActorOfTheModelIsTooOld) {
   const std::vector<const NodeEntry*> no_nodes;
   // No versioned field: never.
-  EXPECT_FALSE(TooOldForJob(Spec(1), {Slot(1, 0, 0)}, no_nodes));
+  EXPECT_FALSE(TooOldForJob(Spec(1), {SlotOfMinor(1, 0, 0)}, no_nodes));
   // Every actor too old: the reason names the field, the version it needs and theirs.
-  std::optional<std::string> why = TooOldForJob(Rescaled(1), {Slot(1, 0, 3), Slot(1, 1, 2)}, no_nodes);
+  std::optional<std::string> why = TooOldForJob(Rescaled(1), {SlotOfMinor(1, 0, 3), SlotOfMinor(1, 1, 2)}, no_nodes);
   ASSERT_TRUE(why);
   EXPECT_EQ(*why,
             "guidance_rescale (since 1.4) is unknown to every alive actor (protocol 1.2, 1.3): an older actor would "
             "drop it and render another image; upgrade the actors (distri-worker) to protocol 1.4 or later");
   // One new-enough actor (busy or not): the job waits for it.
-  EXPECT_FALSE(TooOldForJob(Rescaled(1), {Slot(1, 0, 3), Slot(1, 1, 4, "sdxl", false)}, no_nodes));
+  EXPECT_FALSE(TooOldForJob(Rescaled(1), {SlotOfMinor(1, 0, 3), SlotOfMinor(1, 1, 4, "sdxl", false)}, no_nodes));
   // Of the job's model only: a new actor of another model does not help it.
-  why = TooOldForJob(Rescaled(1, "sdxl"), {Slot(1, 0, 3, "sdxl"), Slot(1, 1, 5, "sd15")}, no_nodes);
+  why = TooOldForJob(Rescaled(1, "sdxl"), {SlotOfMinor(1, 0, 3, "sdxl"), SlotOfMinor(1, 1, 5, "sd15")}, no_nodes);
   ASSERT_TRUE(why);
   EXPECT_NE(why->find("of model 'sdxl' (protocol 1.3)"), std::string::npos) << *why;
   // No actor of the model at all: not a version matter (the job waits, or the model is refused).
-  EXPECT_FALSE(TooOldForJob(Rescaled(1, "sd15"), {Slot(1, 0, 3, "sdxl")}, no_nodes));
+  EXPECT_FALSE(TooOldForJob(Rescaled(1, "sd15"), {SlotOfMinor(1, 0, 3, "sdxl")}, no_nodes));
   EXPECT_FALSE(TooOldForJob(Rescaled(1), {}, no_nodes));
 }
 
@@ -119,12 +109,12 @@ TEST(HeadVersionGate, ANewEnoughNodeWithFreeSlotsMayStillBringAnActor) {
   node.resources.hostname = "host2";
   node.resources.cpu_actors = 2;
   node.wire_minor = 5;
-  const std::vector<ActorSlot> old_actors = {Slot(1, 0, 3), Slot(2, -1, 3)};
+  const std::vector<ActorSlot> old_actors = {SlotOfMinor(1, 0, 3), SlotOfMinor(2, -1, 3)};
   // Node 2 runs one old actor of its two slots: the other one may come, and be of 1.5.
   EXPECT_FALSE(TooOldForJob(Rescaled(1), old_actors, {&node}));
   // Both slots taken by old actors: nothing more will come from it.
   std::vector<ActorSlot> full = old_actors;
-  ActorSlot second = Slot(2, -1, 3);
+  ActorSlot second = SlotOfMinor(2, -1, 3);
   second.actor_id = ActorId::Random();
   full.push_back(second);
   EXPECT_TRUE(TooOldForJob(Rescaled(1), full, {&node}));
