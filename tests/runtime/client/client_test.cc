@@ -200,13 +200,6 @@ TEST(ClientBatch, FallsBackToOneSubmitPerJobOnAnOlderHead) {
   }
 }
 
-wire::JobSpec Rescaled(uint64_t seed) {
-  wire::JobSpec spec = TinySpec();
-  spec.guidance_rescale = 0.7;
-  spec.seed = seed;
-  return spec;
-}
-
 // A head of minor version 3 would drop guidance_rescale (minor 4): the client refuses to send
 // it, naming the field and the head's version, whether it learnt the version from Connect's
 // status probe or has to ask first (connect_timeout 0: no answer yet).
@@ -215,7 +208,7 @@ TEST(ClientVersions, RefusesToSendAFieldTheHeadDoesNotKnow) {
     SCOPED_TRACE(connect_timeout.count() > 0 ? "version known from Connect" : "no answer before the submit");
     OldHead head(/*reply_with_request_id=*/true, /*minor=*/3);
     auto c = ConnectInsecure(head.endpoint(), connect_timeout);
-    Result<wire::JobAccepted> refused = c->Submit(Rescaled(1));
+    Result<wire::JobAccepted> refused = c->Submit(RescaledSpec(1));
     ASSERT_FALSE(refused.ok());
     EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition) << refused.status().ToString();
     EXPECT_NE(refused.status().message().find("guidance_rescale (since 1.4) is unknown to the head at " +
@@ -225,7 +218,7 @@ TEST(ClientVersions, RefusesToSendAFieldTheHeadDoesNotKnow) {
     EXPECT_EQ(head.submits(), 0);
     // A batch: nothing sent, the spec named.
     std::optional<size_t> refused_spec;
-    Result<std::vector<wire::JobAccepted>> batch = c->SubmitBatch({TinySpec(), Rescaled(2), TinySpec()}, &refused_spec);
+    Result<std::vector<wire::JobAccepted>> batch = c->SubmitBatch({TinySpec(), RescaledSpec(2), TinySpec()}, &refused_spec);
     ASSERT_FALSE(batch.ok());
     EXPECT_EQ(batch.status().code(), StatusCode::kFailedPrecondition);
     EXPECT_NE(batch.status().message().find("jobs[1]: guidance_rescale (since 1.4)"), std::string::npos)
@@ -263,7 +256,7 @@ TEST(ClientVersions, AnOlderHeadAnsweringTheSubmitGetsTheJobCancelled) {
   OldHead head(/*reply_with_request_id=*/true, /*minor=*/5);
   auto c = ConnectInsecure(head.endpoint());
   head.set_minor(3);
-  Result<wire::JobAccepted> r = c->Submit(Rescaled(1));
+  Result<wire::JobAccepted> r = c->Submit(RescaledSpec(1));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition) << r.status().ToString();
   EXPECT_NE(r.status().message().find("guidance_rescale (since 1.4) is unknown to the head"), std::string::npos)
@@ -272,7 +265,7 @@ TEST(ClientVersions, AnOlderHeadAnsweringTheSubmitGetsTheJobCancelled) {
   EXPECT_EQ(head.submits(), 1);
   EXPECT_EQ(head.cancels(), 1);
   // Known from then on: the next one is refused before it is sent.
-  EXPECT_EQ(c->Submit(Rescaled(2)).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(c->Submit(RescaledSpec(2)).status().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(head.submits(), 1);
 }
 

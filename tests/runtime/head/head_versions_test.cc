@@ -36,13 +36,6 @@ class HeadVersionsTest : public ::testing::Test {
   std::unique_ptr<client::Client> client_;
 };
 
-wire::JobSpec RescaledSpec(uint64_t seed) {
-  wire::JobSpec spec = TinySpec();
-  spec.guidance_rescale = 0.7;
-  spec.seed = seed;
-  return spec;
-}
-
 TEST_F(HeadVersionsTest, AnOldActorNeverGetsAJobUsingAFieldItDoesNotKnow) {
   auto old_actor = Actor(3);
   auto new_actor = Actor(wire::kProtocolVersionMinor);

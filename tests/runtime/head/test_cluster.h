@@ -97,6 +97,14 @@ inline wire::JobSpec TinySpec(uint32_t steps = 4) {
   return s;
 }
 
+// TinySpec with guidance_rescale (a field of minor version 4) and a fixed seed.
+inline wire::JobSpec RescaledSpec(uint64_t seed) {
+  wire::JobSpec spec = TinySpec();
+  spec.guidance_rescale = 0.7;
+  spec.seed = seed;
+  return spec;
+}
+
 // The bytes the fake actor returns for a job: depend only on the spec (same seed => same image).
 inline std::string FakeImage(const wire::JobSpec& spec) {
   return "fake-png:" + spec.prompt + ":" + std::to_string(spec.seed.value_or(0)) + ":" + std::to_string(spec.width);
