@@ -51,6 +51,9 @@ int main(int argc, char** argv) {
   app.add_flag("--tuned-gemm", tuned_gemm,
                "linear layers through cuBLASLt with algorithms chosen by timing (as DISTRI_TUNED_GEMM=1; "
                "DISTRI_GEMM_TUNE_CACHE=FILE shares the choices between runs)");
+  std::string sdpa;
+  app.add_option("--sdpa", sdpa, "attention backend preference: default, cudnn, flash, efficient, math "
+                                 "(as DISTRI_SDPA_BACKEND)");
   app.add_flag("--profile", profile, "print the GPU kernels' share of one eager forward and exit");
   CLI11_PARSE(app, argc, argv);
 
@@ -65,6 +68,9 @@ int main(int argc, char** argv) {
   at::globalContext().setBenchmarkCuDNN(cudnn_benchmark);
   if (no_fused_add_ln) distri::model::SetFusedAddLayerNormEnabled(false);
   if (tuned_gemm) distri::model::SetTunedGemmEnabled(true);  // else DISTRI_TUNED_GEMM decides
+  if (!sdpa.empty() && !distri::model::SetSdpaBackend(sdpa)) {
+    return std::fprintf(stderr, "--sdpa %s: unknown backend (default, cudnn, flash, efficient, math)\n", sdpa.c_str()), 2;
+  }
   c10::InferenceMode guard;
   auto opts = at::TensorOptions().device(dev).dtype(*dtype);
   at::manual_seed(0);
@@ -88,6 +94,18 @@ int main(int argc, char** argv) {
   c10::cuda::CUDAStreamGuard sg(stream);
   for (int i = 0; i < 3; ++i) forward();
   stream.synchronize();
+  std::string sdpa_choice;
+  {
+    // What the dispatcher picks for the first level's self-attention as the model calls it
+    // (q, k, v: strided views of one [B, N, 3 h d] projection).
+    const int64_t heads = 10, d = 64, n = h * w;
+    at::Tensor qkv = at::empty({b, n, 3 * heads * d}, opts);
+    auto view = [&](int i) { return qkv.narrow(2, i * heads * d, heads * d).view({b, n, heads, d}).transpose(1, 2); };
+    sdpa_choice = distri::model::SdpaChoice(view(0), view(1), view(2));
+    std::fprintf(stderr, "attention: preference %s, dispatcher picks %s for [%ld, %ld, %ld, %ld]\n",
+                 distri::model::SdpaBackend().c_str(), sdpa_choice.c_str(), static_cast<long>(b),
+                 static_cast<long>(heads), static_cast<long>(n), static_cast<long>(d));
+  }
   // The warm-up forwards chose every GEMM's algorithm (TunedLinear times them on first use).
   if (distri::model::TunedGemmEnabled()) {
     std::fprintf(stderr, "tuned GEMM choices (%zu keys):\n%s", distri::kernels::TunedLinearCacheSize(),
@@ -166,11 +184,11 @@ int main(int argc, char** argv) {
   cudaMemGetInfo(&free_b, &total_b);
   std::printf("{\"impl\": \"distri%s%s%s%s%s%s\", \"batch\": %d, \"height\": %d, \"width\": %d, \"steps\": %d, \"dtype\": \"%s\", "
               "\"loop_s\": %.4f, \"per_forward_ms\": %.2f, \"device_used_gib\": %.2f, \"device\": \"%s\", "
-              "\"checksum\": %.6g, \"graph_nodes\": %zu}\n",
+              "\"checksum\": %.6g, \"graph_nodes\": %zu, \"sdpa\": \"%s\"}\n",
               graph ? "+graph" : "", channels_last ? "+cl" : "", cudnn_benchmark ? "+cudnnbench" : "", distri::model::FusedAddLayerNormEnabled() ? "+addln" : "",
               distri::model::PreAddGroupNormEnabled() ? "+preaddgn" : "",
               distri::model::TunedGemmEnabled() ? "+tunedgemm" : "", batch, height, width, steps, dtype_name.c_str(), med,
               1000 * med / steps, (total_b - free_b) / 1073741824.0, prop.name,
-              out.to(at::kFloat).abs().mean().item<double>(), graph_nodes);
+              out.to(at::kFloat).abs().mean().item<double>(), graph_nodes, sdpa_choice.c_str());
   return 0;
 }

@@ -3,6 +3,12 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <ATen/Context.h>
+#include <ATen/SDPBackend.h>
 
 #ifdef DISTRI_HAVE_CUDA
 #include <c10/cuda/CUDAGuard.h>
@@ -256,6 +262,98 @@ at::Tensor TunedLinear(const at::Tensor& x, const at::Tensor& weight, const at::
 #endif
   at::Tensor y = at::linear(x, weight, bias);
   return residual.defined() ? y.add_(residual) : y;
+}
+
+namespace {
+// The SDPA preference: the name asked for (DISTRI_SDPA_BACKEND or SetSdpaBackend) and the
+// priority order last given to LibTorch's global context (applied lazily, on the next attention).
+struct SdpaPreference {
+  SdpaPreference() {
+    const char* e = std::getenv("DISTRI_SDPA_BACKEND");
+    wanted = (e != nullptr && *e != '\0') ? e : "default";
+  }
+  std::mutex mutex;
+  std::string wanted;
+  std::string applied;  // empty: not applied yet
+};
+
+SdpaPreference& Sdpa() {
+  static SdpaPreference p;
+  return p;
+}
+
+bool SdpaOrder(const std::string& name, std::vector<int64_t>* order) {
+  using B = at::SDPBackend;
+  B first;
+  if (name == "default") {
+    first = B::flash_attention;  // LibTorch's own order
+  } else if (name == "cudnn") {
+    first = B::cudnn_attention;
+  } else if (name == "flash") {
+    first = B::flash_attention;
+  } else if (name == "efficient") {
+    first = B::efficient_attention;
+  } else if (name == "math") {
+    first = B::math;
+  } else {
+    return false;
+  }
+  const B base[] = {B::flash_attention, B::efficient_attention, B::math, B::cudnn_attention, B::overrideable};
+  order->assign(1, static_cast<int64_t>(first));
+  for (B b : base) {
+    if (b != first) order->push_back(static_cast<int64_t>(b));
+  }
+  return true;
+}
+
+void ApplySdpaPreference() {
+  SdpaPreference& p = Sdpa();
+  std::lock_guard<std::mutex> lock(p.mutex);
+  if (p.applied == p.wanted) return;
+  std::vector<int64_t> order;
+  if (!SdpaOrder(p.wanted, &order)) {
+    TORCH_CHECK(false, "DISTRI_SDPA_BACKEND=", p.wanted,
+                ": unknown attention backend (use default, cudnn, flash, efficient or math)");
+  }
+  at::globalContext().setSDPPriorityOrder(order);
+  p.applied = p.wanted;
+}
+
+const char* SdpBackendName(int64_t b) {
+  switch (static_cast<at::SDPBackend>(b)) {
+    case at::SDPBackend::math: return "math";
+    case at::SDPBackend::flash_attention: return "flash_attention";
+    case at::SDPBackend::efficient_attention: return "efficient_attention";
+    case at::SDPBackend::cudnn_attention: return "cudnn_attention";
+    case at::SDPBackend::overrideable: return "overrideable";
+    default: return "none";
+  }
+}
+}  // namespace
+
+at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  ApplySdpaPreference();
+  return at::scaled_dot_product_attention(q, k, v);
+}
+
+std::string SdpaBackend() {
+  SdpaPreference& p = Sdpa();
+  std::lock_guard<std::mutex> lock(p.mutex);
+  return p.wanted;
+}
+
+bool SetSdpaBackend(const std::string& name) {
+  std::vector<int64_t> order;
+  if (!SdpaOrder(name, &order)) return false;
+  SdpaPreference& p = Sdpa();
+  std::lock_guard<std::mutex> lock(p.mutex);
+  p.wanted = name;
+  return true;
+}
+
+std::string SdpaChoice(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  ApplySdpaPreference();
+  return SdpBackendName(at::_fused_sdp_choice(q, k, v));
 }
 
 }  // namespace distri::model

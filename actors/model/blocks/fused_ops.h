@@ -8,6 +8,8 @@
 
 #include <ATen/ATen.h>
 
+#include <string>
+
 namespace distri::model {
 
 // GroupNorm(x) (then SiLU when `silu`), x [N, C, ...], affine weight/bias [C].
@@ -65,6 +67,22 @@ at::Tensor TunedLinear(const at::Tensor& x, const at::Tensor& weight, const at::
 // and so no longer use FusedAddLayerNorm.
 bool TunedGemmEnabled();
 void SetTunedGemmEnabled(bool enabled);
+
+// softmax(q k^T / sqrt(d)) v, q [B, h, Nq, d], k/v [B, h, Nk, d] (strided views are fine):
+// at::scaled_dot_product_attention with the backend preference SdpaBackend() applied to
+// LibTorch's SDPA dispatcher first. "default" keeps LibTorch's order (flash, memory-efficient,
+// math, cuDNN); "cudnn" puts cuDNN's fused attention first and "flash" / "efficient" / "math"
+// their backend; a backend that cannot take the inputs falls through to the next one, so
+// every choice computes the same attention (CPU always runs the CPU kernels). Chosen by
+// DISTRI_SDPA_BACKEND (read once) or SetSdpaBackend; see docs/perf/unet-sdxl-1024.md for the
+// measurement behind the default.
+at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+std::string SdpaBackend();
+// Returns false (and changes nothing) for a name other than default, cudnn, flash, efficient, math.
+bool SetSdpaBackend(const std::string& name);
+// The backend LibTorch's dispatcher picks for these inputs under the current preference
+// ("flash_attention", "cudnn_attention", ...), for benchmarks and logs.
+std::string SdpaChoice(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
 // Whether the fused kernels can run in this build and process.
 bool FusedKernelsEnabled();

@@ -2,6 +2,9 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <string>
+
 #include "actors/model/blocks/fused_ops.h"
 
 namespace distri::model {
@@ -149,6 +152,51 @@ TEST(FusedOpsGpu, PreAddGroupNormEqualsBiasAddThenGroupNorm) {
   SetPreAddGroupNormEnabled(false);
   EXPECT_FALSE(PreAddGroupNormEligible(at::randn({2, 64, 8, 8}, half).contiguous(at::MemoryFormat::ChannelsLast), 64));
   SetPreAddGroupNormEnabled(true);
+}
+
+// cuDNN's fused attention (DISTRI_SDPA_BACKEND=cudnn) and LibTorch's default (flash) against
+// an fp32 reference on SDXL's attention shapes: a 1024 px image's first level (strided q/k/v views
+// of one projection), a 4-GPU rank's displaced self-attention (keys of the whole image) and
+// cross-attention over 77 text tokens.
+TEST(FusedOpsGpu, AttentionBackendsMatchFp32Reference) {
+  const std::string before = SdpaBackend();
+  at::manual_seed(7);
+  struct Case { int64_t b, heads, nq, nk; bool strided; } cases[] = {
+      {2, 10, 4096, 4096, true}, {1, 20, 256, 1024, false}, {2, 10, 4096, 77, false}, {1, 10, 1024, 4096, false}};
+  for (auto dt : {at::kHalf, at::kBFloat16}) {
+    for (const auto& c : cases) {
+      const int64_t d = 64;
+      at::Tensor q, k, v;
+      if (c.strided) {
+        at::Tensor qkv = at::randn({c.b, c.nq, 3 * c.heads * d}).cuda().to(dt);
+        auto view = [&](int i) {
+          return qkv.narrow(2, i * c.heads * d, c.heads * d).view({c.b, c.nq, c.heads, d}).transpose(1, 2);
+        };
+        q = view(0), k = view(1), v = view(2);
+      } else {
+        q = at::randn({c.b, c.heads, c.nq, d}).cuda().to(dt);
+        k = at::randn({c.b, c.heads, c.nk, d}).cuda().to(dt);
+        v = at::randn({c.b, c.heads, c.nk, d}).cuda().to(dt);
+      }
+      at::Tensor ref = at::softmax(at::matmul(q.to(at::kFloat), k.to(at::kFloat).transpose(-1, -2)) / 8.0, -1)
+                           .matmul(v.to(at::kFloat));
+      for (const char* name : {"default", "cudnn"}) {
+        ASSERT_TRUE(SetSdpaBackend(name));
+        at::Tensor got = ScaledDotProductAttention(q, k, v);
+        EXPECT_LT(RelErr(got, ref), dt == at::kHalf ? 2e-3 : 1.6e-2)
+            << name << " (" << SdpaChoice(q, k, v) << ") " << c10::toString(dt) << " " << c.nq << "x" << c.nk;
+        EXPECT_TRUE(got.equal(ScaledDotProductAttention(q, k, v))) << name << " not deterministic";
+      }
+    }
+  }
+  // On an H100 the dispatcher takes cuDNN for the model's own self-attention when asked to.
+  ASSERT_TRUE(SetSdpaBackend("cudnn"));
+  at::Tensor qkv = at::randn({2, 4096, 3 * 640}).cuda().to(at::kHalf);
+  auto view = [&](int i) { return qkv.narrow(2, i * 640, 640).view({2, 4096, 10, 64}).transpose(1, 2); };
+  std::string picked = SdpaChoice(view(0), view(1), view(2));
+  std::printf("cudnn preference, SDXL self-attention: dispatcher picks %s\n", picked.c_str());
+  EXPECT_EQ(picked, "cudnn_attention");
+  ASSERT_TRUE(SetSdpaBackend(before));
 }
 
 TEST(FusedOpsGpu, FallbacksForOtherInputs) {
