@@ -109,6 +109,8 @@ void PrintProfile(const torch::autograd::profiler::ProfilerResult& result, int n
   struct Dev {
     std::vector<std::pair<uint64_t, uint64_t>> compute, nccl;
     std::map<std::string, std::pair<double, int>> by_name;
+    struct Span { uint64_t start, end; std::string name; };
+    std::vector<Span> spans;  // every kernel, memcpy and memset, for the gap analysis
   };
   std::map<int, Dev> devs;
   for (const auto& e : result.events()) {
@@ -117,6 +119,7 @@ void PrintProfile(const torch::autograd::profiler::ProfilerResult& result, int n
     const std::string name = e.name();
     const bool nccl = name.find("nccl") != std::string::npos;
     (nccl ? d.nccl : d.compute).push_back({e.startNs(), e.startNs() + e.durationNs()});
+    d.spans.push_back({e.startNs(), e.startNs() + e.durationNs(), name.substr(0, 60)});
     auto& [ms, count] = d.by_name[name.substr(0, 100)];
     ms += e.durationNs() / 1e6;
     count += 1;
@@ -128,6 +131,45 @@ void PrintProfile(const torch::autograd::profiler::ProfilerResult& result, int n
                 "idle %.1f\n",
                 tag.c_str(), dev, wall, UnionMs(d.compute), UnionMs(d.nccl), OverlapMs(d.compute, d.nccl),
                 wall - UnionMs(d.compute));
+  }
+  // Where the GPU does nothing: the gaps between consecutive activities (kernels, copies,
+  // memsets, on any stream) of each rank, by size, and the largest ones by the activity before
+  // and after them. Many gaps of a few microseconds are launch gaps between graph nodes; long
+  // ones are waits (for a peer's collective, for the host).
+  for (auto& [dev, d] : devs) {
+    std::sort(d.spans.begin(), d.spans.end(), [](const auto& a, const auto& b) { return a.start < b.start; });
+    double small_ms = 0, mid_ms = 0, big_ms = 0;
+    int small_n = 0, mid_n = 0, big_n = 0;
+    std::map<std::string, std::pair<double, int>> by_pair;
+    uint64_t cur_end = 0;
+    std::string last;
+    for (const auto& sp : d.spans) {
+      if (cur_end != 0 && sp.start > cur_end) {
+        const double us = (sp.start - cur_end) / 1e3;
+        if (us < 5) {
+          small_ms += us / 1e3, ++small_n;
+        } else {
+          (us < 50 ? mid_ms : big_ms) += us / 1e3;
+          ++(us < 50 ? mid_n : big_n);
+          auto& [ms, count] = by_pair[last + " -> " + sp.name];
+          ms += us / 1e3;
+          ++count;
+        }
+      }
+      if (sp.end > cur_end) {
+        cur_end = sp.end;
+        last = sp.name;
+      }
+    }
+    std::printf("profile %s: cuda:%d gaps: %d under 5 us (%.1f ms), %d of 5-50 us (%.1f ms), %d over 50 us "
+                "(%.1f ms)\n", tag.c_str(), dev, small_n, small_ms, mid_n, mid_ms, big_n, big_ms);
+    if (dev != devs.begin()->first) continue;
+    std::vector<std::pair<double, std::string>> pairs;
+    for (auto& [k, v] : by_pair) pairs.push_back({v.first, k + " (x" + std::to_string(v.second) + ")"});
+    std::sort(pairs.rbegin(), pairs.rend());
+    for (size_t i = 0; i < pairs.size() && i < 15; ++i) {
+      std::printf("profile %s: gap %7.2f ms  %s\n", tag.c_str(), pairs[i].first, pairs[i].second.c_str());
+    }
   }
   if (devs.empty()) {
     std::printf("profile %s: no CUDA kernels recorded\n", tag.c_str());

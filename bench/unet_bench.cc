@@ -52,8 +52,8 @@ int main(int argc, char** argv) {
                "linear layers through cuBLASLt with algorithms chosen by timing (as DISTRI_TUNED_GEMM=1; "
                "DISTRI_GEMM_TUNE_CACHE=FILE shares the choices between runs)");
   std::string sdpa;
-  app.add_option("--sdpa", sdpa, "attention backend preference: default, cudnn, flash, efficient, math "
-                                 "(as DISTRI_SDPA_BACKEND)");
+  app.add_option("--sdpa", sdpa, "attention backend: default (LibTorch's dispatcher), cudnn, flash, efficient, "
+                                 "or SELF,CROSS (as DISTRI_SDPA_BACKEND)");
   app.add_flag("--profile", profile, "print the GPU kernels' share of one eager forward and exit");
   CLI11_PARSE(app, argc, argv);
 
@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
   if (no_fused_add_ln) distri::model::SetFusedAddLayerNormEnabled(false);
   if (tuned_gemm) distri::model::SetTunedGemmEnabled(true);  // else DISTRI_TUNED_GEMM decides
   if (!sdpa.empty() && !distri::model::SetSdpaBackend(sdpa)) {
-    return std::fprintf(stderr, "--sdpa %s: unknown backend (default, cudnn, flash, efficient, math)\n", sdpa.c_str()), 2;
+    return std::fprintf(stderr, "--sdpa %s: unknown backend (default, cudnn, flash, efficient; or SELF,CROSS)\n", sdpa.c_str()), 2;
   }
   c10::InferenceMode guard;
   auto opts = at::TensorOptions().device(dev).dtype(*dtype);
@@ -101,8 +101,10 @@ int main(int argc, char** argv) {
     const int64_t heads = 10, d = 64, n = h * w;
     at::Tensor qkv = at::empty({b, n, 3 * heads * d}, opts);
     auto view = [&](int i) { return qkv.narrow(2, i * heads * d, heads * d).view({b, n, heads, d}).transpose(1, 2); };
-    sdpa_choice = distri::model::SdpaChoice(view(0), view(1), view(2));
-    std::fprintf(stderr, "attention: preference %s, dispatcher picks %s for [%ld, %ld, %ld, %ld]\n",
+    at::Tensor text = at::empty({b, heads, 77, d}, opts);
+    sdpa_choice = distri::model::SdpaChoice(view(0), view(1), view(2)) + "," +
+                  distri::model::SdpaChoice(view(0), text, text, /*cross=*/true);
+    std::fprintf(stderr, "attention: preference %s, self/cross run on %s for [%ld, %ld, %ld, %ld]\n",
                  distri::model::SdpaBackend().c_str(), sdpa_choice.c_str(), static_cast<long>(b),
                  static_cast<long>(heads), static_cast<long>(n), static_cast<long>(d));
   }

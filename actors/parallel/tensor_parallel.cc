@@ -182,7 +182,7 @@ at::Tensor TensorParallelContext::Attention(const model::TensorParallelSite& sit
   q = q.view({batch, -1, s.heads, dim_head}).transpose(1, 2);
   k = k.view({batch, -1, s.heads, dim_head}).transpose(1, 2);
   v = v.view({batch, -1, s.heads, dim_head}).transpose(1, 2);
-  at::Tensor out = model::ScaledDotProductAttention(q, k, v);
+  at::Tensor out = model::ScaledDotProductAttention(q, k, v, /*cross=*/context.defined());
   out = out.transpose(1, 2).reshape({batch, -1, local});
   out = AllReduce(s, model::TunedLinear(out, s.out_weight, {}));
   return out.add_(s.out_bias);

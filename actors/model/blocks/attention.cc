@@ -60,7 +60,7 @@ at::Tensor AttentionImpl::Attend(const at::Tensor& tokens, const at::Tensor& con
   q = q.view({batch, -1, heads, dim_head}).transpose(1, 2);
   k = k.view({batch, -1, heads, dim_head}).transpose(1, 2);
   v = v.view({batch, -1, heads, dim_head}).transpose(1, 2);
-  at::Tensor out = ScaledDotProductAttention(q, k, v);
+  at::Tensor out = ScaledDotProductAttention(q, k, v, /*cross=*/context.defined());
   out = out.transpose(1, 2).reshape({batch, -1, heads * dim_head});
   return to_out_0->ForwardAdd(out, residual);
 }

@@ -7,7 +7,6 @@
 #include <string>
 #include <vector>
 
-#include <ATen/Context.h>
 #include <ATen/SDPBackend.h>
 
 #ifdef DISTRI_HAVE_CUDA
@@ -265,16 +264,50 @@ at::Tensor TunedLinear(const at::Tensor& x, const at::Tensor& weight, const at::
 }
 
 namespace {
-// The SDPA preference: the name asked for (DISTRI_SDPA_BACKEND or SetSdpaBackend) and the
-// priority order last given to LibTorch's global context (applied lazily, on the next attention).
+// The attention backends distri can call directly, per kind of attention.
+enum class SdpaKind { kDefault, kFlash, kCudnn, kEfficient };
+
+bool ParseSdpaKind(const std::string& name, SdpaKind* kind) {
+  if (name == "default") {
+    *kind = SdpaKind::kDefault;
+  } else if (name == "flash") {
+    *kind = SdpaKind::kFlash;
+  } else if (name == "cudnn") {
+    *kind = SdpaKind::kCudnn;
+  } else if (name == "efficient") {
+    *kind = SdpaKind::kEfficient;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// "NAME" (both kinds) or "SELF,CROSS".
+bool ParseSdpaPreference(const std::string& text, SdpaKind* self, SdpaKind* cross) {
+  const size_t comma = text.find(',');
+  if (comma == std::string::npos) {
+    if (!ParseSdpaKind(text, self)) return false;
+    *cross = *self;
+    return true;
+  }
+  return ParseSdpaKind(text.substr(0, comma), self) && ParseSdpaKind(text.substr(comma + 1), cross);
+}
+
 struct SdpaPreference {
   SdpaPreference() {
     const char* e = std::getenv("DISTRI_SDPA_BACKEND");
-    wanted = (e != nullptr && *e != '\0') ? e : "default";
+    if (e != nullptr && *e != '\0') {
+      SdpaKind s, c;
+      TORCH_CHECK(ParseSdpaPreference(e, &s, &c), "DISTRI_SDPA_BACKEND=", e,
+                  ": unknown attention backend (default, flash, cudnn or efficient; or SELF,CROSS)");
+      self.store(s);
+      cross.store(c);
+      name = e;
+    }
   }
-  std::mutex mutex;
-  std::string wanted;
-  std::string applied;  // empty: not applied yet
+  std::atomic<SdpaKind> self{SdpaKind::kDefault}, cross{SdpaKind::kDefault};
+  std::mutex mutex;  // guards name
+  std::string name = "default";
 };
 
 SdpaPreference& Sdpa() {
@@ -282,45 +315,62 @@ SdpaPreference& Sdpa() {
   return p;
 }
 
-bool SdpaOrder(const std::string& name, std::vector<int64_t>* order) {
-  using B = at::SDPBackend;
-  B first;
-  if (name == "default") {
-    first = B::flash_attention;  // LibTorch's own order
-  } else if (name == "cudnn") {
-    first = B::cudnn_attention;
-  } else if (name == "flash") {
-    first = B::flash_attention;
-  } else if (name == "efficient") {
-    first = B::efficient_attention;
-  } else if (name == "math") {
-    first = B::math;
-  } else {
-    return false;
+// Whether the fused backends can take these inputs directly (what their kernels need; anything
+// else goes through LibTorch's dispatcher).
+bool DirectSdpaEligible(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  auto ok = [&](const at::Tensor& t) {
+    return t.is_cuda() && t.dim() == 4 && t.scalar_type() == q.scalar_type() && t.device() == q.device() &&
+           t.stride(-1) == 1 && t.size(0) == q.size(0) && t.size(1) == q.size(1) && t.size(3) == q.size(3) &&
+           !t.requires_grad();
+  };
+  const int64_t d = q.size(-1);
+  return (q.scalar_type() == at::kHalf || q.scalar_type() == at::kBFloat16) && ok(q) && ok(k) && ok(v) &&
+         k.size(2) == v.size(2) && k.size(2) > 0 && q.size(2) > 0 && d % 8 == 0 && d <= 128;
+}
+}  // namespace
+
+at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool cross) {
+  const SdpaKind kind = (cross ? Sdpa().cross : Sdpa().self).load(std::memory_order_relaxed);
+  if (kind != SdpaKind::kDefault && DirectSdpaEligible(q, k, v)) {
+    switch (kind) {
+      case SdpaKind::kFlash:
+        return std::get<0>(at::_scaled_dot_product_flash_attention(q, k, v));
+      case SdpaKind::kCudnn:
+        return std::get<0>(at::_scaled_dot_product_cudnn_attention(q, k, v, std::nullopt, /*compute_log_sumexp=*/false));
+      case SdpaKind::kEfficient:
+        return std::get<0>(at::_scaled_dot_product_efficient_attention(q, k, v, std::nullopt,
+                                                                       /*compute_log_sumexp=*/false));
+      case SdpaKind::kDefault:
+        break;
+    }
   }
-  const B base[] = {B::flash_attention, B::efficient_attention, B::math, B::cudnn_attention, B::overrideable};
-  order->assign(1, static_cast<int64_t>(first));
-  for (B b : base) {
-    if (b != first) order->push_back(static_cast<int64_t>(b));
-  }
+  return at::scaled_dot_product_attention(q, k, v);
+}
+
+std::string SdpaBackend() {
+  SdpaPreference& p = Sdpa();
+  std::lock_guard<std::mutex> lock(p.mutex);
+  return p.name;
+}
+
+bool SetSdpaBackend(const std::string& name) {
+  SdpaKind self, cross;
+  if (!ParseSdpaPreference(name, &self, &cross)) return false;
+  SdpaPreference& p = Sdpa();
+  std::lock_guard<std::mutex> lock(p.mutex);
+  p.self.store(self);
+  p.cross.store(cross);
+  p.name = name;
   return true;
 }
 
-void ApplySdpaPreference() {
-  SdpaPreference& p = Sdpa();
-  std::lock_guard<std::mutex> lock(p.mutex);
-  if (p.applied == p.wanted) return;
-  std::vector<int64_t> order;
-  if (!SdpaOrder(p.wanted, &order)) {
-    TORCH_CHECK(false, "DISTRI_SDPA_BACKEND=", p.wanted,
-                ": unknown attention backend (use default, cudnn, flash, efficient or math)");
+std::string SdpaChoice(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool cross) {
+  const SdpaKind kind = (cross ? Sdpa().cross : Sdpa().self).load(std::memory_order_relaxed);
+  if (kind != SdpaKind::kDefault && DirectSdpaEligible(q, k, v)) {
+    return kind == SdpaKind::kFlash ? "flash_attention"
+           : kind == SdpaKind::kCudnn ? "cudnn_attention" : "efficient_attention";
   }
-  at::globalContext().setSDPPriorityOrder(order);
-  p.applied = p.wanted;
-}
-
-const char* SdpBackendName(int64_t b) {
-  switch (static_cast<at::SDPBackend>(b)) {
+  switch (static_cast<at::SDPBackend>(at::_fused_sdp_choice(q, k, v))) {
     case at::SDPBackend::math: return "math";
     case at::SDPBackend::flash_attention: return "flash_attention";
     case at::SDPBackend::efficient_attention: return "efficient_attention";
@@ -328,32 +378,6 @@ const char* SdpBackendName(int64_t b) {
     case at::SDPBackend::overrideable: return "overrideable";
     default: return "none";
   }
-}
-}  // namespace
-
-at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-  ApplySdpaPreference();
-  return at::scaled_dot_product_attention(q, k, v);
-}
-
-std::string SdpaBackend() {
-  SdpaPreference& p = Sdpa();
-  std::lock_guard<std::mutex> lock(p.mutex);
-  return p.wanted;
-}
-
-bool SetSdpaBackend(const std::string& name) {
-  std::vector<int64_t> order;
-  if (!SdpaOrder(name, &order)) return false;
-  SdpaPreference& p = Sdpa();
-  std::lock_guard<std::mutex> lock(p.mutex);
-  p.wanted = name;
-  return true;
-}
-
-std::string SdpaChoice(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-  ApplySdpaPreference();
-  return SdpBackendName(at::_fused_sdp_choice(q, k, v));
 }
 
 }  // namespace distri::model

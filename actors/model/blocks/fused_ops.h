@@ -68,21 +68,24 @@ at::Tensor TunedLinear(const at::Tensor& x, const at::Tensor& weight, const at::
 bool TunedGemmEnabled();
 void SetTunedGemmEnabled(bool enabled);
 
-// softmax(q k^T / sqrt(d)) v, q [B, h, Nq, d], k/v [B, h, Nk, d] (strided views are fine):
-// at::scaled_dot_product_attention with the backend preference SdpaBackend() applied to
-// LibTorch's SDPA dispatcher first. "default" keeps LibTorch's order (flash, memory-efficient,
-// math, cuDNN); "cudnn" puts cuDNN's fused attention first and "flash" / "efficient" / "math"
-// their backend; a backend that cannot take the inputs falls through to the next one, so
-// every choice computes the same attention (CPU always runs the CPU kernels). Chosen by
-// DISTRI_SDPA_BACKEND (read once) or SetSdpaBackend; see docs/perf/unet-sdxl-1024.md for the
-// measurement behind the default.
-at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+// softmax(q k^T / sqrt(d)) v, q [B, h, Nq, d], k/v [B, h, Nk, d] (strided views are fine),
+// `cross`: a cross-attention (keys from the text). By default this is
+// at::scaled_dot_product_attention, whose dispatcher picks the backend (LibTorch 2.11 puts
+// cuDNN's fused attention first on H100/H200). A preference calls one backend's kernel directly
+// for CUDA fp16/bf16 inputs with head dim <= 128 (a multiple of 8): "flash", "cudnn",
+// "efficient", or "SELF,CROSS" for self- and cross-attention separately (e.g. "cudnn,flash");
+// other inputs (CPU, fp32) always go through the dispatcher. Per call, no global state: threads
+// driving several GPUs see the same choice. Set by DISTRI_SDPA_BACKEND (read once; an unknown
+// name is an error at the first attention) or SetSdpaBackend; docs/perf/unet-sdxl-1024.md has
+// the measurements.
+at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                     bool cross = false);
 std::string SdpaBackend();
-// Returns false (and changes nothing) for a name other than default, cudnn, flash, efficient, math.
+// Returns false (and changes nothing) for a name it does not know.
 bool SetSdpaBackend(const std::string& name);
-// The backend LibTorch's dispatcher picks for these inputs under the current preference
-// ("flash_attention", "cudnn_attention", ...), for benchmarks and logs.
-std::string SdpaChoice(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+// The backend these inputs run on under the current preference ("flash_attention",
+// "cudnn_attention", ...: the dispatcher's pick where no preference applies), for benchmarks.
+std::string SdpaChoice(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool cross = false);
 
 // Whether the fused kernels can run in this build and process.
 bool FusedKernelsEnabled();

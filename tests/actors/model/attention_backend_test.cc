@@ -13,6 +13,9 @@ TEST(AttentionBackend, UnknownNamesAreRefusedAndChangeNothing) {
   EXPECT_FALSE(SetSdpaBackend("fa3"));
   EXPECT_FALSE(SetSdpaBackend(""));
   EXPECT_FALSE(SetSdpaBackend("CUDNN"));
+  EXPECT_FALSE(SetSdpaBackend("math"));
+  EXPECT_FALSE(SetSdpaBackend("cudnn,"));
+  EXPECT_FALSE(SetSdpaBackend("cudnn,flash,flash"));
   EXPECT_EQ(SdpaBackend(), before);
 }
 
@@ -26,13 +29,17 @@ TEST(AttentionBackend, EveryPreferenceComputesTheSameAttentionOnCpu) {
   // Longer keys than queries, as a patch's displaced self-attention has.
   at::Tensor kv = at::randn({2, 2, 30, 8});
   at::Tensor ref_long = at::scaled_dot_product_attention(view(0), kv, kv * 0.5);
-  for (const char* name : {"default", "cudnn", "flash", "efficient", "math"}) {
+  ASSERT_TRUE(SetSdpaBackend("default"));
+  const std::string dispatcher_pick = SdpaChoice(view(0), view(1), view(2));
+  // CPU inputs always go through LibTorch's dispatcher, whatever the preference.
+  for (const char* name : {"default", "cudnn", "flash", "efficient", "cudnn,flash", "flash,default"}) {
     ASSERT_TRUE(SetSdpaBackend(name)) << name;
     EXPECT_EQ(SdpaBackend(), name);
     at::Tensor got = ScaledDotProductAttention(view(0), view(1), view(2));
     EXPECT_TRUE(at::allclose(got, ref, 1e-5, 1e-6)) << name;
-    EXPECT_TRUE(at::allclose(ScaledDotProductAttention(view(0), kv, kv * 0.5), ref_long, 1e-5, 1e-6)) << name;
-    EXPECT_FALSE(SdpaChoice(view(0), view(1), view(2)).empty());
+    EXPECT_TRUE(at::allclose(ScaledDotProductAttention(view(0), kv, kv * 0.5, /*cross=*/true), ref_long, 1e-5, 1e-6))
+        << name;
+    EXPECT_EQ(SdpaChoice(view(0), view(1), view(2)), dispatcher_pick) << name;
   }
   ASSERT_TRUE(SetSdpaBackend(before));
 }

@@ -161,8 +161,9 @@ TEST(FusedOpsGpu, PreAddGroupNormEqualsBiasAddThenGroupNorm) {
 TEST(FusedOpsGpu, AttentionBackendsMatchFp32Reference) {
   const std::string before = SdpaBackend();
   at::manual_seed(7);
-  struct Case { int64_t b, heads, nq, nk; bool strided; } cases[] = {
-      {2, 10, 4096, 4096, true}, {1, 20, 256, 1024, false}, {2, 10, 4096, 77, false}, {1, 10, 1024, 4096, false}};
+  struct Case { int64_t b, heads, nq, nk; bool strided, cross; } cases[] = {
+      {2, 10, 4096, 4096, true, false}, {1, 20, 256, 1024, false, false}, {2, 10, 4096, 77, false, true},
+      {1, 10, 1024, 4096, false, false}, {1, 20, 1024, 77, false, true}, {1, 10, 3, 5, false, false}};
   for (auto dt : {at::kHalf, at::kBFloat16}) {
     for (const auto& c : cases) {
       const int64_t d = 64;
@@ -180,22 +181,24 @@ TEST(FusedOpsGpu, AttentionBackendsMatchFp32Reference) {
       }
       at::Tensor ref = at::softmax(at::matmul(q.to(at::kFloat), k.to(at::kFloat).transpose(-1, -2)) / 8.0, -1)
                            .matmul(v.to(at::kFloat));
-      for (const char* name : {"default", "cudnn"}) {
+      for (const char* name : {"default", "cudnn", "flash", "efficient", "cudnn,flash"}) {
         ASSERT_TRUE(SetSdpaBackend(name));
-        at::Tensor got = ScaledDotProductAttention(q, k, v);
+        at::Tensor got = ScaledDotProductAttention(q, k, v, c.cross);
         EXPECT_LT(RelErr(got, ref), dt == at::kHalf ? 2e-3 : 1.6e-2)
-            << name << " (" << SdpaChoice(q, k, v) << ") " << c10::toString(dt) << " " << c.nq << "x" << c.nk;
-        EXPECT_TRUE(got.equal(ScaledDotProductAttention(q, k, v))) << name << " not deterministic";
+            << name << " (" << SdpaChoice(q, k, v, c.cross) << ") " << c10::toString(dt) << " " << c.nq << "x" << c.nk;
+        EXPECT_TRUE(got.equal(ScaledDotProductAttention(q, k, v, c.cross))) << name << " not deterministic";
       }
     }
   }
-  // On an H100 the dispatcher takes cuDNN for the model's own self-attention when asked to.
-  ASSERT_TRUE(SetSdpaBackend("cudnn"));
+  // The model's own self-attention views go to the backend asked for.
   at::Tensor qkv = at::randn({2, 4096, 3 * 640}).cuda().to(at::kHalf);
   auto view = [&](int i) { return qkv.narrow(2, i * 640, 640).view({2, 4096, 10, 64}).transpose(1, 2); };
-  std::string picked = SdpaChoice(view(0), view(1), view(2));
-  std::printf("cudnn preference, SDXL self-attention: dispatcher picks %s\n", picked.c_str());
-  EXPECT_EQ(picked, "cudnn_attention");
+  ASSERT_TRUE(SetSdpaBackend("default"));
+  std::printf("SDXL self-attention, no preference: LibTorch's dispatcher picks %s\n",
+              SdpaChoice(view(0), view(1), view(2)).c_str());
+  ASSERT_TRUE(SetSdpaBackend("cudnn,flash"));
+  EXPECT_EQ(SdpaChoice(view(0), view(1), view(2)), "cudnn_attention");
+  EXPECT_EQ(SdpaChoice(view(0), view(1), view(2), /*cross=*/true), "flash_attention");
   ASSERT_TRUE(SetSdpaBackend(before));
 }
 
