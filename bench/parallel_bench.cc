@@ -163,6 +163,30 @@ void PrintProfile(const torch::autograd::profiler::ProfilerResult& result, int n
     }
     std::printf("profile %s: cuda:%d gaps: %d under 5 us (%.1f ms), %d of 5-50 us (%.1f ms), %d over 50 us "
                 "(%.1f ms)\n", tag.c_str(), dev, small_n, small_ms, mid_n, mid_ms, big_n, big_ms);
+    // A timeline of ~2 steps from the middle of the job (ranks 0 and 1): every gap of 20 us or
+    // more, when it began (ms into the window) and the activities around it, to tell the step
+    // boundary, the exchanges and the host apart.
+    if (dev <= devs.begin()->first + 1 && !d.spans.empty()) {
+      const uint64_t first = d.spans.front().start, last_end = d.spans.back().end;
+      const uint64_t per_step = (last_end - first) / std::max(steps, 1);
+      const uint64_t from = first + (last_end - first) * 6 / 10, to = from + 2 * per_step;
+      uint64_t end = 0;
+      std::string prev;
+      int printed = 0;
+      for (const auto& sp : d.spans) {
+        if (sp.start >= from && sp.start < to && end != 0 && sp.start > end && sp.start - end >= 20000 &&
+            printed < 80) {
+          std::printf("profile %s: cuda:%d t=%7.3f ms gap %6.1f us  %s -> %s\n", tag.c_str(), dev,
+                      (end - from) / 1e6, (sp.start - end) / 1e3, prev.substr(0, 45).c_str(),
+                      sp.name.substr(0, 45).c_str());
+          ++printed;
+        }
+        if (sp.end > end) {
+          end = sp.end;
+          prev = sp.name;
+        }
+      }
+    }
     if (dev != devs.begin()->first) continue;
     std::vector<std::pair<double, std::string>> pairs;
     for (auto& [k, v] : by_pair) pairs.push_back({v.first, k + " (x" + std::to_string(v.second) + ")"});

@@ -22,6 +22,7 @@ namespace {
 // several processes' runs (bench/run_cluster_bench.sh's throughput baseline).
 struct RunTiming {
   double text = 0, denoise = 0, decode = 0, total = 0;  // seconds; total: the whole Generate call
+  double prepare = 0, finish = 0;                       // GenerateResult's seconds_prepare / _finish
   double start_unix = 0, end_unix = 0;
 };
 
@@ -92,6 +93,8 @@ RankOutcome RunRank(const GenerateArgs& a, c10::Device device, at::ScalarType dt
     t.text = r->seconds_text;
     t.denoise = r->seconds_denoise;
     t.decode = r->seconds_decode;
+    t.prepare = r->seconds_prepare;
+    t.finish = r->seconds_finish;
     out.runs.push_back(t);
     out.result = std::move(*r);
   }
@@ -174,9 +177,9 @@ int Report(const GenerateArgs& a, const RankOutcome& r0, int world, const std::s
       const RunTiming& t = r0.runs[i];
       std::printf("{\"repeat\":%zu,\"height\":%d,\"width\":%d,\"steps\":%d,\"ranks\":%d,\"load_s\":%.4f,"
                   "\"text_s\":%.4f,\"denoise_s\":%.4f,\"decode_s\":%.4f,\"total_s\":%.4f,\"png_s\":%.4f,"
-                  "\"start_unix\":%.6f,\"end_unix\":%.6f}\n",
+                  "\"prepare_s\":%.4f,\"finish_s\":%.4f,\"start_unix\":%.6f,\"end_unix\":%.6f}\n",
                   i, r0.result.image.height, r0.result.image.width, a.params.steps, world, r0.load_seconds, t.text,
-                  t.denoise, t.decode, t.total, png_seconds, t.start_unix, t.end_unix);
+                  t.denoise, t.decode, t.total, png_seconds, t.prepare, t.finish, t.start_unix, t.end_unix);
     }
     std::fflush(stdout);
   }

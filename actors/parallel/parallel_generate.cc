@@ -93,6 +93,7 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
   auto t0 = std::chrono::steady_clock::now();
   DISTRI_ASSIGN_OR_RETURN(pipeline::Conditioning cond, pipe.EncodePrompts(params));
   result.seconds_text = Since(t0);
+  const auto prepare_start = std::chrono::steady_clock::now();
   DISTRI_ASSIGN_OR_RETURN(auto sampler, pipe.MakeSampler(params));
   at::Tensor latents = pipe.InitialLatents(params, *sampler);
 
@@ -136,6 +137,7 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
   }
 #endif
   t0 = std::chrono::steady_clock::now();
+  result.seconds_prepare = std::chrono::duration<double>(t0 - prepare_start).count();
   const int n = sampler->num_steps();
   auto cancel = [&](int step) {
     if (channel) channel->Abort("job cancelled on rank " + std::to_string(rank));
@@ -171,7 +173,9 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
   if (progress && n > reported && !progress(n, n)) return cancel(n);
   SyncDevice(device);
   result.seconds_denoise = Since(t0);
+  t0 = std::chrono::steady_clock::now();
   result.latents = latents.to(at::kCPU, at::kFloat);
+  result.seconds_finish = Since(t0);
   if (stats) {
     stats->layout = layout;
     stats->stale_bytes = tensor ? 0 : runner_->stale_bytes();

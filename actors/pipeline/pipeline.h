@@ -59,6 +59,9 @@ struct GenerateResult {
   RgbImage image;      // the first image
   std::vector<RgbImage> extra_images;  // images 2..num_images (GenerateParams.num_images > 1)
   double seconds_text = 0, seconds_denoise = 0, seconds_decode = 0;
+  // Between the text encoders and the loop (sampler, initial latents, runner and conditioning
+  // set-up, waiting for the device), and after it (latents to the host); for timing breakdowns.
+  double seconds_prepare = 0, seconds_finish = 0;
 
   // The next decoded image: `image` while it is empty, else appended to extra_images.
   void AddImage(RgbImage next) {

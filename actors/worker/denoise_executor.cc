@@ -146,6 +146,7 @@ Result<TaskOutput> DenoiseExecutor::Run(const wire::AssignTask& task, GangChanne
   // `distri generate`'s make_group_channel does), so both give the same bytes.
   const parallel::ParallelOptions popts = ToParallelOptions(task.job, options_.parallel);
   Result<pipeline::GenerateResult> generated = Status::Internal("not run");
+  const auto generate_start = std::chrono::steady_clock::now();
   // Warm: the kept generator replays its runner for jobs of the same size.
   if (gang == nullptr) {
     generated = SoloGenerator(popts).Generate(params, on_step, nullptr, on_latents);
@@ -157,6 +158,8 @@ Result<TaskOutput> DenoiseExecutor::Run(const wire::AssignTask& task, GangChanne
     solo_.reset();
     gang_.reset();
   }
+  const double generate_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - generate_start).count();
   DISTRI_ASSIGN_OR_RETURN(pipeline::GenerateResult result, std::move(generated));
   TaskOutput out;
   out.denoise_ms = result.seconds_denoise * 1000.0;
@@ -176,9 +179,10 @@ Result<TaskOutput> DenoiseExecutor::Run(const wire::AssignTask& task, GangChanne
   const double total_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - run_start).count();
   DISTRI_LOG(INFO) << "job " << task.job_id.Short() << " rank " << task.rank << ": text " << Ms(result.seconds_text)
-                   << " ms, denoise " << Ms(result.seconds_denoise) << " ms, decode " << Ms(result.seconds_decode)
-                   << " ms, png " << static_cast<int64_t>(png_ms) << " ms, task " << static_cast<int64_t>(total_ms)
-                   << " ms";
+                   << " ms, prepare " << Ms(result.seconds_prepare) << " ms, denoise " << Ms(result.seconds_denoise)
+                   << " ms, finish " << Ms(result.seconds_finish) << " ms, decode " << Ms(result.seconds_decode)
+                   << " ms, generate " << static_cast<int64_t>(generate_ms) << " ms, png "
+                   << static_cast<int64_t>(png_ms) << " ms, task " << static_cast<int64_t>(total_ms) << " ms";
   return out;
 }
 
