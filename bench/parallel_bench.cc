@@ -119,7 +119,8 @@ void PrintProfile(const torch::autograd::profiler::ProfilerResult& result, int n
     const std::string name = e.name();
     const bool nccl = name.find("nccl") != std::string::npos;
     (nccl ? d.nccl : d.compute).push_back({e.startNs(), e.startNs() + e.durationNs()});
-    d.spans.push_back({e.startNs(), e.startNs() + e.durationNs(), name.substr(0, 60)});
+    d.spans.push_back({e.startNs(), e.startNs() + e.durationNs(),
+                       name.substr(0, 52) + "@s" + std::to_string(e.deviceResourceId())});
     auto& [ms, count] = d.by_name[name.substr(0, 100)];
     ms += e.durationNs() / 1e6;
     count += 1;
@@ -167,9 +168,13 @@ void PrintProfile(const torch::autograd::profiler::ProfilerResult& result, int n
     // more, when it began (ms into the window) and the activities around it, to tell the step
     // boundary, the exchanges and the host apart.
     if (dev <= devs.begin()->first + 1 && !d.spans.empty()) {
-      const uint64_t first = d.spans.front().start, last_end = d.spans.back().end;
-      const uint64_t per_step = (last_end - first) / std::max(steps, 1);
-      const uint64_t from = first + (last_end - first) * 6 / 10, to = from + 2 * per_step;
+      // Robust to stray timestamps: the window comes from the 10th/90th percentile activities.
+      const size_t m = d.spans.size();
+      const uint64_t p10 = d.spans[m / 10].start, p90 = d.spans[m * 9 / 10].start;
+      const uint64_t per_step = (p90 - p10) * 10 / 8 / static_cast<uint64_t>(std::max(steps, 1));
+      const uint64_t from = d.spans[m * 6 / 10].start, to = from + 2 * per_step;
+      std::printf("profile %s: cuda:%d timeline window %.3f ms (about 2 steps of %.3f ms)\n", tag.c_str(), dev,
+                  (to - from) / 1e6, per_step / 1e6);
       uint64_t end = 0;
       std::string prev;
       int printed = 0;

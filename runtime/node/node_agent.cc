@@ -1,12 +1,15 @@
 #include "runtime/node/node_agent.h"
 
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
+#include <thread>
 
 #include "runtime/common/logging.h"
 #include "runtime/node/resources.h"
@@ -57,6 +60,15 @@ Result<std::string> FindWorkerExecutable(const std::string& configured) {
                           "); set DISTRI_WORKER_PATH");
 }
 
+int ActorThreads(int usable_cores, int actors) { return std::max(1, usable_cores / std::max(1, actors)); }
+
+int UsableCores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
 Result<std::unique_ptr<NodeAgent>> NodeAgent::Create(NodeAgentOptions o) {
   if (o.head.empty()) return Status::InvalidArgument("--head: the head's address is required (tcp://HOST:PORT)");
   if (o.head.find("://") == std::string::npos) o.head = "tcp://" + o.head;
@@ -84,6 +96,17 @@ Result<std::unique_ptr<NodeAgent>> NodeAgent::Create(NodeAgentOptions o) {
   // Slots: GPU actors in the order of --gpus, then CPU actors.
   std::vector<int> slot_gpus = gpus;
   for (int i = 0; i < opt.cpu_actors; ++i) slot_gpus.push_back(-1);
+  // Each actor's share of the cores for its intra-op threads (ActorThreads), unless set.
+  std::string omp_threads;
+  const bool omp_given = std::getenv("OMP_NUM_THREADS") != nullptr ||
+                         std::any_of(opt.worker_env.begin(), opt.worker_env.end(),
+                                     [](const auto& kv) { return kv.first == "OMP_NUM_THREADS"; });
+  if (!omp_given && !slot_gpus.empty()) {
+    const int cores = UsableCores();
+    omp_threads = std::to_string(ActorThreads(cores, static_cast<int>(slot_gpus.size())));
+    DISTRI_LOG(INFO) << "actors get OMP_NUM_THREADS=" << omp_threads << " (" << cores << " cores, "
+                     << slot_gpus.size() << " actors; set OMP_NUM_THREADS to choose)";
+  }
   for (size_t slot = 0; slot < slot_gpus.size(); ++slot) {
     const int gpu = slot_gpus[slot];
     const ActorId actor_id = ActorId::Random();
@@ -96,6 +119,7 @@ Result<std::unique_ptr<NodeAgent>> NodeAgent::Create(NodeAgentOptions o) {
     spec.args.insert(spec.args.end(), opt.worker_args.begin(), opt.worker_args.end());
     // CPU actors see no GPU at all, so nothing in them can grab one by accident.
     spec.env.emplace_back("CUDA_VISIBLE_DEVICES", gpu >= 0 ? std::to_string(gpu) : "");
+    if (!omp_threads.empty()) spec.env.emplace_back("OMP_NUM_THREADS", omp_threads);
     for (const auto& kv : opt.worker_env) spec.env.push_back(kv);
     spec.log_path = opt.log_dir + "/actor-" + std::to_string(slot) + ".log";
     agent->supervisor_->Add(std::move(spec));

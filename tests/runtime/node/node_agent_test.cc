@@ -3,7 +3,10 @@
 // clean stop that leaves no process behind.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
+#include <string>
 
 #include <signal.h>
 #include <sys/stat.h>
@@ -31,7 +34,7 @@ std::string WriteFakeWorker(const std::string& dir) {
       "  echo \"$1\" >> " + dir + "/args.$$; shift\n"
       "done\n"
       "mv " + dir + "/args.$$ " + dir + "/args.$id\n"
-      "echo \"cuda=[$CUDA_VISIBLE_DEVICES] extra=[$DISTRI_TEST_EXTRA]\" > " + dir + "/env.$id\n"
+      "echo \"cuda=[$CUDA_VISIBLE_DEVICES] extra=[$DISTRI_TEST_EXTRA] omp=[$OMP_NUM_THREADS]\" > " + dir + "/env.$id\n"
       "echo \"fake worker $id started\"\n"
       "exec sleep 1000\n";
   EXPECT_TRUE(WriteFile(path, script).ok());
@@ -92,7 +95,10 @@ TEST_F(NodeAgentTest, RegistersStartsActorsAndReportsCrashes) {
     EXPECT_EQ(args, "--head\n" + head_->endpoint() + "\n--keys\n" + dir_ + "\n--node-id\n" +
                         (*agent)->node_id().Hex() + "\n--actor-id\n" + id.Hex() +
                         "\n--gpu-index\n-1\n--model\n/models/tiny-sdxl/\n");
-    EXPECT_EQ(ReadFile(dir_ + "/env." + id.Hex()).value(), "cuda=[] extra=[x]\n");
+    // OMP_NUM_THREADS: inherited where set, else the cores shared by the two actors.
+    const char* omp = std::getenv("OMP_NUM_THREADS");
+    const std::string threads = omp != nullptr ? omp : std::to_string(std::max(1, UsableCores() / 2));
+    EXPECT_EQ(ReadFile(dir_ + "/env." + id.Hex()).value(), "cuda=[] extra=[x] omp=[" + threads + "]\n");
   }
   // Heartbeats flow.
   ASSERT_TRUE(WaitUntil([&] { return head_->All<wire::Heartbeat>().size() >= 3; }));
@@ -181,6 +187,26 @@ TEST_F(NodeAgentTest, BadOptionsNameTheFlag) {
   a = NodeAgent::Create(o);
   ASSERT_FALSE(a.ok());
   EXPECT_NE(a.status().message().find("'x'"), std::string::npos) << a.status().ToString();
+}
+
+TEST(NodeAgentThreadsTest, ActorsShareTheCores) {
+  EXPECT_EQ(ActorThreads(64, 4), 16);
+  EXPECT_EQ(ActorThreads(16, 3), 5);
+  EXPECT_EQ(ActorThreads(2, 4), 1);  // never zero
+  EXPECT_EQ(ActorThreads(8, 0), 8);
+  EXPECT_GE(UsableCores(), 1);
+}
+
+TEST_F(NodeAgentTest, WorkerEnvChoosesTheActorThreads) {
+  options_.worker_env.emplace_back("OMP_NUM_THREADS", "3");
+  auto agent = NodeAgent::Create(options_);
+  ASSERT_TRUE(agent.ok()) << agent.status().ToString();
+  ASSERT_TRUE((*agent)->Start().ok());
+  for (const auto& id : (*agent)->actor_ids()) {
+    ASSERT_TRUE(WaitUntil([&] { return ReadFile(dir_ + "/env." + id.Hex()).ok(); })) << id.Hex();
+    EXPECT_EQ(ReadFile(dir_ + "/env." + id.Hex()).value(), "cuda=[] extra=[x] omp=[3]\n");
+  }
+  (*agent)->Stop();
 }
 
 TEST(NodeResourcesTest, SelectGpusAndModelName) {
