@@ -1,5 +1,7 @@
 #include "runtime/head/actor_table.h"
 
+#include <algorithm>
+
 #include <utility>
 
 namespace distri::head {
@@ -54,6 +56,15 @@ std::optional<TaskRef> ActorTable::MarkDead(const ActorId& id) {
   it->second.cancel_sent_ms.reset();
   it->second.task_gang.reset();
   BreakKept(it->second);
+  // A member that dies before its own TaskDone (still busy with the gang's task) kept nothing,
+  // but the members that finished keep the gang with a dead peer: break it for them too, so
+  // that they are told to release its channels now rather than at their next task.
+  for (auto& [other_id, other] : actors_) {
+    if (other.kept_gang && std::find(other.kept_gang->members.begin(), other.kept_gang->members.end(), id) !=
+                               other.kept_gang->members.end()) {
+      BreakKept(other);
+    }
+  }
   return task;
 }
 

@@ -10,7 +10,8 @@
 // Kept gangs (docs/runtime-design.md, "Kept gangs"): an actor whose TaskDone for a task of a
 // gang of >= 2 succeeded keeps that gang (`kept_gang`), as the actor keeps its channels. Every
 // other event clears it: another assignment, a failed or cancelled task (CancelSent clears it
-// at once), an expired cancel, re-registration, death. Clearing an actor's kept gang other
+// at once), an expired cancel, re-registration, the death of the actor or of any other member
+// of the gang (also one that died before its own TaskDone). Clearing an actor's kept gang other
 // than by reusing it breaks that gang: it is cleared from every member and recorded for
 // TakeBrokenGangs (the head then sends ReleaseGang to every live member, so that all ranks
 // tear the channels down together). An actor of a protocol minor version older than

@@ -129,6 +129,8 @@ void HeadServer::CancelRanks(const ActiveJob& job, uint32_t attempt) {
 
 void HeadServer::ReleaseBrokenGangs() {
   for (const GangRecord& gang : actors_.TakeBrokenGangs()) {
+    // Counted before the sends: whoever sees a ReleaseGang arrive also sees it in the metrics.
+    metrics_.GangReleased();
     size_t sent = 0;
     for (const ActorId& id : gang.members) {
       const ActorEntry* a = actors_.Find(id);
@@ -141,7 +143,6 @@ void HeadServer::ReleaseBrokenGangs() {
         DISTRI_LOG(DEBUG) << "head: ReleaseGang to " << a->id.Short() << ": " << s.ToString();
       }
     }
-    metrics_.GangReleased();
     // Nobody will connect to it again: free its rendezvous keys (the store is bounded).
     if (rendezvous_) rendezvous_->ErasePrefix("gang/" + gang.gang_id.Hex() + "/");
     DISTRI_LOG(INFO) << "head: kept gang " << gang.gang_id.Short() << " of " << gang.members.size()

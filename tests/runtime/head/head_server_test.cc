@@ -57,6 +57,18 @@ class HeadServerTest : public ::testing::Test {
     auto result = client_->WaitForJob(accepted->job_id, 5s);
     if (!result.ok()) return ::testing::AssertionFailure() << "job: " << result.status().ToString();
     if (!WaitFor([&] { return !a.busy() && !b.busy(); })) return ::testing::AssertionFailure() << "the gang stays busy";
+    // The head keeps the gang once it has read both TaskDones (the result needs rank 0's
+    // only): wait until it lists both actors idle, so that the next step sees a kept gang.
+    auto idle_in_head = [&] {
+      auto st = client_->GetClusterStatus();
+      if (!st.ok()) return false;
+      int idle = 0;
+      for (const auto& s : st->actors) {
+        if ((s.actor_id == a.id() || s.actor_id == b.id()) && s.state == wire::ActorState::kIdle) ++idle;
+      }
+      return idle == 2;
+    };
+    if (!WaitFor(idle_in_head)) return ::testing::AssertionFailure() << "the head never saw both actors idle";
     return ::testing::AssertionSuccess();
   }
 

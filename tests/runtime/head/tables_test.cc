@@ -205,6 +205,37 @@ TEST(ActorTable, BreakingAKeptGangClearsItEverywhereAndRecordsIt) {
   EXPECT_EQ(broken[0].gang_id, g2.gang_id);
 }
 
+TEST(ActorTable, AMemberDyingBeforeItsTaskDoneBreaksTheGangTheOthersKept) {
+  ActorTable t(100, 3);
+  wire::RegisterActor a{ActorId::Random(), NodeId::Random(), 0, 1, "m", "cuda:0"};
+  wire::RegisterActor b{ActorId::Random(), NodeId::Random(), 1, 2, "m", "cuda:1"};
+  t.Register(a, "pa", 0);
+  t.Register(b, "pb", 0);
+  const GangRecord gang{GangId::Random(), {a.actor_id, b.actor_id}, "nccl"};
+  const TaskRef ta{JobId::Random(), 0, 0}, tb{ta.job_id, 0, 1};
+  t.Assign(a.actor_id, ta, gang);
+  t.Assign(b.actor_id, tb, gang);
+  ASSERT_TRUE(t.Release(a.actor_id, ta, true));  // rank 0 done: a keeps the gang
+  ASSERT_TRUE(t.Find(a.actor_id)->kept_gang.has_value());
+  EXPECT_EQ(t.MarkDead(b.actor_id), tb);  // b dies still running its rank
+  EXPECT_FALSE(t.Find(a.actor_id)->kept_gang.has_value());
+  auto broken = t.TakeBrokenGangs();
+  ASSERT_EQ(broken.size(), 1u);
+  EXPECT_EQ(broken[0], gang);
+  // A gang without the dead actor is left alone.
+  wire::RegisterActor c{ActorId::Random(), NodeId::Random(), 2, 3, "m", "cuda:2"};
+  t.Register(c, "pc", 0);
+  const GangRecord ac{GangId::Random(), {a.actor_id, c.actor_id}, "nccl"};
+  const TaskRef u0{JobId::Random(), 0, 0}, u1{u0.job_id, 0, 1};
+  t.Assign(a.actor_id, u0, ac);
+  t.Assign(c.actor_id, u1, ac);
+  ASSERT_TRUE(t.Release(a.actor_id, u0, true));
+  ASSERT_TRUE(t.Release(c.actor_id, u1, true));
+  t.MarkDead(b.actor_id);  // already dead: nothing changes
+  EXPECT_TRUE(t.Find(a.actor_id)->kept_gang.has_value());
+  EXPECT_TRUE(t.TakeBrokenGangs().empty());
+}
+
 TEST(ActorTable, UnansweredCancelTaskExpires) {
   ActorTable t(100, 3);
   wire::RegisterActor a = Actor(NodeId::Random(), 0), b = Actor(NodeId::Random(), 1);
