@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "actors/common/step_pacer.h"
+#include "actors/model/blocks/fused_ops.h"
 #include "actors/model/blocks/module_loading.h"
 #include "actors/model/json_config.h"
 #include "runtime/common/logging.h"
@@ -43,6 +44,12 @@ std::string SamplerForClass(const std::string& cls) {
 Result<std::unique_ptr<Pipeline>> Pipeline::Load(const std::string& dir, const LoadOptions& options) {
   namespace fs = std::filesystem;
   if (!fs::is_directory(dir)) return Status::NotFound("model folder " + dir + " does not exist");
+  // A bad DISTRI_SDPA_BACKEND is refused here, before the first attention would throw.
+  try {
+    (void)model::SdpaBackend();
+  } catch (const c10::Error& e) {
+    return Status::InvalidArgument(e.what_without_backtrace());
+  }
   DISTRI_ASSIGN_OR_RETURN(model::JsonConfig index, model::JsonConfig::Load(dir + "/model_index.json"));
   std::unique_ptr<Pipeline> p(new Pipeline());
   p->options_ = options;
