@@ -166,6 +166,30 @@ void DisplacedPatchContext::Store(int id, const at::Tensor& payload) {
   if (c.sites.back() == id) IssueChunk(c);
 }
 
+bool DisplacedPatchContext::StoresDirectly(int id) const {
+  return !synchronous_ && refresh_ && !registering_ && sites_[id].chunk >= 0;
+}
+
+void DisplacedPatchContext::Stored(int id) {
+  Chunk& c = chunks_[sites_[id].chunk];
+  if (c.sites.back() == id) IssueChunk(c);
+}
+
+const at::Tensor& DisplacedPatchContext::ZeroRows(const at::Tensor& x, int64_t rows) {
+  const bool channels_last = IsChannelsLast(x);
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape[2] = rows;
+  for (const at::Tensor& z : zero_rows_) {
+    if (z.sizes().equals(shape) && z.scalar_type() == x.scalar_type() && z.device() == x.device() &&
+        IsChannelsLast(z) == channels_last) {
+      return z;
+    }
+  }
+  zero_rows_.push_back(at::zeros(shape, x.options().memory_format(channels_last ? at::MemoryFormat::ChannelsLast
+                                                                                  : at::MemoryFormat::Contiguous)));
+  return zero_rows_.back();
+}
+
 void DisplacedPatchContext::CloseChunk() {
   Chunk& c = chunks_[open_chunk_];
   open_chunk_ = -1;
@@ -241,31 +265,52 @@ at::Tensor DisplacedPatchContext::Conv2d(const model::LayerSite& site, const mod
     return at::conv2d(SliceFullInput(site, x, pad), conv.weight, conv.bias, strides, paddings);
   }
   const int64_t batch = x.size(0), channels = x.size(1), rows = x.size(2), width = x.size(3);
-  // Payload: the strip's top and bottom `pad` rows, [B, C, 2 pad, W] (same on every rank);
-  // not needed by a displaced step that does not refresh (no_sync).
-  at::Tensor payload;
-  if (synchronous_ || refresh_) payload = at::cat({x.narrow(2, 0, pad), x.narrow(2, rows - pad, pad)}, 2).contiguous();
-  const std::vector<int64_t> shape{batch, channels, 2 * pad, width};
+  // Payload: the strip's top and bottom `pad` rows (same shape on every rank), stored in x's
+  // memory order - [B, 2 pad, W, C] for a channels-last x, [B, C, 2 pad, W] otherwise - so that
+  // writing it and reading the neighbours' rows are plain copies in x's format, and the padded
+  // strip below is one concatenation of tensors of one format. `as_nchw` views a payload
+  // logically as [B, C, 2 pad, W]. Not needed by a displaced step that does not refresh
+  // (no_sync); a displaced step that refreshes writes it straight into its slot.
+  const bool cl = IsChannelsLast(x);
+  const std::vector<int64_t> shape =
+      cl ? std::vector<int64_t>{batch, 2 * pad, width, channels} : std::vector<int64_t>{batch, channels, 2 * pad, width};
+  auto as_nchw = [cl](const at::Tensor& t) { return cl ? t.permute({0, 3, 1, 2}) : t; };
   const int id = SiteId(site, x.scalar_type(), std::vector<std::vector<int64_t>>(layout_.world_size(), shape));
+  const std::vector<at::Tensor> edge_rows{x.narrow(2, 0, pad), x.narrow(2, rows - pad, pad)};
+  at::Tensor payload;  // as stored (x's memory order), contiguous
+  const bool direct = StoresDirectly(id);
+  if (direct) {
+    at::Tensor slot = as_nchw(Stale(id, rank_));
+    at::cat_out(slot, edge_rows, 2);
+  } else if (synchronous_ || refresh_) {
+    at::Tensor rows_nchw = at::cat(edge_rows, 2);
+    payload = cl ? rows_nchw.permute({0, 2, 3, 1}).contiguous() : rows_nchw.contiguous();
+  }
   const bool has_top = strip_ > 0, has_bottom = strip_ + 1 < layout_.patch_ranks;
   const int top_rank = layout_.gang_rank(group_, strip_ - 1), bottom_rank = layout_.gang_rank(group_, strip_ + 1);
   at::Tensor top, bottom;
   if (synchronous_) {
-    at::Tensor all = GatherNow(site, id, payload).view({layout_.world_size(), batch, channels, 2 * pad, width});
-    if (has_top) top = all[top_rank].narrow(2, pad, pad);
-    if (has_bottom) bottom = all[bottom_rank].narrow(2, 0, pad);
+    std::vector<int64_t> all_shape{layout_.world_size()};
+    all_shape.insert(all_shape.end(), shape.begin(), shape.end());
+    at::Tensor all = GatherNow(site, id, payload).view(all_shape);
+    if (has_top) top = as_nchw(all[top_rank]).narrow(2, pad, pad);
+    if (has_bottom) bottom = as_nchw(all[bottom_rank]).narrow(2, 0, pad);
   } else {
-    if (has_top) top = Stale(id, top_rank).narrow(2, pad, pad);
-    if (has_bottom) bottom = Stale(id, bottom_rank).narrow(2, 0, pad);
+    if (has_top) top = as_nchw(Stale(id, top_rank)).narrow(2, pad, pad);
+    if (has_bottom) bottom = as_nchw(Stale(id, bottom_rank)).narrow(2, 0, pad);
   }
-  // The halo replaces the vertical zero padding (zeros at the image's top and bottom).
-  at::Tensor padded = at::empty({batch, channels, rows + 2 * pad, width},
-                                x.options().memory_format(IsChannelsLast(x) ? at::MemoryFormat::ChannelsLast
-                                                                            : at::MemoryFormat::Contiguous));
-  padded.narrow(2, pad, rows).copy_(x);
-  if (top.defined()) padded.narrow(2, 0, pad).copy_(top); else padded.narrow(2, 0, pad).zero_();
-  if (bottom.defined()) padded.narrow(2, pad + rows, pad).copy_(bottom); else padded.narrow(2, pad + rows, pad).zero_();
-  Store(id, payload);
+  // The halo replaces the vertical zero padding (zeros at the image's top and bottom): one
+  // concatenation kernel of tensors all in x's memory format.
+  at::Tensor padded = at::cat({top.defined() ? top : ZeroRows(x, pad), x, bottom.defined() ? bottom : ZeroRows(x, pad)},
+                              2);
+  if (cl && !padded.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+    padded = padded.contiguous(at::MemoryFormat::ChannelsLast);  // not expected: cat keeps its inputs' format
+  }
+  if (direct) {
+    Stored(id);
+  } else {
+    Store(id, payload);
+  }
   return at::conv2d(padded, conv.weight, conv.bias, strides, paddings);
 }
 
@@ -444,11 +489,19 @@ std::pair<at::Tensor, at::Tensor> DisplacedPatchContext::SelfAttentionKeyValue(c
   const std::vector<int64_t> per_strip =
       StripSizes(site, tokens, [&](int s, int l) { return plan_.rows(s, l).rows() * plan_.width(l); },
                  "self-attention tokens");
-  // Payload: token-major [tokens, B, 2 inner], so the strips concatenate in image row order.
-  at::Tensor payload = at::cat({k, v}, 2).transpose(0, 1).contiguous();
   std::vector<std::vector<int64_t>> shapes;
   for (int r = 0; r < layout_.world_size(); ++r) shapes.push_back({per_strip[layout_.strip_of(r)], batch, 2 * inner});
   const int id = SiteId(site, k.scalar_type(), shapes);
+  // Payload: token-major [tokens, B, 2 inner], so the strips concatenate in image row order. A
+  // displaced step writes it straight into its slot (one kernel, no copy into the buffer).
+  const bool direct = StoresDirectly(id);
+  at::Tensor payload;
+  if (direct) {
+    payload = Stale(id, rank_);
+    at::cat_out(payload, {k.transpose(0, 1), v.transpose(0, 1)}, 2);
+  } else {
+    payload = at::cat({k, v}, 2).transpose(0, 1).contiguous();
+  }
   const int64_t total = std::accumulate(per_strip.begin(), per_strip.end(), int64_t{0});
   at::Tensor full;
   if (synchronous_) {
@@ -465,7 +518,11 @@ std::pair<at::Tensor, at::Tensor> DisplacedPatchContext::SelfAttentionKeyValue(c
     }
     full = at::cat(parts, 0);
   }
-  Store(id, payload);
+  if (direct) {
+    Stored(id);
+  } else {
+    Store(id, payload);
+  }
   at::Tensor kv = full.transpose(0, 1);  // [B, total, 2 inner]
   return {kv.narrow(2, 0, inner), kv.narrow(2, inner, inner)};
 }

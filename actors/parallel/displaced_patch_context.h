@@ -161,6 +161,16 @@ class DisplacedPatchContext : public model::LayerContext {
   at::Tensor Stale(int site, int gang_rank) const;
   // Writes the own fresh payload for the next step and issues its chunk when complete.
   void Store(int site, const at::Tensor& payload);
+  // Whether a layer may write its own fresh payload straight into its slot (Stale(site,
+  // rank_)) instead of building it and calling Store: a displaced step that refreshes, after
+  // the first step laid the buffers out. Saves a copy (a graph node) per layer and step.
+  bool StoresDirectly(int site) const;
+  // After a layer wrote its slot directly: issues its chunk when it is the chunk's last layer.
+  void Stored(int site);
+  // Zeros of x's shape with `rows` rows (dim 2), dtype, device and memory format: the halo of a
+  // strip at the image's top or bottom. Made once per shape and kept (stable between CUDA graph
+  // replays; the first step of each phase runs eagerly, so none is made while capturing).
+  const at::Tensor& ZeroRows(const at::Tensor& x, int64_t rows);
   void CloseChunk();
   void IssueChunk(Chunk& chunk);
   // Synchronous all-gather of one payload over the gang (per-rank shapes from the site).
@@ -190,6 +200,7 @@ class DisplacedPatchContext : public model::LayerContext {
   std::vector<Site> sites_;
   std::vector<Chunk> chunks_;
   int open_chunk_ = -1;
+  std::vector<at::Tensor> zero_rows_;  // ZeroRows' cache
   Status status_;
 };
 

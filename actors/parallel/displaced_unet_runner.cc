@@ -137,7 +137,7 @@ at::Tensor DisplacedUNetRunner::ForwardOnce(bool synchronous, const at::Tensor& 
   const int64_t b = input.size(0) / layout_.groups;
   at::Tensor mine = input.narrow(0, group_ * b, b);
   const RowRange rows = plan_.rows(strip_, 0);
-  const bool channels_last = input.is_cuda();
+  const bool channels_last = options_.channels_last.value_or(input.is_cuda());
   at::Tensor strip = mine.narrow(2, rows.start, rows.rows())
                          .contiguous(channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
   if (context_) {

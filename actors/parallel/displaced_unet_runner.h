@@ -38,6 +38,9 @@ struct RunnerOptions {
   DisplacedOptions context;
   int warmup_steps = 4;     // clamped to >= 1 for the modes that read stale activations
   bool cuda_graphs = true;  // ignored on CPU
+  // The strips' memory format: channels-last where unset on CUDA (what the GPU kernels
+  // want), contiguous on CPU; tests set it to run the channels-last exchanges on CPU.
+  std::optional<bool> channels_last;
 };
 
 class DisplacedUNetRunner {
