@@ -1,8 +1,10 @@
 #include "runtime/cli/cluster_config.h"
 
 #include <cstdlib>
+#include <map>
 #include <set>
 
+#include "runtime/common/env_var.h"
 #include "runtime/common/yaml_config.h"
 
 namespace distri::cli {
@@ -33,13 +35,29 @@ Status ParseGpus(const ConfigNode& node, std::string* out) {
   return Status::Ok();
 }
 
+// `env` of `parent` (a mapping of variable names to scalars, or absent) into *out, replacing
+// values of the same names.
+Status ParseEnv(const ConfigNode& parent, std::map<std::string, std::string>* out) {
+  const ConfigNode env = parent["env"];
+  DISTRI_RETURN_IF_ERROR(env.ExpectMap(/*optional=*/true));
+  if (env.IsNull()) return Status::Ok();
+  for (const std::string& name : env.Keys()) {
+    if (!ValidEnvName(name)) {
+      return env.Error(name, "not an environment variable name (letters, digits and _, not starting with a digit)");
+    }
+    DISTRI_ASSIGN_OR_RETURN(std::string value, env.GetString(name));
+    (*out)[name] = std::move(value);
+  }
+  return Status::Ok();
+}
+
 Result<ClusterConfig> Parse(const YamlDoc& doc) {
   ClusterConfig c;
   c.path = doc.name();
   const ConfigNode root = doc.root();
   DISTRI_RETURN_IF_ERROR(root.ExpectMap());
   DISTRI_RETURN_IF_ERROR(root.CheckKeys({"cluster_name", "state_dir", "keys_dir", "log_dir", "bin_dir", "model",
-                                         "log_level", "head", "nodes"}));
+                                         "log_level", "head", "nodes", "env"}));
   DISTRI_ASSIGN_OR_RETURN(c.cluster_name, root.GetString("cluster_name"));
   if (c.cluster_name.empty() || c.cluster_name.find('/') != std::string::npos) {
     return root.Error("cluster_name", "expected a non-empty name without '/'");
@@ -74,6 +92,9 @@ Result<ClusterConfig> Parse(const YamlDoc& doc) {
   c.head.max_attempts = static_cast<int>(attempts);
   DISTRI_ASSIGN_OR_RETURN(c.head.placement, head.GetEnum("placement", {"pack", "spread"}, "pack"));
 
+  std::map<std::string, std::string> cluster_env;
+  DISTRI_RETURN_IF_ERROR(ParseEnv(root, &cluster_env));
+
   const ConfigNode nodes = root["nodes"];
   DISTRI_RETURN_IF_ERROR(nodes.ExpectSequence());
   if (nodes.size() == 0) return nodes.Error("expected at least one node");
@@ -82,7 +103,7 @@ Result<ClusterConfig> Parse(const YamlDoc& doc) {
     const ConfigNode n = nodes[i];
     DISTRI_RETURN_IF_ERROR(n.ExpectMap());
     DISTRI_RETURN_IF_ERROR(n.CheckKeys({"name", "host", "gpus", "cpu_actors", "max_restarts", "model", "ssh",
-                                        "remote_bin_dir", "remote_keys_dir", "remote_log_dir", "copy_keys"}));
+                                        "remote_bin_dir", "remote_keys_dir", "remote_log_dir", "copy_keys", "env"}));
     NodeConfig nc;
     DISTRI_ASSIGN_OR_RETURN(nc.name, n.GetString("name", "node" + std::to_string(i)));
     if (!names.insert(nc.name).second) return n.Error("name", "'" + nc.name + "' is used by another node");
@@ -106,6 +127,9 @@ Result<ClusterConfig> Parse(const YamlDoc& doc) {
     DISTRI_ASSIGN_OR_RETURN(nc.remote_keys_dir, n.GetString("remote_keys_dir", c.keys_dir));
     DISTRI_ASSIGN_OR_RETURN(nc.remote_log_dir, n.GetString("remote_log_dir", "/tmp"));
     DISTRI_ASSIGN_OR_RETURN(nc.copy_keys, n.GetString("copy_keys", ""));
+    std::map<std::string, std::string> env = cluster_env;
+    DISTRI_RETURN_IF_ERROR(ParseEnv(n, &env));
+    nc.env.assign(env.begin(), env.end());
     c.nodes.push_back(std::move(nc));
   }
   return c;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/common/status.h"
@@ -28,6 +29,10 @@ struct NodeConfig {
   int cpu_actors = 0;
   int max_restarts = 3;
   std::string model;               // default: the cluster's model
+  // Environment variables for the node's actors (the top-level `env`, then this node's `env`
+  // over it), passed as `distri-node --env NAME=VALUE`: what reaches remote actors through ssh
+  // (NCCL settings, DISTRI_SDPA_BACKEND, OMP_NUM_THREADS, ...). Sorted by name.
+  std::vector<std::pair<std::string, std::string>> env;
   // Remote nodes: the command prefix that runs a shell command on `host`; {host} is replaced
   // and the quoted command is appended ("ssh -o BatchMode=yes {host}").
   std::string ssh = "ssh -o BatchMode=yes {host}";

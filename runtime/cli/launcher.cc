@@ -187,10 +187,17 @@ std::vector<std::string> HeadCommand(const ClusterConfig& c, const std::string& 
 std::vector<std::string> NodeCommand(const ClusterConfig& c, const NodeConfig& n, const std::string& bin_dir) {
   const bool local = n.IsLocal();
   const std::string bin = local || n.remote_bin_dir.empty() ? bin_dir : n.remote_bin_dir;
-  return {bin + "/distri-node", "--head", c.HeadAddress(), "--keys", local ? c.keys_dir : n.remote_keys_dir,
-          "--model", n.model, "--gpus", n.gpus, "--cpu-actors", std::to_string(n.cpu_actors),
-          "--max-restarts", std::to_string(n.max_restarts),
-          "--log-dir", (local ? c.log_dir : n.remote_log_dir) + "/actors-" + n.name, "--log-level", c.log_level};
+  std::vector<std::string> cmd{bin + "/distri-node", "--head", c.HeadAddress(), "--keys",
+                               local ? c.keys_dir : n.remote_keys_dir, "--model", n.model, "--gpus", n.gpus,
+                               "--cpu-actors", std::to_string(n.cpu_actors), "--max-restarts",
+                               std::to_string(n.max_restarts), "--log-dir",
+                               (local ? c.log_dir : n.remote_log_dir) + "/actors-" + n.name, "--log-level",
+                               c.log_level};
+  for (const auto& [name, value] : n.env) {
+    cmd.push_back("--env");
+    cmd.push_back(name + "=" + value);
+  }
+  return cmd;
 }
 
 Result<std::vector<ProcessEntry>> ClusterUp(const ClusterConfig& c, const std::string& bin_dir) {

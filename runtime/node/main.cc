@@ -2,7 +2,7 @@
 //
 //   distri-node --head tcp://HOST:PORT --keys DIR --model DIR [--gpus 0,1|all|none]
 //               [--cpu-actors N] [--max-restarts N] [--log-dir DIR] [--node-id HEX]
-//               [--hostname NAME] [--worker PATH] [--log-level LEVEL]
+//               [--hostname NAME] [--worker PATH] [--log-level LEVEL] [--env NAME=VALUE ...]
 //
 // Runs until SIGTERM or SIGINT, then stops its actors (SIGTERM to each actor's process group,
 // SIGKILL after 10 s) and exits 0. Exit code 2: bad flags or configuration.
@@ -13,7 +13,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <string>
+#include <vector>
 
+#include "runtime/common/env_var.h"
 #include "runtime/common/logging.h"
 #include "runtime/node/node_agent.h"
 
@@ -34,7 +37,18 @@ int main(int argc, char** argv) {
   app.add_option("--hostname", o.hostname, "Hostname reported to the head; default gethostname()");
   app.add_option("--worker", o.worker_path, "Actor executable; default $DISTRI_WORKER_PATH or distri-worker next to distri-node");
   app.add_option("--log-level", log_level, "debug, info, warning or error (also passed to the actors)");
+  std::vector<std::string> env;
+  app.add_option("--env", env, "NAME=VALUE set in every actor's environment (repeatable; the cluster YAML's env)");
   CLI11_PARSE(app, argc, argv);
+
+  for (const std::string& assignment : env) {
+    auto kv = distri::ParseEnvAssignment(assignment, "--env");
+    if (!kv.ok()) {
+      std::cerr << "distri-node: " << kv.status().message() << "\n";
+      return 2;
+    }
+    o.worker_env.push_back(std::move(*kv));
+  }
 
   if (distri::Status s = distri::ApplyLogLevelFlag(log_level); !s.ok()) {
     std::cerr << "distri-node: " << s.message() << "\n";

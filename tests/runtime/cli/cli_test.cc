@@ -8,6 +8,7 @@
 
 #include "runtime/cli/cluster_config.h"
 #include "runtime/cli/launcher.h"
+#include "runtime/common/env_var.h"
 #include "tests/runtime/head/test_cluster.h"
 
 namespace distri::cli {
@@ -42,6 +43,54 @@ TEST(ClusterConfig, ErrorsNameFileLineAndKey) {
   c = ParseClusterConfig("cluster_name: t\nmodel: /m\nnodes:\n  - gpus: [0, 1]\n    cpu_actors: 1\n", "ok.yaml");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->nodes[0].gpus, "0,1");
+}
+
+// `env` at the top level and per node: merged (the node's value wins), sorted, handed to
+// distri-node as --env NAME=VALUE; bad names are errors naming file, line and key.
+TEST(ClusterConfig, EnvReachesTheNodeCommand) {
+  Result<ClusterConfig> c = ParseClusterConfig(
+      "cluster_name: t\nmodel: /m\nenv:\n  NCCL_NVLS_ENABLE: 0\n  DISTRI_SDPA_BACKEND: cudnn\n"
+      "nodes:\n  - name: a\n    cpu_actors: 1\n    env:\n      DISTRI_SDPA_BACKEND: flash\n"
+      "      OMP_NUM_THREADS: \"4\"\n      EMPTY: \"\"\n  - name: b\n    cpu_actors: 1\n",
+      "env.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  using Env = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(c->nodes[0].env, (Env{{"DISTRI_SDPA_BACKEND", "flash"}, {"EMPTY", ""}, {"NCCL_NVLS_ENABLE", "0"},
+                                  {"OMP_NUM_THREADS", "4"}}));
+  EXPECT_EQ(c->nodes[1].env, (Env{{"DISTRI_SDPA_BACKEND", "cudnn"}, {"NCCL_NVLS_ENABLE", "0"}}));
+  std::vector<std::string> cmd = NodeCommand(*c, c->nodes[1], "/bin");
+  std::vector<std::string> envs;
+  for (size_t i = 0; i + 1 < cmd.size(); ++i) {
+    if (cmd[i] == "--env") envs.push_back(cmd[i + 1]);
+  }
+  EXPECT_EQ(envs, (std::vector<std::string>{"DISTRI_SDPA_BACKEND=cudnn", "NCCL_NVLS_ENABLE=0"}));
+
+  c = ParseClusterConfig("cluster_name: t\nmodel: /m\nnodes:\n  - cpu_actors: 1\n    env:\n      1BAD: x\n",
+                         "badenv.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("badenv.yaml:6"), std::string::npos) << c.status().ToString();
+  EXPECT_NE(c.status().message().find("nodes[0].env.1BAD"), std::string::npos) << c.status().ToString();
+  c = ParseClusterConfig("cluster_name: t\nmodel: /m\nenv: [A, B]\nnodes:\n  - cpu_actors: 1\n", "seq.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("env"), std::string::npos) << c.status().ToString();
+  c = ParseClusterConfig("cluster_name: t\nmodel: /m\nenv:\n  A:\n    nested: 1\nnodes:\n  - cpu_actors: 1\n",
+                         "nested.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("env.A"), std::string::npos) << c.status().ToString();
+}
+
+TEST(EnvAssignment, ParsesAndRefuses) {
+  auto kv = ParseEnvAssignment("A_1=x=y", "--env");
+  ASSERT_TRUE(kv.ok());
+  EXPECT_EQ(kv->first, "A_1");
+  EXPECT_EQ(kv->second, "x=y");
+  EXPECT_EQ(ParseEnvAssignment("EMPTY=", "--env")->second, "");
+  EXPECT_FALSE(ParseEnvAssignment("NOEQUALS", "--env").ok());
+  EXPECT_FALSE(ParseEnvAssignment("=x", "--env").ok());
+  EXPECT_FALSE(ParseEnvAssignment("A-B=x", "--env").ok());
+  auto bad = ParseEnvAssignment("9A=x", "--env");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("--env: '9A'"), std::string::npos) << bad.status().ToString();
 }
 
 TEST(Launcher, KeysStateAndCommands) {
