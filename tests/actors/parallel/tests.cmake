@@ -24,3 +24,12 @@ if(DISTRI_HAVE_UCX)
            COMMAND ${CMAKE_CURRENT_LIST_DIR}/multiprocess_gang_test.sh $<TARGET_FILE:distri> ${CMAKE_CURRENT_BINARY_DIR})
   set_tests_properties(multiprocess_gang_test PROPERTIES LABELS parallel TIMEOUT 600)
 endif()
+
+#   displaced_runner_gpu_test   multigpu: the displaced runner on 2 GPUs over NCCL - CUDA-graph
+#                   replays equal eager forwards and the CPU runner, step after step, in three modes
+if(DISTRI_HAVE_CUDA AND DISTRI_HAVE_NCCL)
+  distri_add_gtest(NAME displaced_runner_gpu_test LABELS multigpu
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/displaced_runner_gpu_test.cc ${CMAKE_CURRENT_LIST_DIR}/tiny_unet.cc
+    LIBS distri::actors distri::channel)
+  distri_use_torch_pch(displaced_runner_gpu_test)
+endif()

@@ -1,0 +1,137 @@
+// The displaced patch-parallel runner on two GPUs over NCCL (label multigpu): CUDA-graph
+// replays equal eager forwards, and both equal the CPU runner over the local backend, step
+// after step (one synchronous step, then displaced ones with the stale buffers written in place,
+// channels-last strips), fp32 without TF32. Catches what only the GPU path does: graph capture
+// of the exchanges, channels-last halo rows, the fused group-norm statistics.
+#include <gtest/gtest.h>
+
+#include <ATen/Context.h>
+#include <c10/core/InferenceMode.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/model/blocks/attention.h"
+#include "actors/model/blocks/module_loading.h"
+#include "actors/model/unet/unet_2d_condition.h"
+#include "actors/parallel/displaced_unet_runner.h"
+#include "runtime/channel/factory.h"
+#include "runtime/channel/rendezvous.h"
+#include "tests/actors/parallel/tiny_unet.h"
+#include "tests/actors/unet/model_test_util.h"
+
+namespace distri::parallel {
+namespace {
+
+using namespace distri::parallel::testing;
+using model::testing::RelativeError;
+
+constexpr int kWorld = 2, kSteps = 6;
+constexpr int64_t kHeight = 20, kWidth = 12;  // strips of 12 and 8 latent rows
+
+// Every rank's output of every step.
+using Outputs = std::vector<std::vector<at::Tensor>>;
+
+Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at::kFloat) {
+  const UNetInputs in = MakeInputs(/*text_time=*/true, /*batch=*/1, kHeight, kWidth);
+  Outputs outs(kWorld);
+  channel::MemoryRendezvous rendezvous;
+  OnRankThreads(kWorld, [&](int r) {
+    c10::InferenceMode guard;
+    std::optional<c10::cuda::CUDAGuard> device_guard;
+    if (cuda) device_guard.emplace(static_cast<c10::DeviceIndex>(r));
+    const c10::Device device = cuda ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(r)) : c10::Device(c10::kCPU);
+    auto ch = cuda ? channel::MakeChannel(channel::Backend::kNccl, r, kWorld, rendezvous)
+                   : LocalRank(r, kWorld, rendezvous);
+    ASSERT_TRUE(ch.ok()) << ch.status().ToString();
+    // As the pipeline loads a model on a GPU: weights moved, projections fused, channels-last
+    // convolution weights.
+    model::UNet2DConditionModel unet = RandomUNet(TinyXlConfig(), /*fused=*/false);
+    unet->to(device, dtype);
+    model::FuseAttentionProjections(*unet);
+    if (cuda) model::SetConvWeightFormat(*unet, at::MemoryFormat::ChannelsLast);
+    RunnerOptions o;
+    o.warmup_steps = 1;
+    o.cuda_graphs = graphs;
+    o.context.mode = mode;
+    auto runner = DisplacedUNetRunner::Create(unet, ch->get(), GangLayout{1, kWorld}, kHeight, kWidth, o);
+    ASSERT_TRUE(runner.ok()) << runner.status().ToString();
+    std::optional<model::UNetAddedConditions> added;
+    if (in.added) {
+      added = model::UNetAddedConditions{in.added->text_embeds.to(device, dtype), in.added->time_ids.to(device, dtype)};
+    }
+    ASSERT_TRUE((*runner)->SetConditioning(in.states.to(device, dtype), added).ok());
+    const auto format = cuda ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+    at::Tensor x = in.sample.to(device, dtype).contiguous(format);
+    const at::Tensor t = in.timestep.to(device);
+    for (int step = 0; step < kSteps; ++step) {
+      auto out = (*runner)->Forward(step, x, t);
+      ASSERT_TRUE(out.ok()) << "step " << step << ": " << out.status().ToString();
+      outs[r].push_back(out->to(at::kCPU, at::kFloat).clone());
+      x = (x - 0.1 * *out).contiguous(format);  // the next input depends on this output
+    }
+    if (cuda) c10::cuda::getCurrentCUDAStream().synchronize();
+  });
+  return outs;
+}
+
+class DisplacedRunnerGpu : public ::testing::TestWithParam<SyncMode> {
+ protected:
+  void SetUp() override {
+    if (!at::hasCUDA() || at::getNumGPUs() < kWorld) GTEST_SKIP() << "needs " << kWorld << " GPUs";
+    at::globalContext().setAllowTF32CuDNN(false);
+    at::globalContext().setAllowTF32CuBLAS(false);
+  }
+};
+
+TEST_P(DisplacedRunnerGpu, GraphsEqualEagerAndTheCpu) {
+  const SyncMode mode = GetParam();
+  const Outputs cpu = RunGang(/*cuda=*/false, /*graphs=*/false, mode);
+  const Outputs eager = RunGang(/*cuda=*/true, /*graphs=*/false, mode);
+  const Outputs graphs = RunGang(/*cuda=*/true, /*graphs=*/true, mode);
+  for (int r = 0; r < kWorld; ++r) {
+    ASSERT_EQ(cpu[r].size(), static_cast<size_t>(kSteps));
+    ASSERT_EQ(eager[r].size(), static_cast<size_t>(kSteps));
+    ASSERT_EQ(graphs[r].size(), static_cast<size_t>(kSteps));
+    for (int s = 0; s < kSteps; ++s) {
+      const double to_eager = RelativeError(graphs[r][s], eager[r][s]);
+      const double to_cpu = RelativeError(eager[r][s], cpu[r][s]);
+      std::printf("[ metric ] %s rank %d step %d: graphs vs eager %.3g, GPU vs CPU %.3g\n",
+                  std::string(SyncModeName(mode)).c_str(), r, s, to_eager, to_cpu);
+      EXPECT_LT(to_eager, 1e-5) << "rank " << r << " step " << s;
+      EXPECT_LT(to_cpu, 1e-3) << "rank " << r << " step " << s;
+    }
+  }
+}
+
+// fp16, where the fused group-norm kernels (statistics, combination with the stale packets)
+// run: replays equal eager forwards, and fp16 stays near fp32.
+TEST_P(DisplacedRunnerGpu, HalfGraphsEqualEagerAndStayNearFp32) {
+  const SyncMode mode = GetParam();
+  const Outputs fp32 = RunGang(/*cuda=*/true, /*graphs=*/false, mode);
+  const Outputs eager = RunGang(/*cuda=*/true, /*graphs=*/false, mode, at::kHalf);
+  const Outputs graphs = RunGang(/*cuda=*/true, /*graphs=*/true, mode, at::kHalf);
+  for (int r = 0; r < kWorld; ++r) {
+    ASSERT_EQ(graphs[r].size(), static_cast<size_t>(kSteps));
+    ASSERT_EQ(eager[r].size(), static_cast<size_t>(kSteps));
+    ASSERT_EQ(fp32[r].size(), static_cast<size_t>(kSteps));
+    for (int s = 0; s < kSteps; ++s) {
+      const double to_eager = RelativeError(graphs[r][s], eager[r][s]);
+      const double to_fp32 = RelativeError(eager[r][s], fp32[r][s]);
+      std::printf("[ metric ] fp16 %s rank %d step %d: graphs vs eager %.3g, fp16 vs fp32 %.3g\n",
+                  std::string(SyncModeName(mode)).c_str(), r, s, to_eager, to_fp32);
+      EXPECT_LT(to_eager, 1e-3) << "rank " << r << " step " << s;
+      EXPECT_LT(to_fp32, 3e-2) << "rank " << r << " step " << s;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, DisplacedRunnerGpu,
+                         ::testing::Values(SyncMode::kCorrectedAsyncGn, SyncMode::kStaleGn, SyncMode::kFullSync),
+                         [](const auto& info) { return std::string(SyncModeName(info.param)); });
+
+}  // namespace
+}  // namespace distri::parallel
