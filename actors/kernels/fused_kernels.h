@@ -78,8 +78,11 @@ struct GroupStatsInputs {
 //   mode 2  the same with fresh_own in place of packets[own] (stale_gn);
 //   mode 1  corrected_async_gn: E[x], E[x^2] of all packets (stale) plus fresh_own - packets[own];
 //           a negative variance falls back to fresh_own's.
+// store_fresh (optional, [2, ng]): where fresh_own is copied once its group is combined - the
+// own slot of the stale buffer, which may be packets[own] itself (each group's thread reads its
+// stale values before it overwrites them), so no separate copy is needed.
 cudaError_t LaunchGroupStatsCombine(const GroupStatsInputs& inputs, const float* fresh_own, int64_t ng, int mode,
-                                    float eps, float* mean_rstd, cudaStream_t stream);
+                                    float eps, float* mean_rstd, cudaStream_t stream, float* store_fresh = nullptr);
 
 // In place on y [n, c, hw] (NCHW, or channels-last when `channels_last`): y += bias[c] (bias may
 // be null) plus, by extra_kind: 0 nothing, 1 extra[n, c] (per image and channel, e.g. a time

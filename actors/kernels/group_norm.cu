@@ -382,7 +382,7 @@ cudaError_t Launch(const void* xv, const void* wv, const void* bv, void* yv, int
 // Patch parallelism: (mean, rstd) per group from per-strip (mean, var) packets, see
 // LaunchGroupStatsCombine. One thread per group; strips combined in order (deterministic).
 __global__ void CombineStats(GroupStatsInputs in, const float* __restrict__ fresh, int64_t ng, int mode, float eps,
-                             float* __restrict__ mean_rstd) {
+                             float* __restrict__ mean_rstd, float* store_fresh) {
   const int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (g >= ng) return;
   double mean = 0, var = 0;
@@ -413,6 +413,11 @@ __global__ void CombineStats(GroupStatsInputs in, const float* __restrict__ fres
   }
   mean_rstd[2 * g] = static_cast<float>(mean);
   mean_rstd[2 * g + 1] = static_cast<float>(1.0 / sqrt(var + static_cast<double>(eps)));
+  // Last: store_fresh may be packets[own], read above by this thread only (its group g).
+  if (store_fresh != nullptr) {
+    store_fresh[g] = fresh[g];
+    store_fresh[ng + g] = fresh[ng + g];
+  }
 }
 
 }  // namespace
@@ -437,13 +442,13 @@ cudaError_t LaunchGroupNormStats(ElemType t, const void* x, int64_t n, int64_t c
 }
 
 cudaError_t LaunchGroupStatsCombine(const GroupStatsInputs& inputs, const float* fresh_own, int64_t ng, int mode,
-                                    float eps, float* mean_rstd, cudaStream_t stream) {
+                                    float eps, float* mean_rstd, cudaStream_t stream, float* store_fresh) {
   if (inputs.strips < 1 || inputs.strips > GroupStatsInputs::kMaxStrips || inputs.own < 0 ||
       inputs.own >= inputs.strips) {
     return cudaErrorInvalidValue;
   }
   CombineStats<<<static_cast<unsigned>((ng + 127) / 128), 128, 0, stream>>>(inputs, fresh_own, ng, mode, eps,
-                                                                            mean_rstd);
+                                                                            mean_rstd, store_fresh);
   return cudaGetLastError();
 }
 

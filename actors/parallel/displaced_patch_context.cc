@@ -441,10 +441,18 @@ at::Tensor DisplacedPatchContext::NormalizeCuda(const model::LayerSite& site, co
     mode = options_.mode == SyncMode::kStaleGn ? 2 : 1;
   }
   at::Tensor mean_rstd = at::empty({2 * bg}, f32);
+  // A displaced step's combination kernel also writes the fresh packet into its slot (after
+  // reading the stale one there): no copy node.
+  const bool direct = options_.mode != SyncMode::kSeparateGn && StoresDirectly(id);
+  float* store = direct ? Stale(id, rank_).data_ptr<float>() : nullptr;
   check(kernels::LaunchGroupStatsCombine(in, packet.data_ptr<float>(), bg, mode, static_cast<float>(norm.options.eps()),
-                                         mean_rstd.data_ptr<float>(), stream),
+                                         mean_rstd.data_ptr<float>(), stream, store),
         "group-norm statistics combination");
-  if (options_.mode != SyncMode::kSeparateGn) Store(id, packet);
+  if (direct) {
+    Stored(id);
+  } else if (options_.mode != SyncMode::kSeparateGn) {
+    Store(id, packet);
+  }
   at::Tensor y = at::empty_like(x);
   check(kernels::LaunchGroupNormApply(t, x.data_ptr(), norm.weight.data_ptr(), norm.bias.data_ptr(), y.data_ptr(),
                                       batch, channels, hw, groups, silu, channels_last, mean_rstd.data_ptr<float>(),
