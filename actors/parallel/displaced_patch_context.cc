@@ -175,7 +175,7 @@ void DisplacedPatchContext::Stored(int id) {
   if (c.sites.back() == id) IssueChunk(c);
 }
 
-const at::Tensor& DisplacedPatchContext::ZeroRows(const at::Tensor& x, int64_t rows) {
+at::Tensor DisplacedPatchContext::ZeroRows(const at::Tensor& x, int64_t rows) {
   const bool channels_last = IsChannelsLast(x);
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
   shape[2] = rows;

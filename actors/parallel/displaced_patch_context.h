@@ -170,7 +170,7 @@ class DisplacedPatchContext : public model::LayerContext {
   // Zeros of x's shape with `rows` rows (dim 2), dtype, device and memory format: the halo of a
   // strip at the image's top or bottom. Made once per shape and kept (stable between CUDA graph
   // replays; the first step of each phase runs eagerly, so none is made while capturing).
-  const at::Tensor& ZeroRows(const at::Tensor& x, int64_t rows);
+  at::Tensor ZeroRows(const at::Tensor& x, int64_t rows);
   void CloseChunk();
   void IssueChunk(Chunk& chunk);
   // Synchronous all-gather of one payload over the gang (per-rank shapes from the site).
