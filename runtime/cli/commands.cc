@@ -92,15 +92,23 @@ int CmdStatus(const Target& target) {
   Result<wire::ClusterStatus> st = (*client)->GetClusterStatus();
   if (!st.ok()) return Fail(st.status());
   std::printf("head %s (version %s)\n\nnodes:\n", (*client)->options().address.c_str(), st->head_version.c_str());
+  // "protocol 1.N", or "?" from a head that does not report it; peers of an older minor
+  // version than this client's are marked (docs/runtime-design.md, "Peers of older minor versions").
+  auto protocol = [](uint32_t minor) {
+    if (minor == 0) return std::string("protocol ?");
+    std::string p = "protocol " + std::to_string(wire::kProtocolVersionMajor) + "." + std::to_string(minor);
+    return minor < wire::kProtocolVersionMinor ? p + " (older)" : p;
+  };
   for (const wire::NodeStatus& n : st->nodes) {
-    std::printf("  %s  %-20s %-5s  %zu GPU(s)%s, %u CPU actor(s)\n", n.node_id.Short().c_str(), n.hostname.c_str(),
+    std::printf("  %s  %-20s %-5s  %zu GPU(s)%s, %u CPU actor(s), %s\n", n.node_id.Short().c_str(), n.hostname.c_str(),
                 n.alive ? "alive" : "DEAD", n.gpus.size(), n.gpus.empty() ? "" : (" (" + n.gpus[0].name + ")").c_str(),
-                n.cpu_actors);
+                n.cpu_actors, protocol(n.protocol_minor).c_str());
   }
   std::printf("\nactors:\n");
   for (const wire::ActorStatus& a : st->actors) {
-    std::printf("  %s  node %s  %-7s %-5s model %s%s\n", a.actor_id.Short().c_str(), a.node_id.Short().c_str(),
+    std::printf("  %s  node %s  %-7s %-5s model %s, %s%s\n", a.actor_id.Short().c_str(), a.node_id.Short().c_str(),
                 a.device.c_str(), std::string(wire::ActorStateName(a.state)).c_str(), a.model.c_str(),
+                protocol(a.protocol_minor).c_str(),
                 a.state == wire::ActorState::kBusy ? ("  job " + a.job_id.Short()).c_str() : "");
   }
   const wire::JobStateCounts& j = st->jobs_by_state;

@@ -253,7 +253,8 @@ void HeadServer::OnClusterStatus(const Incoming& in) {
   wire::ClusterStatus st;
   for (const NodeEntry* n : nodes_.All()) {
     if (st.nodes.size() == wire::kMaxStatusEntries) { st.truncated = true; break; }
-    st.nodes.push_back({n->id, n->resources.hostname, n->alive, n->resources.gpus, n->resources.cpu_actors});
+    st.nodes.push_back({n->id, n->resources.hostname, n->alive, n->resources.gpus, n->resources.cpu_actors,
+                        n->wire_minor});
   }
   for (const ActorEntry* a : actors_.All()) {
     if (st.actors.size() == wire::kMaxStatusEntries) { st.truncated = true; break; }
@@ -265,6 +266,7 @@ void HeadServer::OnClusterStatus(const Incoming& in) {
     if (a->task) s.job_id = a->task->job_id;
     s.model = a->model;
     s.device = a->device;
+    s.protocol_minor = a->wire_minor;
     st.actors.push_back(std::move(s));
   }
   Result<wire::JobStateCounts> counts = store_->CountByState();

@@ -22,6 +22,7 @@ void Fields(V& v, M& m) {
   v.Bool("alive", m.alive, kRequired);
   v.StructList("gpus", m.gpus, kRequired, kMaxGpusPerNode);
   v.Int("cpu_actors", m.cpu_actors, kRequired, 0u, 4096u);
+  v.Int("protocol_minor", m.protocol_minor, kOptional, 0u, 255u);
 }
 
 template <typename V, Is<ActorStatus> M>
@@ -33,6 +34,7 @@ void Fields(V& v, M& m) {
   v.Id("job_id", m.job_id, kOptional);
   v.Str("model", m.model, kOptional, kMaxNameBytes);
   v.Str("device", m.device, kOptional, kMaxNameBytes);
+  v.Int("protocol_minor", m.protocol_minor, kOptional, 0u, 255u);
 }
 
 template <typename V, Is<JobStateCounts> M>

@@ -32,6 +32,9 @@ struct NodeStatus {
   bool alive = false;         // heartbeats arrive
   std::vector<GpuInfo> gpus;  // <= kMaxGpusPerNode
   uint32_t cpu_actors = 0;
+  // The protocol minor version its node agent speaks (1.N); 0: unknown (sent by a head older
+  // than this field). Informational: an older client ignores it.
+  uint32_t protocol_minor = 0;
   bool operator==(const NodeStatus&) const = default;
 };
 
@@ -43,6 +46,7 @@ struct ActorStatus {
   JobId job_id;            // the job of its task while busy; nil otherwise
   std::string model;       // <= kMaxNameBytes
   std::string device;      // "cuda:0", "cpu"; <= kMaxNameBytes
+  uint32_t protocol_minor = 0;  // the actor's protocol minor version (1.N); 0: unknown (an older head)
   bool operator==(const ActorStatus&) const = default;
 };
 

@@ -237,6 +237,7 @@ TEST(DistriCluster, StatusSubmitBatchAgainstAHead) {
   ASSERT_EQ(RunCli(args, &out), 0) << out;
   EXPECT_NE(out.find("5 succeeded"), std::string::npos) << out;
   EXPECT_NE(out.find(actor.id().Short()), std::string::npos) << out;
+  EXPECT_NE(out.find("protocol 1." + std::to_string(wire::kProtocolVersionMinor)), std::string::npos) << out;
 
   // A bad job is refused with the head's reason.
   out.clear();

@@ -107,6 +107,7 @@ TEST_F(HeadServerTest, SubmitToResult) {
   EXPECT_EQ(st.queue_length, 0u);
   ASSERT_EQ(st.actors.size(), 1u);
   EXPECT_EQ(st.actors[0].model, "tiny");
+  EXPECT_EQ(st.actors[0].protocol_minor, wire::kProtocolVersionMinor);  // what its envelopes announce
 
   // The metrics endpoint reports it (updated twice a second).
   ASSERT_TRUE(WaitFor([&] { return head_->metrics().Render().find("distri_jobs{state=\"SUCCEEDED\"} 2") != std::string::npos; }));

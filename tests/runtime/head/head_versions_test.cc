@@ -40,6 +40,12 @@ TEST_F(HeadVersionsTest, AnOldActorNeverGetsAJobUsingAFieldItDoesNotKnow) {
   auto old_actor = Actor(3);
   auto new_actor = Actor(wire::kProtocolVersionMinor);
   ASSERT_TRUE(WaitFor([&] { return AliveActors() == 2; }));
+  // The status says which protocol each actor speaks.
+  const wire::ClusterStatus status = client_->GetClusterStatus().value();
+  ASSERT_EQ(status.actors.size(), 2u);
+  for (const wire::ActorStatus& a : status.actors) {
+    EXPECT_EQ(a.protocol_minor, a.actor_id == old_actor->id() ? 3u : uint32_t{wire::kProtocolVersionMinor});
+  }
   // Jobs with guidance_rescale (minor 4) run on the new actor only, the old one idle beside it.
   std::vector<JobId> ids;
   for (uint64_t seed = 1; seed <= 4; ++seed) ids.push_back(client_->Submit(RescaledSpec(seed)).value().job_id);

@@ -217,6 +217,7 @@ inline ClusterStatus SampleClusterStatus() {
   n.alive = true;
   n.gpus = {{0, "NVIDIA H100 80GB HBM3", 85520809984ull}};
   n.cpu_actors = 1;
+  n.protocol_minor = 5;
   m.nodes.push_back(n);
   n.node_id = TestNodeId(2);
   n.hostname = "cpu-host-1";
@@ -232,6 +233,7 @@ inline ClusterStatus SampleClusterStatus() {
   a.job_id = TestJobId();
   a.model = "sdxl-base-1.0";
   a.device = "cuda:0";
+  a.protocol_minor = 4;
   m.actors.push_back(a);
   a.actor_id = TestActorId(2);
   a.node_id = TestNodeId(2);
