@@ -9,6 +9,7 @@
 
 #include "actors/cli/progress_bar.h"
 #include "actors/common/torch_util.h"
+#include "actors/model/blocks/fused_ops.h"
 #include "actors/pipeline/image_output.h"
 #include "actors/pipeline/pipeline.h"
 #include "runtime/channel/factory.h"
@@ -256,6 +257,9 @@ void AddGenerateOptions(CLI::App& cmd, GenerateArgs& a) {
       ->capture_default_str();
   cmd.add_flag("--no-split-cfg", a.no_split_cfg, "Do not put the CFG halves on two halves of the gang");
   cmd.add_flag("--no-cuda-graphs", a.no_cuda_graphs, "Run every step eagerly");
+  cmd.add_option("--attention", a.attention,
+                 "Attention kernels on GPUs: default (LibTorch's choice, cuDNN on H100/H200), cudnn, flash, efficient, "
+                 "or SELF,CROSS (as DISTRI_SDPA_BACKEND)");
   cmd.add_option("--save-latents", a.save_latents,
                  "Also write the final latents (raw float32, [num_images, 4, h, w]) to this file");
   cmd.add_option("--repeat", a.repeat, "Render the job N times in this process (warm timings)")
@@ -267,6 +271,11 @@ void AddGenerateOptions(CLI::App& cmd, GenerateArgs& a) {
 }
 
 int RunGenerate(GenerateArgs a) {
+  if (!a.attention.empty() && !model::SetSdpaBackend(a.attention)) {
+    std::cerr << "distri generate: --attention: unknown backend '" << a.attention
+              << "' (default, cudnn, flash, efficient, or SELF,CROSS)\n";
+    return 2;
+  }
   auto base = ParseDevice(a.gpus > 0 ? (a.device == "auto" ? "cuda" : a.device) : a.device);
   if (!base.ok()) {
     std::cerr << "distri generate: --device: " << base.status().message() << "\n";

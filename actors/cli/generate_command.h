@@ -31,6 +31,7 @@ struct GenerateArgs {
   std::string save_latents;  // rank 0 writes the final latents here: raw little-endian float32, [1, C, h, w]
   int repeat = 1;  // render the job this many times (warm timings: graphs are captured once)
   bool json = false;  // one JSON line per repeat on stdout (timings; bench/run_cluster_bench.sh)
+  std::string attention;  // "" keeps DISTRI_SDPA_BACKEND / the default; else as that variable
 };
 
 // Adds the subcommand's options to `cmd`.

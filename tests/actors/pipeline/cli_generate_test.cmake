@@ -87,6 +87,17 @@ run(FALSE ${DISTRI} generate ${args} --height 63 --out ${WORK}/c.png)
 if(NOT LAST_ERR MATCHES "height: must be a multiple of 8, got 63")
   message(FATAL_ERROR "unclear error for a bad height: ${LAST_ERR}")
 endif()
+# --attention: any known backend renders the same image on the CPU (CPU attention ignores it);
+# an unknown one is refused naming the flag.
+run(TRUE ${DISTRI} generate ${args} --height 64 --attention cudnn,flash --out ${WORK}/att.png)
+file(SHA256 ${WORK}/att.png hatt)
+if(NOT hatt STREQUAL ha)
+  message(FATAL_ERROR "--attention cudnn,flash changed the CPU image")
+endif()
+run(FALSE ${DISTRI} generate ${args} --height 64 --attention fa3 --out ${WORK}/att2.png)
+if(NOT LAST_ERR MATCHES "--attention: unknown backend 'fa3'")
+  message(FATAL_ERROR "unclear error for --attention fa3: ${LAST_ERR}")
+endif()
 # A bad attention backend in the environment: a clear error before any work.
 run(FALSE ${CMAKE_COMMAND} -E env DISTRI_SDPA_BACKEND=fa3 ${DISTRI} generate ${args} --height 64 --out ${WORK}/e.png)
 if(NOT LAST_ERR MATCHES "DISTRI_SDPA_BACKEND=fa3: unknown attention backend")
