@@ -23,6 +23,7 @@
 
 #include "actors/common/torch_util.h"
 #include "actors/kernels/gemm_lt.h"
+#include "actors/model/blocks/attention_backend.h"
 #include "actors/model/blocks/fused_ops.h"
 #include "actors/model/blocks/module_loading.h"
 #include "actors/model/unet/unet_2d_condition.h"

@@ -9,6 +9,7 @@
 
 #include "actors/cli/progress_bar.h"
 #include "actors/common/torch_util.h"
+#include "actors/model/blocks/attention_backend.h"
 #include "actors/model/blocks/fused_ops.h"
 #include "actors/pipeline/image_output.h"
 #include "actors/pipeline/pipeline.h"

@@ -8,6 +8,7 @@
 
 #include "actors/model/blocks/attention.h"
 #include "actors/model/blocks/feed_forward.h"
+#include "actors/model/blocks/attention_backend.h"
 #include "actors/model/blocks/fused_ops.h"
 #include "actors/model/blocks/resnet.h"
 #include "actors/parallel/tensor_buffer.h"

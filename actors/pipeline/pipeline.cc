@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "actors/common/step_pacer.h"
+#include "actors/model/blocks/attention_backend.h"
 #include "actors/model/blocks/fused_ops.h"
 #include "actors/model/blocks/module_loading.h"
 #include "actors/model/json_config.h"

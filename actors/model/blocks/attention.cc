@@ -2,6 +2,7 @@
 
 #include <tuple>
 
+#include "actors/model/blocks/attention_backend.h"
 #include "actors/model/blocks/fused_ops.h"
 
 namespace distri::model {

@@ -8,8 +8,6 @@
 
 #include <ATen/ATen.h>
 
-#include <string>
-
 namespace distri::model {
 
 // GroupNorm(x) (then SiLU when `silu`), x [N, C, ...], affine weight/bias [C].
@@ -67,25 +65,6 @@ at::Tensor TunedLinear(const at::Tensor& x, const at::Tensor& weight, const at::
 // and so no longer use FusedAddLayerNorm.
 bool TunedGemmEnabled();
 void SetTunedGemmEnabled(bool enabled);
-
-// softmax(q k^T / sqrt(d)) v, q [B, h, Nq, d], k/v [B, h, Nk, d] (strided views are fine),
-// `cross`: a cross-attention (keys from the text). By default this is
-// at::scaled_dot_product_attention, whose dispatcher picks the backend (LibTorch 2.11 puts
-// cuDNN's fused attention first on H100/H200). A preference calls one backend's kernel directly
-// for CUDA fp16/bf16 inputs with head dim <= 128 (a multiple of 8): "flash", "cudnn",
-// "efficient", or "SELF,CROSS" for self- and cross-attention separately (e.g. "cudnn,flash");
-// other inputs (CPU, fp32) always go through the dispatcher. Per call, no global state: threads
-// driving several GPUs see the same choice. Set by DISTRI_SDPA_BACKEND (read once; an unknown
-// name is an error at the first attention) or SetSdpaBackend; docs/perf/unet-sdxl-1024.md has
-// the measurements.
-at::Tensor ScaledDotProductAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                     bool cross = false);
-std::string SdpaBackend();
-// Returns false (and changes nothing) for a name it does not know.
-bool SetSdpaBackend(const std::string& name);
-// The backend these inputs run on under the current preference ("flash_attention",
-// "cudnn_attention", ...: the dispatcher's pick where no preference applies), for benchmarks.
-std::string SdpaChoice(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool cross = false);
 
 // Whether the fused kernels can run in this build and process.
 bool FusedKernelsEnabled();

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "actors/model/blocks/attention_backend.h"
 #include "actors/model/blocks/fused_ops.h"
 
 namespace distri::model {

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <string>
 
+#include "actors/model/blocks/attention_backend.h"
 #include "actors/model/blocks/fused_ops.h"
 
 namespace distri::model {
