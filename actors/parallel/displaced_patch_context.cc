@@ -162,8 +162,7 @@ void DisplacedPatchContext::Store(int id, const at::Tensor& payload) {
   }
   if (s.chunk < 0) Fail(Status::FailedPrecondition(s.name + ": the layer has no stale buffer"));
   Stale(id, rank_).copy_(payload);
-  Chunk& c = chunks_[s.chunk];
-  if (c.sites.back() == id) IssueChunk(c);
+  Stored(id);
 }
 
 bool DisplacedPatchContext::StoresDirectly(int id) const {
