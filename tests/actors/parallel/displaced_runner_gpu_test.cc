@@ -87,46 +87,40 @@ class DisplacedRunnerGpu : public ::testing::TestWithParam<SyncMode> {
   }
 };
 
+// Every rank's every step of `got` within `bound` (relative) of `want`; prints the errors as
+// metrics labelled `what`.
+void ExpectStepsClose(const Outputs& got, const Outputs& want, double bound, const std::string& what) {
+  for (int r = 0; r < kWorld; ++r) {
+    ASSERT_EQ(got[r].size(), static_cast<size_t>(kSteps)) << what << " rank " << r;
+    ASSERT_EQ(want[r].size(), static_cast<size_t>(kSteps)) << what << " rank " << r;
+    for (int s = 0; s < kSteps; ++s) {
+      const double err = RelativeError(got[r][s], want[r][s]);
+      std::printf("[ metric ] %s rank %d step %d: %.3g\n", what.c_str(), r, s, err);
+      EXPECT_LT(err, bound) << what << " rank " << r << " step " << s;
+    }
+  }
+}
+
 TEST_P(DisplacedRunnerGpu, GraphsEqualEagerAndTheCpu) {
   const SyncMode mode = GetParam();
+  const std::string name(SyncModeName(mode));
   const Outputs cpu = RunGang(/*cuda=*/false, /*graphs=*/false, mode);
   const Outputs eager = RunGang(/*cuda=*/true, /*graphs=*/false, mode);
   const Outputs graphs = RunGang(/*cuda=*/true, /*graphs=*/true, mode);
-  for (int r = 0; r < kWorld; ++r) {
-    ASSERT_EQ(cpu[r].size(), static_cast<size_t>(kSteps));
-    ASSERT_EQ(eager[r].size(), static_cast<size_t>(kSteps));
-    ASSERT_EQ(graphs[r].size(), static_cast<size_t>(kSteps));
-    for (int s = 0; s < kSteps; ++s) {
-      const double to_eager = RelativeError(graphs[r][s], eager[r][s]);
-      const double to_cpu = RelativeError(eager[r][s], cpu[r][s]);
-      std::printf("[ metric ] %s rank %d step %d: graphs vs eager %.3g, GPU vs CPU %.3g\n",
-                  std::string(SyncModeName(mode)).c_str(), r, s, to_eager, to_cpu);
-      EXPECT_LT(to_eager, 1e-5) << "rank " << r << " step " << s;
-      EXPECT_LT(to_cpu, 1e-3) << "rank " << r << " step " << s;
-    }
-  }
+  ExpectStepsClose(graphs, eager, 1e-5, name + " graphs vs eager");
+  ExpectStepsClose(eager, cpu, 1e-3, name + " GPU vs CPU");
 }
 
 // fp16, where the fused group-norm kernels (statistics, combination with the stale packets)
 // run: replays equal eager forwards, and fp16 stays near fp32.
 TEST_P(DisplacedRunnerGpu, HalfGraphsEqualEagerAndStayNearFp32) {
   const SyncMode mode = GetParam();
+  const std::string name(SyncModeName(mode));
   const Outputs fp32 = RunGang(/*cuda=*/true, /*graphs=*/false, mode);
   const Outputs eager = RunGang(/*cuda=*/true, /*graphs=*/false, mode, at::kHalf);
   const Outputs graphs = RunGang(/*cuda=*/true, /*graphs=*/true, mode, at::kHalf);
-  for (int r = 0; r < kWorld; ++r) {
-    ASSERT_EQ(graphs[r].size(), static_cast<size_t>(kSteps));
-    ASSERT_EQ(eager[r].size(), static_cast<size_t>(kSteps));
-    ASSERT_EQ(fp32[r].size(), static_cast<size_t>(kSteps));
-    for (int s = 0; s < kSteps; ++s) {
-      const double to_eager = RelativeError(graphs[r][s], eager[r][s]);
-      const double to_fp32 = RelativeError(eager[r][s], fp32[r][s]);
-      std::printf("[ metric ] fp16 %s rank %d step %d: graphs vs eager %.3g, fp16 vs fp32 %.3g\n",
-                  std::string(SyncModeName(mode)).c_str(), r, s, to_eager, to_fp32);
-      EXPECT_LT(to_eager, 1e-3) << "rank " << r << " step " << s;
-      EXPECT_LT(to_fp32, 3e-2) << "rank " << r << " step " << s;
-    }
-  }
+  ExpectStepsClose(graphs, eager, 1e-3, "fp16 " + name + " graphs vs eager");
+  ExpectStepsClose(eager, fp32, 3e-2, "fp16 " + name + " fp16 vs fp32");
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, DisplacedRunnerGpu,

@@ -10,6 +10,7 @@ namespace {
 
 using testing::Node;
 using testing::Slot;
+using testing::Spec;
 
 // Marks `members` (in rank order) as keeping one gang, over the backend they would get.
 GangRecord Keep(std::vector<ActorSlot*> members) {
@@ -22,19 +23,6 @@ GangRecord Keep(std::vector<ActorSlot*> members) {
   g.channel_backend = ChannelBackendFor(gang);
   for (ActorSlot* m : members) m->kept = g;
   return g;
-}
-
-wire::JobSpec Spec(uint32_t gpus, uint32_t side = 1024, std::string model = "") {
-  wire::JobSpec s;
-  s.prompt = "p";
-  s.width = side;
-  s.height = side;
-  s.steps = 10;
-  s.guidance = 5;
-  s.sampler = "euler";
-  s.gpus = gpus;
-  s.model = std::move(model);
-  return s;
 }
 
 TEST(GangScheduler, PackPrefersTheTightestNode) {

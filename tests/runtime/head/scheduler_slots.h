@@ -1,5 +1,6 @@
-// Actor slots for the scheduler tests (gang_scheduler_test.cc, version_gate_test.cc): stable
-// ids from (node, GPU), so a test can name the actors it expects in a gang.
+// Actor slots and job specs for the scheduler tests (gang_scheduler_test.cc,
+// version_gate_test.cc): stable ids from (node, GPU), so a test can name the actors it expects
+// in a gang.
 #pragma once
 
 #include <array>
@@ -29,6 +30,20 @@ inline ActorSlot Slot(uint8_t node, int gpu, bool idle = true, std::string model
 inline ActorSlot SlotOfMinor(uint8_t node, int gpu, uint8_t minor, std::string model = "sdxl", bool idle = true) {
   ActorSlot s = Slot(node, gpu, idle, std::move(model));
   s.wire_minor = minor;
+  return s;
+}
+
+// A job of `gpus` GPUs (0: auto) at side x side px, 10 Euler steps.
+inline wire::JobSpec Spec(uint32_t gpus, uint32_t side = 1024, std::string model = "") {
+  wire::JobSpec s;
+  s.prompt = std::string("p");  // (a const char* assignment trips a GCC 12 -Wrestrict false positive)
+  s.width = side;
+  s.height = side;
+  s.steps = 10;
+  s.guidance = 5;
+  s.sampler = "euler";
+  s.gpus = gpus;
+  s.model = std::move(model);
   return s;
 }
 

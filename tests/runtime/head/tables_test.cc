@@ -207,8 +207,7 @@ TEST(ActorTable, BreakingAKeptGangClearsItEverywhereAndRecordsIt) {
 
 TEST(ActorTable, AMemberDyingBeforeItsTaskDoneBreaksTheGangTheOthersKept) {
   ActorTable t(100, 3);
-  wire::RegisterActor a{ActorId::Random(), NodeId::Random(), 0, 1, "m", "cuda:0"};
-  wire::RegisterActor b{ActorId::Random(), NodeId::Random(), 1, 2, "m", "cuda:1"};
+  const wire::RegisterActor a = Actor(NodeId::Random(), 0), b = Actor(NodeId::Random(), 1);
   t.Register(a, "pa", 0);
   t.Register(b, "pb", 0);
   const GangRecord gang{GangId::Random(), {a.actor_id, b.actor_id}, "nccl"};
@@ -223,7 +222,7 @@ TEST(ActorTable, AMemberDyingBeforeItsTaskDoneBreaksTheGangTheOthersKept) {
   ASSERT_EQ(broken.size(), 1u);
   EXPECT_EQ(broken[0], gang);
   // A gang without the dead actor is left alone.
-  wire::RegisterActor c{ActorId::Random(), NodeId::Random(), 2, 3, "m", "cuda:2"};
+  const wire::RegisterActor c = Actor(NodeId::Random(), 2);
   t.Register(c, "pc", 0);
   const GangRecord ac{GangId::Random(), {a.actor_id, c.actor_id}, "nccl"};
   const TaskRef u0{JobId::Random(), 0, 0}, u1{u0.job_id, 0, 1};

@@ -12,22 +12,10 @@ namespace {
 
 using testing::Node;
 using testing::SlotOfMinor;
-
-wire::JobSpec Spec(uint32_t gpus, std::string model = "") {
-  wire::JobSpec s;
-  s.prompt = std::string("p");  // (a const char* assignment trips a GCC 12 -Wrestrict false positive)
-  s.width = 1024;
-  s.height = 1024;
-  s.steps = 10;
-  s.guidance = 5;
-  s.sampler = "euler";
-  s.gpus = gpus;
-  s.model = std::move(model);
-  return s;
-}
+using testing::Spec;
 
 wire::JobSpec Rescaled(uint32_t gpus, std::string model = "") {
-  wire::JobSpec s = Spec(gpus, std::move(model));
+  wire::JobSpec s = Spec(gpus, 1024, std::move(model));
   s.guidance_rescale = 0.7;
   return s;
 }

@@ -15,25 +15,14 @@ namespace {
 
 using namespace distri::wire::testing;
 
-JobSpec Minimal() {
-  JobSpec s;
-  s.prompt = "p";
-  s.width = 64;
-  s.height = 64;
-  s.steps = 4;
-  s.guidance = 5;
-  s.sampler = "euler";
-  return s;
-}
-
 TEST(WireFieldVersions, EachVersionedFieldIsNamedWithItsMinorVersion) {
-  EXPECT_TRUE(VersionedFieldsUsed(Minimal()).empty());
-  EXPECT_EQ(MinorVersionNeeded(Minimal()), 0);
+  EXPECT_TRUE(VersionedFieldsUsed(MinimalJobSpec()).empty());
+  EXPECT_EQ(MinorVersionNeeded(MinimalJobSpec()), 0);
   const std::vector<VersionedField> all = {
       {"sync_mode", 2}, {"warmup_steps", 2}, {"preview_every", 3}, {"guidance_rescale", 4}};
   EXPECT_EQ(VersionedFieldsUsed(SampleJobSpec()), all);
   EXPECT_EQ(MinorVersionNeeded(SampleJobSpec()), 4);
-  JobSpec s = Minimal();
+  JobSpec s = MinimalJobSpec();
   s.warmup_steps = 0;  // set, even to 0: an older peer would use its own default
   EXPECT_EQ(MinorVersionNeeded(s), 2);
   s.preview_every = 1;
@@ -68,8 +57,8 @@ TEST(WireFieldVersions, EveryJobSpecFieldAfterMinorOneIsListed) {
 }
 
 TEST(WireFieldVersions, APeerTooOldIsNamedWithItsVersion) {
-  EXPECT_TRUE(CheckPeerKnowsFields(Minimal(), 0, "the head").ok());
-  JobSpec s = Minimal();
+  EXPECT_TRUE(CheckPeerKnowsFields(MinimalJobSpec(), 0, "the head").ok());
+  JobSpec s = MinimalJobSpec();
   s.guidance_rescale = 0.7;
   EXPECT_TRUE(CheckPeerKnowsFields(s, 4, "the head").ok());
   EXPECT_ERROR(CheckPeerKnowsFields(s, 3, "the head at tcp://h:1"), kFailedPrecondition,

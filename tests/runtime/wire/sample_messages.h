@@ -76,18 +76,23 @@ inline SubmitJob SampleSubmitJob() { return {SampleJobSpec()}; }
 inline JobAccepted SampleJobAccepted() { return {TestJobId(), 424242, 5}; }
 inline GetJob SampleGetJob() { return {TestJobId(), /*with_preview=*/true}; }
 
+// A spec with only the required fields set (every optional one absent).
+inline JobSpec MinimalJobSpec() {
+  JobSpec s;
+  s.prompt = "a lighthouse at dawn";
+  s.width = 1024;
+  s.height = 1024;
+  s.steps = 30;
+  s.guidance = 5;
+  s.sampler = "default";
+  return s;
+}
+
 // Three specs: the full sample, one with only the required fields, one with other values.
 inline SubmitJobs SampleSubmitJobs() {
   SubmitJobs m;
   m.jobs.push_back(SampleJobSpec());
-  JobSpec minimal;
-  minimal.prompt = "a lighthouse at dawn";
-  minimal.width = 1024;
-  minimal.height = 1024;
-  minimal.steps = 30;
-  minimal.guidance = 5;
-  minimal.sampler = "default";
-  m.jobs.push_back(minimal);
+  m.jobs.push_back(MinimalJobSpec());
   JobSpec other = SampleJobSpec();
   other.prompt = "a red fox";
   other.seed = 7;
