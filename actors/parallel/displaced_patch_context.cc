@@ -88,6 +88,7 @@ void DisplacedPatchContext::EndStep() {
   if (registering_) {
     if (open_chunk_ >= 0) CloseChunk();
     registering_ = false;
+    AllocateDeferredChunks();
   }
   for (Chunk& c : chunks_) {
     if (!c.handle.valid()) continue;
@@ -174,18 +175,13 @@ void DisplacedPatchContext::Stored(int id) {
   if (c.sites.back() == id) IssueChunk(c);
 }
 
-at::Tensor DisplacedPatchContext::ZeroRows(const at::Tensor& x, int64_t rows) {
-  const bool channels_last = IsChannelsLast(x);
-  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
-  shape[2] = rows;
+at::Tensor DisplacedPatchContext::ZeroRows(const at::Tensor& like, int64_t dim, int64_t rows) {
+  std::vector<int64_t> shape(like.sizes().begin(), like.sizes().end());
+  shape[dim] = rows;
   for (const at::Tensor& z : zero_rows_) {
-    if (z.sizes().equals(shape) && z.scalar_type() == x.scalar_type() && z.device() == x.device() &&
-        IsChannelsLast(z) == channels_last) {
-      return z;
-    }
+    if (z.sizes().equals(shape) && z.scalar_type() == like.scalar_type() && z.device() == like.device()) return z;
   }
-  zero_rows_.push_back(at::zeros(shape, x.options().memory_format(channels_last ? at::MemoryFormat::ChannelsLast
-                                                                                  : at::MemoryFormat::Contiguous)));
+  zero_rows_.push_back(at::zeros(shape, like.options().memory_format(at::MemoryFormat::Contiguous)));
   return zero_rows_.back();
 }
 
@@ -194,14 +190,51 @@ void DisplacedPatchContext::CloseChunk() {
   open_chunk_ = -1;
   c.slot_base.assign(layout_.world_size(), 0);
   for (int r = 1; r < layout_.world_size(); ++r) c.slot_base[r] = c.slot_base[r - 1] + c.slot_bytes[r - 1];
-  const int64_t total = c.slot_base.back() + c.slot_bytes.back();
   const Site& first = sites_[c.sites.front()];
-  c.buffer = at::zeros({total}, first.pending.options().dtype(at::kByte));
+  // Collective memory is registered once, for all chunks, when the first step ends (no
+  // registration while this step's exchanges are in flight; one window instead of one a chunk).
+  if (options_.collective_memory) return;
+  FillAndIssue(c, at::zeros({ChunkBytes(c)}, first.pending.options().dtype(at::kByte)));
+}
+
+int64_t DisplacedPatchContext::ChunkBytes(const Chunk& c) const { return c.slot_base.back() + c.slot_bytes.back(); }
+
+void DisplacedPatchContext::FillAndIssue(Chunk& c, at::Tensor buffer) {
+  c.buffer = std::move(buffer);
   for (int id : c.sites) {
     Stale(id, rank_).copy_(sites_[id].pending);
     sites_[id].pending = at::Tensor();
   }
   IssueChunk(c);
+}
+
+void DisplacedPatchContext::AllocateDeferredChunks() {
+  int64_t total = 0;
+  std::vector<int> deferred;
+  for (int i = 0; i < static_cast<int>(chunks_.size()); ++i) {
+    if (chunks_[i].buffer.defined()) continue;
+    deferred.push_back(i);
+    total += ChunkBytes(chunks_[i]);
+  }
+  if (deferred.empty()) return;
+  const at::TensorOptions options = sites_[chunks_[deferred.front()].sites.front()].pending.options().dtype(at::kByte);
+  at::Tensor block;
+  auto memory = channel_.AllocateCollectiveMemory(static_cast<size_t>(total));
+  if (!memory.ok()) Fail(memory.status().WithContext("patch parallelism: stale buffers"));
+  if (std::shared_ptr<void> m = std::move(memory).value()) {
+    void* data = m.get();
+    block = at::from_blob(data, {total}, [m](void*) {}, options);
+    block.zero_();
+    collective_bytes_ = total;
+  } else {
+    block = at::zeros({total}, options);
+  }
+  int64_t offset = 0;  // the same on every rank: the layout follows from the plan
+  for (int i : deferred) {
+    const int64_t bytes = ChunkBytes(chunks_[i]);
+    FillAndIssue(chunks_[i], block.narrow(0, offset, bytes));
+    offset += bytes;
+  }
 }
 
 void DisplacedPatchContext::IssueChunk(Chunk& c) {
@@ -264,26 +297,28 @@ at::Tensor DisplacedPatchContext::Conv2d(const model::LayerSite& site, const mod
     return at::conv2d(SliceFullInput(site, x, pad), conv.weight, conv.bias, strides, paddings);
   }
   const int64_t batch = x.size(0), channels = x.size(1), rows = x.size(2), width = x.size(3);
-  // Payload: the strip's top and bottom `pad` rows (same shape on every rank), stored in x's
-  // memory order - [B, 2 pad, W, C] for a channels-last x, [B, C, 2 pad, W] otherwise - so that
-  // writing it and reading the neighbours' rows are plain copies in x's format, and the padded
-  // strip below is one concatenation of tensors of one format. `as_nchw` views a payload
-  // logically as [B, C, 2 pad, W]. Not needed by a displaced step that does not refresh
-  // (no_sync); a displaced step that refreshes writes it straight into its slot.
+  // Everything below works on `xs`, x viewed in its memory order with the rows at dim `rd`:
+  // [B, rows, W, C] (dim 1) for a channels-last x, [B, C, rows, W] (dim 2) otherwise. Both are
+  // contiguous, so the payload writes and the padded strip's concatenation are concatenations
+  // of contiguous tensors (ATen's fast batched-copy kernels; a dim-2 concatenation of
+  // channels-last tensors takes the slow generic kernel: +40 ms a job at 1024 px on 4 GPUs).
+  // Payload: the strip's top and bottom `pad` rows (same shape on every rank), [B, 2 pad, W, C]
+  // or [B, C, 2 pad, W]. Not needed by a displaced step that does not refresh (no_sync); a
+  // displaced step that refreshes writes it straight into its slot.
   const bool cl = IsChannelsLast(x);
+  const at::Tensor xs = cl ? x.permute({0, 2, 3, 1}) : x;
+  const int64_t rd = cl ? 1 : 2;
   const std::vector<int64_t> shape =
       cl ? std::vector<int64_t>{batch, 2 * pad, width, channels} : std::vector<int64_t>{batch, channels, 2 * pad, width};
-  auto as_nchw = [cl](const at::Tensor& t) { return cl ? t.permute({0, 3, 1, 2}) : t; };
   const int id = SiteId(site, x.scalar_type(), std::vector<std::vector<int64_t>>(layout_.world_size(), shape));
-  const std::vector<at::Tensor> edge_rows{x.narrow(2, 0, pad), x.narrow(2, rows - pad, pad)};
-  at::Tensor payload;  // as stored (x's memory order), contiguous
+  const std::vector<at::Tensor> edge_rows{xs.narrow(rd, 0, pad), xs.narrow(rd, rows - pad, pad)};
+  at::Tensor payload;  // contiguous, in xs's order
   const bool direct = StoresDirectly(id);
   if (direct) {
-    at::Tensor slot = as_nchw(Stale(id, rank_));
-    at::cat_out(slot, edge_rows, 2);
+    at::Tensor slot = Stale(id, rank_);
+    at::cat_out(slot, edge_rows, rd);
   } else if (synchronous_ || refresh_) {
-    at::Tensor rows_nchw = at::cat(edge_rows, 2);
-    payload = cl ? rows_nchw.permute({0, 2, 3, 1}).contiguous() : rows_nchw.contiguous();
+    payload = at::cat(edge_rows, rd);
   }
   const bool has_top = strip_ > 0, has_bottom = strip_ + 1 < layout_.patch_ranks;
   const int top_rank = layout_.gang_rank(group_, strip_ - 1), bottom_rank = layout_.gang_rank(group_, strip_ + 1);
@@ -292,19 +327,18 @@ at::Tensor DisplacedPatchContext::Conv2d(const model::LayerSite& site, const mod
     std::vector<int64_t> all_shape{layout_.world_size()};
     all_shape.insert(all_shape.end(), shape.begin(), shape.end());
     at::Tensor all = GatherNow(site, id, payload).view(all_shape);
-    if (has_top) top = as_nchw(all[top_rank]).narrow(2, pad, pad);
-    if (has_bottom) bottom = as_nchw(all[bottom_rank]).narrow(2, 0, pad);
+    if (has_top) top = all[top_rank].narrow(rd, pad, pad);
+    if (has_bottom) bottom = all[bottom_rank].narrow(rd, 0, pad);
   } else {
-    if (has_top) top = as_nchw(Stale(id, top_rank)).narrow(2, pad, pad);
-    if (has_bottom) bottom = as_nchw(Stale(id, bottom_rank)).narrow(2, 0, pad);
+    if (has_top) top = Stale(id, top_rank).narrow(rd, pad, pad);
+    if (has_bottom) bottom = Stale(id, bottom_rank).narrow(rd, 0, pad);
   }
   // The halo replaces the vertical zero padding (zeros at the image's top and bottom): one
-  // concatenation kernel of tensors all in x's memory format.
-  at::Tensor padded = at::cat({top.defined() ? top : ZeroRows(x, pad), x, bottom.defined() ? bottom : ZeroRows(x, pad)},
-                              2);
-  if (cl && !padded.is_contiguous(at::MemoryFormat::ChannelsLast)) {
-    padded = padded.contiguous(at::MemoryFormat::ChannelsLast);  // not expected: cat keeps its inputs' format
-  }
+  // concatenation kernel; viewed back as [B, C, rows + 2 pad, W] in x's memory format.
+  at::Tensor padded = at::cat({top.defined() ? top : ZeroRows(xs, rd, pad), xs,
+                               bottom.defined() ? bottom : ZeroRows(xs, rd, pad)},
+                              rd);
+  if (cl) padded = padded.permute({0, 3, 1, 2});
   if (direct) {
     Stored(id);
   } else {

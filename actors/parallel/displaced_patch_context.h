@@ -104,6 +104,13 @@ struct DisplacedOptions {
   SyncMode mode = SyncMode::kCorrectedAsyncGn;
   bool naive = false;                 // naive_patch: no exchange
   int64_t chunk_bytes = int64_t{32} << 20;  // stale-buffer size that closes a chunk (per rank)
+  // Stale buffers in the channel's collective memory (Channel::AllocateCollectiveMemory: one
+  // NCCL symmetric window for all of them, registered when the first step ends; all-gathers
+  // into it run on the copy engines under a zero CTA policy) where the channel has it;
+  // LibTorch's allocator otherwise. Not counted by LibTorch's memory statistics:
+  // collective_bytes() reports it. The first step's exchanges then start at its end instead of
+  // overlapping its forward.
+  bool collective_memory = false;
 };
 
 class DisplacedPatchContext : public model::LayerContext {
@@ -133,6 +140,8 @@ class DisplacedPatchContext : public model::LayerContext {
 
   // Bytes of the stale buffers (every rank's slots), 0 before the first step ends.
   int64_t stale_bytes() const;
+  // The part of stale_bytes() in the channel's collective memory (outside LibTorch's allocator).
+  int64_t collective_bytes() const { return collective_bytes_; }
   int64_t num_chunks() const { return static_cast<int64_t>(chunks_.size()); }
   const Status& status() const { return status_; }
 
@@ -167,11 +176,18 @@ class DisplacedPatchContext : public model::LayerContext {
   bool StoresDirectly(int site) const;
   // After a layer wrote its slot directly: issues its chunk when it is the chunk's last layer.
   void Stored(int site);
-  // Zeros of x's shape with `rows` rows (dim 2), dtype, device and memory format: the halo of a
-  // strip at the image's top or bottom. Made once per shape and kept (stable between CUDA graph
-  // replays; the first step of each phase runs eagerly, so none is made while capturing).
-  at::Tensor ZeroRows(const at::Tensor& x, int64_t rows);
+  // Contiguous zeros of `like`'s shape with `rows` at dim `dim`, its dtype and device: the halo
+  // of a strip at the image's top or bottom. Made once per shape and kept (stable between CUDA
+  // graph replays; the first step of each phase runs eagerly, so none is made while capturing).
+  at::Tensor ZeroRows(const at::Tensor& like, int64_t dim, int64_t rows);
+  // Lays out the open chunk's slots; allocates its buffer, fills it with its layers' pending
+  // payloads and issues it, unless collective memory defers that to AllocateDeferredChunks.
   void CloseChunk();
+  int64_t ChunkBytes(const Chunk& c) const;
+  void FillAndIssue(Chunk& c, at::Tensor buffer);
+  // End of the first step: one block of collective memory (or LibTorch memory where the
+  // channel has none) for every chunk not allocated yet; fills and issues them.
+  void AllocateDeferredChunks();
   void IssueChunk(Chunk& chunk);
   // Synchronous all-gather of one payload over the gang (per-rank shapes from the site).
   at::Tensor GatherNow(const model::LayerSite& site, int id, const at::Tensor& payload);
@@ -201,6 +217,7 @@ class DisplacedPatchContext : public model::LayerContext {
   std::vector<Chunk> chunks_;
   int open_chunk_ = -1;
   std::vector<at::Tensor> zero_rows_;  // ZeroRows' cache
+  int64_t collective_bytes_ = 0;
   Status status_;
 };
 

@@ -1,5 +1,6 @@
 #include "actors/parallel/displaced_unet_runner.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -7,6 +8,7 @@
 
 #ifdef DISTRI_HAVE_CUDA
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
 
@@ -181,6 +183,12 @@ Result<at::Tensor> DisplacedUNetRunner::Forward(int step, const at::Tensor& inpu
         // Both phases share one memory pool: they are captured and replayed in the same order
         // and never overlap.
         const Phase& other = phases_[synchronous ? 1 : 0];
+        // LibTorch captures only on a non-default stream; a caller on the default stream gets
+        // the capture on a pool stream, and the replays below run on its own stream as usual.
+        std::optional<c10::cuda::CUDAStreamGuard> capture_stream;
+        if (c10::cuda::getCurrentCUDAStream() == c10::cuda::getDefaultCUDAStream()) {
+          capture_stream.emplace(c10::cuda::getStreamFromPool());
+        }
         if (other.graph) {
           graph->capture_begin(other.graph->pool(), cudaStreamCaptureModeThreadLocal);
         } else {
@@ -188,6 +196,7 @@ Result<at::Tensor> DisplacedUNetRunner::Forward(int step, const at::Tensor& inpu
         }
         phase.output = ForwardOnce(synchronous, phase.input, phase.timestep);
         graph->capture_end();
+        capture_stream.reset();
         phase.graph = std::move(graph);
       }
       phase.input.copy_(input);

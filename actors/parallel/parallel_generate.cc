@@ -86,6 +86,7 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
     runner_options.warmup_steps = options.warmup_steps;
     runner_options.cuda_graphs = options.cuda_graphs;
     runner_options.context.chunk_bytes = options.comm_chunk_bytes;
+    runner_options.context.collective_memory = options.collective_memory;
   }
 
   ResetPeakMemory(device);
@@ -180,7 +181,7 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
     stats->layout = layout;
     stats->stale_bytes = tensor ? 0 : runner_->stale_bytes();
     for (int phase = 0; phase < 2 && !tensor; ++phase) stats->graph_nodes[phase] = runner_->graph_nodes(phase);
-    stats->peak_denoise_bytes = PeakAllocatedBytes(device);
+    stats->peak_denoise_bytes = PeakAllocatedBytes(device) + (tensor ? 0 : runner_->collective_bytes());
   }
   t0 = std::chrono::steady_clock::now();
   if (channel && world > 1 && options.parallel_vae) {

@@ -33,6 +33,10 @@ struct ParallelOptions {
   bool split_cfg = true;    // CFG halves on the two halves of an even gang
   bool cuda_graphs = true;  // CUDA devices only
   int64_t comm_chunk_bytes = int64_t{32} << 20;
+  // Stale buffers in the group channel's collective memory (DisplacedOptions::collective_memory:
+  // NCCL symmetric windows; their all-gathers run on the copy engines when the channel's CTA
+  // policy is zero). Off by default until measured: docs/perf/parallel-sdxl.md.
+  bool collective_memory = false;
   // Decode the VAE split across the gang (parallel_decode.h; exact) instead of on rank 0 alone.
   bool parallel_vae = true;
   // Optional: makes this rank's channel among the `size` ranks of its CFG group (`rank` = its
@@ -64,7 +68,8 @@ struct ParallelStats {
   GangLayout layout;
   int64_t stale_bytes = 0;  // this rank's stale-activation buffers
   // Peak bytes LibTorch allocated on this rank's device from the job's start to the end of
-  // the denoising loop (before the VAE decode; CUDA only, else 0).
+  // the denoising loop (before the VAE decode; CUDA only, else 0), plus the stale buffers held
+  // in collective memory (outside LibTorch's allocator).
   int64_t peak_denoise_bytes = 0;
   // Nodes of the patch runner's captured graphs (synchronous, displaced phase); zeros for
   // tensor parallelism, eager runs and CPU devices.

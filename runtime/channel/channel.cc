@@ -63,6 +63,12 @@ Handle Channel::RecvAsync(Buffer data, int peer, uint32_t tag, void* stream) {
 
 Handle Channel::BarrierAsync() { return DoBarrier(); }
 
+Result<std::shared_ptr<void>> Channel::AllocateCollectiveMemory(size_t bytes) {
+  if (bytes == 0) return Status::InvalidArgument("AllocateCollectiveMemory: 0 bytes");
+  if (Status s = status(); !s.ok()) return s;
+  return std::shared_ptr<void>();
+}
+
 void Channel::Abort(std::string_view reason) {
   DoAbort(reason.empty() ? std::string_view("no reason given") : reason);
 }

@@ -43,6 +43,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -70,6 +71,10 @@ struct ChannelOptions {
   // UCX only: the transports to use (UCX_TLS syntax, e.g. "tcp,self"). Empty: UCX's own
   // configuration (the UCX_TLS environment variable, else all transports).
   std::string ucx_transports;
+  // NCCL only: the communicator's CTA policy is NCCL_CTA_POLICY_ZERO, so that all-gathers into
+  // collective memory (AllocateCollectiveMemory) run on the copy engines and leave every SM to
+  // compute; other operations keep their kernels. NCCL_CTA_POLICY in the environment overrides it.
+  bool nccl_zero_sm = false;
   // NCCL only: the address of this rank's failure monitor, a TCP side channel to every peer
   // that carries Abort and notices dead processes (NCCL cannot: see nccl/nccl_channel.h). It
   // must be reachable from the other ranks. Empty: this host's name (gethostname).
@@ -126,6 +131,21 @@ class Channel {
   void Abort(std::string_view reason);
 
   std::chrono::milliseconds op_timeout() const { return op_timeout_; }
+
+  // Collective memory: `bytes` of memory on this rank's device that this backend's all-gathers
+  // move without SM work where it can. NCCL: ncclMemAlloc'd and registered as a symmetric
+  // window (ncclCommWindowRegister, NCCL_WIN_COLL_SYMMETRIC), so that an in-place AllGather
+  // whose receive buffer starts at the same offset of such memory on every rank runs on the
+  // copy engines when the communicator's CTA policy is zero (ChannelOptions::nccl_zero_sm, or
+  // NCCL_CTA_POLICY=2); without that policy NCCL still uses its symmetric-memory kernels.
+  // Collective: every rank calls it with the same `bytes`, in the same order. The memory lives
+  // until its last owner lets go; the deleter waits for the device to finish its work, then
+  // deregisters and frees it (give it up on every rank: drop the allocations in the same order).
+  // Backends without such memory (local, UCX), and the NCCL backend when the communicator has no
+  // symmetric-memory support (no NVLink between all ranks, NCCL_WIN_ENABLE=0), return a null
+  // pointer: allocate ordinary memory then. Errors: InvalidArgument (bytes == 0), the
+  // channel's failure, OutOfMemory.
+  virtual Result<std::shared_ptr<void>> AllocateCollectiveMemory(size_t bytes);
 
  protected:
   explicit Channel(std::chrono::milliseconds op_timeout) : op_timeout_(op_timeout) {}

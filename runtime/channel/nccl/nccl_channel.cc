@@ -49,6 +49,13 @@ class NcclChannel final : public Channel {
   }
   Status status() const override { return comm_->failure(); }
 
+  Result<std::shared_ptr<void>> AllocateCollectiveMemory(size_t bytes) override {
+    if (bytes == 0) return Status::InvalidArgument("AllocateCollectiveMemory: 0 bytes" + Where());
+    auto memory = comm_->AllocateWindow(bytes);
+    if (!memory.ok()) return memory.status().WithContext("AllocateCollectiveMemory" + Where());
+    return memory;
+  }
+
  protected:
   Handle DoAllGather(ConstBuffer send, Buffer recv, void* stream) override {
     const std::string what = Describe("all_gather", send);
@@ -211,7 +218,8 @@ Result<std::unique_ptr<Channel>> MakeNcclChannel(int rank, int world_size, Rende
     if (!m.ok()) return m.status().WithContext(where);
     monitor = std::move(m).value();
   }
-  auto comm = NcclComm::Create(id, rank, world_size, device, options.op_timeout, deadline);
+  auto comm = NcclComm::Create(id, rank, world_size, device, options.op_timeout, deadline,
+                               options.nccl_zero_sm);
   if (!comm.ok()) return comm.status().WithContext(where);
   std::shared_ptr<NcclComm> c = std::move(comm).value();
   auto channel = std::make_unique<NcclChannel>(c, std::move(monitor), options);

@@ -29,7 +29,7 @@ NcclComm::NcclComm(int rank, int world_size, int device, std::chrono::millisecon
 Result<std::shared_ptr<NcclComm>> NcclComm::Create(const ncclUniqueId& id, int rank,
                                                    int world_size, int device,
                                                    std::chrono::milliseconds op_timeout,
-                                                   Clock::time_point deadline) {
+                                                   Clock::time_point deadline, bool zero_sm) {
   DeviceScope scope(device);
   DISTRI_RETURN_IF_ERROR(scope.status());
   std::shared_ptr<NcclComm> c(new NcclComm(rank, world_size, device, op_timeout));
@@ -45,6 +45,7 @@ Result<std::shared_ptr<NcclComm>> NcclComm::Create(const ncclUniqueId& id, int r
 
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0;
+  if (zero_sm) config.CTAPolicy = NCCL_CTA_POLICY_ZERO;
   ncclResult_t r = ncclCommInitRankConfig(&c->comm_, world_size, id, rank, &config);
   int round = 0;
   while (r == ncclInProgress) {
@@ -385,6 +386,59 @@ Status NcclComm::WarmUp(Clock::time_point deadline) {
   handles.push_back(Barrier("wire-up barrier on rank " + std::to_string(rank_)));
   for (Handle& h : handles) DISTRI_RETURN_IF_ERROR(h.Wait(TimeLeft(deadline)));
   return Status::Ok();
+}
+
+Result<std::shared_ptr<void>> NcclComm::AllocateWindow(size_t bytes) {
+  std::unique_lock<std::mutex> lock(mu_);
+  DeviceScope scope(device_);
+  if (Status f = failure(); !f.ok()) return f;
+  if (comm_ == nullptr) return Status::Aborted("nccl channel: the communicator is gone");
+  const std::string what = "collective memory of " + std::to_string(bytes) + " bytes on rank " +
+                           std::to_string(rank_);
+  void* ptr = nullptr;
+  if (const ncclResult_t r = ncclMemAlloc(&ptr, bytes); r != ncclSuccess) {
+    if (r == ncclSystemError || r == ncclUnhandledCudaError) {
+      return Status::OutOfMemory("ncclMemAlloc: " + what + " (" + ncclGetErrorString(r) + ")");
+    }
+    return NcclError("ncclMemAlloc", r, comm_).WithContext(what);
+  }
+  ncclWindow_t window = nullptr;
+  // On a non-blocking communicator the registration may go on after the call returns
+  // ncclSuccess (the window stays null until then): poll the communicator's state either way.
+  const ncclResult_t call = ncclCommWindowRegister(comm_, ptr, bytes, &window, NCCL_WIN_COLL_SYMMETRIC);
+  const Status registered = AwaitLocked(call == ncclSuccess ? ncclInProgress : call,
+                                        "ncclCommWindowRegister (" + what + ")", Clock::now() + op_timeout_);
+  if (!registered.ok() || window == nullptr) {
+    ncclMemFree(ptr);
+    // No symmetric-memory support is not an error: the caller uses ordinary memory. A
+    // channel that failed (a peer missing, an abort) reports that.
+    if (Status f = failure(); !f.ok()) return f;
+    if (registered.code() == StatusCode::kDeadlineExceeded) {
+      FailLocked(registered, /*local=*/true);
+      return registered;
+    }
+    DISTRI_LOG(INFO) << "nccl channel of rank " << rank_ << ": no symmetric memory ("
+                     << (registered.ok() ? std::string("no window") : registered.message())
+                     << "); collective memory falls back to ordinary allocations";
+    return std::shared_ptr<void>();
+  }
+  std::weak_ptr<NcclComm> weak = weak_from_this();
+  const int device = device_;
+  return std::shared_ptr<void>(ptr, [weak, window, device](void* p) {
+    DeviceScope scope(device);
+    cudaDeviceSynchronize();  // kernels and copies may still read or write it
+    if (auto c = weak.lock()) c->DeregisterWindow(window);
+    ncclMemFree(p);
+  });
+}
+
+void NcclComm::DeregisterWindow(ncclWindow_t window) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (comm_ == nullptr || !failure().ok()) return;  // destroyed or aborted: windows went with it
+  const ncclResult_t call = ncclCommWindowDeregister(comm_, window);
+  const Status s = AwaitLocked(call == ncclSuccess ? ncclInProgress : call, "ncclCommWindowDeregister",
+                               Clock::now() + op_timeout_);
+  if (!s.ok()) DISTRI_LOG(WARNING) << "nccl channel of rank " << rank_ << ": " << s.message();
 }
 
 bool NcclComm::Shutdown(const std::string& reason) {

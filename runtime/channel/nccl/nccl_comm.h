@@ -37,9 +37,10 @@ class NcclComm : public std::enable_shared_from_this<NcclComm> {
   // Creates the communication stream (non-blocking, highest priority) on `device` and the
   // non-blocking communicator (ncclCommInitRankConfig, blocking = 0), polling until it is
   // ready. DeadlineExceeded (and the half-made communicator aborted) when `deadline` passes.
+  // zero_sm: the communicator's CTA policy is NCCL_CTA_POLICY_ZERO (ChannelOptions::nccl_zero_sm).
   static Result<std::shared_ptr<NcclComm>> Create(const ncclUniqueId& id, int rank, int world_size,
                                                   int device, std::chrono::milliseconds op_timeout,
-                                                  Clock::time_point deadline);
+                                                  Clock::time_point deadline, bool zero_sm = false);
   ~NcclComm();
   NcclComm(const NcclComm&) = delete;
   NcclComm& operator=(const NcclComm&) = delete;
@@ -70,6 +71,13 @@ class NcclComm : public std::enable_shared_from_this<NcclComm> {
   Handle Barrier(std::string what);
   // Launches the queued Sends/Recvs as one group. Errors also fail the queued operations.
   Status Flush();
+
+  // Channel::AllocateCollectiveMemory: ncclMemAlloc + ncclCommWindowRegister (symmetric),
+  // polled to completion within op_timeout. A null pointer when the communicator has no
+  // symmetric-memory support. The deleter synchronizes the device, deregisters the window
+  // (skipped once the communicator is gone: destroying or aborting it releases its windows)
+  // and frees the memory.
+  Result<std::shared_ptr<void>> AllocateWindow(size_t bytes);
 
   // Non-blocking check of ncclCommGetAsyncError (skipped when another thread holds the
   // lock: it polls the same error). An error fails the channel with Unavailable.
@@ -114,6 +122,7 @@ class NcclComm : public std::enable_shared_from_this<NcclComm> {
   void FailPendingLocked(const Status& status);
   void SettleInflightLocked(const Status& status);
   void AbortCommLocked();
+  void DeregisterWindow(ncclWindow_t window);
   // Polls a non-blocking NCCL call's result until it is no longer ncclInProgress.
   Status AwaitLocked(ncclResult_t result, const std::string& call, Clock::time_point deadline);
   Status FlushLocked();

@@ -35,7 +35,10 @@ constexpr int64_t kHeight = 20, kWidth = 12;  // strips of 12 and 8 latent rows
 // Every rank's output of every step.
 using Outputs = std::vector<std::vector<at::Tensor>>;
 
-Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at::kFloat) {
+// collective_memory: the stale buffers in one NCCL symmetric window, the channel with a zero CTA
+// policy (all-gathers on the copy engines).
+Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at::kFloat,
+                bool collective_memory = false) {
   const UNetInputs in = MakeInputs(/*text_time=*/true, /*batch=*/1, kHeight, kWidth);
   Outputs outs(kWorld);
   channel::MemoryRendezvous rendezvous;
@@ -44,7 +47,9 @@ Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at
     std::optional<c10::cuda::CUDAGuard> device_guard;
     if (cuda) device_guard.emplace(static_cast<c10::DeviceIndex>(r));
     const c10::Device device = cuda ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(r)) : c10::Device(c10::kCPU);
-    auto ch = cuda ? channel::MakeChannel(channel::Backend::kNccl, r, kWorld, rendezvous)
+    channel::ChannelOptions co;
+    co.nccl_zero_sm = collective_memory;
+    auto ch = cuda ? channel::MakeChannel(channel::Backend::kNccl, r, kWorld, rendezvous, co)
                    : LocalRank(r, kWorld, rendezvous);
     ASSERT_TRUE(ch.ok()) << ch.status().ToString();
     // As the pipeline loads a model on a GPU: weights moved, projections fused, channels-last
@@ -57,6 +62,7 @@ Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at
     o.warmup_steps = 1;
     o.cuda_graphs = graphs;
     o.context.mode = mode;
+    o.context.collective_memory = collective_memory;
     auto runner = DisplacedUNetRunner::Create(unet, ch->get(), GangLayout{1, kWorld}, kHeight, kWidth, o);
     ASSERT_TRUE(runner.ok()) << runner.status().ToString();
     std::optional<model::UNetAddedConditions> added;
@@ -121,6 +127,16 @@ TEST_P(DisplacedRunnerGpu, HalfGraphsEqualEagerAndStayNearFp32) {
   const Outputs graphs = RunGang(/*cuda=*/true, /*graphs=*/true, mode, at::kHalf);
   ExpectStepsClose(graphs, eager, 1e-3, "fp16 " + name + " graphs vs eager");
   ExpectStepsClose(eager, fp32, 3e-2, "fp16 " + name + " fp16 vs fp32");
+}
+
+// fp16 with the stale buffers in collective memory: graph replays give the same bits as eager
+// forwards with ordinary buffers (the exchange moves the same bytes, by the copy engines).
+TEST_P(DisplacedRunnerGpu, CollectiveMemoryGivesTheSameBits) {
+  const SyncMode mode = GetParam();
+  const std::string name(SyncModeName(mode));
+  const Outputs plain = RunGang(/*cuda=*/true, /*graphs=*/false, mode, at::kHalf);
+  const Outputs collective = RunGang(/*cuda=*/true, /*graphs=*/true, mode, at::kHalf, /*collective_memory=*/true);
+  ExpectStepsClose(collective, plain, 1e-12, "fp16 " + name + " collective memory vs plain");
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, DisplacedRunnerGpu,

@@ -106,14 +106,16 @@ INSTANTIATE_TEST_SUITE_P(
 // Channels-last strips (the GPU layout) keep their halo rows in that memory order in the
 // exchange buffers and write their own rows and K/V straight into them in displaced steps: the
 // same forwards as contiguous strips, step after step (one synchronous step, then displaced
-// ones reading the stale buffers), on even and uneven strips, in two sync modes.
+// ones reading the stale buffers), on even and uneven strips, in two sync modes. Stale buffers
+// laid out for collective memory (all chunks allocated and issued when the first step ends; the
+// local channel has none, so one LibTorch block), in many small chunks, give the same bits.
 TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
   struct Shape { int world; int64_t height; SyncMode mode; } shapes[] = {
       {2, 20, SyncMode::kCorrectedAsyncGn}, {3, 16, SyncMode::kCorrectedAsyncGn}, {2, 16, SyncMode::kStaleGn}};
   for (const Shape& sh : shapes) {
     const int64_t width = 12;
     const Inputs in = MakeInputs(/*text_time=*/true, /*batch=*/1, sh.height, width);
-    auto run = [&](bool channels_last) {
+    auto run = [&](bool channels_last, bool collective_memory = false) {
       std::vector<std::vector<at::Tensor>> outs(sh.world);
       channel::MemoryRendezvous rendezvous;
       OnRankThreads(sh.world, [&](int r) {
@@ -124,6 +126,8 @@ TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
         o.warmup_steps = 1;
         o.context.mode = sh.mode;
         o.channels_last = channels_last;
+        o.context.collective_memory = collective_memory;
+        if (collective_memory) o.context.chunk_bytes = 2048;
         auto runner = DisplacedUNetRunner::Create(RandomUNet(TinyXlConfig(), /*fused=*/true), ch->get(),
                                                   GangLayout{1, sh.world}, sh.height, width, o);
         ASSERT_TRUE(runner.ok()) << runner.status().ToString();
@@ -141,13 +145,16 @@ TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
       });
       return outs;
     };
-    const auto contiguous = run(false), channels_last = run(true);
+    const auto contiguous = run(false), channels_last = run(true), collective = run(true, true);
     for (int r = 0; r < sh.world; ++r) {
       ASSERT_EQ(contiguous[r].size(), 4u);
       ASSERT_EQ(channels_last[r].size(), 4u);
+      ASSERT_EQ(collective[r].size(), 4u);
       for (int step = 0; step < 4; ++step) {
         EXPECT_LT(RelativeError(channels_last[r][step], contiguous[r][step]), 1e-5)
             << "world " << sh.world << " height " << sh.height << " rank " << r << " step " << step;
+        EXPECT_TRUE(at::equal(collective[r][step], channels_last[r][step]))
+            << "collective memory: world " << sh.world << " height " << sh.height << " rank " << r << " step " << step;
       }
     }
   }

@@ -94,6 +94,20 @@ TEST(LocalChannel, MismatchedCollectivesFailOnEveryRank) {
   OnEveryRank(gang, [](std::unique_ptr<Channel>& ch) { EXPECT_TRUE(ch->Barrier().ok()); });
 }
 
+// The local backend has no collective memory: a null pointer (callers allocate as usual); a
+// zero size is refused, and an aborted channel reports its failure.
+TEST(LocalChannel, HasNoCollectiveMemory) {
+  auto gang = Gang(2);
+  auto none = gang[0]->AllocateCollectiveMemory(1 << 20);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ(nullptr, none->get());
+  const Status zero = gang[1]->AllocateCollectiveMemory(0).status();
+  EXPECT_EQ(StatusCode::kInvalidArgument, zero.code()) << zero.ToString();
+  EXPECT_NE(std::string::npos, zero.message().find("0 bytes")) << zero.message();
+  gang[0]->Abort("test");
+  EXPECT_EQ(StatusCode::kAborted, gang[0]->AllocateCollectiveMemory(64).status().code());
+}
+
 TEST(LocalChannel, PointToPointChecksDTypeToo) {
   auto gang = Gang(2);
   std::vector<float> f(4);

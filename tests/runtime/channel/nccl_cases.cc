@@ -3,6 +3,8 @@
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <memory>
 #include <vector>
 
 namespace distri::channel::testing {
@@ -113,6 +115,79 @@ void GraphCaptureReplay(Channel& ch) {
   cudaFree(in);
   cudaFree(gathered);
   cudaFree(sum);
+  cudaStreamDestroy(stream);
+}
+
+void CollectiveMemoryAllGather(Channel& ch) {
+  const Device dev = Device::Cuda(CurrentDevice());
+  const auto n = static_cast<size_t>(ch.world_size());
+  const auto rank = static_cast<size_t>(ch.rank());
+  EXPECT_EQ(StatusCode::kInvalidArgument, ch.AllocateCollectiveMemory(0).status().code());
+  const size_t count = (size_t{3} << 20) / sizeof(float) + 5;  // not a multiple of any granularity
+  auto memory = ch.AllocateCollectiveMemory(n * count * sizeof(float));
+  ASSERT_TRUE(memory.ok()) << memory.status().ToString();
+  std::shared_ptr<void> mem = std::move(memory).value();
+  std::printf("rank %zu: collective memory %s\n", rank, mem ? "in a symmetric window" : "unavailable (cudaMalloc)");
+  float* all = static_cast<float*>(mem.get());
+  if (all == nullptr) CUDA_OK(cudaMalloc(reinterpret_cast<void**>(&all), n * count * sizeof(float)));
+  float* source = nullptr;
+  CUDA_OK(cudaMalloc(reinterpret_cast<void**>(&source), count * sizeof(float)));
+  cudaStream_t stream;
+  CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  auto value = [](size_t r, int iteration, size_t i) {
+    return static_cast<float>(r * 1000 + static_cast<size_t>(iteration) * 10 + i % 7);
+  };
+  float* slot = all + rank * count;
+  const ConstBuffer send(slot, count, DType::kF32, dev);
+  const Buffer recv{all, n * count, DType::kF32, dev};
+  std::vector<float> host(count), gathered(n * count);
+  auto check = [&](int iteration) {
+    CUDA_OK(cudaMemcpyAsync(gathered.data(), all, n * count * sizeof(float), cudaMemcpyDeviceToHost, stream));
+    CUDA_OK(cudaStreamSynchronize(stream));
+    for (size_t r = 0; r < n; ++r) {
+      for (size_t i = 0; i < count; i += 4099) {
+        ASSERT_EQ(value(r, iteration, i), gathered[r * count + i]) << "iteration " << iteration << " rank " << r;
+      }
+      ASSERT_EQ(value(r, iteration, count - 1), gathered[r * count + count - 1]) << "iteration " << iteration;
+    }
+  };
+  auto fill = [&](int iteration) {
+    for (size_t i = 0; i < count; ++i) host[i] = value(rank, iteration, i);
+    CUDA_OK(cudaMemcpyAsync(source, host.data(), count * sizeof(float), cudaMemcpyHostToDevice, stream));
+  };
+  // Eager: the slot written on the stream, then gathered in place.
+  fill(0);
+  CUDA_OK(cudaMemcpyAsync(slot, source, count * sizeof(float), cudaMemcpyDeviceToDevice, stream));
+  const Status eager = ch.AllGather(send, recv, stream);
+  ASSERT_TRUE(eager.ok()) << eager.ToString();
+  check(0);
+  // Captured: the slot's write and the all-gather in one graph, replayed with new data.
+  cudaGraph_t graph = nullptr;
+  CUDA_OK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+  CUDA_OK(cudaMemcpyAsync(slot, source, count * sizeof(float), cudaMemcpyDeviceToDevice, stream));
+  Handle g = ch.AllGatherAsync(send, recv, stream);
+  const Status joined = g.StreamWait(stream);
+  const cudaError_t end = cudaStreamEndCapture(stream, &graph);
+  ASSERT_TRUE(joined.ok()) << joined.ToString();
+  ASSERT_EQ(cudaSuccess, end) << cudaGetErrorString(end);
+  cudaGraphExec_t exec = nullptr;
+  CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+  for (int iteration = 1; iteration <= 3; ++iteration) {
+    fill(iteration);
+    CUDA_OK(cudaGraphLaunch(exec, stream));
+    check(iteration);
+    ASSERT_TRUE(ch.Barrier().ok());  // no rank overwrites a slot that a peer still reads
+  }
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  if (mem) {
+    mem.reset();  // deregistered and freed
+  } else {
+    cudaFree(all);
+  }
+  EXPECT_TRUE(ch.Barrier().ok());
+  EXPECT_TRUE(ch.status().ok()) << ch.status().ToString();
+  cudaFree(source);
   cudaStreamDestroy(stream);
 }
 

@@ -16,6 +16,12 @@ void StreamOrderedChain(Channel& ch);
 // are Done, and Wait says FailedPrecondition. Eager operations still work afterwards.
 void GraphCaptureReplay(Channel& ch);
 
+// Collective memory (AllocateCollectiveMemory; the channel made with nccl_zero_sm): in-place
+// all-gathers into it, eager and inside a replayed CUDA graph, give every rank's slot; then
+// the memory is dropped (deregistered) and the channel still works. Prints whether the
+// communicator had symmetric memory (else the pointer is null and cudaMalloc'd memory is used).
+void CollectiveMemoryAllGather(Channel& ch);
+
 // Host buffers and buffers on another device are refused with InvalidArgument, nothing sent.
 void RejectsForeignBuffers(Channel& ch);
 

@@ -92,6 +92,7 @@ TEST_F(NcclChild, Run) {
   options.connect_timeout = milliseconds(60000);
   options.op_timeout = milliseconds(120000);
   options.nccl_monitor_host = "127.0.0.1";
+  options.nccl_zero_sm = mode_ == "collective_memory";
   std::unique_ptr<Channel> ch = MakeRankChannel(Backend::kNccl, *rendezvous, options);
   ASSERT_NE(nullptr, ch);
   ASSERT_EQ("nccl", ch->backend());
@@ -104,6 +105,8 @@ TEST_F(NcclChild, Run) {
     testing::RunAllSharedCases(*ch, testing::NcclTraits());
   } else if (mode_ == "graph") {
     testing::GraphCaptureReplay(*ch);
+  } else if (mode_ == "collective_memory") {
+    testing::CollectiveMemoryAllGather(*ch);
   } else if (destructive_ != nullptr) {
     ch = testing::WithDeviceBuffers(std::move(ch));
     destructive_->run(ch);
@@ -141,6 +144,7 @@ class NcclShared : public ::testing::TestWithParam<int> {};
 
 TEST_P(NcclShared, EveryCaseAcrossProcesses) { RunGang({.mode = "shared", .world = GetParam()}); }
 TEST_P(NcclShared, GraphCaptureReplay) { RunGang({.mode = "graph", .world = GetParam()}); }
+TEST_P(NcclShared, CollectiveMemoryAllGather) { RunGang({.mode = "collective_memory", .world = GetParam()}); }
 TEST_P(NcclShared, AbortMidCollective) { RunGang({.mode = "abort_mid_collective", .world = GetParam()}); }
 
 INSTANTIATE_TEST_SUITE_P(Gpus, NcclShared, ::testing::Values(2, 4),
