@@ -216,6 +216,9 @@ void PrintProfile(const torch::autograd::profiler::ProfilerResult& result, int n
 
 // Runs the gang of the first `n` pipelines: one warm-up job, then `repeats` timed ones (and one
 // profiled job when `profile`).
+// --zero-sm: CFG-group channels with a zero CTA policy (set once in main).
+bool g_zero_sm = false;
+
 GangRun RunGang(std::vector<std::unique_ptr<Pipeline>>& pipes, int n, const GenerateParams& params,
                 const ParallelOptions& options, int repeats, int warmup_job_steps, const std::string& tag,
                 bool profile) {
@@ -250,7 +253,7 @@ GangRun RunGang(std::vector<std::unique_ptr<Pipeline>>& pipes, int n, const Gene
       o.make_group_channel = [&](int g, int rank, int size) {
         distri::channel::ChannelOptions co;
         co.rendezvous_prefix = "bench/" + tag + "/group" + std::to_string(g);
-        co.nccl_zero_sm = o.collective_memory;
+        co.nccl_zero_sm = g_zero_sm;
         return distri::channel::MakeChannel(distri::channel::Backend::kNccl, rank, size, rendezvous, co);
       };
     }
@@ -323,7 +326,7 @@ int main(int argc, char** argv) {
   std::string model, gpus_text = "1,2,4", sizes_text = "1024", out_path, sync_mode = "corrected_async_gn";
   std::string parallelism = "patch";
   int steps = 50, repeats = 3, warmup_steps = 4, warmup_job_steps = 8;
-  bool exact = false, no_split_cfg = false, profile = false, collective_memory = false;
+  bool exact = false, no_split_cfg = false, profile = false, no_collective_memory = false, zero_sm = false;
   double guidance = 5.0;
   app.add_option("--model", model, "SDXL-architecture model folder")->required();
   app.add_option("--gpus", gpus_text, "GPU counts, comma-separated (each a prefix of cuda:0..)")->capture_default_str();
@@ -336,9 +339,11 @@ int main(int argc, char** argv) {
   app.add_option("--warmup-steps", warmup_steps, "Synchronous steps per job")->capture_default_str();
   app.add_option("--guidance", guidance, "CFG scale")->capture_default_str();
   app.add_flag("--no-split-cfg", no_split_cfg, "Patch-split the whole batch instead of splitting the CFG halves");
-  app.add_flag("--collective-memory", collective_memory,
-               "Stale buffers in NCCL symmetric windows, group channels with a zero CTA policy (all-gathers on the "
-               "copy engines)");
+  app.add_flag("--no-collective-memory", no_collective_memory,
+               "Stale buffers from LibTorch's allocator instead of one NCCL symmetric window");
+  app.add_flag("--zero-sm", zero_sm,
+               "Experimental: CFG-group channels with a zero CTA policy (all-gathers into the window on the copy "
+               "engines; failed with a CUDA error in 4-GPU gangs, 2026-11-28)");
   app.add_flag("--exact", exact, "Also run full_sync gangs and report their latent error against 1 GPU");
   app.add_option("--out", out_path, "Append JSON lines here");
   app.add_flag("--profile", profile, "Print a Kineto kernel-time breakdown of one more job per gang of 2+ GPUs");
@@ -408,7 +413,8 @@ int main(int argc, char** argv) {
         if (n > 1 && mode != "full_sync") o.parallelism = parallelism;
         o.warmup_steps = warmup_steps;
         o.split_cfg = !no_split_cfg;
-        o.collective_memory = collective_memory;
+        o.collective_memory = !no_collective_memory;
+        g_zero_sm = zero_sm;
         const std::string tag = std::to_string(size) + "/" + std::to_string(n) + "/" + mode;
         GangRun run = RunGang(pipes, n, params, o, mode == "full_sync" ? 1 : repeats,
                               std::min(warmup_job_steps, steps), tag, profile && n > 1);

@@ -33,10 +33,13 @@ struct ParallelOptions {
   bool split_cfg = true;    // CFG halves on the two halves of an even gang
   bool cuda_graphs = true;  // CUDA devices only
   int64_t comm_chunk_bytes = int64_t{32} << 20;
-  // Stale buffers in the group channel's collective memory (DisplacedOptions::collective_memory:
-  // NCCL symmetric windows; their all-gathers run on the copy engines when the channel's CTA
-  // policy is zero). Off by default until measured: docs/perf/parallel-sdxl.md.
-  bool collective_memory = false;
+  // Stale buffers in the exchanging channel's collective memory (DisplacedOptions::
+  // collective_memory: one NCCL symmetric window; NCCL then uses its symmetric-memory
+  // all-gather kernels). 4x H200, same machine, 1024 / 2048 px on 4 GPUs: -1.0% / -1.4%
+  // (docs/perf/parallel-sdxl.md, seventh session). Channels without such memory fall back
+  // to ordinary buffers. The copy-engine variant (a group channel with nccl_zero_sm) is not
+  // used: it passes the 2-GPU runner test but failed with a CUDA error in 4-GPU gangs.
+  bool collective_memory = true;
   // Decode the VAE split across the gang (parallel_decode.h; exact) instead of on rank 0 alone.
   bool parallel_vae = true;
   // Optional: makes this rank's channel among the `size` ranks of its CFG group (`rank` = its

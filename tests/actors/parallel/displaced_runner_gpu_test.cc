@@ -35,10 +35,10 @@ constexpr int64_t kHeight = 20, kWidth = 12;  // strips of 12 and 8 latent rows
 // Every rank's output of every step.
 using Outputs = std::vector<std::vector<at::Tensor>>;
 
-// collective_memory: the stale buffers in one NCCL symmetric window, the channel with a zero CTA
-// policy (all-gathers on the copy engines).
+// collective_memory: the stale buffers in one NCCL symmetric window; zero_sm: the channel with a
+// zero CTA policy (all-gathers into the window on the copy engines).
 Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at::kFloat,
-                bool collective_memory = false) {
+                bool collective_memory = false, bool zero_sm = false) {
   const UNetInputs in = MakeInputs(/*text_time=*/true, /*batch=*/1, kHeight, kWidth);
   Outputs outs(kWorld);
   channel::MemoryRendezvous rendezvous;
@@ -48,7 +48,7 @@ Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at
     if (cuda) device_guard.emplace(static_cast<c10::DeviceIndex>(r));
     const c10::Device device = cuda ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(r)) : c10::Device(c10::kCPU);
     channel::ChannelOptions co;
-    co.nccl_zero_sm = collective_memory;
+    co.nccl_zero_sm = zero_sm;
     auto ch = cuda ? channel::MakeChannel(channel::Backend::kNccl, r, kWorld, rendezvous, co)
                    : LocalRank(r, kWorld, rendezvous);
     ASSERT_TRUE(ch.ok()) << ch.status().ToString();
@@ -129,14 +129,18 @@ TEST_P(DisplacedRunnerGpu, HalfGraphsEqualEagerAndStayNearFp32) {
   ExpectStepsClose(eager, fp32, 3e-2, "fp16 " + name + " fp16 vs fp32");
 }
 
-// fp16 with the stale buffers in collective memory: graph replays give the same bits as eager
-// forwards with ordinary buffers (the exchange moves the same bytes, by the copy engines).
+// fp16 with the stale buffers in collective memory (NCCL's symmetric kernels, and the copy
+// engines under a zero CTA policy): graph replays give the same bits as eager forwards with
+// ordinary buffers (the exchange moves the same bytes).
 TEST_P(DisplacedRunnerGpu, CollectiveMemoryGivesTheSameBits) {
   const SyncMode mode = GetParam();
   const std::string name(SyncModeName(mode));
   const Outputs plain = RunGang(/*cuda=*/true, /*graphs=*/false, mode, at::kHalf);
   const Outputs collective = RunGang(/*cuda=*/true, /*graphs=*/true, mode, at::kHalf, /*collective_memory=*/true);
   ExpectStepsClose(collective, plain, 1e-12, "fp16 " + name + " collective memory vs plain");
+  const Outputs zero_sm =
+      RunGang(/*cuda=*/true, /*graphs=*/true, mode, at::kHalf, /*collective_memory=*/true, /*zero_sm=*/true);
+  ExpectStepsClose(zero_sm, plain, 1e-12, "fp16 " + name + " collective memory on the copy engines vs plain");
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, DisplacedRunnerGpu,
