@@ -85,6 +85,13 @@ void DisplacedPatchContext::BeginStep(bool synchronous) {
 }
 
 void DisplacedPatchContext::EndStep() {
+  // A self-attention whose SelfAttentionDone never came (a model without the hook): its
+  // refresh still goes out, after everything queued so far.
+  if (issue_after_attention_ >= 0) {
+    const int id = issue_after_attention_;
+    issue_after_attention_ = -1;
+    Stored(id);
+  }
   if (registering_) {
     if (open_chunk_ >= 0) CloseChunk();
     registering_ = false;
@@ -147,6 +154,7 @@ void DisplacedPatchContext::Store(int id, const at::Tensor& payload) {
   Site& s = sites_[id];
   if (registering_) {
     if (s.chunk >= 0) Fail(Status::FailedPrecondition(s.name + ": the layer ran twice in one forward"));
+    if (s.own_chunk && open_chunk_ >= 0) CloseChunk();
     if (open_chunk_ < 0) {
       chunks_.emplace_back();
       open_chunk_ = static_cast<int>(chunks_.size()) - 1;
@@ -158,7 +166,9 @@ void DisplacedPatchContext::Store(int id, const at::Tensor& payload) {
     for (int r = 0; r < layout_.world_size(); ++r) c.slot_bytes[r] = AlignUp(c.slot_bytes[r] + s.bytes[r]);
     c.sites.push_back(id);
     s.pending = payload.contiguous();
-    if (*std::max_element(c.slot_bytes.begin(), c.slot_bytes.end()) >= options_.chunk_bytes) CloseChunk();
+    if (s.own_chunk || *std::max_element(c.slot_bytes.begin(), c.slot_bytes.end()) >= options_.chunk_bytes) {
+      CloseChunk();
+    }
     return;
   }
   if (s.chunk < 0) Fail(Status::FailedPrecondition(s.name + ": the layer has no stale buffer"));
@@ -533,6 +543,7 @@ std::pair<at::Tensor, at::Tensor> DisplacedPatchContext::SelfAttentionKeyValue(c
   std::vector<std::vector<int64_t>> shapes;
   for (int r = 0; r < layout_.world_size(); ++r) shapes.push_back({per_strip[layout_.strip_of(r)], batch, 2 * inner});
   const int id = SiteId(site, k.scalar_type(), shapes);
+  if (registering_ && options_.kv_in_place) sites_[id].own_chunk = true;
   // Payload: token-major [tokens, B, 2 inner], so the strips concatenate in image row order. A
   // displaced step writes it straight into its slot (one kernel, no copy into the buffer).
   const bool direct = StoresDirectly(id);
@@ -545,11 +556,24 @@ std::pair<at::Tensor, at::Tensor> DisplacedPatchContext::SelfAttentionKeyValue(c
   }
   const int64_t total = std::accumulate(per_strip.begin(), per_strip.end(), int64_t{0});
   at::Tensor full;
+  bool issue_later = false;
   if (synchronous_) {
     at::Tensor all = GatherNow(site, id, payload);
     int64_t offset = 0;  // elements of the gang ranks before this group
     for (int r = 0; r < layout_.gang_rank(group_, 0); ++r) offset += Numel(shapes[r]);
     full = all.narrow(0, offset, total * batch * 2 * inner).view({total, batch, 2 * inner});
+  } else if (direct && sites_[id].own_chunk && GroupSlotsAdjacent(id)) {
+    // The chunk holds this site alone: the group's slots, in strip order, are the image's K/V
+    // (stale others, the fresh own just written). Read in place; refreshed after the attention.
+    const Site& s = sites_[id];
+    const Chunk& c = chunks_[s.chunk];
+    const int first = layout_.gang_rank(group_, 0);
+    full = c.buffer.narrow(0, c.slot_base[first] + s.offset[first], total * batch * 2 * inner *
+                                                                        static_cast<int64_t>(at::elementSize(s.dtype)))
+               .view(s.dtype)
+               .view({total, batch, 2 * inner});
+    issue_later = true;
+    ++kv_in_place_reads_;
   } else {
     // Fresh own rows between the other strips' stale ones, in image row order: one
     // concatenation kernel (a copy per strip was one more graph node each, every step).
@@ -559,13 +583,35 @@ std::pair<at::Tensor, at::Tensor> DisplacedPatchContext::SelfAttentionKeyValue(c
     }
     full = at::cat(parts, 0);
   }
-  if (direct) {
+  if (issue_later) {
+    issue_after_attention_ = id;
+  } else if (direct) {
     Stored(id);
   } else {
     Store(id, payload);
   }
   at::Tensor kv = full.transpose(0, 1);  // [B, total, 2 inner]
   return {kv.narrow(2, 0, inner), kv.narrow(2, inner, inner)};
+}
+
+void DisplacedPatchContext::SelfAttentionDone(const model::LayerSite&) {
+  if (issue_after_attention_ < 0) return;
+  const int id = issue_after_attention_;
+  issue_after_attention_ = -1;
+  Stored(id);
+}
+
+bool DisplacedPatchContext::GroupSlotsAdjacent(int id) const {
+  const Site& s = sites_[id];
+  const Chunk& c = chunks_[s.chunk];
+  int64_t expected = -1;
+  for (int strip = 0; strip < layout_.patch_ranks; ++strip) {
+    const int r = layout_.gang_rank(group_, strip);
+    const int64_t start = c.slot_base[r] + s.offset[r];
+    if (expected >= 0 && start != expected) return false;
+    expected = start + s.bytes[r];
+  }
+  return true;
 }
 
 }  // namespace distri::parallel

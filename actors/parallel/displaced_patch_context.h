@@ -111,6 +111,13 @@ struct DisplacedOptions {
   // collective_bytes() reports it. The first step's exchanges then start at its end instead of
   // overlapping its forward.
   bool collective_memory = false;
+  // Self-attention K/V without a concatenation in displaced steps: each self-attention's K/V
+  // gets a chunk of its own, so the group's slots of it are the whole image's K/V in row order;
+  // the own fresh K/V is written into its slot and the attention reads the buffer itself; the
+  // chunk's all-gather is issued after the attention (SelfAttentionDone) instead of before.
+  // One all-gather per self-attention layer instead of a few large ones. Falls back to the
+  // concatenation where the group's slots are not adjacent (alignment padding).
+  bool kv_in_place = false;
 };
 
 class DisplacedPatchContext : public model::LayerContext {
@@ -137,12 +144,15 @@ class DisplacedPatchContext : public model::LayerContext {
   }
   std::pair<at::Tensor, at::Tensor> SelfAttentionKeyValue(const model::LayerSite& site, at::Tensor k,
                                                           at::Tensor v) override;
+  void SelfAttentionDone(const model::LayerSite& site) override;
 
   // Bytes of the stale buffers (every rank's slots), 0 before the first step ends.
   int64_t stale_bytes() const;
   // The part of stale_bytes() in the channel's collective memory (outside LibTorch's allocator).
   int64_t collective_bytes() const { return collective_bytes_; }
   int64_t num_chunks() const { return static_cast<int64_t>(chunks_.size()); }
+  // Self-attentions that read their K/V in place (kv_in_place) so far.
+  int64_t kv_in_place_reads() const { return kv_in_place_reads_; }
   const Status& status() const { return status_; }
 
  private:
@@ -154,6 +164,7 @@ class DisplacedPatchContext : public model::LayerContext {
     int chunk = -1;
     std::vector<int64_t> offset;               // byte offset inside the chunk slot, per gang rank
     at::Tensor pending;                        // first step: payload waiting for its buffer
+    bool own_chunk = false;                    // alone in its chunk (kv_in_place)
   };
   struct Chunk {
     std::vector<int> sites;
@@ -176,6 +187,9 @@ class DisplacedPatchContext : public model::LayerContext {
   bool StoresDirectly(int site) const;
   // After a layer wrote its slot directly: issues its chunk when it is the chunk's last layer.
   void Stored(int site);
+  // Whether the slots of a site of the group's ranks follow each other in strip order in its
+  // chunk (no alignment padding between them): then they read as one tensor.
+  bool GroupSlotsAdjacent(int site) const;
   // Contiguous zeros of `like`'s shape with `rows` at dim `dim`, its dtype and device: the halo
   // of a strip at the image's top or bottom. Made once per shape and kept (stable between CUDA
   // graph replays; the first step of each phase runs eagerly, so none is made while capturing).
@@ -218,6 +232,8 @@ class DisplacedPatchContext : public model::LayerContext {
   int open_chunk_ = -1;
   std::vector<at::Tensor> zero_rows_;  // ZeroRows' cache
   int64_t collective_bytes_ = 0;
+  int issue_after_attention_ = -1;
+  int64_t kv_in_place_reads_ = 0;  // kv_in_place: the site whose chunk SelfAttentionDone issues
   Status status_;
 };
 

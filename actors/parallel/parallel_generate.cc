@@ -87,6 +87,7 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
     runner_options.cuda_graphs = options.cuda_graphs;
     runner_options.context.chunk_bytes = options.comm_chunk_bytes;
     runner_options.context.collective_memory = options.collective_memory;
+    runner_options.context.kv_in_place = options.kv_in_place;
   }
 
   ResetPeakMemory(device);

@@ -40,6 +40,10 @@ struct ParallelOptions {
   // to ordinary buffers. The copy-engine variant (a group channel with nccl_zero_sm) is not
   // used: it passes the 2-GPU runner test but failed with a CUDA error in 4-GPU gangs.
   bool collective_memory = true;
+  // Self-attention K/V read in place from per-layer exchange chunks (DisplacedOptions::
+  // kv_in_place): no K/V concatenation a layer, one all-gather per self-attention. Off until
+  // measured on GPUs (exact on CPU and in the 2-GPU runner test).
+  bool kv_in_place = false;
   // Decode the VAE split across the gang (parallel_decode.h; exact) instead of on rank 0 alone.
   bool parallel_vae = true;
   // Optional: makes this rank's channel among the `size` ranks of its CFG group (`rank` = its

@@ -62,6 +62,7 @@ at::Tensor AttentionImpl::Attend(const at::Tensor& tokens, const at::Tensor& con
   k = k.view({batch, -1, heads, dim_head}).transpose(1, 2);
   v = v.view({batch, -1, heads, dim_head}).transpose(1, 2);
   at::Tensor out = ScaledDotProductAttention(q, k, v, /*cross=*/context.defined());
+  if (ctx_ && !context.defined()) ctx_->SelfAttentionDone(site_);
   out = out.transpose(1, 2).reshape({batch, -1, heads * dim_head});
   return to_out_0->ForwardAdd(out, residual);
 }

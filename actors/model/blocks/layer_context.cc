@@ -19,6 +19,8 @@ at::Tensor LayerContext::GroupNormSilu(const LayerSite& site, const GroupNormImp
   return at::silu_(y);
 }
 
+void LayerContext::SelfAttentionDone(const LayerSite&) {}
+
 std::pair<at::Tensor, at::Tensor> LayerContext::SelfAttentionKeyValue(const LayerSite&, at::Tensor k, at::Tensor v) {
   return {std::move(k), std::move(v)};
 }

@@ -14,7 +14,8 @@
 //   Conv2d::forward(x)          -> ctx->Conv2d(site, conv, x)
 //   GroupNorm::forward(x)       -> ctx->GroupNorm(site, norm, x)
 //   GroupNorm::ForwardSilu(x)   -> ctx->GroupNormSilu(site, norm, x)
-//   Attention (self, K/V)       -> ctx->SelfAttentionKeyValue(site, k, v)
+//   Attention (self, K/V)       -> ctx->SelfAttentionKeyValue(site, k, v), and after the
+//                                  attention ctx->SelfAttentionDone(site)
 //
 // Conv2d sees every convolution: 3x3 (padding 1), 1x1 (proj_in/proj_out of conv-projection
 // transformers, conv_shortcut, quant convs: no halo needed) and the stride-2 downsamplers
@@ -28,7 +29,9 @@
 // back to them (e.g. 1x1 convolutions, conv_in which sees the full latent).
 //
 // Results: every method returns a new tensor that the caller owns and may modify in place
-// (the blocks add residuals in place); never a view of a buffer the context keeps.
+// (the blocks add residuals in place); never a view of a buffer the context keeps - except
+// SelfAttentionKeyValue's keys and values, which the attention only reads, and only until it
+// calls SelfAttentionDone.
 // Threading: a context is called from the thread that runs the model's forward. Attaching is
 // not thread-safe against a running forward. Ownership: every hooked layer holds a shared_ptr
 // to the context; attach nullptr to detach.
@@ -73,6 +76,10 @@ class LayerContext {
   // Default: {k, v} unchanged.
   virtual std::pair<at::Tensor, at::Tensor> SelfAttentionKeyValue(const LayerSite& site, at::Tensor k,
                                                                   at::Tensor v);
+  // After the attention that used SelfAttentionKeyValue's result was issued (the keys and
+  // values are no longer read by later work on the stream). Default: nothing. A context that
+  // returned views of buffers it refreshes may refresh them from here on.
+  virtual void SelfAttentionDone(const LayerSite& site);
 };
 
 // Mixin for the three hooked leaf modules. `context()` is null when none is attached.

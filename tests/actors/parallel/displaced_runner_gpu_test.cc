@@ -38,7 +38,7 @@ using Outputs = std::vector<std::vector<at::Tensor>>;
 // collective_memory: the stale buffers in one NCCL symmetric window; zero_sm: the channel with a
 // zero CTA policy (all-gathers into the window on the copy engines).
 Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at::kFloat,
-                bool collective_memory = false, bool zero_sm = false) {
+                bool collective_memory = false, bool zero_sm = false, bool kv_in_place = false) {
   const UNetInputs in = MakeInputs(/*text_time=*/true, /*batch=*/1, kHeight, kWidth);
   Outputs outs(kWorld);
   channel::MemoryRendezvous rendezvous;
@@ -63,6 +63,7 @@ Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at
     o.cuda_graphs = graphs;
     o.context.mode = mode;
     o.context.collective_memory = collective_memory;
+    o.context.kv_in_place = kv_in_place;
     auto runner = DisplacedUNetRunner::Create(unet, ch->get(), GangLayout{1, kWorld}, kHeight, kWidth, o);
     ASSERT_TRUE(runner.ok()) << runner.status().ToString();
     std::optional<model::UNetAddedConditions> added;
@@ -141,6 +142,17 @@ TEST_P(DisplacedRunnerGpu, CollectiveMemoryGivesTheSameBits) {
   const Outputs zero_sm =
       RunGang(/*cuda=*/true, /*graphs=*/true, mode, at::kHalf, /*collective_memory=*/true, /*zero_sm=*/true);
   ExpectStepsClose(zero_sm, plain, 1e-12, "fp16 " + name + " collective memory on the copy engines vs plain");
+}
+
+// fp16, self-attention K/V read in place from their own chunks (the all-gather issued after the
+// attention), in collective memory: graph replays give the same bits as plain eager forwards.
+TEST_P(DisplacedRunnerGpu, KeyValueInPlaceGivesTheSameBits) {
+  const SyncMode mode = GetParam();
+  const std::string name(SyncModeName(mode));
+  const Outputs plain = RunGang(/*cuda=*/true, /*graphs=*/false, mode, at::kHalf);
+  const Outputs in_place = RunGang(/*cuda=*/true, /*graphs=*/true, mode, at::kHalf, /*collective_memory=*/true,
+                                   /*zero_sm=*/false, /*kv_in_place=*/true);
+  ExpectStepsClose(in_place, plain, 1e-12, "fp16 " + name + " K/V in place vs plain");
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, DisplacedRunnerGpu,

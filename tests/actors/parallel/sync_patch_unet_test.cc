@@ -108,14 +108,15 @@ INSTANTIATE_TEST_SUITE_P(
 // same forwards as contiguous strips, step after step (one synchronous step, then displaced
 // ones reading the stale buffers), on even and uneven strips, in two sync modes. Stale buffers
 // laid out for collective memory (all chunks allocated and issued when the first step ends; the
-// local channel has none, so one LibTorch block), in many small chunks, give the same bits.
+// local channel has none, so one LibTorch block), in many small chunks, give the same bits; so
+// do self-attention K/V read in place from their own chunks (kv_in_place), with and without.
 TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
   struct Shape { int world; int64_t height; SyncMode mode; } shapes[] = {
       {2, 20, SyncMode::kCorrectedAsyncGn}, {3, 16, SyncMode::kCorrectedAsyncGn}, {2, 16, SyncMode::kStaleGn}};
   for (const Shape& sh : shapes) {
     const int64_t width = 12;
     const Inputs in = MakeInputs(/*text_time=*/true, /*batch=*/1, sh.height, width);
-    auto run = [&](bool channels_last, bool collective_memory = false) {
+    auto run = [&](bool channels_last, bool collective_memory = false, bool kv_in_place = false) {
       std::vector<std::vector<at::Tensor>> outs(sh.world);
       channel::MemoryRendezvous rendezvous;
       OnRankThreads(sh.world, [&](int r) {
@@ -127,6 +128,7 @@ TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
         o.context.mode = sh.mode;
         o.channels_last = channels_last;
         o.context.collective_memory = collective_memory;
+        o.context.kv_in_place = kv_in_place;
         if (collective_memory) o.context.chunk_bytes = 2048;
         auto runner = DisplacedUNetRunner::Create(RandomUNet(TinyXlConfig(), /*fused=*/true), ch->get(),
                                                   GangLayout{1, sh.world}, sh.height, width, o);
@@ -142,10 +144,13 @@ TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
           outs[r].push_back(out->clone());
           x = (x - 0.1 * *out).contiguous(format);  // the next input depends on this output, as with a sampler
         }
+        // Three displaced steps read every self-attention's K/V in place.
+        if (kv_in_place) EXPECT_GT((*runner)->kv_in_place_reads(), 0) << "rank " << r;
       });
       return outs;
     };
     const auto contiguous = run(false), channels_last = run(true), collective = run(true, true);
+    const auto kv_in_place = run(true, false, true), kv_in_place_collective = run(true, true, true);
     for (int r = 0; r < sh.world; ++r) {
       ASSERT_EQ(contiguous[r].size(), 4u);
       ASSERT_EQ(channels_last[r].size(), 4u);
@@ -155,6 +160,10 @@ TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
             << "world " << sh.world << " height " << sh.height << " rank " << r << " step " << step;
         EXPECT_TRUE(at::equal(collective[r][step], channels_last[r][step]))
             << "collective memory: world " << sh.world << " height " << sh.height << " rank " << r << " step " << step;
+        EXPECT_TRUE(at::equal(kv_in_place[r][step], channels_last[r][step]))
+            << "K/V in place: world " << sh.world << " height " << sh.height << " rank " << r << " step " << step;
+        EXPECT_TRUE(at::equal(kv_in_place_collective[r][step], channels_last[r][step]))
+            << "K/V in place, collective memory: world " << sh.world << " rank " << r << " step " << step;
       }
     }
   }
