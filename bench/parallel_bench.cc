@@ -327,7 +327,7 @@ int main(int argc, char** argv) {
   std::string parallelism = "patch";
   int steps = 50, repeats = 3, warmup_steps = 4, warmup_job_steps = 8;
   bool exact = false, no_split_cfg = false, profile = false, no_collective_memory = false, zero_sm = false;
-  bool kv_in_place = false;
+  bool kv_in_place = false, no_graphs = false;
   double guidance = 5.0;
   app.add_option("--model", model, "SDXL-architecture model folder")->required();
   app.add_option("--gpus", gpus_text, "GPU counts, comma-separated (each a prefix of cuda:0..)")->capture_default_str();
@@ -342,6 +342,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-split-cfg", no_split_cfg, "Patch-split the whole batch instead of splitting the CFG halves");
   app.add_flag("--no-collective-memory", no_collective_memory,
                "Stale buffers from LibTorch's allocator instead of one NCCL symmetric window");
+  app.add_flag("--no-graphs", no_graphs, "Eager forwards instead of CUDA graph replays (debugging; slower)");
   app.add_flag("--kv-in-place", kv_in_place,
                "Self-attention K/V read in place from per-layer exchange chunks (no concatenation; one all-gather "
                "per self-attention)");
@@ -419,6 +420,7 @@ int main(int argc, char** argv) {
         o.split_cfg = !no_split_cfg;
         o.collective_memory = !no_collective_memory;
         o.kv_in_place = kv_in_place;
+        o.cuda_graphs = !no_graphs;
         g_zero_sm = zero_sm;
         const std::string tag = std::to_string(size) + "/" + std::to_string(n) + "/" + mode;
         GangRun run = RunGang(pipes, n, params, o, mode == "full_sync" ? 1 : repeats,
