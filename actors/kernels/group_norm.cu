@@ -379,12 +379,11 @@ cudaError_t Launch(const void* xv, const void* wv, const void* bv, void* yv, int
   return LaunchApply<T>(xv, wv, bv, yv, n, c, hw, groups, silu, nhwc, stats, s, pre);
 }
 
-// Patch parallelism: (mean, rstd) per group from per-strip (mean, var) packets, see
-// LaunchGroupStatsCombine. One thread per group; strips combined in order (deterministic).
-__global__ void CombineStats(GroupStatsInputs in, const float* __restrict__ fresh, int64_t ng, int mode, float eps,
-                             float* __restrict__ mean_rstd, float* store_fresh) {
-  const int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (g >= ng) return;
+// Patch parallelism: (mean, rstd) of group g from per-strip (mean, var) packets, see
+// LaunchGroupStatsCombine; `fresh` is the own strip's fresh [2, ng] packet. Strips combined in
+// order (deterministic).
+__device__ void CombineGroup(const GroupStatsInputs& in, const float* __restrict__ fresh, int64_t g, int64_t ng,
+                             int mode, float eps, float* __restrict__ mean_rstd, float* store_fresh) {
   double mean = 0, var = 0;
   if (mode == 1) {  // corrected: stale global E[x], E[x^2] + (fresh own - stale own)
     double total = 0, gm = 0, ge2 = 0;
@@ -420,6 +419,43 @@ __global__ void CombineStats(GroupStatsInputs in, const float* __restrict__ fres
   }
 }
 
+// One thread per group.
+__global__ void CombineStats(GroupStatsInputs in, const float* __restrict__ fresh, int64_t ng, int mode, float eps,
+                             float* __restrict__ mean_rstd, float* store_fresh) {
+  const int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (g >= ng) return;
+  CombineGroup(in, fresh, g, ng, mode, eps, mean_rstd, store_fresh);
+}
+
+// FinalizeStats<true> and CombineStats in one kernel (one launch, one graph node fewer a group
+// norm): one warp per group reduces the partials to the fresh own (mean, var) exactly as
+// FinalizeStats does and writes it to `fresh` ([2, ng]); a barrier; then one thread per group
+// combines it with the packets exactly as CombineStats does. One block covers every group
+// (ng <= kMaxFusedCombineGroups), so the barrier orders them all.
+constexpr int64_t kMaxFusedCombineGroups = 32;
+__global__ void FinalizeAndCombineStats(const float* __restrict__ partial, int64_t ng, int64_t chunks,
+                                        GroupStatsInputs in, int mode, float eps, float* __restrict__ fresh,
+                                        float* __restrict__ mean_rstd, float* store_fresh) {
+  const int64_t group = threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (group < ng) {
+    const float* p = partial + group * chunks * 3;
+    float n = 0.f, mean = 0.f, m2 = 0.f;
+    for (int64_t k = lane; k < chunks; k += 32) Combine(n, mean, m2, p[3 * k], p[3 * k + 1], p[3 * k + 2]);
+    for (int o = 16; o > 0; o >>= 1) {
+      const float nb = __shfl_down_sync(0xffffffff, n, o), mb = __shfl_down_sync(0xffffffff, mean, o),
+                  m2b = __shfl_down_sync(0xffffffff, m2, o);
+      if (lane < o) Combine(n, mean, m2, nb, mb, m2b);
+    }
+    if (lane == 0) {
+      fresh[group] = mean;
+      fresh[ng + group] = m2 / n;
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x < ng) CombineGroup(in, fresh, threadIdx.x, ng, mode, eps, mean_rstd, store_fresh);
+}
+
 }  // namespace
 
 int64_t GroupNormWorkspaceFloats(int64_t n, int64_t groups, int64_t group_size) {
@@ -438,6 +474,33 @@ cudaError_t LaunchGroupNormStats(ElemType t, const void* x, int64_t n, int64_t c
   if (chunks < 0) return cudaErrorInvalidValue;
   FinalizeStats<true><<<static_cast<unsigned>((groups_total * 32 + 127) / 128), 128, 0, stream>>>(
       workspace, groups_total, chunks, 0.f, mean_var);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchGroupNormStatsCombine(ElemType t, const void* x, int64_t n, int64_t c, int64_t hw, int64_t groups,
+                                        bool channels_last, float* workspace, const GroupStatsInputs& inputs, int mode,
+                                        float eps, float* fresh_own, float* mean_rstd, cudaStream_t stream,
+                                        float* store_fresh) {
+  const int64_t ng = n * groups;
+  if (inputs.strips < 1 || inputs.strips > GroupStatsInputs::kMaxStrips || inputs.own < 0 ||
+      inputs.own >= inputs.strips || mode < 1 || mode > 2) {
+    return cudaErrorInvalidValue;
+  }
+  if (ng == 0 || c / groups * hw == 0) return cudaSuccess;
+  if (ng > kMaxFusedCombineGroups) {
+    // Too many groups for one block: the two launches.
+    if (const cudaError_t e = LaunchGroupNormStats(t, x, n, c, hw, groups, channels_last, workspace, fresh_own, stream);
+        e != cudaSuccess) {
+      return e;
+    }
+    return LaunchGroupStatsCombine(inputs, fresh_own, ng, mode, eps, mean_rstd, stream, store_fresh);
+  }
+  const int64_t chunks = t == ElemType::kHalf
+                             ? LaunchPartials<__half>(x, n, c, hw, groups, channels_last, workspace, stream)
+                             : LaunchPartials<__nv_bfloat16>(x, n, c, hw, groups, channels_last, workspace, stream);
+  if (chunks < 0) return cudaErrorInvalidValue;
+  FinalizeAndCombineStats<<<1, static_cast<unsigned>(ng * 32), 0, stream>>>(workspace, ng, chunks, inputs, mode, eps,
+                                                                           fresh_own, mean_rstd, store_fresh);
   return cudaGetLastError();
 }
 

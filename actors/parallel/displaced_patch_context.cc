@@ -464,33 +464,39 @@ at::Tensor DisplacedPatchContext::NormalizeCuda(const model::LayerSite& site, co
   const auto f32 = x.options().dtype(at::kFloat).memory_format(at::MemoryFormat::Contiguous);
   at::Tensor workspace = at::empty({kernels::GroupNormWorkspaceFloats(batch, groups, channels / groups * hw)}, f32);
   at::Tensor packet = at::empty({2, bg}, f32);  // own (mean, var), fresh
-  check(kernels::LaunchGroupNormStats(t, x.data_ptr(), batch, channels, hw, groups, channels_last,
-                                      workspace.data_ptr<float>(), packet.data_ptr<float>(), stream),
-        "group-norm statistics");
   const int id = SiteId(site, at::kFloat, std::vector<std::vector<int64_t>>(layout_.world_size(), {2, bg}));
   kernels::GroupStatsInputs in{};
   in.strips = layout_.patch_ranks;
   in.own = strip_;
   for (int s = 0; s < in.strips; ++s) in.rows[s] = static_cast<float>(strip_rows[s]);
-  int mode = 0;
+  at::Tensor mean_rstd = at::empty({2 * bg}, f32);
+  const float eps = static_cast<float>(norm.options.eps());
+  // A displaced step's combination also writes the fresh packet into its slot (after reading
+  // the stale one there): no copy node.
+  const bool direct = options_.mode != SyncMode::kSeparateGn && StoresDirectly(id);
   at::Tensor gathered;  // keeps the exact path's packets alive until the kernel is queued
   if (synchronous_ || options_.mode == SyncMode::kSyncGn) {
+    check(kernels::LaunchGroupNormStats(t, x.data_ptr(), batch, channels, hw, groups, channels_last,
+                                        workspace.data_ptr<float>(), packet.data_ptr<float>(), stream),
+          "group-norm statistics");
     gathered = GatherNow(site, id, packet);
     for (int s = 0; s < in.strips; ++s) {
       in.packets[s] = gathered.data_ptr<float>() + static_cast<int64_t>(layout_.gang_rank(group_, s)) * 2 * bg;
     }
+    check(kernels::LaunchGroupStatsCombine(in, packet.data_ptr<float>(), bg, /*mode=*/0, eps,
+                                           mean_rstd.data_ptr<float>(), stream),
+          "group-norm statistics combination");
   } else {
+    // The own statistics and their combination with the stale packets in one pass of kernels
+    // (the finalization and the combination share a launch where the groups fit one block).
     for (int s = 0; s < in.strips; ++s) in.packets[s] = Stale(id, layout_.gang_rank(group_, s)).data_ptr<float>();
-    mode = options_.mode == SyncMode::kStaleGn ? 2 : 1;
+    const int mode = options_.mode == SyncMode::kStaleGn ? 2 : 1;
+    check(kernels::LaunchGroupNormStatsCombine(t, x.data_ptr(), batch, channels, hw, groups, channels_last,
+                                               workspace.data_ptr<float>(), in, mode, eps, packet.data_ptr<float>(),
+                                               mean_rstd.data_ptr<float>(), stream,
+                                               direct ? Stale(id, rank_).data_ptr<float>() : nullptr),
+          "group-norm statistics and combination");
   }
-  at::Tensor mean_rstd = at::empty({2 * bg}, f32);
-  // A displaced step's combination kernel also writes the fresh packet into its slot (after
-  // reading the stale one there): no copy node.
-  const bool direct = options_.mode != SyncMode::kSeparateGn && StoresDirectly(id);
-  float* store = direct ? Stale(id, rank_).data_ptr<float>() : nullptr;
-  check(kernels::LaunchGroupStatsCombine(in, packet.data_ptr<float>(), bg, mode, static_cast<float>(norm.options.eps()),
-                                         mean_rstd.data_ptr<float>(), stream, store),
-        "group-norm statistics combination");
   if (direct) {
     Stored(id);
   } else if (options_.mode != SyncMode::kSeparateGn) {

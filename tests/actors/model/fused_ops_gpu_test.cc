@@ -4,9 +4,11 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "actors/model/blocks/attention_backend.h"
 #include "actors/model/blocks/fused_ops.h"
+#include "actors/kernels/fused_kernels.h"
 
 namespace distri::model {
 namespace {
@@ -47,6 +49,74 @@ TEST(FusedOpsGpu, GroupNormMatchesFp32Reference) {
       }
     }
   }
+}
+
+// Patch parallelism's displaced group norm: the fused statistics + combination launch
+// (LaunchGroupNormStatsCombine: finalization and combination in one kernel where the groups fit
+// one block, else the two launches) gives what LaunchGroupNormStats then LaunchGroupStatsCombine
+// give: the fresh own packet, (mean, rstd) and the fresh packet stored over the own stale one.
+TEST(FusedOpsGpu, GroupStatsCombineFusedEqualsTwoLaunches) {
+  ASSERT_TRUE(at::hasCUDA());
+  at::manual_seed(1);
+  struct Shape { int64_t n, c, h, w, g; } shapes[] = {
+      {1, 1280, 16, 32, 32}, {1, 64, 5, 7, 8}, {1, 320, 64, 128, 32}, {2, 320, 32, 32, 32} /* 64 groups: two launches */};
+  const auto f32 = at::TensorOptions().dtype(at::kFloat).device(at::kCUDA);
+  for (const auto& s : shapes) {
+    for (bool channels_last : {false, true}) {
+      for (int mode : {1, 2}) {
+        for (int strips : {2, 3}) {
+          const int own = strips - 1;
+          const int64_t ng = s.n * s.g;
+          at::Tensor x = (at::randn({s.n, s.c, s.h, s.w}) * 2 + 1).cuda().to(at::kHalf);
+          if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+          at::Tensor stale = at::stack({at::randn({strips, ng}), at::rand({strips, ng}) + 0.5}, 1).to(f32.device());
+          auto run = [&](bool fused) {
+            at::Tensor packets = stale.clone();  // [strips, 2, ng]; the own one is overwritten
+            at::Tensor ws = at::empty({kernels::GroupNormWorkspaceFloats(s.n, s.g, s.c / s.g * s.h * s.w)}, f32);
+            at::Tensor fresh = at::empty({2, ng}, f32), mean_rstd = at::empty({2 * ng}, f32);
+            kernels::GroupStatsInputs in{};
+            in.strips = strips;
+            in.own = own;
+            for (int k = 0; k < strips; ++k) {
+              in.packets[k] = packets[k].data_ptr<float>();
+              in.rows[k] = static_cast<float>(k + 3);
+            }
+            float* store = packets[own].data_ptr<float>();
+            cudaError_t e;
+            if (fused) {
+              e = kernels::LaunchGroupNormStatsCombine(kernels::ElemType::kHalf, x.data_ptr(), s.n, s.c, s.h * s.w, s.g,
+                                                       channels_last, ws.data_ptr<float>(), in, mode, 1e-5f,
+                                                       fresh.data_ptr<float>(), mean_rstd.data_ptr<float>(), nullptr,
+                                                       store);
+            } else {
+              e = kernels::LaunchGroupNormStats(kernels::ElemType::kHalf, x.data_ptr(), s.n, s.c, s.h * s.w, s.g,
+                                                channels_last, ws.data_ptr<float>(), fresh.data_ptr<float>(), nullptr);
+              if (e == cudaSuccess) {
+                e = kernels::LaunchGroupStatsCombine(in, fresh.data_ptr<float>(), ng, mode, 1e-5f,
+                                                     mean_rstd.data_ptr<float>(), nullptr, store);
+              }
+            }
+            EXPECT_EQ(cudaSuccess, e) << cudaGetErrorString(e);
+            return std::vector<at::Tensor>{fresh.cpu(), mean_rstd.cpu(), packets.cpu()};
+          };
+          const auto two = run(false), one = run(true);
+          const std::string what = std::to_string(s.n) + "x" + std::to_string(s.c) + "x" + std::to_string(s.h) + "x" +
+                                   std::to_string(s.w) + (channels_last ? " nhwc" : " nchw") + " mode " +
+                                   std::to_string(mode) + " strips " + std::to_string(strips);
+          EXPECT_TRUE(at::allclose(one[0], two[0], 1e-6, 1e-7)) << "fresh packet, " << what;
+          EXPECT_TRUE(at::allclose(one[1], two[1], 1e-6, 1e-7)) << "mean/rstd, " << what;
+          EXPECT_TRUE(at::allclose(one[2], two[2], 1e-6, 1e-7)) << "stored packets, " << what;
+          EXPECT_TRUE(at::allclose(one[2][own], one[0], 0, 0)) << "the fresh packet is stored, " << what;
+        }
+      }
+    }
+  }
+  // Only the displaced modes.
+  kernels::GroupStatsInputs in{};
+  in.strips = 2;
+  EXPECT_EQ(cudaErrorInvalidValue,
+            kernels::LaunchGroupNormStatsCombine(kernels::ElemType::kHalf, nullptr, 1, 32, 4, 32, false, nullptr, in, 0,
+                                                 1e-5f, nullptr, nullptr, nullptr));
 }
 
 TEST(FusedOpsGpu, GegluMatchesFp32Reference) {
