@@ -483,8 +483,10 @@ at::Tensor DisplacedPatchContext::NormalizeCuda(const model::LayerSite& site, co
     for (int s = 0; s < in.strips; ++s) {
       in.packets[s] = gathered.data_ptr<float>() + static_cast<int64_t>(layout_.gang_rank(group_, s)) * 2 * bg;
     }
+    // sync_gn's displaced steps refresh the slot too (direct), as the other modes do.
     check(kernels::LaunchGroupStatsCombine(in, packet.data_ptr<float>(), bg, /*mode=*/0, eps,
-                                           mean_rstd.data_ptr<float>(), stream),
+                                           mean_rstd.data_ptr<float>(), stream,
+                                           direct ? Stale(id, rank_).data_ptr<float>() : nullptr),
           "group-norm statistics combination");
   } else {
     // The own statistics and their combination with the stale packets in one pass of kernels
@@ -548,6 +550,12 @@ std::pair<at::Tensor, at::Tensor> DisplacedPatchContext::SelfAttentionKeyValue(c
                  "self-attention tokens");
   std::vector<std::vector<int64_t>> shapes;
   for (int r = 0; r < layout_.world_size(); ++r) shapes.push_back({per_strip[layout_.strip_of(r)], batch, 2 * inner});
+  // A self-attention whose SelfAttentionDone did not come before this one: its refresh first.
+  if (issue_after_attention_ >= 0) {
+    const int pending = issue_after_attention_;
+    issue_after_attention_ = -1;
+    Stored(pending);
+  }
   const int id = SiteId(site, k.scalar_type(), shapes);
   if (registering_ && options_.kv_in_place) sites_[id].own_chunk = true;
   // Payload: token-major [tokens, B, 2 inner], so the strips concatenate in image row order. A

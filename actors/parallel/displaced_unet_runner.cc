@@ -194,7 +194,17 @@ Result<at::Tensor> DisplacedUNetRunner::Forward(int step, const at::Tensor& inpu
         } else {
           graph->capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
         }
-        phase.output = ForwardOnce(synchronous, phase.input, phase.timestep);
+        try {
+          phase.output = ForwardOnce(synchronous, phase.input, phase.timestep);
+        } catch (...) {
+          // End the capture, so that the capturing stream (perhaps a pool stream other code
+          // gets later) is usable again; the graph is discarded.
+          try {
+            graph->capture_end();
+          } catch (...) {
+          }
+          throw;
+        }
         graph->capture_end();
         capture_stream.reset();
         phase.graph = std::move(graph);

@@ -403,30 +403,47 @@ Result<std::shared_ptr<void>> NcclComm::AllocateWindow(size_t bytes) {
     return NcclError("ncclMemAlloc", r, comm_).WithContext(what);
   }
   ncclWindow_t window = nullptr;
-  // On a non-blocking communicator the registration may go on after the call returns
-  // ncclSuccess (the window stays null until then): poll the communicator's state either way.
-  const ncclResult_t call = ncclCommWindowRegister(comm_, ptr, bytes, &window, NCCL_WIN_COLL_SYMMETRIC);
-  const Status registered = AwaitLocked(call == ncclSuccess ? ncclInProgress : call,
-                                        "ncclCommWindowRegister (" + what + ")", Clock::now() + op_timeout_);
-  if (!registered.ok() || window == nullptr) {
+  auto fall_back = [&](const std::string& why) -> Result<std::shared_ptr<void>> {
     ncclMemFree(ptr);
-    // No symmetric-memory support is not an error: the caller uses ordinary memory. A
-    // channel that failed (a peer missing, an abort) reports that.
-    if (Status f = failure(); !f.ok()) return f;
-    if (registered.code() == StatusCode::kDeadlineExceeded) {
-      FailLocked(registered, /*local=*/true);
-      return registered;
-    }
-    DISTRI_LOG(INFO) << "nccl channel of rank " << rank_ << ": no symmetric memory ("
-                     << (registered.ok() ? std::string("no window") : registered.message())
+    DISTRI_LOG(INFO) << "nccl channel of rank " << rank_ << ": no symmetric memory (" << why
                      << "); collective memory falls back to ordinary allocations";
     return std::shared_ptr<void>();
+  };
+  const ncclResult_t call = ncclCommWindowRegister(comm_, ptr, bytes, &window, NCCL_WIN_COLL_SYMMETRIC);
+  if (call != ncclSuccess && call != ncclInProgress) {
+    // Refused at once (e.g. no symmetric-memory support: no NVLink between all ranks,
+    // NCCL_WIN_ENABLE=0): nothing was queued. The caller uses ordinary memory, unless NCCL
+    // left the communicator unusable, which fails the channel now rather than at the next
+    // collective.
+    ncclResult_t state = ncclSuccess;
+    if (ncclCommGetAsyncError(comm_, &state) != ncclSuccess || state != ncclSuccess) {
+      const Status s = NcclError("ncclCommWindowRegister", call, comm_).WithContext(what);
+      FailLocked(s, /*local=*/true);
+      ncclMemFree(ptr);
+      return s;
+    }
+    return fall_back(ncclGetErrorString(call));
   }
+  // On a non-blocking communicator the registration may go on after the call returns
+  // ncclSuccess (the window stays null until then): poll the communicator's state either way.
+  const Status registered =
+      AwaitLocked(ncclInProgress, "ncclCommWindowRegister (" + what + ")", Clock::now() + op_timeout_);
+  if (!registered.ok()) {
+    // NCCL may still be registering (reading `ptr`, writing `window`): abort the communicator
+    // before the memory and this frame go away. The channel is unusable either way.
+    FailLocked(registered, /*local=*/true);
+    ncclMemFree(ptr);
+    return failure();
+  }
+  if (window == nullptr) return fall_back("no window");
   std::weak_ptr<NcclComm> weak = weak_from_this();
   const int device = device_;
   return std::shared_ptr<void>(ptr, [weak, window, device](void* p) {
     DeviceScope scope(device);
-    cudaDeviceSynchronize();  // kernels and copies may still read or write it
+    // Kernels and copies of any stream may still read or write it (the compute stream's
+    // graphs, the communication stream's all-gathers). A gang that failed was aborted first
+    // (the runner aborts its channels on any error), so nothing waits on a peer here.
+    cudaDeviceSynchronize();
     if (auto c = weak.lock()) c->DeregisterWindow(window);
     ncclMemFree(p);
   });

@@ -81,6 +81,9 @@ Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at
       x = (x - 0.1 * *out).contiguous(format);  // the next input depends on this output
     }
     if (cuda) c10::cuda::getCurrentCUDAStream().synchronize();
+    // The variants ran, not their fallbacks (our GPU machines have NVLink: symmetric memory).
+    if (collective_memory) EXPECT_GT((*runner)->collective_bytes(), 0) << "rank " << r << ": no symmetric window";
+    if (kv_in_place) EXPECT_GT((*runner)->kv_in_place_reads(), 0) << "rank " << r << ": K/V never read in place";
   });
   return outs;
 }

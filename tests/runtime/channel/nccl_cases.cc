@@ -128,6 +128,9 @@ void CollectiveMemoryAllGather(Channel& ch) {
   ASSERT_TRUE(memory.ok()) << memory.status().ToString();
   std::shared_ptr<void> mem = std::move(memory).value();
   std::printf("rank %zu: collective memory %s\n", rank, mem ? "in a symmetric window" : "unavailable (cudaMalloc)");
+  // Our GPU machines have NVLink between all GPUs: the window must exist there (elsewhere this
+  // fails and the rest of the case still checks the fallback's all-gathers).
+  EXPECT_NE(nullptr, mem) << "no symmetric window on rank " << rank;
   float* all = static_cast<float*>(mem.get());
   if (all == nullptr) CUDA_OK(cudaMalloc(reinterpret_cast<void**>(&all), n * count * sizeof(float)));
   float* source = nullptr;
