@@ -72,6 +72,7 @@ RankOutcome RunRank(const GenerateArgs& a, c10::Device device, at::ScalarType dt
   parallel::ParallelOptions options = a.parallel;
   options.split_cfg = !a.no_split_cfg;
   options.cuda_graphs = !a.no_cuda_graphs;
+  options.collective_memory = !a.no_collective_memory;
   options.make_group_channel = make_group_channel;
   parallel::ParallelGenerator generator(**pipe, ch.get(), options);
   ResetPeakMemory(device);
@@ -258,6 +259,9 @@ void AddGenerateOptions(CLI::App& cmd, GenerateArgs& a) {
       ->capture_default_str();
   cmd.add_flag("--no-split-cfg", a.no_split_cfg, "Do not put the CFG halves on two halves of the gang");
   cmd.add_flag("--no-cuda-graphs", a.no_cuda_graphs, "Run every step eagerly");
+  cmd.add_flag("--no-collective-memory", a.no_collective_memory,
+               "Stale buffers from LibTorch's allocator instead of one NCCL symmetric window (NCCL_WIN_ENABLE=0 "
+               "has the same effect)");
   cmd.add_option("--attention", a.attention,
                  "Attention kernels on GPUs: default (LibTorch's choice, cuDNN on H100/H200), cudnn, flash, efficient, "
                  "or SELF,CROSS (as DISTRI_SDPA_BACKEND)");

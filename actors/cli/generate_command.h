@@ -27,7 +27,7 @@ struct GenerateArgs {
   int gpus = 0, ranks = 0;
   std::string backend = "auto";
   parallel::ParallelOptions parallel;
-  bool no_split_cfg = false, no_cuda_graphs = false;
+  bool no_split_cfg = false, no_cuda_graphs = false, no_collective_memory = false;
   std::string save_latents;  // rank 0 writes the final latents here: raw little-endian float32, [1, C, h, w]
   int repeat = 1;  // render the job this many times (warm timings: graphs are captured once)
   bool json = false;  // one JSON line per repeat on stdout (timings; bench/run_cluster_bench.sh)
