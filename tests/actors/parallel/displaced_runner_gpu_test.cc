@@ -36,22 +36,37 @@ constexpr int64_t kHeight = 20, kWidth = 12;  // strips of 12 and 8 latent rows
 using Outputs = std::vector<std::vector<at::Tensor>>;
 
 // collective_memory: the stale buffers in one NCCL symmetric window; zero_sm: the channel with a
-// zero CTA policy (all-gathers into the window on the copy engines).
+// zero CTA policy (all-gathers into the window on the copy engines). layout: 1 group of 2 strips
+// (2 GPUs), or 2 CFG groups of 2 strips (4 GPUs: the 4-GPU render's layout, with a channel per
+// group for the patch exchanges, as ParallelGenerator makes them).
 Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at::kFloat,
-                bool collective_memory = false, bool zero_sm = false, bool kv_in_place = false) {
-  const UNetInputs in = MakeInputs(/*text_time=*/true, /*batch=*/1, kHeight, kWidth);
-  Outputs outs(kWorld);
+                bool collective_memory = false, bool zero_sm = false, bool kv_in_place = false,
+                GangLayout layout = GangLayout{1, kWorld}) {
+  const int world = layout.world_size();
+  const UNetInputs in = MakeInputs(/*text_time=*/true, /*batch=*/layout.groups, kHeight, kWidth);
+  Outputs outs(world);
   channel::MemoryRendezvous rendezvous;
-  OnRankThreads(kWorld, [&](int r) {
+  OnRankThreads(world, [&](int r) {
     c10::InferenceMode guard;
     std::optional<c10::cuda::CUDAGuard> device_guard;
     if (cuda) device_guard.emplace(static_cast<c10::DeviceIndex>(r));
     const c10::Device device = cuda ? c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(r)) : c10::Device(c10::kCPU);
     channel::ChannelOptions co;
-    co.nccl_zero_sm = zero_sm;
-    auto ch = cuda ? channel::MakeChannel(channel::Backend::kNccl, r, kWorld, rendezvous, co)
-                   : LocalRank(r, kWorld, rendezvous);
+    co.nccl_zero_sm = zero_sm && layout.groups == 1;
+    auto ch = cuda ? channel::MakeChannel(channel::Backend::kNccl, r, world, rendezvous, co)
+                   : LocalRank(r, world, rendezvous);
     ASSERT_TRUE(ch.ok()) << ch.status().ToString();
+    std::unique_ptr<channel::Channel> group;
+    if (layout.groups > 1) {
+      channel::ChannelOptions go;
+      go.rendezvous_prefix = "group" + std::to_string(layout.group_of(r));
+      go.nccl_zero_sm = zero_sm;
+      go.op_timeout = std::chrono::milliseconds(60'000);
+      auto g = channel::MakeChannel(cuda ? channel::Backend::kNccl : channel::Backend::kLocal, layout.strip_of(r),
+                                    layout.patch_ranks, rendezvous, go);
+      ASSERT_TRUE(g.ok()) << g.status().ToString();
+      group = std::move(g).value();
+    }
     // As the pipeline loads a model on a GPU: weights moved, projections fused, channels-last
     // convolution weights.
     model::UNet2DConditionModel unet = RandomUNet(TinyXlConfig(), /*fused=*/false);
@@ -64,7 +79,7 @@ Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at
     o.context.mode = mode;
     o.context.collective_memory = collective_memory;
     o.context.kv_in_place = kv_in_place;
-    auto runner = DisplacedUNetRunner::Create(unet, ch->get(), GangLayout{1, kWorld}, kHeight, kWidth, o);
+    auto runner = DisplacedUNetRunner::Create(unet, ch->get(), layout, kHeight, kWidth, o, group.get());
     ASSERT_TRUE(runner.ok()) << runner.status().ToString();
     std::optional<model::UNetAddedConditions> added;
     if (in.added) {
@@ -73,7 +88,7 @@ Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at
     ASSERT_TRUE((*runner)->SetConditioning(in.states.to(device, dtype), added).ok());
     const auto format = cuda ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
     at::Tensor x = in.sample.to(device, dtype).contiguous(format);
-    const at::Tensor t = in.timestep.to(device);
+    const at::Tensor t = in.timestep.reshape(-1)[0].to(device);  // the runner takes a 0-d timestep
     for (int step = 0; step < kSteps; ++step) {
       auto out = (*runner)->Forward(step, x, t);
       ASSERT_TRUE(out.ok()) << "step " << step << ": " << out.status().ToString();
@@ -100,7 +115,8 @@ class DisplacedRunnerGpu : public ::testing::TestWithParam<SyncMode> {
 // Every rank's every step of `got` within `bound` (relative) of `want`; prints the errors as
 // metrics labelled `what`.
 void ExpectStepsClose(const Outputs& got, const Outputs& want, double bound, const std::string& what) {
-  for (int r = 0; r < kWorld; ++r) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t r = 0; r < got.size(); ++r) {
     ASSERT_EQ(got[r].size(), static_cast<size_t>(kSteps)) << what << " rank " << r;
     ASSERT_EQ(want[r].size(), static_cast<size_t>(kSteps)) << what << " rank " << r;
     for (int s = 0; s < kSteps; ++s) {
@@ -156,6 +172,37 @@ TEST_P(DisplacedRunnerGpu, KeyValueInPlaceGivesTheSameBits) {
   const Outputs in_place = RunGang(/*cuda=*/true, /*graphs=*/true, mode, at::kHalf, /*collective_memory=*/true,
                                    /*zero_sm=*/false, /*kv_in_place=*/true);
   ExpectStepsClose(in_place, plain, 1e-12, "fp16 " + name + " K/V in place vs plain");
+}
+
+// The 4-GPU layout: two CFG groups of two strips, a channel per group, fp32 without TF32: the
+// GPU's graph replays with the stale buffers in symmetric windows (and K/V read in place) equal
+// the CPU runner over local channels, step after step.
+TEST(DisplacedRunnerGpu4, CfgSplitGangMatchesTheCpu) {
+  if (!at::hasCUDA() || at::getNumGPUs() < 4) GTEST_SKIP() << "needs 4 GPUs";
+  at::globalContext().setAllowTF32CuDNN(false);
+  at::globalContext().setAllowTF32CuBLAS(false);
+  const GangLayout layout{2, 2};
+  for (bool kv_in_place : {false, true}) {
+    const std::string what = std::string("cfg split, ") + (kv_in_place ? "K/V in place" : "K/V concatenated");
+    const Outputs cpu = RunGang(/*cuda=*/false, /*graphs=*/false, SyncMode::kCorrectedAsyncGn, at::kFloat,
+                                /*collective_memory=*/false, /*zero_sm=*/false, kv_in_place, layout);
+    const Outputs gpu = RunGang(/*cuda=*/true, /*graphs=*/true, SyncMode::kCorrectedAsyncGn, at::kFloat,
+                                /*collective_memory=*/true, /*zero_sm=*/false, kv_in_place, layout);
+    ExpectStepsClose(gpu, cpu, 1e-3, what + " GPU (graphs, window) vs CPU");
+  }
+}
+
+// The copy-engine all-gathers (zero CTA policy) in the 4-GPU layout: parallel_bench --zero-sm
+// failed there with "CUDA error: unknown error" (2026-11-28, 4x H200). Disabled until that is
+// understood; run with --gtest_also_run_disabled_tests to investigate.
+TEST(DisplacedRunnerGpu4, DISABLED_CfgSplitGangOnTheCopyEngines) {
+  if (!at::hasCUDA() || at::getNumGPUs() < 4) GTEST_SKIP() << "needs 4 GPUs";
+  const GangLayout layout{2, 2};
+  const Outputs plain = RunGang(/*cuda=*/true, /*graphs=*/false, SyncMode::kCorrectedAsyncGn, at::kHalf,
+                                /*collective_memory=*/false, /*zero_sm=*/false, /*kv_in_place=*/false, layout);
+  const Outputs ce = RunGang(/*cuda=*/true, /*graphs=*/true, SyncMode::kCorrectedAsyncGn, at::kHalf,
+                             /*collective_memory=*/true, /*zero_sm=*/true, /*kv_in_place=*/false, layout);
+  ExpectStepsClose(ce, plain, 1e-12, "cfg split on the copy engines vs plain");
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, DisplacedRunnerGpu,
