@@ -6,10 +6,14 @@
 #   build          configure build-gpu and build distri, parallel_bench, the NCCL channel tests and
 #                  the runtime's binaries (distri-head/-node/-worker/-cluster: run_cluster_bench.sh)
 #   nccl-test      the NCCL channel tests (ctest -L gpu|multigpu -R Nccl)
+#   gpu-tests      fused_ops_gpu_test, displaced_runner_gpu_test (2 and 4 GPUs) and the NCCL
+#                  collective-memory case; prints a summary line per binary (logs in OUT_DIR)
 #   model          the full-size random SDXL model in /tmp/sdxl-full (fp16, diffusers' layout)
 #   smoke          tiny model: `distri generate --gpus N` (full_sync) equals 1 GPU, N = 2, 4
 #   ours:S1,S2     parallel_bench at these sizes on 1,2,4 GPUs (GPUS overrides), with --exact
 #   theirs:S1,S2   distrifuser (torchrun) at these sizes on the same GPU counts
+#   ab:FLAG:S1,S2  parallel_bench on 4 GPUs (GPUS overrides) at these sizes, without and with
+#                  FLAG (e.g. --kv-in-place), alternating, AB_ROUNDS (2) rounds: one machine
 # Results: OUT_DIR/parallel.jsonl (JSON lines) and OUT_DIR/*.log.
 set -uo pipefail
 out=${1:?OUT_DIR}; shift
@@ -24,11 +28,32 @@ for stage in "$@"; do
       [ -f build-gpu/build.ninja ] || cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DDISTRI_BUILD_CAPI=OFF > "$out/cmake.log" 2>&1
       cmake --build build-gpu -j "$(nproc)" --target distri parallel_bench channel_nccl_test channel_nccl_multigpu_test \
         distri-head distri-node distri-worker distri-cluster unet_bench fused_ops_gpu_test unet_gpu_test \
+        displaced_runner_gpu_test \
         > "$out/build.log" 2>&1 || { grep -E "error|FAILED" "$out/build.log" | head -30; exit 1; }
       ;;
     nccl-test)
       ctest --test-dir build-gpu -L "gpu|multigpu" -R Nccl --output-on-failure --timeout 300 > "$out/nccl-test.log" 2>&1
       tail -15 "$out/nccl-test.log"
+      ;;
+    gpu-tests)
+      for t in fused_ops_gpu_test displaced_runner_gpu_test; do
+        timeout 300 ./build-gpu/tests/$t > "$out/$t.log" 2>&1
+        echo "$t: rc=$? $(grep -E '^\[  (PASSED|FAILED)  \]' "$out/$t.log" | tr '\n' ' ')"
+        grep -E "^\[  FAILED  \]" "$out/$t.log" | head -20
+      done
+      timeout 300 ./build-gpu/tests/channel_nccl_multigpu_test --gtest_filter='*CollectiveMemory*' \
+        > "$out/collective-memory.log" 2>&1
+      echo "channel collective memory: rc=$? $(grep -cE 'in a symmetric window' "$out/collective-memory.log") windows"
+      ;;
+    ab:*)
+      spec=${stage#ab:}; flag=${spec%%:*}; sizes=${spec#*:}
+      for round in $(seq 1 "${AB_ROUNDS:-2}"); do
+        for f in "" "$flag"; do
+          timeout ${OURS_TIMEOUT:-580} ./build-gpu/bench/parallel_bench --model $model --gpus "${GPUS:-4}" --sizes "$sizes" \
+            --steps "$steps" --repeats ${REPEATS:-2} $f ${OURS_ARGS:-} 2>&1 | grep -E "^[0-9]+ +[0-9]+ |failed" \
+            | sed "s/^/[${f:-default}] /" | tee -a "$out/ab.log"
+        done
+      done
       ;;
     model)
       [ -f $model/unet/config.json ] || ./build-gpu/actors/distri model init --arch sdxl --dtype fp16 $model
