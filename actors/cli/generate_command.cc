@@ -101,8 +101,9 @@ RankOutcome RunRank(const GenerateArgs& a, c10::Device device, at::ScalarType dt
     out.runs.push_back(t);
     out.result = std::move(*r);
   }
-  out.peak_allocated = PeakAllocatedBytes(device);
-  out.peak_reserved = PeakReservedBytes(device);
+  // The stale buffers in collective memory (an NCCL window) are outside LibTorch's statistics.
+  out.peak_allocated = PeakAllocatedBytes(device) + out.stats.collective_bytes;
+  out.peak_reserved = PeakReservedBytes(device) + out.stats.collective_bytes;
   return out;
 }
 
@@ -200,9 +201,10 @@ int Report(const GenerateArgs& a, const RankOutcome& r0, int world, const std::s
     if (a.parallel.parallelism == "tensor") {
       std::fprintf(stderr, "gang: %d ranks, tensor parallelism (heads, feed-forward and resnet channels split)\n", world);
     } else {
-      std::fprintf(stderr, "gang: %d ranks (%d CFG group(s) x %d strip(s)), %s, %s, stale buffers %.1f MiB\n", world,
+      std::fprintf(stderr, "gang: %d ranks (%d CFG group(s) x %d strip(s)), %s, %s, stale buffers %.1f MiB%s\n", world,
                    r0.stats.layout.groups, r0.stats.layout.patch_ranks, a.parallel.parallelism.c_str(),
-                   a.parallel.sync_mode.c_str(), r0.stats.stale_bytes / 1048576.0);
+                   a.parallel.sync_mode.c_str(), r0.stats.stale_bytes / 1048576.0,
+                   r0.stats.collective_bytes > 0 ? " (in an NCCL symmetric window)" : "");
     }
     std::fprintf(stderr, "channel backend: %s\n", backend.c_str());
   }

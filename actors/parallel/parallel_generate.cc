@@ -182,7 +182,8 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
     stats->layout = layout;
     stats->stale_bytes = tensor ? 0 : runner_->stale_bytes();
     for (int phase = 0; phase < 2 && !tensor; ++phase) stats->graph_nodes[phase] = runner_->graph_nodes(phase);
-    stats->peak_denoise_bytes = PeakAllocatedBytes(device) + (tensor ? 0 : runner_->collective_bytes());
+    stats->collective_bytes = tensor ? 0 : runner_->collective_bytes();
+    stats->peak_denoise_bytes = PeakAllocatedBytes(device) + stats->collective_bytes;
   }
   t0 = std::chrono::steady_clock::now();
   if (channel && world > 1 && options.parallel_vae) {
