@@ -1,7 +1,9 @@
 #include "actors/parallel/displaced_patch_context.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <numeric>
+#include <string_view>
 
 #include "actors/model/blocks/fused_ops.h"
 #include "actors/model/blocks/layers.h"
@@ -28,6 +30,16 @@ std::string Shape(at::IntArrayRef sizes) {
 
 int64_t Numel(const std::vector<int64_t>& shape) {
   return std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>());
+}
+
+// DISTRI_FUSED_GN_COMBINE=0: a displaced group norm's statistics finalization and combination
+// as two kernels instead of one (read once; a fallback should the fused kernel misbehave).
+[[maybe_unused]] bool FusedStatsCombine() {
+  static const bool on = [] {
+    const char* e = std::getenv("DISTRI_FUSED_GN_COMBINE");
+    return e == nullptr || std::string_view(e) != "0";
+  }();
+  return on;
 }
 
 bool IsChannelsLast(const at::Tensor& x) {
@@ -493,11 +505,20 @@ at::Tensor DisplacedPatchContext::NormalizeCuda(const model::LayerSite& site, co
     // (the finalization and the combination share a launch where the groups fit one block).
     for (int s = 0; s < in.strips; ++s) in.packets[s] = Stale(id, layout_.gang_rank(group_, s)).data_ptr<float>();
     const int mode = options_.mode == SyncMode::kStaleGn ? 2 : 1;
-    check(kernels::LaunchGroupNormStatsCombine(t, x.data_ptr(), batch, channels, hw, groups, channels_last,
-                                               workspace.data_ptr<float>(), in, mode, eps, packet.data_ptr<float>(),
-                                               mean_rstd.data_ptr<float>(), stream,
-                                               direct ? Stale(id, rank_).data_ptr<float>() : nullptr),
-          "group-norm statistics and combination");
+    float* store = direct ? Stale(id, rank_).data_ptr<float>() : nullptr;
+    if (FusedStatsCombine()) {
+      check(kernels::LaunchGroupNormStatsCombine(t, x.data_ptr(), batch, channels, hw, groups, channels_last,
+                                                 workspace.data_ptr<float>(), in, mode, eps, packet.data_ptr<float>(),
+                                                 mean_rstd.data_ptr<float>(), stream, store),
+            "group-norm statistics and combination");
+    } else {
+      check(kernels::LaunchGroupNormStats(t, x.data_ptr(), batch, channels, hw, groups, channels_last,
+                                          workspace.data_ptr<float>(), packet.data_ptr<float>(), stream),
+            "group-norm statistics");
+      check(kernels::LaunchGroupStatsCombine(in, packet.data_ptr<float>(), bg, mode, eps, mean_rstd.data_ptr<float>(),
+                                             stream, store),
+            "group-norm statistics combination");
+    }
   }
   if (direct) {
     Stored(id);
