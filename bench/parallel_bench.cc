@@ -78,6 +78,8 @@ struct GangRun {
   GenerateResult last;          // rank 0's last job
   // Rank 0's captured graphs (synchronous and displaced phase).
   distri::parallel::DisplacedUNetRunner::GraphNodes graph_nodes[2];
+  int64_t exchange_chunks = 0;  // rank 0's stale all-gathers a step
+  bool window = false;          // rank 0's stale buffers in an NCCL symmetric window
 };
 
 // Busy time of a set of [start, end) intervals (overlaps counted once).
@@ -274,7 +276,11 @@ GangRun RunGang(std::vector<std::unique_ptr<Pipeline>>& pipes, int n, const Gene
       }
       seconds[r].push_back(res->seconds_text + res->seconds_denoise);
       stale[r] = stats.stale_bytes;
-      if (r == 0) std::copy(std::begin(stats.graph_nodes), std::end(stats.graph_nodes), std::begin(run.graph_nodes));
+      if (r == 0) {
+        std::copy(std::begin(stats.graph_nodes), std::end(stats.graph_nodes), std::begin(run.graph_nodes));
+        run.exchange_chunks = stats.exchange_chunks;
+        run.window = stats.collective_bytes > 0;
+      }
       peaks[r] = std::max(peaks[r], stats.peak_denoise_bytes);
       last[r] = std::move(*res);
     }
@@ -454,13 +460,20 @@ int main(int argc, char** argv) {
                       static_cast<long long>(g.kernels), static_cast<long long>(g.memcpy),
                       static_cast<long long>(g.memset), static_cast<long long>(g.other));
         }
+        if (run.exchange_chunks > 0) {
+          std::printf("       stale exchange of rank 0: %lld all-gathers a step, buffers %s\n",
+                      static_cast<long long>(run.exchange_chunks),
+                      run.window ? "in an NCCL symmetric window" : "from LibTorch's allocator");
+        }
         std::fflush(stdout);
         if (out.is_open()) {
           out << "{\"impl\":\"distri\",\"size\":" << size << ",\"gpus\":" << n << ",\"mode\":\"" << mode
               << "\",\"latency_s\":" << latency << ",\"speedup\":" << speedup << ",\"peak_gib\":"
               << run.peak_bytes / 1073741824.0 << ",\"stale_mib\":" << run.stale_bytes / 1048576.0
               << ",\"psnr_db\":" << psnr << ",\"latent_rel_err\":" << latent_err << ",\"graph_nodes\":["
-              << run.graph_nodes[0].total << "," << run.graph_nodes[1].total << "],\"runs\":[" << runs << "]}\n";
+              << run.graph_nodes[0].total << "," << run.graph_nodes[1].total << "],\"exchange_chunks\":"
+              << run.exchange_chunks << ",\"window\":" << (run.window ? "true" : "false") << ",\"runs\":[" << runs
+              << "]}\n";
           out.flush();
         }
       }

@@ -71,6 +71,8 @@ class DisplacedUNetRunner {
   int64_t stale_bytes() const { return context_ ? context_->stale_bytes() : 0; }
   // The part of stale_bytes() in the channel's collective memory (outside LibTorch's allocator).
   int64_t collective_bytes() const { return context_ ? context_->collective_bytes() : 0; }
+  // Chunks of the stale buffers: the stale all-gathers of a step.
+  int64_t exchange_chunks() const { return context_ ? context_->num_chunks() : 0; }
   // Self-attentions that read their K/V in place so far (DisplacedOptions::kv_in_place).
   int64_t kv_in_place_reads() const { return context_ ? context_->kv_in_place_reads() : 0; }
   // Nodes of the captured CUDA graph of a phase (0 synchronous, 1 displaced), by kind; all 0

@@ -183,6 +183,7 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
     stats->stale_bytes = tensor ? 0 : runner_->stale_bytes();
     for (int phase = 0; phase < 2 && !tensor; ++phase) stats->graph_nodes[phase] = runner_->graph_nodes(phase);
     stats->collective_bytes = tensor ? 0 : runner_->collective_bytes();
+    stats->exchange_chunks = tensor ? 0 : runner_->exchange_chunks();
     stats->peak_denoise_bytes = PeakAllocatedBytes(device) + stats->collective_bytes;
   }
   t0 = std::chrono::steady_clock::now();
