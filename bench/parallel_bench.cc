@@ -359,6 +359,7 @@ int main(int argc, char** argv) {
   app.add_option("--out", out_path, "Append JSON lines here");
   app.add_flag("--profile", profile, "Print a Kineto kernel-time breakdown of one more job per gang of 2+ GPUs");
   CLI11_PARSE(app, argc, argv);
+  g_zero_sm = zero_sm;
 
   const std::vector<int> gpu_counts = ParseList(gpus_text), sizes = ParseList(sizes_text);
   // Kineto leaves CUPTI callbacks behind: a CUDA graph captured after a profiled job crashed
@@ -427,7 +428,6 @@ int main(int argc, char** argv) {
         o.collective_memory = !no_collective_memory;
         o.kv_in_place = kv_in_place;
         o.cuda_graphs = !no_graphs;
-        g_zero_sm = zero_sm;
         const std::string tag = std::to_string(size) + "/" + std::to_string(n) + "/" + mode;
         GangRun run = RunGang(pipes, n, params, o, mode == "full_sync" ? 1 : repeats,
                               std::min(warmup_job_steps, steps), tag, profile && n > 1);

@@ -85,11 +85,12 @@ cudaError_t LaunchGroupStatsCombine(const GroupStatsInputs& inputs, const float*
                                     float eps, float* mean_rstd, cudaStream_t stream, float* store_fresh = nullptr);
 // LaunchGroupNormStats (into fresh_own, [2, n * groups]) then LaunchGroupStatsCombine with it, for
 // the displaced modes (mode 1 or 2; cudaErrorInvalidValue otherwise), with the same results bit
-// for bit, in two kernels instead of three where n * groups <= 32 (SDXL: batch 1, 32 groups).
+// for bit, in two kernels instead of three where n * groups <= 32 (SDXL: batch 1, 32 groups) and
+// `fused`; otherwise exactly those two launches.
 cudaError_t LaunchGroupNormStatsCombine(ElemType t, const void* x, int64_t n, int64_t c, int64_t hw, int64_t groups,
                                         bool channels_last, float* workspace, const GroupStatsInputs& inputs, int mode,
                                         float eps, float* fresh_own, float* mean_rstd, cudaStream_t stream,
-                                        float* store_fresh = nullptr);
+                                        float* store_fresh = nullptr, bool fused = true);
 
 // In place on y [n, c, hw] (NCHW, or channels-last when `channels_last`): y += bias[c] (bias may
 // be null) plus, by extra_kind: 0 nothing, 1 extra[n, c] (per image and channel, e.g. a time

@@ -195,23 +195,31 @@ __global__ void PartialStatsNhwcVec(const T* __restrict__ x, int64_t hw, int64_t
   }
 }
 
-// stats[group * 2 + {0,1}] = mean, rstd. One warp per group: lane l combines chunks l, l + 32,
-// ... in order, then the lanes are combined by a fixed shuffle tree (deterministic).
+// stats[group * 2 + {0,1}] = mean, rstd. One warp per group (WarpGroupStats).
 // kMeanVar: stats[group] = mean, stats[groups_total + group] = biased variance instead.
-template <bool kMeanVar>
-__global__ void FinalizeStats(const float* __restrict__ partial, int64_t groups_total, int64_t chunks, float eps,
-                              float* __restrict__ stats) {
-  const int64_t group = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) / 32;
-  const int lane = threadIdx.x % 32;
-  if (group >= groups_total) return;
+// One warp's reduction of `group`'s `chunks` partials (n, mean, m2): lane l combines chunks l,
+// l + 32, ... in order, then the lanes by a fixed shuffle tree (deterministic). Lane 0 holds
+// the result. Every lane of the warp must call it.
+__device__ __forceinline__ void WarpGroupStats(const float* __restrict__ partial, int64_t group, int64_t chunks,
+                                               int lane, float& n, float& mean, float& m2) {
   const float* p = partial + group * chunks * 3;
-  float n = 0.f, mean = 0.f, m2 = 0.f;
+  n = 0.f, mean = 0.f, m2 = 0.f;
   for (int64_t k = lane; k < chunks; k += 32) Combine(n, mean, m2, p[3 * k], p[3 * k + 1], p[3 * k + 2]);
   for (int o = 16; o > 0; o >>= 1) {
     const float nb = __shfl_down_sync(0xffffffff, n, o), mb = __shfl_down_sync(0xffffffff, mean, o),
                 m2b = __shfl_down_sync(0xffffffff, m2, o);
     if (lane < o) Combine(n, mean, m2, nb, mb, m2b);
   }
+}
+
+template <bool kMeanVar>
+__global__ void FinalizeStats(const float* __restrict__ partial, int64_t groups_total, int64_t chunks, float eps,
+                              float* __restrict__ stats) {
+  const int64_t group = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  if (group >= groups_total) return;
+  float n, mean, m2;
+  WarpGroupStats(partial, group, chunks, lane, n, mean, m2);
   if (lane == 0) {
     if (kMeanVar) {
       stats[group] = mean;
@@ -439,14 +447,8 @@ __global__ void FinalizeAndCombineStats(const float* __restrict__ partial, int64
   const int64_t group = threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (group < ng) {
-    const float* p = partial + group * chunks * 3;
-    float n = 0.f, mean = 0.f, m2 = 0.f;
-    for (int64_t k = lane; k < chunks; k += 32) Combine(n, mean, m2, p[3 * k], p[3 * k + 1], p[3 * k + 2]);
-    for (int o = 16; o > 0; o >>= 1) {
-      const float nb = __shfl_down_sync(0xffffffff, n, o), mb = __shfl_down_sync(0xffffffff, mean, o),
-                  m2b = __shfl_down_sync(0xffffffff, m2, o);
-      if (lane < o) Combine(n, mean, m2, nb, mb, m2b);
-    }
+    float n, mean, m2;
+    WarpGroupStats(partial, group, chunks, lane, n, mean, m2);
     if (lane == 0) {
       fresh[group] = mean;
       fresh[ng + group] = m2 / n;
@@ -480,15 +482,15 @@ cudaError_t LaunchGroupNormStats(ElemType t, const void* x, int64_t n, int64_t c
 cudaError_t LaunchGroupNormStatsCombine(ElemType t, const void* x, int64_t n, int64_t c, int64_t hw, int64_t groups,
                                         bool channels_last, float* workspace, const GroupStatsInputs& inputs, int mode,
                                         float eps, float* fresh_own, float* mean_rstd, cudaStream_t stream,
-                                        float* store_fresh) {
+                                        float* store_fresh, bool fused) {
   const int64_t ng = n * groups;
   if (inputs.strips < 1 || inputs.strips > GroupStatsInputs::kMaxStrips || inputs.own < 0 ||
       inputs.own >= inputs.strips || mode < 1 || mode > 2) {
     return cudaErrorInvalidValue;
   }
   if (ng == 0 || c / groups * hw == 0) return cudaSuccess;
-  if (ng > kMaxFusedCombineGroups) {
-    // Too many groups for one block: the two launches.
+  if (!fused || ng > kMaxFusedCombineGroups) {
+    // Asked for, or too many groups for one block: the two launches.
     if (const cudaError_t e = LaunchGroupNormStats(t, x, n, c, hw, groups, channels_last, workspace, fresh_own, stream);
         e != cudaSuccess) {
       return e;

@@ -99,11 +99,7 @@ void DisplacedPatchContext::BeginStep(bool synchronous) {
 void DisplacedPatchContext::EndStep() {
   // A self-attention whose SelfAttentionDone never came (a model without the hook): its
   // refresh still goes out, after everything queued so far.
-  if (issue_after_attention_ >= 0) {
-    const int id = issue_after_attention_;
-    issue_after_attention_ = -1;
-    Stored(id);
-  }
+  IssueKeyValueRefresh();
   if (registering_) {
     if (open_chunk_ >= 0) CloseChunk();
     registering_ = false;
@@ -505,20 +501,12 @@ at::Tensor DisplacedPatchContext::NormalizeCuda(const model::LayerSite& site, co
     // (the finalization and the combination share a launch where the groups fit one block).
     for (int s = 0; s < in.strips; ++s) in.packets[s] = Stale(id, layout_.gang_rank(group_, s)).data_ptr<float>();
     const int mode = options_.mode == SyncMode::kStaleGn ? 2 : 1;
-    float* store = direct ? Stale(id, rank_).data_ptr<float>() : nullptr;
-    if (FusedStatsCombine()) {
-      check(kernels::LaunchGroupNormStatsCombine(t, x.data_ptr(), batch, channels, hw, groups, channels_last,
-                                                 workspace.data_ptr<float>(), in, mode, eps, packet.data_ptr<float>(),
-                                                 mean_rstd.data_ptr<float>(), stream, store),
-            "group-norm statistics and combination");
-    } else {
-      check(kernels::LaunchGroupNormStats(t, x.data_ptr(), batch, channels, hw, groups, channels_last,
-                                          workspace.data_ptr<float>(), packet.data_ptr<float>(), stream),
-            "group-norm statistics");
-      check(kernels::LaunchGroupStatsCombine(in, packet.data_ptr<float>(), bg, mode, eps, mean_rstd.data_ptr<float>(),
-                                             stream, store),
-            "group-norm statistics combination");
-    }
+    check(kernels::LaunchGroupNormStatsCombine(t, x.data_ptr(), batch, channels, hw, groups, channels_last,
+                                               workspace.data_ptr<float>(), in, mode, eps, packet.data_ptr<float>(),
+                                               mean_rstd.data_ptr<float>(), stream,
+                                               direct ? Stale(id, rank_).data_ptr<float>() : nullptr,
+                                               FusedStatsCombine()),
+          "group-norm statistics and combination");
   }
   if (direct) {
     Stored(id);
@@ -572,11 +560,7 @@ std::pair<at::Tensor, at::Tensor> DisplacedPatchContext::SelfAttentionKeyValue(c
   std::vector<std::vector<int64_t>> shapes;
   for (int r = 0; r < layout_.world_size(); ++r) shapes.push_back({per_strip[layout_.strip_of(r)], batch, 2 * inner});
   // A self-attention whose SelfAttentionDone did not come before this one: its refresh first.
-  if (issue_after_attention_ >= 0) {
-    const int pending = issue_after_attention_;
-    issue_after_attention_ = -1;
-    Stored(pending);
-  }
+  IssueKeyValueRefresh();
   const int id = SiteId(site, k.scalar_type(), shapes);
   if (registering_ && options_.kv_in_place) sites_[id].own_chunk = true;
   // Payload: token-major [tokens, B, 2 inner], so the strips concatenate in image row order. A
@@ -629,7 +613,9 @@ std::pair<at::Tensor, at::Tensor> DisplacedPatchContext::SelfAttentionKeyValue(c
   return {kv.narrow(2, 0, inner), kv.narrow(2, inner, inner)};
 }
 
-void DisplacedPatchContext::SelfAttentionDone(const model::LayerSite&) {
+void DisplacedPatchContext::SelfAttentionDone(const model::LayerSite&) { IssueKeyValueRefresh(); }
+
+void DisplacedPatchContext::IssueKeyValueRefresh() {
   if (issue_after_attention_ < 0) return;
   const int id = issue_after_attention_;
   issue_after_attention_ = -1;

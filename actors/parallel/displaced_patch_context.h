@@ -187,6 +187,8 @@ class DisplacedPatchContext : public model::LayerContext {
   bool StoresDirectly(int site) const;
   // After a layer wrote its slot directly: issues its chunk when it is the chunk's last layer.
   void Stored(int site);
+  // kv_in_place: issues the chunk of the self-attention that read its K/V in place, if one waits.
+  void IssueKeyValueRefresh();
   // Whether the slots of a site of the group's ranks follow each other in strip order in its
   // chunk (no alignment padding between them): then they read as one tensor.
   bool GroupSlotsAdjacent(int site) const;

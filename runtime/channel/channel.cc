@@ -66,8 +66,10 @@ Handle Channel::BarrierAsync() { return DoBarrier(); }
 Result<std::shared_ptr<void>> Channel::AllocateCollectiveMemory(size_t bytes) {
   if (bytes == 0) return Status::InvalidArgument("AllocateCollectiveMemory: 0 bytes");
   if (Status s = status(); !s.ok()) return s;
-  return std::shared_ptr<void>();
+  return DoAllocateCollectiveMemory(bytes);
 }
+
+Result<std::shared_ptr<void>> Channel::DoAllocateCollectiveMemory(size_t) { return std::shared_ptr<void>(); }
 
 void Channel::Abort(std::string_view reason) {
   DoAbort(reason.empty() ? std::string_view("no reason given") : reason);

@@ -145,7 +145,7 @@ class Channel {
   // symmetric-memory support (no NVLink between all ranks, NCCL_WIN_ENABLE=0), return a null
   // pointer: allocate ordinary memory then. Errors: InvalidArgument (bytes == 0), the
   // channel's failure, OutOfMemory.
-  virtual Result<std::shared_ptr<void>> AllocateCollectiveMemory(size_t bytes);
+  Result<std::shared_ptr<void>> AllocateCollectiveMemory(size_t bytes);
 
  protected:
   explicit Channel(std::chrono::milliseconds op_timeout) : op_timeout_(op_timeout) {}
@@ -160,6 +160,9 @@ class Channel {
   virtual Handle DoRecv(Buffer data, int peer, uint32_t tag, void* stream) = 0;
   virtual Handle DoBarrier() = 0;
   virtual void DoAbort(std::string_view reason) = 0;
+  // AllocateCollectiveMemory after its checks (bytes > 0, the channel not failed). Default: none
+  // (a null pointer).
+  virtual Result<std::shared_ptr<void>> DoAllocateCollectiveMemory(size_t bytes);
 
  private:
   Status Finish(Handle handle);

@@ -49,14 +49,13 @@ class NcclChannel final : public Channel {
   }
   Status status() const override { return comm_->failure(); }
 
-  Result<std::shared_ptr<void>> AllocateCollectiveMemory(size_t bytes) override {
-    if (bytes == 0) return Status::InvalidArgument("AllocateCollectiveMemory: 0 bytes" + Where());
+ protected:
+  Result<std::shared_ptr<void>> DoAllocateCollectiveMemory(size_t bytes) override {
     auto memory = comm_->AllocateWindow(bytes);
     if (!memory.ok()) return memory.status().WithContext("AllocateCollectiveMemory" + Where());
     return memory;
   }
 
- protected:
   Handle DoAllGather(ConstBuffer send, Buffer recv, void* stream) override {
     const std::string what = Describe("all_gather", send);
     if (send.count == 0) return Handle::Completed(comm_->failure(), what);

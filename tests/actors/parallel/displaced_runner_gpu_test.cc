@@ -97,8 +97,12 @@ Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at
     }
     if (cuda) c10::cuda::getCurrentCUDAStream().synchronize();
     // The variants ran, not their fallbacks (our GPU machines have NVLink: symmetric memory).
-    if (collective_memory) EXPECT_GT((*runner)->collective_bytes(), 0) << "rank " << r << ": no symmetric window";
-    if (kv_in_place) EXPECT_GT((*runner)->kv_in_place_reads(), 0) << "rank " << r << ": K/V never read in place";
+    if (collective_memory) {
+      EXPECT_GT((*runner)->collective_bytes(), 0) << "rank " << r << ": no symmetric window";
+    }
+    if (kv_in_place) {
+      EXPECT_GT((*runner)->kv_in_place_reads(), 0) << "rank " << r << ": K/V never read in place";
+    }
   });
   return outs;
 }
@@ -121,7 +125,7 @@ void ExpectStepsClose(const Outputs& got, const Outputs& want, double bound, con
     ASSERT_EQ(want[r].size(), static_cast<size_t>(kSteps)) << what << " rank " << r;
     for (int s = 0; s < kSteps; ++s) {
       const double err = RelativeError(got[r][s], want[r][s]);
-      std::printf("[ metric ] %s rank %d step %d: %.3g\n", what.c_str(), r, s, err);
+      std::printf("[ metric ] %s rank %zu step %d: %.3g\n", what.c_str(), r, s, err);
       EXPECT_LT(err, bound) << what << " rank " << r << " step " << s;
     }
   }

@@ -145,7 +145,9 @@ TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
           x = (x - 0.1 * *out).contiguous(format);  // the next input depends on this output, as with a sampler
         }
         // Three displaced steps read every self-attention's K/V in place.
-        if (kv_in_place) EXPECT_GT((*runner)->kv_in_place_reads(), 0) << "rank " << r;
+        if (kv_in_place) {
+          EXPECT_GT((*runner)->kv_in_place_reads(), 0) << "rank " << r;
+        }
       });
       return outs;
     };
