@@ -33,11 +33,14 @@ int64_t Numel(const std::vector<int64_t>& shape) {
 }
 
 // DISTRI_FUSED_GN_COMBINE=0: a displaced group norm's statistics finalization and combination
-// as two kernels instead of one (read once; a fallback should the fused kernel misbehave).
-[[maybe_unused]] bool FusedStatsCombine() {
-  static const bool on = [] {
+// as two kernels instead of one (read once; a fallback should the fused kernel misbehave). 1 or
+// unset: one kernel; any other value is an error naming the variable.
+[[maybe_unused]] Result<bool> FusedStatsCombine() {
+  static const Result<bool> on = []() -> Result<bool> {
     const char* e = std::getenv("DISTRI_FUSED_GN_COMBINE");
-    return e == nullptr || std::string_view(e) != "0";
+    if (e == nullptr || std::string_view(e) == "1") return true;
+    if (std::string_view(e) == "0") return false;
+    return Status::InvalidArgument(std::string("DISTRI_FUSED_GN_COMBINE must be 0 or 1, got '") + e + "'");
   }();
   return on;
 }
@@ -501,11 +504,13 @@ at::Tensor DisplacedPatchContext::NormalizeCuda(const model::LayerSite& site, co
     // (the finalization and the combination share a launch where the groups fit one block).
     for (int s = 0; s < in.strips; ++s) in.packets[s] = Stale(id, layout_.gang_rank(group_, s)).data_ptr<float>();
     const int mode = options_.mode == SyncMode::kStaleGn ? 2 : 1;
+    const Result<bool> fused = FusedStatsCombine();
+    if (!fused.ok()) Fail(fused.status());
     check(kernels::LaunchGroupNormStatsCombine(t, x.data_ptr(), batch, channels, hw, groups, channels_last,
                                                workspace.data_ptr<float>(), in, mode, eps, packet.data_ptr<float>(),
                                                mean_rstd.data_ptr<float>(), stream,
                                                direct ? Stale(id, rank_).data_ptr<float>() : nullptr,
-                                               FusedStatsCombine()),
+                                               *fused),
           "group-norm statistics and combination");
   }
   if (direct) {
