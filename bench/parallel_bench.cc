@@ -12,7 +12,7 @@
 // job's start to the end of its denoising loop (models, text encoding, UNet; not the VAE
 // decode, which rank 0 runs after the loop: distrifuser's latent-output measure). Quality: the image of each gang is compared with the 1-GPU image (PSNR, dB) and
 // with --exact also a full_sync run (its final latent's relative error against 1 GPU).
-// --profile: one more job per gang of 2+ GPUs under Kineto (CUPTI sees the kernels of the graph
+// --profile: one more job under Kineto (also of one GPU, for its kernels as the baseline) (CUPTI sees the kernels of the graph
 // replays on every GPU of the process): per rank the job's denoise time, the time its GPU ran
 // compute kernels (intervals merged over streams), NCCL kernels, both at once, and the top
 // kernels of rank 0 (where the multi-GPU time goes; the GPU machine has no Nsight Systems).
@@ -211,7 +211,7 @@ void PrintProfile(const torch::autograd::profiler::ProfilerResult& result, int n
     rows.push_back({v.first, name + " (x" + std::to_string(v.second) + ")"});
   }
   std::sort(rows.rbegin(), rows.rend());
-  for (size_t i = 0; i < rows.size() && i < 25; ++i) {
+  for (size_t i = 0; i < rows.size() && i < 40; ++i) {
     std::printf("profile %s: %8.2f ms  %s\n", tag.c_str(), rows[i].first, rows[i].second.c_str());
   }
 }
@@ -357,7 +357,7 @@ int main(int argc, char** argv) {
                "engines; failed with a CUDA error in 4-GPU gangs, 2026-11-28)");
   app.add_flag("--exact", exact, "Also run full_sync gangs and report their latent error against 1 GPU");
   app.add_option("--out", out_path, "Append JSON lines here");
-  app.add_flag("--profile", profile, "Print a Kineto kernel-time breakdown of one more job per gang of 2+ GPUs");
+  app.add_flag("--profile", profile, "Print a Kineto kernel-time breakdown of one more job (one size and one GPU count per process)");
   CLI11_PARSE(app, argc, argv);
   g_zero_sm = zero_sm;
 
@@ -430,7 +430,7 @@ int main(int argc, char** argv) {
         o.cuda_graphs = !no_graphs;
         const std::string tag = std::to_string(size) + "/" + std::to_string(n) + "/" + mode;
         GangRun run = RunGang(pipes, n, params, o, mode == "full_sync" ? 1 : repeats,
-                              std::min(warmup_job_steps, steps), tag, profile && n > 1);
+                              std::min(warmup_job_steps, steps), tag, profile);
         if (!run.status.ok()) {
           std::printf("%-6d %-5d %-20s failed: %s\n", size, n, mode.c_str(), run.status.ToString().c_str());
           std::fflush(stdout);

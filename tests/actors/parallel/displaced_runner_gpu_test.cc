@@ -97,10 +97,14 @@ Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at
     }
     if (cuda) c10::cuda::getCurrentCUDAStream().synchronize();
     // The variants ran, not their fallbacks (our GPU machines have NVLink: symmetric memory).
-    if (collective_memory) {
+    // full_sync exchanges nothing stale: no window, no K/V to read in place.
+    if (mode == SyncMode::kFullSync) {
+      EXPECT_EQ((*runner)->collective_bytes(), 0) << "rank " << r << ": full_sync allocated stale buffers";
+      EXPECT_EQ((*runner)->kv_in_place_reads(), 0) << "rank " << r << ": full_sync read stale K/V";
+    } else if (collective_memory) {
       EXPECT_GT((*runner)->collective_bytes(), 0) << "rank " << r << ": no symmetric window";
     }
-    if (kv_in_place) {
+    if (kv_in_place && mode != SyncMode::kFullSync) {
       EXPECT_GT((*runner)->kv_in_place_reads(), 0) << "rank " << r << ": K/V never read in place";
     }
   });
