@@ -333,7 +333,7 @@ int main(int argc, char** argv) {
   std::string parallelism = "patch";
   int steps = 50, repeats = 3, warmup_steps = 4, warmup_job_steps = 8;
   bool exact = false, no_split_cfg = false, profile = false, no_collective_memory = false, zero_sm = false;
-  bool kv_in_place = false, no_graphs = false;
+  bool kv_in_place = false, no_graphs = false, no_fused_kv = false;
   double guidance = 5.0;
   app.add_option("--model", model, "SDXL-architecture model folder")->required();
   app.add_option("--gpus", gpus_text, "GPU counts, comma-separated (each a prefix of cuda:0..)")->capture_default_str();
@@ -352,6 +352,8 @@ int main(int argc, char** argv) {
   app.add_flag("--kv-in-place", kv_in_place,
                "Self-attention K/V read in place from per-layer exchange chunks (no concatenation; one all-gather "
                "per self-attention)");
+  app.add_flag("--no-fused-kv", no_fused_kv,
+               "Displaced self-attention K/V assembled by two ATen concatenations instead of one kernel (to compare)");
   app.add_flag("--zero-sm", zero_sm,
                "Experimental: CFG-group channels with a zero CTA policy (all-gathers into the window on the copy "
                "engines; failed with a CUDA error in 4-GPU gangs, 2026-11-28)");
@@ -427,6 +429,7 @@ int main(int argc, char** argv) {
         o.split_cfg = !no_split_cfg;
         o.collective_memory = !no_collective_memory;
         o.kv_in_place = kv_in_place;
+        o.fused_kv_assembly = !no_fused_kv;
         o.cuda_graphs = !no_graphs;
         const std::string tag = std::to_string(size) + "/" + std::to_string(n) + "/" + mode;
         GangRun run = RunGang(pipes, n, params, o, mode == "full_sync" ? 1 : repeats,

@@ -99,4 +99,26 @@ cudaError_t LaunchGroupNormStatsCombine(ElemType t, const void* x, int64_t n, in
 cudaError_t LaunchBiasAdd(ElemType t, void* y, const void* bias, const void* extra, int extra_kind, int64_t n,
                           int64_t c, int64_t hw, bool channels_last, cudaStream_t stream);
 
+// The displaced self-attention's keys and values in one pass. The own strip's fresh K/V (k, v:
+// [batch, rows[own], inner] with unit last stride and the given batch and row strides in
+// elements, e.g. views of the fused q/k/v projection) go token-major into `own_out` ([rows[own],
+// batch, 2 inner]: keys then values, the own slot of the stale buffers) and into `full`
+// ([sum(rows), batch, 2 inner], the strips in row order), each other strip s's stale K/V
+// (parts[s]: [rows[s], batch, 2 inner] contiguous) into `full` around them. Pure copies, 2-byte
+// elements (fp16, bf16): `full` equals the concatenation bit for bit. Needs inner % 8 == 0,
+// strides that are multiples of 8, 16-byte aligned pointers (KeyValueAssembleSupports);
+// cudaErrorInvalidValue otherwise.
+struct KeyValueParts {
+  static constexpr int kMaxStrips = 16;
+  const void* parts[kMaxStrips];  // parts[own] is not read
+  int64_t rows[kMaxStrips];
+  int strips;
+  int own;
+};
+bool KeyValueAssembleSupports(const void* k, const void* v, int64_t batch_stride, int64_t row_stride, int64_t batch,
+                              int64_t inner, const KeyValueParts& parts, const void* own_out, const void* full);
+cudaError_t LaunchKeyValueAssemble(ElemType t, const void* k, const void* v, int64_t batch_stride, int64_t row_stride,
+                                   int64_t batch, int64_t inner, const KeyValueParts& parts, void* own_out, void* full,
+                                   cudaStream_t stream);
+
 }  // namespace distri::kernels

@@ -569,24 +569,31 @@ std::pair<at::Tensor, at::Tensor> DisplacedPatchContext::SelfAttentionKeyValue(c
   const int id = SiteId(site, k.scalar_type(), shapes);
   if (registering_ && options_.kv_in_place) sites_[id].own_chunk = true;
   // Payload: token-major [tokens, B, 2 inner], so the strips concatenate in image row order. A
-  // displaced step writes it straight into its slot (one kernel, no copy into the buffer).
+  // displaced step writes it straight into its slot (one kernel, no copy into the buffer); on
+  // the GPU the same kernel also assembles the whole image's K/V (AssembleKeyValueCuda).
   const bool direct = StoresDirectly(id);
+  const bool in_place = !synchronous_ && direct && sites_[id].own_chunk && GroupSlotsAdjacent(id);
+  at::Tensor full;
+  if (!synchronous_ && direct && !in_place) full = AssembleKeyValueCuda(id, k, v, per_strip);
   at::Tensor payload;
-  if (direct) {
+  if (full.defined()) {
+    // The kernel wrote the own slot.
+  } else if (direct) {
     payload = Stale(id, rank_);
     at::cat_out(payload, {k.transpose(0, 1), v.transpose(0, 1)}, 2);
   } else {
     payload = at::cat({k, v}, 2).transpose(0, 1).contiguous();
   }
   const int64_t total = std::accumulate(per_strip.begin(), per_strip.end(), int64_t{0});
-  at::Tensor full;
   bool issue_later = false;
-  if (synchronous_) {
+  if (full.defined()) {
+    ++kv_fused_assemblies_;
+  } else if (synchronous_) {
     at::Tensor all = GatherNow(site, id, payload);
     int64_t offset = 0;  // elements of the gang ranks before this group
     for (int r = 0; r < layout_.gang_rank(group_, 0); ++r) offset += Numel(shapes[r]);
     full = all.narrow(0, offset, total * batch * 2 * inner).view({total, batch, 2 * inner});
-  } else if (direct && sites_[id].own_chunk && GroupSlotsAdjacent(id)) {
+  } else if (in_place) {
     // The chunk holds this site alone: the group's slots, in strip order, are the image's K/V
     // (stale others, the fresh own just written). Read in place; refreshed after the attention.
     const Site& s = sites_[id];
@@ -616,6 +623,47 @@ std::pair<at::Tensor, at::Tensor> DisplacedPatchContext::SelfAttentionKeyValue(c
   }
   at::Tensor kv = full.transpose(0, 1);  // [B, total, 2 inner]
   return {kv.narrow(2, 0, inner), kv.narrow(2, inner, inner)};
+}
+
+at::Tensor DisplacedPatchContext::AssembleKeyValueCuda(int id, const at::Tensor& k, const at::Tensor& v,
+                                                      const std::vector<int64_t>& per_strip) {
+#ifdef DISTRI_HAVE_CUDA
+  const bool half = k.scalar_type() == at::kHalf, bf16 = k.scalar_type() == at::kBFloat16;
+  if (!options_.fused_kv_assembly || !k.is_cuda() || !(half || bf16) || !model::FusedKernelsEnabled() ||
+      v.scalar_type() != k.scalar_type() || !k.strides().equals(v.strides()) || k.stride(2) != 1 ||
+      layout_.patch_ranks > kernels::KeyValueParts::kMaxStrips) {
+    return at::Tensor();
+  }
+  const int64_t batch = k.size(0), inner = k.size(2);
+  const int64_t total = std::accumulate(per_strip.begin(), per_strip.end(), int64_t{0});
+  at::Tensor slot = Stale(id, rank_);
+  kernels::KeyValueParts parts{};
+  parts.strips = layout_.patch_ranks;
+  parts.own = strip_;
+  std::vector<at::Tensor> stale(parts.strips);  // alive until the kernel is queued
+  for (int s = 0; s < parts.strips; ++s) {
+    parts.rows[s] = per_strip[s];
+    if (s == strip_) continue;
+    stale[s] = Stale(id, layout_.gang_rank(group_, s));
+    if (!stale[s].is_contiguous()) return at::Tensor();
+    parts.parts[s] = stale[s].data_ptr();
+  }
+  at::Tensor full = at::empty({total, batch, 2 * inner}, k.options().memory_format(at::MemoryFormat::Contiguous));
+  if (!slot.is_contiguous() ||
+      !kernels::KeyValueAssembleSupports(k.data_ptr(), v.data_ptr(), k.stride(0), k.stride(1), batch, inner, parts,
+                                         slot.data_ptr(), full.data_ptr())) {
+    return at::Tensor();
+  }
+  const cudaError_t e = kernels::LaunchKeyValueAssemble(
+      half ? kernels::ElemType::kHalf : kernels::ElemType::kBFloat16, k.data_ptr(), v.data_ptr(), k.stride(0),
+      k.stride(1), batch, inner, parts, slot.data_ptr(), full.data_ptr(),
+      c10::cuda::getCurrentCUDAStream(k.get_device()).stream());
+  if (e != cudaSuccess) Fail(Status::Internal(sites_[id].name + ": K/V assembly: " + cudaGetErrorString(e)));
+  return full;
+#else
+  (void)id, (void)k, (void)v, (void)per_strip;
+  return at::Tensor();
+#endif
 }
 
 void DisplacedPatchContext::SelfAttentionDone(const model::LayerSite&) { IssueKeyValueRefresh(); }

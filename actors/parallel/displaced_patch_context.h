@@ -118,6 +118,10 @@ struct DisplacedOptions {
   // One all-gather per self-attention layer instead of a few large ones. Falls back to the
   // concatenation where the group's slots are not adjacent (alignment padding).
   bool kv_in_place = false;
+  // GPU, fp16/bf16: a displaced step assembles each self-attention's K/V with one kernel
+  // (kernels::LaunchKeyValueAssemble: the fresh own K/V into its slot and the whole image's K/V
+  // at once) instead of two concatenations. Same bits; off only to compare.
+  bool fused_kv_assembly = true;
 };
 
 class DisplacedPatchContext : public model::LayerContext {
@@ -153,6 +157,8 @@ class DisplacedPatchContext : public model::LayerContext {
   int64_t num_chunks() const { return static_cast<int64_t>(chunks_.size()); }
   // Self-attentions that read their K/V in place (kv_in_place) so far.
   int64_t kv_in_place_reads() const { return kv_in_place_reads_; }
+  // Self-attention K/V assembled by the fused kernel (fused_kv_assembly) so far.
+  int64_t kv_fused_assemblies() const { return kv_fused_assemblies_; }
   const Status& status() const { return status_; }
 
  private:
@@ -219,6 +225,11 @@ class DisplacedPatchContext : public model::LayerContext {
   // undefined when it does not apply (CPU, fp32, odd layouts, more strips than it takes).
   at::Tensor NormalizeCuda(const model::LayerSite& site, const model::GroupNormImpl& norm, const at::Tensor& x,
                            bool silu, const std::vector<int64_t>& strip_rows);
+  // GPU path of a displaced step's K/V assembly (fused_kv_assembly): writes the own slot of
+  // site `id` and returns the whole image's K/V [total, B, 2 inner]; undefined when it does not
+  // apply (CPU, fp32, unaligned or odd strides), and then nothing was written.
+  at::Tensor AssembleKeyValueCuda(int id, const at::Tensor& k, const at::Tensor& v,
+                                  const std::vector<int64_t>& per_strip);
   [[noreturn]] void Fail(Status status);
 
   channel::Channel& channel_;
@@ -235,7 +246,8 @@ class DisplacedPatchContext : public model::LayerContext {
   std::vector<at::Tensor> zero_rows_;  // ZeroRows' cache
   int64_t collective_bytes_ = 0;
   int issue_after_attention_ = -1;
-  int64_t kv_in_place_reads_ = 0;  // kv_in_place: the site whose chunk SelfAttentionDone issues
+  int64_t kv_in_place_reads_ = 0;
+  int64_t kv_fused_assemblies_ = 0;  // kv_in_place: the site whose chunk SelfAttentionDone issues
   Status status_;
 };
 

@@ -75,6 +75,8 @@ class DisplacedUNetRunner {
   int64_t exchange_chunks() const { return context_ ? context_->num_chunks() : 0; }
   // Self-attentions that read their K/V in place so far (DisplacedOptions::kv_in_place).
   int64_t kv_in_place_reads() const { return context_ ? context_->kv_in_place_reads() : 0; }
+  // Self-attention K/V assembled by the fused kernel so far (DisplacedOptions::fused_kv_assembly).
+  int64_t kv_fused_assemblies() const { return context_ ? context_->kv_fused_assemblies() : 0; }
   // Nodes of the captured CUDA graph of a phase (0 synchronous, 1 displaced), by kind; all 0
   // before its capture or without graphs. Every node costs a launch gap on replay (~1-2 us on
   // an H100), so the counts say how much of a step's idle time is the graph's own structure.

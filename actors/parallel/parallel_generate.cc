@@ -88,6 +88,7 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
     runner_options.context.chunk_bytes = options.comm_chunk_bytes;
     runner_options.context.collective_memory = options.collective_memory;
     runner_options.context.kv_in_place = options.kv_in_place;
+    runner_options.context.fused_kv_assembly = options.fused_kv_assembly;
   }
 
   ResetPeakMemory(device);

@@ -41,9 +41,12 @@ struct ParallelOptions {
   // used: it passes the 2-GPU runner test but failed with a CUDA error in 4-GPU gangs.
   bool collective_memory = true;
   // Self-attention K/V read in place from per-layer exchange chunks (DisplacedOptions::
-  // kv_in_place): no K/V concatenation a layer, one all-gather per self-attention. Off until
-  // measured on GPUs (exact on CPU and in the 2-GPU runner test).
+  // kv_in_place): no K/V concatenation a layer, one all-gather per self-attention. Off: slower
+  // at 1024 px on 4 H200s (0.82 s vs 0.78 s), equal at 2048 px (docs/perf/parallel-sdxl.md).
   bool kv_in_place = false;
+  // One kernel assembles each displaced self-attention's K/V (DisplacedOptions::
+  // fused_kv_assembly; same bits). Off only to compare.
+  bool fused_kv_assembly = true;
   // Decode the VAE split across the gang (parallel_decode.h; exact) instead of on rank 0 alone.
   bool parallel_vae = true;
   // Optional: makes this rank's channel among the `size` ranks of its CFG group (`rank` = its

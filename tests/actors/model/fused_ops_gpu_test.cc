@@ -119,6 +119,68 @@ TEST(FusedOpsGpu, GroupStatsCombineFusedEqualsTwoLaunches) {
                                                  1e-5f, nullptr, nullptr, nullptr));
 }
 
+// The displaced self-attention's K/V assembly (LaunchKeyValueAssemble) equals the context's two
+// concatenations bit for bit: the fresh own K/V (views of a fused q/k/v projection) token-major
+// into the own slot, and every strip in row order into the whole image's K/V.
+TEST(FusedOpsGpu, KeyValueAssembleEqualsConcatenations) {
+  ASSERT_TRUE(at::hasCUDA());
+  at::manual_seed(2);
+  struct Case { int64_t batch, inner; std::vector<int64_t> rows; int own; at::ScalarType dtype; } cases[] = {
+      {1, 640, {2048, 2048}, 0, at::kHalf},    {1, 1280, {512, 512}, 1, at::kHalf},
+      {2, 64, {5, 7, 6}, 1, at::kBFloat16},    {1, 8, {3, 1, 4, 2}, 3, at::kHalf},
+      {3, 40, {9, 9}, 0, at::kHalf},           {1, 64, {0, 4}, 1, at::kHalf} /* an empty strip */};
+  const auto gpu = at::TensorOptions().device(at::kCUDA);
+  for (const auto& c : cases) {
+    const int strips = static_cast<int>(c.rows.size());
+    const int64_t own_rows = c.rows[c.own];
+    at::Tensor qkv = at::randn({c.batch, own_rows, 3 * c.inner}, gpu).to(c.dtype);
+    at::Tensor k = qkv.narrow(2, c.inner, c.inner), v = qkv.narrow(2, 2 * c.inner, c.inner);
+    std::vector<at::Tensor> stale;
+    kernels::KeyValueParts parts{};
+    parts.strips = strips;
+    parts.own = c.own;
+    int64_t total = 0;
+    for (int s = 0; s < strips; ++s) {
+      stale.push_back(at::randn({c.rows[s], c.batch, 2 * c.inner}, gpu).to(c.dtype));
+      parts.parts[s] = stale[s].data_ptr();
+      parts.rows[s] = c.rows[s];
+      total += c.rows[s];
+    }
+    at::Tensor own_out = at::full({own_rows, c.batch, 2 * c.inner}, 7, gpu.dtype(c.dtype));
+    at::Tensor full = at::empty({total, c.batch, 2 * c.inner}, gpu.dtype(c.dtype));
+    const cudaError_t e = kernels::LaunchKeyValueAssemble(
+        c.dtype == at::kHalf ? kernels::ElemType::kHalf : kernels::ElemType::kBFloat16, k.data_ptr(), v.data_ptr(),
+        k.stride(0), k.stride(1), c.batch, c.inner, parts, own_out.data_ptr(), full.data_ptr(), nullptr);
+    ASSERT_EQ(cudaSuccess, e) << cudaGetErrorString(e);
+    const at::Tensor payload = at::cat({k, v}, 2).transpose(0, 1).contiguous();
+    std::vector<at::Tensor> in_order = stale;
+    in_order[c.own] = payload;
+    const at::Tensor want = at::cat(in_order, 0);
+    std::string what = "batch " + std::to_string(c.batch) + " inner " + std::to_string(c.inner) + " own " +
+                       std::to_string(c.own) + " of " + std::to_string(strips);
+    EXPECT_TRUE(at::equal(own_out, payload)) << "own slot, " << what;
+    EXPECT_TRUE(at::equal(full, want)) << "whole K/V, " << what;
+  }
+  // Refused, not misread: inner not a multiple of 8, an unaligned view, too many strips.
+  at::Tensor qkv = at::randn({1, 4, 3 * 12}, gpu).to(at::kHalf);
+  at::Tensor out = at::empty({4, 1, 24}, gpu.dtype(at::kHalf)), full = at::empty({8, 1, 24}, gpu.dtype(at::kHalf));
+  kernels::KeyValueParts parts{};
+  parts.strips = 2;
+  parts.own = 0;
+  parts.rows[0] = parts.rows[1] = 4;
+  parts.parts[1] = full.data_ptr();
+  EXPECT_EQ(cudaErrorInvalidValue,
+            kernels::LaunchKeyValueAssemble(kernels::ElemType::kHalf, qkv.narrow(2, 12, 12).data_ptr(),
+                                            qkv.narrow(2, 24, 12).data_ptr(), 36, 36, 1, 12, parts, out.data_ptr(),
+                                            full.data_ptr(), nullptr));
+  at::Tensor wide = at::randn({1, 4, 3 * 16 + 1}, gpu).to(at::kHalf);
+  EXPECT_FALSE(kernels::KeyValueAssembleSupports(wide.narrow(2, 17, 16).data_ptr(), wide.narrow(2, 33, 16).data_ptr(),
+                                                 49, 49, 1, 16, parts, out.data_ptr(), full.data_ptr()));
+  parts.strips = kernels::KeyValueParts::kMaxStrips + 1;
+  EXPECT_FALSE(kernels::KeyValueAssembleSupports(qkv.data_ptr(), qkv.data_ptr(), 48, 48, 1, 16, parts,
+                                                 out.data_ptr(), full.data_ptr()));
+}
+
 TEST(FusedOpsGpu, GegluMatchesFp32Reference) {
   at::manual_seed(1);
   for (auto dt : {at::kHalf, at::kBFloat16}) {

@@ -41,7 +41,7 @@ using Outputs = std::vector<std::vector<at::Tensor>>;
 // group for the patch exchanges, as ParallelGenerator makes them).
 Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at::kFloat,
                 bool collective_memory = false, bool zero_sm = false, bool kv_in_place = false,
-                GangLayout layout = GangLayout{1, kWorld}) {
+                GangLayout layout = GangLayout{1, kWorld}, bool fused_kv_assembly = true) {
   const int world = layout.world_size();
   const UNetInputs in = MakeInputs(/*text_time=*/true, /*batch=*/layout.groups, kHeight, kWidth);
   Outputs outs(world);
@@ -79,6 +79,7 @@ Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at
     o.context.mode = mode;
     o.context.collective_memory = collective_memory;
     o.context.kv_in_place = kv_in_place;
+    o.context.fused_kv_assembly = fused_kv_assembly;
     auto runner = DisplacedUNetRunner::Create(unet, ch->get(), layout, kHeight, kWidth, o, group.get());
     ASSERT_TRUE(runner.ok()) << runner.status().ToString();
     std::optional<model::UNetAddedConditions> added;
@@ -106,6 +107,12 @@ Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at
     }
     if (kv_in_place && mode != SyncMode::kFullSync) {
       EXPECT_GT((*runner)->kv_in_place_reads(), 0) << "rank " << r << ": K/V never read in place";
+    }
+    // fp16 displaced steps assemble their K/V with the fused kernel unless told not to.
+    if (!fused_kv_assembly || !cuda || dtype == at::kFloat || mode == SyncMode::kFullSync) {
+      EXPECT_EQ((*runner)->kv_fused_assemblies(), 0) << "rank " << r << ": fused K/V assembly ran";
+    } else if (!kv_in_place) {
+      EXPECT_GT((*runner)->kv_fused_assemblies(), 0) << "rank " << r << ": fused K/V assembly never ran";
     }
   });
   return outs;
@@ -180,6 +187,21 @@ TEST_P(DisplacedRunnerGpu, KeyValueInPlaceGivesTheSameBits) {
   const Outputs in_place = RunGang(/*cuda=*/true, /*graphs=*/true, mode, at::kHalf, /*collective_memory=*/true,
                                    /*zero_sm=*/false, /*kv_in_place=*/true);
   ExpectStepsClose(in_place, plain, 1e-12, "fp16 " + name + " K/V in place vs plain");
+}
+
+// fp16: the fused K/V assembly kernel gives the same bits as the two concatenations, eager and
+// in graph replays (it only copies).
+TEST_P(DisplacedRunnerGpu, FusedKeyValueAssemblyGivesTheSameBits) {
+  const SyncMode mode = GetParam();
+  const std::string name(SyncModeName(mode));
+  const GangLayout layout{1, kWorld};
+  const Outputs two = RunGang(/*cuda=*/true, /*graphs=*/false, mode, at::kHalf, false, false, false, layout,
+                              /*fused_kv_assembly=*/false);
+  const Outputs fused = RunGang(/*cuda=*/true, /*graphs=*/false, mode, at::kHalf, false, false, false, layout);
+  ExpectStepsClose(fused, two, 1e-12, "fp16 " + name + " fused K/V assembly vs concatenations, eager");
+  const Outputs fused_graphs =
+      RunGang(/*cuda=*/true, /*graphs=*/true, mode, at::kHalf, /*collective_memory=*/true, false, false, layout);
+  ExpectStepsClose(fused_graphs, two, 1e-12, "fp16 " + name + " fused K/V assembly vs concatenations, graphs");
 }
 
 // The 4-GPU layout: two CFG groups of two strips, a channel per group, fp32 without TF32: the
