@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "actors/common/torch_util.h"
+#include "actors/model/blocks/fused_ops.h"
 #include "actors/parallel/parallel_generate.h"
 #include "actors/pipeline/pipeline.h"
 #include "runtime/channel/factory.h"
@@ -333,7 +334,8 @@ int main(int argc, char** argv) {
   std::string parallelism = "patch";
   int steps = 50, repeats = 3, warmup_steps = 4, warmup_job_steps = 8;
   bool exact = false, no_split_cfg = false, profile = false, no_collective_memory = false, zero_sm = false;
-  bool kv_in_place = false, no_graphs = false, no_fused_kv = false;
+  bool kv_in_place = false, no_graphs = false, no_fused_kv = false, no_fused_conv_bias = false,
+       cudnn_benchmark = false;
   double guidance = 5.0;
   app.add_option("--model", model, "SDXL-architecture model folder")->required();
   app.add_option("--gpus", gpus_text, "GPU counts, comma-separated (each a prefix of cuda:0..)")->capture_default_str();
@@ -354,6 +356,12 @@ int main(int argc, char** argv) {
                "per self-attention)");
   app.add_flag("--no-fused-kv", no_fused_kv,
                "Displaced self-attention K/V assembled by two ATen concatenations instead of one kernel (to compare)");
+  app.add_flag("--no-fused-conv-bias", no_fused_conv_bias,
+               "Convolution biases (and the patch contexts' time-embedding and residual adds) as ATen adds instead "
+               "of the bias-add kernel (to compare)");
+  app.add_flag("--cudnn-benchmark", cudnn_benchmark,
+               "Let cuDNN time its convolution algorithms per shape (in the eager first step of each phase, before "
+               "the graph capture) instead of its heuristics: the strips' halo convolutions have shapes of their own");
   app.add_flag("--zero-sm", zero_sm,
                "Experimental: CFG-group channels with a zero CTA policy (all-gathers into the window on the copy "
                "engines; failed with a CUDA error in 4-GPU gangs, 2026-11-28)");
@@ -362,6 +370,8 @@ int main(int argc, char** argv) {
   app.add_flag("--profile", profile, "Print a Kineto kernel-time breakdown of one more job (one size and one GPU count per process)");
   CLI11_PARSE(app, argc, argv);
   g_zero_sm = zero_sm;
+  if (no_fused_conv_bias) distri::model::SetFusedConvBiasEnabled(false);
+  at::globalContext().setBenchmarkCuDNN(cudnn_benchmark);
 
   const std::vector<int> gpu_counts = ParseList(gpus_text), sizes = ParseList(sizes_text);
   // Kineto leaves CUPTI callbacks behind: a CUDA graph captured after a profiled job crashed

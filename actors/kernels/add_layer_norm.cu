@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <atomic>
 
 #include "actors/kernels/elem_convert.cuh"
 #include "actors/kernels/fused_kernels.h"
@@ -77,12 +78,31 @@ __global__ void AddLayerNormWarp(T* __restrict__ a, const T* __restrict__ b, con
   }
 }
 
+// Streaming multiprocessors of the current device (cached per device index).
+int MultiprocessorCount() {
+  static std::atomic<int> counts[64] = {};  // one thread per GPU may ask at once
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 132;
+  int n = counts[dev].load(std::memory_order_relaxed);
+  if (n == 0) {
+    if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0) n = 132;
+    counts[dev].store(n, std::memory_order_relaxed);
+  }
+  return n;
+}
+
 template <typename T, int kMaxVec>
 cudaError_t LaunchWith(void* a, const void* b, const void* w, const void* bias, void* y, int64_t rows, int c,
                        float eps, cudaStream_t s) {
-  constexpr int kThreads = 256;  // 8 rows a block
-  const int64_t blocks = (rows + kThreads / 32 - 1) / (kThreads / 32);
-  AddLayerNormWarp<T, kMaxVec><<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(
+  // Up to 8 rows (warps) a block, fewer when that leaves SMs idle: a patch-parallel rank's
+  // 512-row LayerNorms (SDXL's 1280-channel blocks, 1024 px on 4 GPUs) made 64 blocks of 8 for
+  // 132 SMs. The per-row work is the same either way (same bits).
+  const int64_t target_blocks = 2 * int64_t{MultiprocessorCount()};
+  int rows_per_block = 8;
+  while (rows_per_block > 1 && (rows + rows_per_block - 1) / rows_per_block < target_blocks) rows_per_block /= 2;
+  const int threads = 32 * rows_per_block;
+  const int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
+  AddLayerNormWarp<T, kMaxVec><<<static_cast<unsigned>(blocks), threads, 0, s>>>(
       static_cast<T*>(a), static_cast<const T*>(b), static_cast<const T*>(w), static_cast<const T*>(bias),
       static_cast<T*>(y), rows, c, eps);
   return cudaGetLastError();

@@ -49,6 +49,20 @@ bool IsChannelsLast(const at::Tensor& x) {
   return x.dim() == 4 && !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
 }
 
+// conv(x) with padding (pad_h, pad_w), plus `extra` where defined (a time embedding or a
+// residual): on the GPU the bias and `extra` are added in one vectorized pass after a
+// convolution without bias (model::FusedConvAdd; ATen's own bias add is a slow broadcast
+// kernel on channels-last strips), else at::conv2d then the add.
+at::Tensor ConvAdd(const model::Conv2dImpl& conv, const at::Tensor& x, int64_t pad_h, int64_t pad_w,
+                   const at::Tensor& extra) {
+  const int64_t stride = conv.options.stride();
+  if (x.is_cuda() && model::FusedConvBiasEnabled()) {
+    return model::FusedConvAdd(x, conv.weight, conv.bias, stride, pad_h, pad_w, extra);
+  }
+  at::Tensor y = at::conv2d(x, conv.weight, conv.bias, {stride, stride}, {pad_h, pad_w});
+  return extra.defined() ? y.add_(extra) : y;
+}
+
 }  // namespace
 
 std::string_view SyncModeName(SyncMode mode) {
@@ -301,10 +315,10 @@ at::Tensor DisplacedPatchContext::SliceFullInput(const model::LayerSite& site, c
   return at::constant_pad_nd(slice, {0, 0, begin - (rows.start - pad), rows.end + pad - end});
 }
 
-at::Tensor DisplacedPatchContext::Conv2d(const model::LayerSite& site, const model::Conv2dImpl& conv,
-                                         const at::Tensor& x) {
-  const int64_t kernel = conv.options.kernel_size(), pad = conv.options.padding(), stride = conv.options.stride();
-  if ((kernel == 1 && pad == 0) || !exchanges()) return LayerContext::Conv2d(site, conv, x);
+at::Tensor DisplacedPatchContext::ConvStrip(const model::LayerSite& site, const model::Conv2dImpl& conv,
+                                            const at::Tensor& x, const at::Tensor& extra) {
+  const int64_t kernel = conv.options.kernel_size(), pad = conv.options.padding();
+  if ((kernel == 1 && pad == 0) || !exchanges()) return ConvAdd(conv, x, pad, pad, extra);
   if (pad != (kernel - 1) / 2) {
     Fail(Status::Unimplemented(site.name + ": patch-parallel convolution needs 'same' padding, got kernel " +
                                std::to_string(kernel) + " padding " + std::to_string(pad)));
@@ -313,9 +327,8 @@ at::Tensor DisplacedPatchContext::Conv2d(const model::LayerSite& site, const mod
     Fail(Status::InvalidArgument(site.name + ": a halo of " + std::to_string(pad) + " row(s) needs a [B, C, rows >= " +
                                  std::to_string(pad) + ", W] strip, got " + Shape(x.sizes())));
   }
-  const int64_t strides[2] = {stride, stride}, paddings[2] = {0, pad};
   if (site.index == 0 && site.name == "conv_in" && full_input_.defined()) {
-    return at::conv2d(SliceFullInput(site, x, pad), conv.weight, conv.bias, strides, paddings);
+    return ConvAdd(conv, SliceFullInput(site, x, pad), 0, pad, extra);
   }
   const int64_t batch = x.size(0), channels = x.size(1), rows = x.size(2), width = x.size(3);
   // Everything below works on `xs`, x viewed in its memory order with the rows at dim `rd`:
@@ -365,7 +378,7 @@ at::Tensor DisplacedPatchContext::Conv2d(const model::LayerSite& site, const mod
   } else {
     Store(id, payload);
   }
-  return at::conv2d(padded, conv.weight, conv.bias, strides, paddings);
+  return ConvAdd(conv, padded, 0, pad, extra);
 }
 
 at::Tensor DisplacedPatchContext::Normalize(const model::LayerSite& site, const model::GroupNormImpl& norm,

@@ -138,7 +138,13 @@ class DisplacedPatchContext : public model::LayerContext {
   // This rank's group's full input latent [b, C, H, W], for conv_in's exact halo.
   void SetFullInput(at::Tensor latent) { full_input_ = std::move(latent); }
 
-  at::Tensor Conv2d(const model::LayerSite& site, const model::Conv2dImpl& conv, const at::Tensor& x) override;
+  at::Tensor Conv2d(const model::LayerSite& site, const model::Conv2dImpl& conv, const at::Tensor& x) override {
+    return ConvStrip(site, conv, x, at::Tensor());
+  }
+  at::Tensor Conv2dAdd(const model::LayerSite& site, const model::Conv2dImpl& conv, const at::Tensor& x,
+                       const at::Tensor& extra) override {
+    return ConvStrip(site, conv, x, extra);
+  }
   at::Tensor GroupNorm(const model::LayerSite& site, const model::GroupNormImpl& norm, const at::Tensor& x) override {
     return Normalize(site, norm, x, /*silu=*/false);
   }
@@ -220,6 +226,9 @@ class DisplacedPatchContext : public model::LayerContext {
   // different strips, match.
   std::vector<int64_t> StripSizes(const model::LayerSite& site, int64_t own,
                                   const std::function<int64_t(int strip, int level)>& size, const char* what);
+  // A convolution of this rank's strip with its halo rows, plus `extra` where defined (Conv2dAdd).
+  at::Tensor ConvStrip(const model::LayerSite& site, const model::Conv2dImpl& conv, const at::Tensor& x,
+                       const at::Tensor& extra);
   at::Tensor Normalize(const model::LayerSite& site, const model::GroupNormImpl& norm, const at::Tensor& x, bool silu);
   // GPU path of Normalize (fused kernels: statistics, combination, normalisation + SiLU);
   // undefined when it does not apply (CPU, fp32, odd layouts, more strips than it takes).

@@ -176,9 +176,14 @@ at::Tensor FusedGeglu(const at::Tensor& p) {
 
 at::Tensor FusedConvAdd(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t stride,
                         int64_t padding, const at::Tensor& extra) {
+  return FusedConvAdd(x, weight, bias, stride, padding, padding, extra);
+}
+
+at::Tensor FusedConvAdd(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t stride,
+                        int64_t padding_h, int64_t padding_w, const at::Tensor& extra) {
 #ifdef DISTRI_HAVE_CUDA
   if (Eligible(x, /*allow_channels_last=*/true) && x.dim() == 4 && (!bias.defined() || bias.scalar_type() == x.scalar_type())) {
-    at::Tensor y = at::conv2d(x, weight, {}, {stride, stride}, {padding, padding});
+    at::Tensor y = at::conv2d(x, weight, {}, {stride, stride}, {padding_h, padding_w});
     const int64_t n = y.size(0), c = y.size(1), hw = y.size(2) * y.size(3);
     const bool cl = !y.is_contiguous() && y.is_contiguous(at::MemoryFormat::ChannelsLast);
     int kind = 0;
@@ -202,9 +207,22 @@ at::Tensor FusedConvAdd(const at::Tensor& x, const at::Tensor& weight, const at:
     return extra.defined() ? y.add_(extra) : y;
   }
 #endif
-  at::Tensor y = at::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+  at::Tensor y = at::conv2d(x, weight, bias, {stride, stride}, {padding_h, padding_w});
   return extra.defined() ? y.add_(extra) : y;
 }
+
+namespace {
+std::atomic<bool>& ConvBiasFlag() {
+  static std::atomic<bool> flag{[] {
+    const char* e = std::getenv("DISTRI_FUSED_CONV_BIAS");
+    return e == nullptr || std::strcmp(e, "0") != 0;
+  }()};
+  return flag;
+}
+}  // namespace
+
+bool FusedConvBiasEnabled() { return FusedKernelsEnabled() && ConvBiasFlag().load(); }
+void SetFusedConvBiasEnabled(bool enabled) { ConvBiasFlag().store(enabled); }
 
 namespace {
 std::atomic<bool>& TunedGemmFlag() {

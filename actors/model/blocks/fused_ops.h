@@ -37,6 +37,17 @@ at::Tensor FusedGeglu(const at::Tensor& projected);
 // pass as `extra`. Falls back to at::conv2d(x, w, b) + extra.
 at::Tensor FusedConvAdd(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t stride,
                         int64_t padding, const at::Tensor& extra);
+// The same with the vertical and horizontal padding apart (a patch's strip that already holds
+// its halo rows: padding (0, 1)).
+at::Tensor FusedConvAdd(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t stride,
+                        int64_t padding_h, int64_t padding_w, const at::Tensor& extra);
+// Whether every convolution with a bias adds it with the vectorized bias-add kernel (a
+// convolution without bias, then FusedConvAdd's pass; bit-identical to at::conv2d's own
+// broadcast add, which is a slow generic kernel on channels-last tensors) and the patch
+// contexts fold time embeddings and residuals into that pass too. On by default;
+// DISTRI_FUSED_CONV_BIAS=0 or SetFusedConvBiasEnabled(false) turn it off (A/B runs).
+bool FusedConvBiasEnabled();
+void SetFusedConvBiasEnabled(bool enabled);
 
 // The residual add and the LayerNorm that follows it: adds `residual` into `sum` in place and
 // returns layer_norm(sum) over the last dimension (weight/bias [C], eps). The fused kernel

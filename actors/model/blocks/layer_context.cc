@@ -10,6 +10,11 @@ at::Tensor LayerContext::Conv2d(const LayerSite&, const Conv2dImpl& conv, const 
   return conv.Compute(x);
 }
 
+at::Tensor LayerContext::Conv2dAdd(const LayerSite& site, const Conv2dImpl& conv, const at::Tensor& x,
+                                   const at::Tensor& extra) {
+  return Conv2d(site, conv, x).add_(extra);
+}
+
 at::Tensor LayerContext::GroupNorm(const LayerSite&, const GroupNormImpl& norm, const at::Tensor& x) {
   return norm.Compute(x);
 }

@@ -12,6 +12,7 @@
 // layer calls the context instead of computing itself:
 //
 //   Conv2d::forward(x)          -> ctx->Conv2d(site, conv, x)
+//   Conv2d::ForwardAdd(x, e)    -> ctx->Conv2dAdd(site, conv, x, e)   (conv(x) + e)
 //   GroupNorm::forward(x)       -> ctx->GroupNorm(site, norm, x)
 //   GroupNorm::ForwardSilu(x)   -> ctx->GroupNormSilu(site, norm, x)
 //   Attention (self, K/V)       -> ctx->SelfAttentionKeyValue(site, k, v), and after the
@@ -66,6 +67,11 @@ class LayerContext {
 
   // Returns conv(x). Default: the local convolution with the layer's own padding.
   virtual at::Tensor Conv2d(const LayerSite& site, const Conv2dImpl& conv, const at::Tensor& x);
+  // Returns conv(x) + extra, where extra is [B, C_out, 1, 1] (a ResNet block's time
+  // embedding) or of conv(x)'s shape and layout (its residual). Default: Conv2d(site, conv,
+  // x).add_(extra); contexts override it to add the bias and extra in one pass.
+  virtual at::Tensor Conv2dAdd(const LayerSite& site, const Conv2dImpl& conv, const at::Tensor& x,
+                               const at::Tensor& extra);
   // Returns group_norm(x) for x [B, C, ...]. Default: statistics of x alone.
   virtual at::Tensor GroupNorm(const LayerSite& site, const GroupNormImpl& norm, const at::Tensor& x);
   // silu(group_norm(x)) (resnets normalise then activate). Default: GroupNorm, then SiLU in

@@ -31,12 +31,16 @@ at::Tensor Conv2dImpl::forward(const at::Tensor& x) const {
 }
 
 at::Tensor Conv2dImpl::Compute(const at::Tensor& x) const {
+  // On the GPU the bias goes through the vectorized bias-add kernel (same bits as ATen's add).
+  if (bias.defined() && x.is_cuda() && FusedConvBiasEnabled()) {
+    return FusedConvAdd(x, weight, bias, options.stride(), options.padding(), at::Tensor());
+  }
   return at::conv2d(x, weight, bias, {options.stride(), options.stride()}, {options.padding(), options.padding()});
 }
 
 at::Tensor Conv2dImpl::ForwardAdd(const at::Tensor& x, const at::Tensor& extra) const {
-  // A layer context (patch parallelism) owns the convolution: add afterwards.
-  if (ctx_) return ctx_->Conv2d(site_, *this, x).add_(extra);
+  // A layer context (patch parallelism) owns the convolution and the add.
+  if (ctx_) return ctx_->Conv2dAdd(site_, *this, x, extra);
   return FusedConvAdd(x, weight, bias, options.stride(), options.padding(), extra);
 }
 

@@ -240,6 +240,33 @@ TEST(FusedOpsGpu, ConvAddMatchesFp32Reference) {
   }
 }
 
+// A strip that already holds its halo rows: padding (0, 1), with and without an addend; and the
+// bias alone through the bias-add kernel gives at::conv2d's bits (its bias add is a separate
+// pass too), which is why Conv2dImpl::Compute may use it for every convolution.
+TEST(FusedOpsGpu, ConvAddWithRowHaloAndBiasOnly) {
+  at::manual_seed(3);
+  for (auto dt : {at::kHalf, at::kBFloat16}) {
+    for (bool cl : {false, true}) {
+      auto fmt = cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+      at::Tensor x = at::randn({1, 64, 18, 24}).cuda().to(dt).contiguous(fmt);  // 16 rows + 2 halo rows
+      at::Tensor w = (at::randn({32, 64, 3, 3}) * 0.05).cuda().to(dt).contiguous(fmt);
+      at::Tensor b = at::randn({32}).cuda().to(dt);
+      at::Tensor temb = at::randn({1, 32, 1, 1}).cuda().to(dt);
+      at::Tensor res = at::randn({1, 32, 16, 24}).cuda().to(dt).contiguous(fmt);
+      at::Tensor base = at::conv2d(x.to(at::kFloat), w.to(at::kFloat), b.to(at::kFloat), at::IntArrayRef{1, 1}, at::IntArrayRef{0, 1});
+      const std::string what = std::string(c10::toString(dt)) + (cl ? " nhwc" : " nchw");
+      for (const at::Tensor& extra : {at::Tensor(), temb, res}) {
+        at::Tensor got = FusedConvAdd(x, w, b, 1, 0, 1, extra);
+        ASSERT_EQ(got.sizes(), res.sizes()) << what;
+        at::Tensor ref = extra.defined() ? base + extra.to(at::kFloat) : base;
+        EXPECT_LT(RelErr(got, ref), dt == at::kHalf ? 3e-3 : 2e-2) << what << " extra " << (extra.defined() ? extra.dim() : 0);
+      }
+      EXPECT_TRUE(at::equal(FusedConvAdd(x, w, b, 1, 0, 1, at::Tensor()), at::conv2d(x, w, b, at::IntArrayRef{1, 1}, at::IntArrayRef{0, 1}))) << what;
+      EXPECT_TRUE(at::equal(FusedConvAdd(x, w, b, 2, 1, 1, at::Tensor()), at::conv2d(x, w, b, at::IntArrayRef{2, 2}, at::IntArrayRef{1, 1}))) << what;
+    }
+  }
+}
+
 TEST(FusedOpsGpu, PreAddGroupNormEqualsBiasAddThenGroupNorm) {
   // A ResNet block's conv1 output, its bias and time embedding read by norm2 without storing the
   // sum: the same bits as FusedConvAdd's stored sum followed by FusedGroupNorm (+ SiLU).

@@ -319,11 +319,13 @@ TEST(TcpRendezvous, RankZeroHostsForTheOthers) {
       auto blobs = RendezvousAllGather(**rv, "gang", r, 3, std::string(1, static_cast<char>('a' + r)), milliseconds(5000));
       ASSERT_TRUE(blobs.ok()) << blobs.status().ToString();
       got[static_cast<size_t>(r)] = *blobs;
-      // Rank 0 hosts the store: keep it until everyone has read.
+      // Rank 0 hosts the store: keep it until every other rank has read (each says so; one
+      // rank's word is not enough: another may still be reading, 2026-11-28 under ctest -j2).
       if (r == 0) {
+        EXPECT_TRUE((*rv)->Get("gang/done/1", milliseconds(5000)).ok());
         EXPECT_TRUE((*rv)->Get("gang/done/2", milliseconds(5000)).ok());
-      } else if (r == 2) {
-        EXPECT_TRUE((*rv)->Put("gang/done/2", "").ok());
+      } else {
+        EXPECT_TRUE((*rv)->Put("gang/done/" + std::to_string(r), "").ok());
       }
     });
   }
