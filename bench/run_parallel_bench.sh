@@ -13,7 +13,8 @@
 #   ours:S1,S2     parallel_bench at these sizes on 1,2,4 GPUs (GPUS overrides), with --exact
 #   theirs:S1,S2   distrifuser (torchrun) at these sizes on the same GPU counts
 #   ab:FLAG:S1,S2  parallel_bench on 4 GPUs (GPUS overrides) at these sizes, without and with
-#                  FLAG (e.g. --kv-in-place), alternating, AB_ROUNDS (2) rounds: one machine
+#                  FLAG (an option, e.g. --kv-in-place, or an environment variable NAME=VALUE,
+#                  e.g. NCCL_CTA_POLICY=1), alternating, AB_ROUNDS (2) rounds: one machine
 # Results: OUT_DIR/parallel.jsonl (JSON lines) and OUT_DIR/*.log.
 set -uo pipefail
 out=${1:?OUT_DIR}; shift
@@ -49,8 +50,12 @@ for stage in "$@"; do
       spec=${stage#ab:}; flag=${spec%%:*}; sizes=${spec#*:}
       for round in $(seq 1 "${AB_ROUNDS:-2}"); do
         for f in "" "$flag"; do
-          timeout ${OURS_TIMEOUT:-580} ./build-gpu/bench/parallel_bench --model $model --gpus "${GPUS:-4}" --sizes "$sizes" \
-            --steps "$steps" --repeats ${REPEATS:-2} $f ${OURS_ARGS:-} 2>&1 | grep -E "^[0-9]+ +[0-9]+ |failed" \
+          # FLAG is a parallel_bench option, or NAME=VALUE: an environment variable (NCCL_...).
+          envs=(); args=()
+          if [[ "$f" =~ ^[A-Z_][A-Z0-9_]*= ]]; then envs=("$f"); elif [ -n "$f" ]; then args=("$f"); fi
+          timeout ${OURS_TIMEOUT:-580} env "${envs[@]}" ./build-gpu/bench/parallel_bench --model $model \
+            --gpus "${GPUS:-4}" --sizes "$sizes" --steps "$steps" --repeats ${REPEATS:-2} "${args[@]}" ${OURS_ARGS:-} \
+            2>&1 | grep -E "^[0-9]+ +[0-9]+ |failed" \
             | sed "s/^/[${f:-default}] /" | tee -a "$out/ab.log"
         done
       done
