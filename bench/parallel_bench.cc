@@ -335,7 +335,7 @@ int main(int argc, char** argv) {
   int steps = 50, repeats = 3, warmup_steps = 4, warmup_job_steps = 8;
   bool exact = false, no_split_cfg = false, profile = false, no_collective_memory = false, zero_sm = false;
   bool kv_in_place = false, no_graphs = false, no_fused_kv = false, no_fused_conv_bias = false,
-       cudnn_benchmark = false;
+       cudnn_benchmark = false, peer_exchange = false;
   double guidance = 5.0;
   app.add_option("--model", model, "SDXL-architecture model folder")->required();
   app.add_option("--gpus", gpus_text, "GPU counts, comma-separated (each a prefix of cuda:0..)")->capture_default_str();
@@ -359,6 +359,9 @@ int main(int argc, char** argv) {
   app.add_flag("--no-fused-conv-bias", no_fused_conv_bias,
                "Convolution biases (and the patch contexts' time-embedding and residual adds) as ATen adds instead "
                "of the bias-add kernel (to compare)");
+  app.add_flag("--peer-exchange", peer_exchange,
+               "Experimental: stale chunks copied between the GPUs over the copy engines (flags in GPU memory) "
+               "instead of NCCL all-gathers");
   app.add_flag("--cudnn-benchmark", cudnn_benchmark,
                "Let cuDNN time its convolution algorithms per shape (in the eager first step of each phase, before "
                "the graph capture) instead of its heuristics: the strips' halo convolutions have shapes of their own");
@@ -440,6 +443,7 @@ int main(int argc, char** argv) {
         o.collective_memory = !no_collective_memory;
         o.kv_in_place = kv_in_place;
         o.fused_kv_assembly = !no_fused_kv;
+        o.peer_exchange = peer_exchange;
         o.cuda_graphs = !no_graphs;
         const std::string tag = std::to_string(size) + "/" + std::to_string(n) + "/" + mode;
         GangRun run = RunGang(pipes, n, params, o, mode == "full_sync" ? 1 : repeats,

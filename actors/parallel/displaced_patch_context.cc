@@ -10,7 +10,9 @@
 #include "actors/parallel/tensor_buffer.h"
 
 #ifdef DISTRI_HAVE_CUDA
+#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
 
 #include "actors/kernels/fused_kernels.h"
 #endif
@@ -122,6 +124,10 @@ void DisplacedPatchContext::EndStep() {
     registering_ = false;
     AllocateDeferredChunks();
   }
+  if (peer_ && !chunks_.empty()) {
+    const Status st = peer_->Join(CurrentStream(chunks_.front().buffer));
+    if (!st.ok()) Fail(st.WithContext("patch parallelism: stale exchange"));
+  }
   for (Chunk& c : chunks_) {
     if (!c.handle.valid()) continue;
     Status st = c.handle.StreamWait(CurrentStream(c.buffer));
@@ -197,7 +203,7 @@ void DisplacedPatchContext::Store(int id, const at::Tensor& payload) {
     return;
   }
   if (s.chunk < 0) Fail(Status::FailedPrecondition(s.name + ": the layer has no stale buffer"));
-  Stale(id, rank_).copy_(payload);
+  OwnSlot(id).copy_(payload);
   Stored(id);
 }
 
@@ -228,7 +234,7 @@ void DisplacedPatchContext::CloseChunk() {
   const Site& first = sites_[c.sites.front()];
   // Collective memory is registered once, for all chunks, when the first step ends (no
   // registration while this step's exchanges are in flight; one window instead of one a chunk).
-  if (options_.collective_memory) return;
+  if (options_.collective_memory || options_.peer_exchange) return;
   FillAndIssue(c, at::zeros({ChunkBytes(c)}, first.pending.options().dtype(at::kByte)));
 }
 
@@ -237,7 +243,7 @@ int64_t DisplacedPatchContext::ChunkBytes(const Chunk& c) const { return c.slot_
 void DisplacedPatchContext::FillAndIssue(Chunk& c, at::Tensor buffer) {
   c.buffer = std::move(buffer);
   for (int id : c.sites) {
-    Stale(id, rank_).copy_(sites_[id].pending);
+    OwnSlot(id).copy_(sites_[id].pending);
     sites_[id].pending = at::Tensor();
   }
   IssueChunk(c);
@@ -254,9 +260,12 @@ void DisplacedPatchContext::AllocateDeferredChunks() {
   if (deferred.empty()) return;
   const at::TensorOptions options = sites_[chunks_[deferred.front()].sites.front()].pending.options().dtype(at::kByte);
   at::Tensor block;
-  auto memory = channel_.AllocateCollectiveMemory(static_cast<size_t>(total));
+  auto memory = options_.peer_exchange ? Result<std::shared_ptr<void>>(std::shared_ptr<void>())
+                                       : channel_.AllocateCollectiveMemory(static_cast<size_t>(total));
   if (!memory.ok()) Fail(memory.status().WithContext("patch parallelism: stale buffers"));
-  if (std::shared_ptr<void> m = std::move(memory).value()) {
+  if (options_.peer_exchange) {
+    block = AllocatePeerBlock(total, options);
+  } else if (std::shared_ptr<void> m = std::move(memory).value()) {
     void* data = m.get();
     block = at::from_blob(data, {total}, [m](void*) {}, options);
     block.zero_();
@@ -273,6 +282,11 @@ void DisplacedPatchContext::AllocateDeferredChunks() {
 }
 
 void DisplacedPatchContext::IssueChunk(Chunk& c) {
+  if (peer_) {
+    const Status st = peer_->Publish(static_cast<int>(&c - chunks_.data()), CurrentStream(c.buffer));
+    if (!st.ok()) Fail(st.WithContext("patch parallelism: stale exchange"));
+    return;
+  }
   at::Tensor send = c.buffer.narrow(0, c.slot_base[rank_], c.slot_bytes[rank_]);
   auto send_buf = TensorBuffer(send);
   auto recv_buf = TensorBuffer(c.buffer);
@@ -349,7 +363,7 @@ at::Tensor DisplacedPatchContext::ConvStrip(const model::LayerSite& site, const 
   at::Tensor payload;  // contiguous, in xs's order
   const bool direct = StoresDirectly(id);
   if (direct) {
-    at::Tensor slot = Stale(id, rank_);
+    at::Tensor slot = OwnSlot(id);
     at::cat_out(slot, edge_rows, rd);
   } else if (synchronous_ || refresh_) {
     payload = at::cat(edge_rows, rd);
@@ -510,7 +524,7 @@ at::Tensor DisplacedPatchContext::NormalizeCuda(const model::LayerSite& site, co
     // sync_gn's displaced steps refresh the slot too (direct), as the other modes do.
     check(kernels::LaunchGroupStatsCombine(in, packet.data_ptr<float>(), bg, /*mode=*/0, eps,
                                            mean_rstd.data_ptr<float>(), stream,
-                                           direct ? Stale(id, rank_).data_ptr<float>() : nullptr),
+                                           direct ? OwnSlot(id).data_ptr<float>() : nullptr),
           "group-norm statistics combination");
   } else {
     // The own statistics and their combination with the stale packets in one pass of kernels
@@ -522,7 +536,7 @@ at::Tensor DisplacedPatchContext::NormalizeCuda(const model::LayerSite& site, co
     check(kernels::LaunchGroupNormStatsCombine(t, x.data_ptr(), batch, channels, hw, groups, channels_last,
                                                workspace.data_ptr<float>(), in, mode, eps, packet.data_ptr<float>(),
                                                mean_rstd.data_ptr<float>(), stream,
-                                               direct ? Stale(id, rank_).data_ptr<float>() : nullptr,
+                                               direct ? OwnSlot(id).data_ptr<float>() : nullptr,
                                                *fused),
           "group-norm statistics and combination");
   }
@@ -592,7 +606,7 @@ std::pair<at::Tensor, at::Tensor> DisplacedPatchContext::SelfAttentionKeyValue(c
   if (full.defined()) {
     // The kernel wrote the own slot.
   } else if (direct) {
-    payload = Stale(id, rank_);
+    payload = OwnSlot(id);
     at::cat_out(payload, {k.transpose(0, 1), v.transpose(0, 1)}, 2);
   } else {
     payload = at::cat({k, v}, 2).transpose(0, 1).contiguous();
@@ -638,6 +652,84 @@ std::pair<at::Tensor, at::Tensor> DisplacedPatchContext::SelfAttentionKeyValue(c
   return {kv.narrow(2, 0, inner), kv.narrow(2, inner, inner)};
 }
 
+at::Tensor DisplacedPatchContext::OwnSlot(int id) {
+  at::Tensor slot = Stale(id, rank_);
+  const Site& s = sites_[id];
+  if (peer_ && s.chunk >= 0 && chunks_[s.chunk].sites.front() == id) {
+    const Status st = peer_->BeforeWrite(s.chunk, CurrentStream(slot));
+    if (!st.ok()) Fail(st.WithContext(s.name));
+  }
+  return slot;
+}
+
+at::Tensor DisplacedPatchContext::AllocatePeerBlock(int64_t bytes, const at::TensorOptions& options) {
+#ifdef DISTRI_HAVE_CUDA
+  if (!options.device().is_cuda()) {
+    Fail(Status::InvalidArgument("patch parallelism: the peer exchange needs the stale buffers on CUDA devices, got " +
+                                 options.device().str()));
+  }
+  const int device = options.device().index();
+  c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
+  void* data = nullptr;
+  const cudaError_t e = cudaMalloc(&data, static_cast<size_t>(bytes));
+  if (e != cudaSuccess) {
+    Fail(Status::OutOfMemory("patch parallelism: " + std::to_string(bytes) + " bytes of stale buffers on cuda:" +
+                                   std::to_string(device) + ": " + cudaGetErrorString(e)));
+  }
+  at::Tensor block = at::from_blob(
+      data, {bytes},
+      [device](void* p) {
+        // Peers may read this block until the job's last step ended; that step is over here.
+        (void)cudaSetDevice(device);
+        (void)cudaDeviceSynchronize();
+        (void)cudaFree(p);
+      },
+      options);
+  block.zero_();
+  // Every chunk's place in the block and its slots: the same on every rank.
+  PeerExchange::Layout layout;
+  int64_t offset = 0;
+  for (const Chunk& c : chunks_) {
+    layout.chunk_base.push_back(offset);
+    layout.slot_offset.push_back(c.slot_base);
+    layout.slot_bytes.push_back(c.slot_bytes);
+    offset += ChunkBytes(c);
+  }
+  auto exchange = PeerExchange::Create(rank_, channel_.world_size(), device, data, std::move(layout),
+                                       [&](const std::vector<int64_t>& mine) {
+                                         return Result<std::vector<std::vector<int64_t>>>(AllGatherInts(mine, block));
+                                       });
+  if (!exchange.ok()) Fail(exchange.status().WithContext("patch parallelism"));
+  peer_ = std::move(exchange).value();
+  return block;
+#else
+  (void)bytes, (void)options;
+  Fail(Status::Unimplemented("patch parallelism: the peer exchange needs a CUDA build"));
+#endif
+}
+
+std::vector<std::vector<int64_t>> DisplacedPatchContext::AllGatherInts(const std::vector<int64_t>& mine,
+                                                                       const at::Tensor& like) {
+  const int world = channel_.world_size();
+  at::Tensor send = at::tensor(mine, at::TensorOptions().dtype(at::kLong)).to(like.device());
+  at::Tensor recv = at::empty({world * static_cast<int64_t>(mine.size())}, send.options());
+  auto send_buf = TensorBuffer(send);
+  auto recv_buf = TensorBuffer(recv);
+  if (!send_buf.ok()) Fail(send_buf.status());
+  if (!recv_buf.ok()) Fail(recv_buf.status());
+  void* stream = CurrentStream(send);
+  const std::vector<size_t> counts(static_cast<size_t>(world), mine.size());
+  const Status st = channel_.AllGatherVAsync(*send_buf, *recv_buf, counts, stream).StreamWait(stream);
+  if (!st.ok()) Fail(st.WithContext("patch parallelism: exchanging the peer exchange's addresses"));
+  at::Tensor host = recv.cpu();
+  std::vector<std::vector<int64_t>> all(static_cast<size_t>(world));
+  for (int r = 0; r < world; ++r) {
+    const int64_t* p = host.data_ptr<int64_t>() + static_cast<int64_t>(r) * static_cast<int64_t>(mine.size());
+    all[static_cast<size_t>(r)].assign(p, p + mine.size());
+  }
+  return all;
+}
+
 at::Tensor DisplacedPatchContext::AssembleKeyValueCuda(int id, const at::Tensor& k, const at::Tensor& v,
                                                       const std::vector<int64_t>& per_strip) {
 #ifdef DISTRI_HAVE_CUDA
@@ -649,7 +741,7 @@ at::Tensor DisplacedPatchContext::AssembleKeyValueCuda(int id, const at::Tensor&
   }
   const int64_t batch = k.size(0), inner = k.size(2);
   const int64_t total = std::accumulate(per_strip.begin(), per_strip.end(), int64_t{0});
-  at::Tensor slot = Stale(id, rank_);
+  at::Tensor slot = Stale(id, rank_);  // OwnSlot below, once the kernel is known to apply
   kernels::KeyValueParts parts{};
   parts.strips = layout_.patch_ranks;
   parts.own = strip_;
@@ -667,6 +759,7 @@ at::Tensor DisplacedPatchContext::AssembleKeyValueCuda(int id, const at::Tensor&
                                          slot.data_ptr(), full.data_ptr())) {
     return at::Tensor();
   }
+  OwnSlot(id);  // the peer exchange's wait, if any, before the kernel writes the slot
   const cudaError_t e = kernels::LaunchKeyValueAssemble(
       half ? kernels::ElemType::kHalf : kernels::ElemType::kBFloat16, k.data_ptr(), v.data_ptr(), k.stride(0),
       k.stride(1), batch, inner, parts, slot.data_ptr(), full.data_ptr(),

@@ -62,6 +62,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -70,6 +71,7 @@
 
 #include "actors/model/blocks/layer_context.h"
 #include "actors/parallel/patch_plan.h"
+#include "actors/parallel/peer_exchange.h"
 #include "runtime/channel/channel.h"
 #include "runtime/common/status.h"
 
@@ -122,6 +124,12 @@ struct DisplacedOptions {
   // (kernels::LaunchKeyValueAssemble: the fresh own K/V into its slot and the whole image's K/V
   // at once) instead of two concatenations. Same bits; off only to compare.
   bool fused_kv_assembly = true;
+  // Experimental, not yet run on a GPU: the stale chunks move between the GPUs of this process
+  // over the copy engines (PeerExchange: cudaMemcpyPeerAsync ordered by flags in GPU memory)
+  // instead of NCCL all-gathers, whose kernels take SMs from the UNet. Needs every rank of the
+  // channel in this process, on GPUs with peer access; the stale buffers then come from
+  // cudaMalloc (not the channel's collective memory). Warm-up exchanges stay on the channel.
+  bool peer_exchange = false;
 };
 
 class DisplacedPatchContext : public model::LayerContext {
@@ -239,6 +247,13 @@ class DisplacedPatchContext : public model::LayerContext {
   // apply (CPU, fp32, unaligned or odd strides), and then nothing was written.
   at::Tensor AssembleKeyValueCuda(int id, const at::Tensor& k, const at::Tensor& v,
                                   const std::vector<int64_t>& per_strip);
+  // This rank's slot of a site, to be written: with the peer exchange, the chunk's first site
+  // first waits (on the stream) until every peer copied the slot's previous contents.
+  at::Tensor OwnSlot(int id);
+  // peer_exchange: the stale block from cudaMalloc and the exchange over it (end of step 0).
+  at::Tensor AllocatePeerBlock(int64_t bytes, const at::TensorOptions& options);
+  // Exchanges a few integers with every rank of the channel (synchronous; setup only).
+  std::vector<std::vector<int64_t>> AllGatherInts(const std::vector<int64_t>& mine, const at::Tensor& like);
   [[noreturn]] void Fail(Status status);
 
   channel::Channel& channel_;
@@ -256,7 +271,8 @@ class DisplacedPatchContext : public model::LayerContext {
   int64_t collective_bytes_ = 0;
   int issue_after_attention_ = -1;
   int64_t kv_in_place_reads_ = 0;
-  int64_t kv_fused_assemblies_ = 0;  // kv_in_place: the site whose chunk SelfAttentionDone issues
+  int64_t kv_fused_assemblies_ = 0;
+  std::unique_ptr<PeerExchange> peer_;  // peer_exchange, from the end of the first step  // kv_in_place: the site whose chunk SelfAttentionDone issues
   Status status_;
 };
 

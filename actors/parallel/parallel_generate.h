@@ -47,6 +47,9 @@ struct ParallelOptions {
   // One kernel assembles each displaced self-attention's K/V (DisplacedOptions::
   // fused_kv_assembly; same bits). Off only to compare.
   bool fused_kv_assembly = true;
+  // Experimental (DisplacedOptions::peer_exchange): the stale chunks over the copy engines
+  // between this process's GPUs instead of NCCL all-gathers. Off until measured on GPUs.
+  bool peer_exchange = false;
   // Decode the VAE split across the gang (parallel_decode.h; exact) instead of on rank 0 alone.
   bool parallel_vae = true;
   // Optional: makes this rank's channel among the `size` ranks of its CFG group (`rank` = its

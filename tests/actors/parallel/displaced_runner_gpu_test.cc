@@ -41,7 +41,8 @@ using Outputs = std::vector<std::vector<at::Tensor>>;
 // group for the patch exchanges, as ParallelGenerator makes them).
 Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at::kFloat,
                 bool collective_memory = false, bool zero_sm = false, bool kv_in_place = false,
-                GangLayout layout = GangLayout{1, kWorld}, bool fused_kv_assembly = true) {
+                GangLayout layout = GangLayout{1, kWorld}, bool fused_kv_assembly = true,
+                bool peer_exchange = false) {
   const int world = layout.world_size();
   const UNetInputs in = MakeInputs(/*text_time=*/true, /*batch=*/layout.groups, kHeight, kWidth);
   Outputs outs(world);
@@ -80,6 +81,7 @@ Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at
     o.context.collective_memory = collective_memory;
     o.context.kv_in_place = kv_in_place;
     o.context.fused_kv_assembly = fused_kv_assembly;
+    o.context.peer_exchange = peer_exchange;
     auto runner = DisplacedUNetRunner::Create(unet, ch->get(), layout, kHeight, kWidth, o, group.get());
     ASSERT_TRUE(runner.ok()) << runner.status().ToString();
     std::optional<model::UNetAddedConditions> added;
@@ -202,6 +204,22 @@ TEST_P(DisplacedRunnerGpu, FusedKeyValueAssemblyGivesTheSameBits) {
   const Outputs fused_graphs =
       RunGang(/*cuda=*/true, /*graphs=*/true, mode, at::kHalf, /*collective_memory=*/true, false, false, layout);
   ExpectStepsClose(fused_graphs, two, 1e-12, "fp16 " + name + " fused K/V assembly vs concatenations, graphs");
+}
+
+// fp16: the stale chunks copied between the GPUs over the copy engines (PeerExchange: flags in
+// GPU memory, stream memory operations) give the same bits as NCCL's all-gathers, eager and in
+// graph replays.
+TEST_P(DisplacedRunnerGpu, PeerExchangeGivesTheSameBits) {
+  const SyncMode mode = GetParam();
+  const std::string name(SyncModeName(mode));
+  const GangLayout layout{1, kWorld};
+  const Outputs plain = RunGang(/*cuda=*/true, /*graphs=*/false, mode, at::kHalf);
+  const Outputs peer_eager = RunGang(/*cuda=*/true, /*graphs=*/false, mode, at::kHalf, false, false, false, layout,
+                                     true, /*peer_exchange=*/true);
+  ExpectStepsClose(peer_eager, plain, 1e-12, "fp16 " + name + " peer exchange vs all-gathers, eager");
+  const Outputs peer_graphs = RunGang(/*cuda=*/true, /*graphs=*/true, mode, at::kHalf, false, false, false, layout,
+                                      true, /*peer_exchange=*/true);
+  ExpectStepsClose(peer_graphs, plain, 1e-12, "fp16 " + name + " peer exchange vs all-gathers, graphs");
 }
 
 // The 4-GPU layout: two CFG groups of two strips, a channel per group, fp32 without TF32: the

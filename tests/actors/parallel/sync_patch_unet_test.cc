@@ -171,6 +171,30 @@ TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
   }
 }
 
+// The copy-engine stale exchange needs the stale buffers on GPUs of one process: on CPU ranks
+// every rank refuses when the first step ends (no collective reached: nobody waits), naming it.
+TEST(DisplacedRunner, PeerExchangeOnCpuIsAClearError) {
+  const int world = 2;
+  const int64_t height = 16, width = 12;
+  const Inputs in = MakeInputs(/*text_time=*/true, /*batch=*/1, height, width);
+  channel::MemoryRendezvous rendezvous;
+  OnRankThreads(world, [&](int r) {
+    c10::InferenceMode guard;
+    auto ch = LocalRank(r, world, rendezvous);
+    ASSERT_TRUE(ch.ok()) << ch.status().ToString();
+    RunnerOptions o;
+    o.warmup_steps = 1;
+    o.context.peer_exchange = true;
+    auto runner = DisplacedUNetRunner::Create(RandomUNet(TinyXlConfig(), /*fused=*/true), ch->get(),
+                                              GangLayout{1, world}, height, width, o);
+    ASSERT_TRUE(runner.ok()) << runner.status().ToString();
+    ASSERT_TRUE((*runner)->SetConditioning(in.states, in.added).ok());
+    auto out = (*runner)->Forward(0, in.sample, in.timestep);
+    ASSERT_FALSE(out.ok()) << "rank " << r;
+    EXPECT_NE(std::string::npos, out.status().message().find("peer exchange")) << out.status().ToString();
+  });
+}
+
 TEST(SyncPatchUNetErrors, TooSmallHeightIsAClearError) {
   // 8 latent rows are 2 units of 4: not enough for 4 ranks. Every rank refuses before any
   // collective, so nothing hangs.

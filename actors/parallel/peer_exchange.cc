@@ -1,0 +1,241 @@
+#include "actors/parallel/peer_exchange.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#ifdef DISTRI_HAVE_CUDA
+#include <cuda.h>
+#include <cuda_runtime_api.h>
+#endif
+
+namespace distri::parallel {
+
+#ifdef DISTRI_HAVE_CUDA
+namespace {
+
+// The driver's stream memory operations, found at run time (no link-time libcuda: the CPU
+// build machines have the toolkit but no driver).
+using WaitValueFn = CUresult (*)(CUstream, CUdeviceptr, cuuint32_t, unsigned int);
+using WriteValueFn = CUresult (*)(CUstream, CUdeviceptr, cuuint32_t, unsigned int);
+struct MemOps {
+  WaitValueFn wait = nullptr;
+  WriteValueFn write = nullptr;
+};
+
+Result<MemOps> LoadMemOps() {
+  MemOps ops;
+  for (auto [name, fn] : {std::pair<const char*, void**>{"cuStreamWaitValue32", reinterpret_cast<void**>(&ops.wait)},
+                          std::pair<const char*, void**>{"cuStreamWriteValue32", reinterpret_cast<void**>(&ops.write)}}) {
+    cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+    const cudaError_t e = cudaGetDriverEntryPointByVersion(name, fn, 12000, cudaEnableDefault, &found);
+    if (e != cudaSuccess || found != cudaDriverEntryPointSuccess || *fn == nullptr) {
+      return Status::Unavailable(std::string("peer exchange: the CUDA driver has no ") + name + ": " +
+                                 cudaGetErrorString(e));
+    }
+  }
+  return ops;
+}
+
+Status Cuda(cudaError_t e, const std::string& what) {
+  if (e == cudaSuccess) return Status::Ok();
+  return Status::Internal("peer exchange: " + what + ": " + cudaGetErrorString(e));
+}
+
+Status Driver(CUresult r, const std::string& what) {
+  if (r == CUDA_SUCCESS) return Status::Ok();
+  return Status::Internal("peer exchange: " + what + ": CUDA driver error " + std::to_string(static_cast<int>(r)));
+}
+
+}  // namespace
+
+struct PeerExchange::Impl {
+  int rank = 0, world = 0, device = 0;
+  char* block = nullptr;
+  Layout layout;
+  MemOps ops;
+  uint32_t* flags = nullptr;                // own: full[chunks][world], then taken[chunks][world]
+  std::vector<int> devices;                 // every rank's CUDA device
+  std::vector<char*> blocks;                // every rank's block
+  std::vector<uint32_t*> peer_flags;        // every rank's flags
+  cudaStream_t side = nullptr;              // the copies and their flag operations
+  std::vector<cudaEvent_t> published;       // per chunk: the compute stream reached Publish
+  cudaEvent_t copied = nullptr;             // the side stream's work so far
+  bool pending = false;
+
+  ~Impl() {
+    // Peers write into these flags until their last step's copies end; a job ends after the
+    // last step's CFG combination, which every rank reaches only after its copies were joined.
+    if (flags == nullptr && side == nullptr) return;
+    (void)cudaSetDevice(device);
+    (void)cudaDeviceSynchronize();
+    for (cudaEvent_t e : published) {
+      if (e) (void)cudaEventDestroy(e);
+    }
+    if (copied) (void)cudaEventDestroy(copied);
+    if (side) (void)cudaStreamDestroy(side);
+    if (flags) (void)cudaFree(flags);
+  }
+  int64_t chunks() const { return static_cast<int64_t>(layout.chunk_base.size()); }
+  CUdeviceptr Full(uint32_t* base, int64_t chunk, int from) const {
+    return reinterpret_cast<CUdeviceptr>(base + chunk * world + from);
+  }
+  CUdeviceptr Taken(uint32_t* base, int64_t chunk, int by) const {
+    return reinterpret_cast<CUdeviceptr>(base + chunks() * world + chunk * world + by);
+  }
+};
+
+Result<std::unique_ptr<PeerExchange>> PeerExchange::Create(int rank, int world, int device, void* block,
+                                                           Layout layout, const AllGatherInts& all_gather) {
+  if (world < 2 || rank < 0 || rank >= world || block == nullptr || layout.chunk_base.empty() ||
+      layout.slot_offset.size() != layout.chunk_base.size() || layout.slot_bytes.size() != layout.chunk_base.size()) {
+    return Status::InvalidArgument("peer exchange: rank " + std::to_string(rank) + " of " + std::to_string(world) +
+                                   ", " + std::to_string(layout.chunk_base.size()) + " chunk(s): nothing to exchange");
+  }
+  for (size_t c = 0; c < layout.chunk_base.size(); ++c) {
+    if (layout.slot_offset[c].size() != static_cast<size_t>(world) ||
+        layout.slot_bytes[c].size() != static_cast<size_t>(world)) {
+      return Status::InvalidArgument("peer exchange: chunk " + std::to_string(c) + " has no slot for every rank");
+    }
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->rank = rank;
+  impl->world = world;
+  impl->device = device;
+  impl->block = static_cast<char*>(block);
+  impl->layout = std::move(layout);
+  DISTRI_ASSIGN_OR_RETURN(impl->ops, LoadMemOps());
+  DISTRI_RETURN_IF_ERROR(Cuda(cudaSetDevice(device), "cudaSetDevice"));
+  // Flags: full = 0, taken = 1 (the first write of a slot waits for nobody).
+  const int64_t n = impl->chunks() * world;
+  DISTRI_RETURN_IF_ERROR(Cuda(cudaMalloc(reinterpret_cast<void**>(&impl->flags), static_cast<size_t>(2 * n) * sizeof(uint32_t)), "flags"));
+  std::vector<uint32_t> init(static_cast<size_t>(2 * n), 0);
+  std::fill(init.begin() + n, init.end(), 1u);
+  DISTRI_RETURN_IF_ERROR(Cuda(cudaMemcpy(impl->flags, init.data(), init.size() * sizeof(uint32_t),
+                                         cudaMemcpyHostToDevice), "flags"));
+  // Addresses only mean something inside one process: every rank sends its process id too.
+  DISTRI_ASSIGN_OR_RETURN(
+      auto all, all_gather({static_cast<int64_t>(getpid()), device, reinterpret_cast<int64_t>(block),
+                            reinterpret_cast<int64_t>(impl->flags)}));
+  if (all.size() != static_cast<size_t>(world)) {
+    return Status::Internal("peer exchange: the address exchange returned " + std::to_string(all.size()) +
+                            " ranks, expected " + std::to_string(world));
+  }
+  for (int r = 0; r < world; ++r) {
+    const auto& v = all[static_cast<size_t>(r)];
+    if (v.size() != 4 || v[0] != static_cast<int64_t>(getpid())) {
+      return Status::FailedPrecondition("peer exchange: rank " + std::to_string(r) +
+                                        " runs in another process; the copy-engine exchange needs every rank of "
+                                        "a patch group in one process (distri generate --gpus N): use the NCCL "
+                                        "all-gathers");
+    }
+    const int peer_device = static_cast<int>(v[1]);
+    if (r != rank) {
+      int can = 0;
+      DISTRI_RETURN_IF_ERROR(Cuda(cudaDeviceCanAccessPeer(&can, device, peer_device), "cudaDeviceCanAccessPeer"));
+      if (!can) {
+        return Status::FailedPrecondition("peer exchange: cuda:" + std::to_string(device) + " cannot access cuda:" +
+                                          std::to_string(peer_device) + " directly; use the NCCL all-gathers");
+      }
+      const cudaError_t e = cudaDeviceEnablePeerAccess(peer_device, 0);
+      if (e == cudaErrorPeerAccessAlreadyEnabled) {
+        (void)cudaGetLastError();  // enabled before (NCCL, an earlier job): fine
+      } else {
+        DISTRI_RETURN_IF_ERROR(Cuda(e, "enabling peer access to cuda:" + std::to_string(peer_device)));
+      }
+    }
+    impl->devices.push_back(peer_device);
+    impl->blocks.push_back(reinterpret_cast<char*>(v[2]));
+    impl->peer_flags.push_back(reinterpret_cast<uint32_t*>(v[3]));
+  }
+  DISTRI_RETURN_IF_ERROR(Cuda(cudaStreamCreateWithFlags(&impl->side, cudaStreamNonBlocking), "side stream"));
+  impl->published.resize(static_cast<size_t>(impl->chunks()), nullptr);
+  for (auto& e : impl->published) {
+    DISTRI_RETURN_IF_ERROR(Cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event"));
+  }
+  DISTRI_RETURN_IF_ERROR(Cuda(cudaEventCreateWithFlags(&impl->copied, cudaEventDisableTiming), "event"));
+  std::unique_ptr<PeerExchange> exchange(new PeerExchange());
+  exchange->impl_ = std::move(impl);
+  return exchange;
+}
+
+PeerExchange::~PeerExchange() = default;
+
+Status PeerExchange::BeforeWrite(int chunk, void* stream) {
+  Impl& m = *impl_;
+  if (chunk < 0 || chunk >= m.chunks()) return Status::InvalidArgument("peer exchange: no chunk " + std::to_string(chunk));
+  auto s = static_cast<CUstream>(stream);
+  for (int p = 0; p < m.world; ++p) {
+    if (p == m.rank) continue;
+    DISTRI_RETURN_IF_ERROR(Driver(m.ops.wait(s, m.Taken(m.flags, chunk, p), 1, CU_STREAM_WAIT_VALUE_EQ),
+                                  "waiting for rank " + std::to_string(p) + "'s copy of chunk " + std::to_string(chunk)));
+    DISTRI_RETURN_IF_ERROR(Driver(m.ops.write(s, m.Taken(m.flags, chunk, p), 0, CU_STREAM_WRITE_VALUE_DEFAULT),
+                                  "resetting a flag"));
+  }
+  return Status::Ok();
+}
+
+Status PeerExchange::Publish(int chunk, void* stream) {
+  Impl& m = *impl_;
+  if (chunk < 0 || chunk >= m.chunks()) return Status::InvalidArgument("peer exchange: no chunk " + std::to_string(chunk));
+  auto s = static_cast<cudaStream_t>(stream);
+  // Tell every peer that this rank's slot of the chunk is ready.
+  for (int p = 0; p < m.world; ++p) {
+    if (p == m.rank) continue;
+    DISTRI_RETURN_IF_ERROR(Driver(m.ops.write(s, m.Full(m.peer_flags[static_cast<size_t>(p)], chunk, m.rank), 1,
+                                              CU_STREAM_WRITE_VALUE_DEFAULT),
+                                  "signalling rank " + std::to_string(p)));
+  }
+  // Copy every peer's slot once it is ready, after this rank's layers read their stale copies.
+  cudaEvent_t reached = m.published[static_cast<size_t>(chunk)];
+  DISTRI_RETURN_IF_ERROR(Cuda(cudaEventRecord(reached, s), "event record"));
+  DISTRI_RETURN_IF_ERROR(Cuda(cudaStreamWaitEvent(m.side, reached, 0), "stream wait"));
+  const int64_t base = m.layout.chunk_base[static_cast<size_t>(chunk)];
+  for (int p = 0; p < m.world; ++p) {
+    if (p == m.rank) continue;
+    const auto pi = static_cast<size_t>(p);
+    DISTRI_RETURN_IF_ERROR(Driver(m.ops.wait(m.side, m.Full(m.flags, chunk, p), 1, CU_STREAM_WAIT_VALUE_EQ),
+                                  "waiting for rank " + std::to_string(p) + "'s chunk " + std::to_string(chunk)));
+    DISTRI_RETURN_IF_ERROR(Driver(m.ops.write(m.side, m.Full(m.flags, chunk, p), 0, CU_STREAM_WRITE_VALUE_DEFAULT),
+                                  "resetting a flag"));
+    const int64_t offset = base + m.layout.slot_offset[static_cast<size_t>(chunk)][pi];
+    const int64_t bytes = m.layout.slot_bytes[static_cast<size_t>(chunk)][pi];
+    if (bytes > 0) {
+      DISTRI_RETURN_IF_ERROR(Cuda(cudaMemcpyPeerAsync(m.block + offset, m.device, m.blocks[pi] + offset,
+                                                      m.devices[pi], static_cast<size_t>(bytes),
+                                                      m.side),
+                                  "copying rank " + std::to_string(p) + "'s chunk " + std::to_string(chunk)));
+    }
+    DISTRI_RETURN_IF_ERROR(Driver(m.ops.write(m.side, m.Taken(m.peer_flags[pi], chunk, m.rank), 1,
+                                              CU_STREAM_WRITE_VALUE_DEFAULT),
+                                  "acknowledging rank " + std::to_string(p)));
+  }
+  m.pending = true;
+  return Status::Ok();
+}
+
+Status PeerExchange::Join(void* stream) {
+  Impl& m = *impl_;
+  if (!m.pending) return Status::Ok();
+  m.pending = false;
+  DISTRI_RETURN_IF_ERROR(Cuda(cudaEventRecord(m.copied, m.side), "event record"));
+  return Cuda(cudaStreamWaitEvent(static_cast<cudaStream_t>(stream), m.copied, 0), "stream wait");
+}
+
+#else  // no CUDA
+
+struct PeerExchange::Impl {};
+
+Result<std::unique_ptr<PeerExchange>> PeerExchange::Create(int, int, int, void*, Layout, const AllGatherInts&) {
+  return Status::Unimplemented("peer exchange: this build has no CUDA");
+}
+PeerExchange::~PeerExchange() = default;
+Status PeerExchange::BeforeWrite(int, void*) { return Status::Unimplemented("peer exchange: no CUDA"); }
+Status PeerExchange::Publish(int, void*) { return Status::Unimplemented("peer exchange: no CUDA"); }
+Status PeerExchange::Join(void*) { return Status::Unimplemented("peer exchange: no CUDA"); }
+
+#endif
+
+}  // namespace distri::parallel

@@ -1,0 +1,71 @@
+// The stale exchange of a displaced patch context over the copy engines, between the GPUs of
+// one process (DisplacedOptions::peer_exchange; experimental, off by default).
+//
+// Why: the stale all-gathers of a displaced step move ~0.8 GB into each rank at 2048 px and
+// ~2.8 GB at 3840 px; NCCL runs them with kernels that take SMs from the UNet while they
+// overlap it (docs/perf/parallel-sdxl.md, eighth session). NCCL's own copy-engine path needs
+// NVLink multicast for its synchronisation where it performs, and multicast must stay off on
+// our GPU machines. distri drives every GPU of a gang from one process, so the ranks can copy
+// each other's chunks with cudaMemcpyPeerAsync (copy engines, no SM) and order the copies with
+// 32-bit flags in GPU memory, written and awaited by stream memory operations
+// (cuStreamWriteValue32 / cuStreamWaitValue32: no SM, no host thread waits). All of it is
+// stream work, so it is captured into the runner's CUDA graphs like the all-gathers it
+// replaces.
+//
+// Protocol, per chunk c, between each owner rank o and each other rank p (pull model; flags
+// hold 0 or 1 only, so the same graph replays every step):
+//   o, before its first write of its own slot of c in a step (BeforeWrite):
+//       wait taken_o[c][p] == 1 (p copied the previous step's slot), set it to 0;
+//   o, after its last write of the slot (Publish):
+//       set full_p[c][o] = 1 (remote write into p's flags);
+//   p, in the same Publish of its own, on a side stream after its compute reached that point
+//   (its layers of c have read their stale slots of c):
+//       wait full_p[c][o] == 1, set it to 0, copy o's slot of c into p's buffer, set
+//       taken_o[c][p] = 1 (remote write);
+//   p, at the end of the step (Join): the compute stream waits for the side stream.
+// taken starts at 1, full at 0. No LibTorch here: raw device pointers and CUDA streams.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "runtime/common/status.h"
+
+namespace distri::parallel {
+
+class PeerExchange {
+ public:
+  // Where each rank's slot of each chunk lies in the block (bytes; the same on every rank).
+  struct Layout {
+    std::vector<int64_t> chunk_base;                // per chunk: offset of the chunk in the block
+    std::vector<std::vector<int64_t>> slot_offset;  // [chunk][rank]: offset of the slot in the chunk
+    std::vector<std::vector<int64_t>> slot_bytes;   // [chunk][rank]
+  };
+  // Exchanges `mine` with the other ranks (one value vector per rank, in rank order): the
+  // caller's channel, called once by every rank during Create.
+  using AllGatherInts = std::function<Result<std::vector<std::vector<int64_t>>>(const std::vector<int64_t>& mine)>;
+
+  // Collective over the `world` ranks: checks that they are GPUs of this process that can
+  // reach each other, enables peer access, allocates and exchanges the flags and the blocks'
+  // addresses. `block` (this rank's stale buffer, device memory of `device` allocated with
+  // cudaMalloc, not owned) must outlive the exchange.
+  static Result<std::unique_ptr<PeerExchange>> Create(int rank, int world, int device, void* block, Layout layout,
+                                                      const AllGatherInts& all_gather);
+  ~PeerExchange();
+  PeerExchange(const PeerExchange&) = delete;
+  PeerExchange& operator=(const PeerExchange&) = delete;
+
+  // On `stream` (this rank's compute stream), see the protocol above.
+  Status BeforeWrite(int chunk, void* stream);
+  Status Publish(int chunk, void* stream);
+  Status Join(void* stream);
+
+ private:
+  PeerExchange() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace distri::parallel
