@@ -24,6 +24,11 @@
 //       taken_o[c][p] = 1 (remote write);
 //   p, at the end of the step (Join): the compute stream waits for the side stream.
 // taken starts at 1, full at 0. No LibTorch here: raw device pointers and CUDA streams.
+//
+// Known limit (why it is off by default besides not having run on a GPU yet): a flag wait has
+// no timeout. If one rank fails in the middle of a step, the others' streams wait for its flags
+// for ever; NCCL's all-gathers time out and abort instead. An abort path (the host writing the
+// flags through a stream of its own, from a watchdog) is needed before this becomes a default.
 #pragma once
 
 #include <cstdint>
