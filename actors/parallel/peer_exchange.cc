@@ -13,6 +13,31 @@
 
 namespace distri::parallel {
 
+namespace {
+
+// Bad arguments are named before anything is allocated (the same in builds without CUDA).
+Status CheckArguments(int rank, int world, const void* block, const PeerExchange::Layout& layout) {
+  const std::string who = "peer exchange: rank " + std::to_string(rank) + " of " + std::to_string(world);
+  if (world < 2) return Status::InvalidArgument(who + ": needs 2 or more ranks");
+  if (rank < 0 || rank >= world) return Status::InvalidArgument(who + ": the rank is out of range");
+  if (block == nullptr) return Status::InvalidArgument(who + ": no stale block");
+  if (layout.chunk_base.empty()) return Status::InvalidArgument(who + ": no chunks to exchange");
+  if (layout.slot_offset.size() != layout.chunk_base.size() || layout.slot_bytes.size() != layout.chunk_base.size()) {
+    return Status::InvalidArgument(who + ": " + std::to_string(layout.chunk_base.size()) + " chunks but " +
+                                   std::to_string(layout.slot_offset.size()) + " slot offset and " +
+                                   std::to_string(layout.slot_bytes.size()) + " slot size lists");
+  }
+  for (size_t c = 0; c < layout.chunk_base.size(); ++c) {
+    if (layout.slot_offset[c].size() != static_cast<size_t>(world) ||
+        layout.slot_bytes[c].size() != static_cast<size_t>(world)) {
+      return Status::InvalidArgument(who + ": chunk " + std::to_string(c) + " has no slot for every rank");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 #ifdef DISTRI_HAVE_CUDA
 namespace {
 
@@ -89,17 +114,7 @@ struct PeerExchange::Impl {
 
 Result<std::unique_ptr<PeerExchange>> PeerExchange::Create(int rank, int world, int device, void* block,
                                                            Layout layout, const AllGatherInts& all_gather) {
-  if (world < 2 || rank < 0 || rank >= world || block == nullptr || layout.chunk_base.empty() ||
-      layout.slot_offset.size() != layout.chunk_base.size() || layout.slot_bytes.size() != layout.chunk_base.size()) {
-    return Status::InvalidArgument("peer exchange: rank " + std::to_string(rank) + " of " + std::to_string(world) +
-                                   ", " + std::to_string(layout.chunk_base.size()) + " chunk(s): nothing to exchange");
-  }
-  for (size_t c = 0; c < layout.chunk_base.size(); ++c) {
-    if (layout.slot_offset[c].size() != static_cast<size_t>(world) ||
-        layout.slot_bytes[c].size() != static_cast<size_t>(world)) {
-      return Status::InvalidArgument("peer exchange: chunk " + std::to_string(c) + " has no slot for every rank");
-    }
-  }
+  DISTRI_RETURN_IF_ERROR(CheckArguments(rank, world, block, layout));
   auto impl = std::make_unique<Impl>();
   impl->rank = rank;
   impl->world = world;
@@ -228,7 +243,9 @@ Status PeerExchange::Join(void* stream) {
 
 struct PeerExchange::Impl {};
 
-Result<std::unique_ptr<PeerExchange>> PeerExchange::Create(int, int, int, void*, Layout, const AllGatherInts&) {
+Result<std::unique_ptr<PeerExchange>> PeerExchange::Create(int rank, int world, int, void* block, Layout layout,
+                                                           const AllGatherInts&) {
+  DISTRI_RETURN_IF_ERROR(CheckArguments(rank, world, block, layout));
   return Status::Unimplemented("peer exchange: this build has no CUDA");
 }
 PeerExchange::~PeerExchange() = default;

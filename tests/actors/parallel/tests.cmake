@@ -6,6 +6,7 @@
 distri_add_gtest(NAME parallel_test LABELS parallel
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/patch_plan_test.cc ${CMAKE_CURRENT_LIST_DIR}/sync_patch_unet_test.cc
           ${CMAKE_CURRENT_LIST_DIR}/tensor_parallel_test.cc ${CMAKE_CURRENT_LIST_DIR}/tiny_unet.cc
+          ${CMAKE_CURRENT_LIST_DIR}/peer_exchange_test.cc
   LIBS distri::actors distri::channel)
 distri_use_torch_pch(parallel_test)
 

@@ -1,0 +1,65 @@
+// PeerExchange's checks that need no GPU: bad arguments are named before anything is
+// allocated, and on a machine without a usable CUDA driver Create fails with a status (never a
+// crash). Its protocol runs on GPUs: displaced_runner_gpu_test's PeerExchangeGivesTheSameBits.
+#include "actors/parallel/peer_exchange.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace distri::parallel {
+namespace {
+
+PeerExchange::Layout TwoRankLayout() {
+  PeerExchange::Layout l;
+  l.chunk_base = {0, 256};
+  l.slot_offset = {{0, 128}, {0, 64}};
+  l.slot_bytes = {{128, 128}, {64, 64}};
+  return l;
+}
+
+TEST(PeerExchange, BadArgumentsAreNamed) {
+  char block[512];
+  int gathers = 0;
+  const PeerExchange::AllGatherInts never = [&](const std::vector<int64_t>&) {
+    ++gathers;
+    return Result<std::vector<std::vector<int64_t>>>(Status::Internal("not reached"));
+  };
+  struct Case { int rank, world; void* block; PeerExchange::Layout layout; const char* why; };
+  PeerExchange::Layout missing_slot = TwoRankLayout();
+  missing_slot.slot_bytes[1].pop_back();
+  PeerExchange::Layout no_chunks;
+  const Case cases[] = {{0, 1, block, TwoRankLayout(), "one rank"},
+                        {2, 2, block, TwoRankLayout(), "rank out of range"},
+                        {0, 2, nullptr, TwoRankLayout(), "no block"},
+                        {0, 2, block, no_chunks, "no chunks"},
+                        {1, 2, block, missing_slot, "a chunk without a slot for every rank"}};
+  for (const Case& c : cases) {
+    auto made = PeerExchange::Create(c.rank, c.world, 0, c.block, c.layout, never);
+    ASSERT_FALSE(made.ok()) << c.why;
+    EXPECT_EQ(StatusCode::kInvalidArgument, made.status().code()) << c.why << ": " << made.status().ToString();
+    EXPECT_NE(std::string::npos, made.status().message().find("peer exchange")) << made.status().message();
+  }
+  EXPECT_EQ(0, gathers) << "no exchange starts with bad arguments";
+}
+
+TEST(PeerExchange, RanksOfAnotherProcessAreRefused) {
+  // Every rank's values as the channel would return them, rank 1 claiming another process.
+  // Without a CUDA driver (CI) Create stops earlier with its own status; never a crash.
+  char block[512];
+  const PeerExchange::AllGatherInts gather = [](const std::vector<int64_t>& mine) {
+    std::vector<int64_t> other = mine;
+    other[0] += 1;  // another process id
+    return Result<std::vector<std::vector<int64_t>>>(std::vector<std::vector<int64_t>>{mine, other});
+  };
+  auto made = PeerExchange::Create(0, 2, 0, block, TwoRankLayout(), gather);
+  ASSERT_FALSE(made.ok());
+  EXPECT_NE(std::string::npos, made.status().message().find("peer exchange")) << made.status().ToString();
+  if (made.status().code() == StatusCode::kFailedPrecondition) {
+    EXPECT_NE(std::string::npos, made.status().message().find("another process")) << made.status().message();
+  }
+}
+
+}  // namespace
+}  // namespace distri::parallel
