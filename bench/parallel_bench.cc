@@ -372,6 +372,19 @@ int main(int argc, char** argv) {
   app.add_option("--out", out_path, "Append JSON lines here");
   app.add_flag("--profile", profile, "Print a Kineto kernel-time breakdown of one more job (one size and one GPU count per process)");
   CLI11_PARSE(app, argc, argv);
+  // The command's options in every JSON line, so a result names what it measured.
+  std::string args_text;
+  for (int i = 1; i < argc; ++i) {
+    for (const char* c = argv[i]; *c != '\0'; ++c) {
+      if (static_cast<unsigned char>(*c) < 0x20) {  // no control characters in a JSON string
+        args_text += ' ';
+        continue;
+      }
+      if (*c == '"' || *c == '\\') args_text += '\\';
+      args_text += *c;
+    }
+    if (i + 1 < argc) args_text += ' ';
+  }
   g_zero_sm = zero_sm;
   if (no_fused_conv_bias) distri::model::SetFusedConvBiasEnabled(false);
   at::globalContext().setBenchmarkCuDNN(cudnn_benchmark);
@@ -478,9 +491,15 @@ int main(int argc, char** argv) {
                       static_cast<long long>(g.memset), static_cast<long long>(g.other));
         }
         if (run.exchange_chunks > 0) {
-          std::printf("       stale exchange of rank 0: %lld all-gathers a step, buffers %s\n",
-                      static_cast<long long>(run.exchange_chunks),
-                      run.window ? "in an NCCL symmetric window" : "from LibTorch's allocator");
+          if (peer_exchange) {
+            std::printf("       stale exchange of rank 0: %lld chunks a step, copied between the GPUs on the copy "
+                        "engines (--peer-exchange)\n",
+                        static_cast<long long>(run.exchange_chunks));
+          } else {
+            std::printf("       stale exchange of rank 0: %lld all-gathers a step, buffers %s\n",
+                        static_cast<long long>(run.exchange_chunks),
+                        run.window ? "in an NCCL symmetric window" : "from LibTorch's allocator");
+          }
         }
         std::fflush(stdout);
         if (out.is_open()) {
@@ -490,7 +509,7 @@ int main(int argc, char** argv) {
               << ",\"psnr_db\":" << psnr << ",\"latent_rel_err\":" << latent_err << ",\"graph_nodes\":["
               << run.graph_nodes[0].total << "," << run.graph_nodes[1].total << "],\"exchange_chunks\":"
               << run.exchange_chunks << ",\"window\":" << (run.window ? "true" : "false") << ",\"runs\":[" << runs
-              << "]}\n";
+              << "],\"args\":\"" << args_text << "\"}\n";
           out.flush();
         }
       }
