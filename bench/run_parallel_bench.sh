@@ -6,8 +6,9 @@
 #   build          configure build-gpu and build distri, parallel_bench, the NCCL channel tests and
 #                  the runtime's binaries (distri-head/-node/-worker/-cluster: run_cluster_bench.sh)
 #   nccl-test      the NCCL channel tests (ctest -L gpu|multigpu -R Nccl)
-#   gpu-tests      fused_ops_gpu_test, displaced_runner_gpu_test (2 and 4 GPUs) and the NCCL
-#                  collective-memory case; prints a summary line per binary (logs in OUT_DIR)
+#   gpu-tests      fused_ops_gpu_test, unet_gpu_test, displaced_runner_gpu_test (2 and 4 GPUs;
+#                  its peer-exchange cases apart) and the NCCL collective-memory case; prints a
+#                  summary line per binary (logs in OUT_DIR)
 #   model          the full-size random SDXL model in /tmp/sdxl-full (fp16, diffusers' layout)
 #   smoke          tiny model: `distri generate --gpus N` (full_sync) equals 1 GPU, N = 2, 4
 #   ours:S1,S2     parallel_bench at these sizes on 1,2,4 GPUs (GPUS overrides), with --exact
@@ -46,6 +47,7 @@ for stage in "$@"; do
         grep -E "^\[  FAILED  \]" "$out/$2.log" | head -20
       }
       gtest fused_ops_gpu_test fused_ops_gpu_test 300
+      gtest unet_gpu_test unet_gpu_test 300  # the one-GPU UNet and VAE (every dtype and layout) vs the CPU
       gtest displaced_runner_gpu_test displaced_runner_gpu_test 300 '-*PeerExchange*'
       # The experimental peer exchange apart, under a short timeout: a mistake in its protocol
       # would leave GPU streams waiting on a flag for ever.
