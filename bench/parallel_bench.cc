@@ -280,7 +280,7 @@ GangRun RunGang(std::vector<std::unique_ptr<Pipeline>>& pipes, int n, const Gene
       if (r == 0) {
         std::copy(std::begin(stats.graph_nodes), std::end(stats.graph_nodes), std::begin(run.graph_nodes));
         run.exchange_chunks = stats.exchange_chunks;
-        run.window = stats.collective_bytes > 0;
+        run.window = stats.collective_bytes > 0 && !o.peer_exchange;  // the peer block is no NCCL window
       }
       peaks[r] = std::max(peaks[r], stats.peak_denoise_bytes);
       last[r] = std::move(*res);

@@ -265,6 +265,7 @@ void DisplacedPatchContext::AllocateDeferredChunks() {
   if (!memory.ok()) Fail(memory.status().WithContext("patch parallelism: stale buffers"));
   if (options_.peer_exchange) {
     block = AllocatePeerBlock(total, options);
+    collective_bytes_ = total;  // outside LibTorch's statistics, as a window would be
   } else if (std::shared_ptr<void> m = std::move(memory).value()) {
     void* data = m.get();
     block = at::from_blob(data, {total}, [m](void*) {}, options);

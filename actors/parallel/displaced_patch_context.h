@@ -166,7 +166,8 @@ class DisplacedPatchContext : public model::LayerContext {
 
   // Bytes of the stale buffers (every rank's slots), 0 before the first step ends.
   int64_t stale_bytes() const;
-  // The part of stale_bytes() in the channel's collective memory (outside LibTorch's allocator).
+  // The part of stale_bytes() outside LibTorch's allocator: the channel's collective memory, or
+  // the peer exchange's block (cudaMalloc).
   int64_t collective_bytes() const { return collective_bytes_; }
   int64_t num_chunks() const { return static_cast<int64_t>(chunks_.size()); }
   // Self-attentions that read their K/V in place (kv_in_place) so far.

@@ -80,7 +80,7 @@ struct LatentCallback {
 struct ParallelStats {
   GangLayout layout;
   int64_t stale_bytes = 0;  // this rank's stale-activation buffers
-  int64_t collective_bytes = 0;  // the part of them in the channel's collective memory (outside LibTorch)
+  int64_t collective_bytes = 0;  // the part of them outside LibTorch (collective memory, peer block)
   int64_t exchange_chunks = 0;   // stale all-gathers a step (one per chunk of the stale buffers)
   // Peak bytes LibTorch allocated on this rank's device from the job's start to the end of
   // the denoising loop (before the VAE decode; CUDA only, else 0), plus the stale buffers held
