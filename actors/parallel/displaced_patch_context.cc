@@ -675,15 +675,18 @@ at::Tensor DisplacedPatchContext::AllocatePeerBlock(int64_t bytes, const at::Ten
   const cudaError_t e = cudaMalloc(&data, static_cast<size_t>(bytes));
   if (e != cudaSuccess) {
     Fail(Status::OutOfMemory("patch parallelism: " + std::to_string(bytes) + " bytes of stale buffers on cuda:" +
-                                   std::to_string(device) + ": " + cudaGetErrorString(e)));
+                             std::to_string(device) + ": " + cudaGetErrorString(e)));
   }
   at::Tensor block = at::from_blob(
       data, {bytes},
       [device](void* p) {
         // Peers may read this block until the job's last step ended; that step is over here.
+        int current = 0;
+        (void)cudaGetDevice(&current);
         (void)cudaSetDevice(device);
         (void)cudaDeviceSynchronize();
         (void)cudaFree(p);
+        (void)cudaSetDevice(current);
       },
       options);
   block.zero_();

@@ -94,6 +94,8 @@ struct PeerExchange::Impl {
     // Peers write into these flags until their last step's copies end; a job ends after the
     // last step's CFG combination, which every rank reaches only after its copies were joined.
     if (flags == nullptr && side == nullptr) return;
+    int current = 0;
+    (void)cudaGetDevice(&current);
     (void)cudaSetDevice(device);
     (void)cudaDeviceSynchronize();
     for (cudaEvent_t e : published) {
@@ -102,6 +104,7 @@ struct PeerExchange::Impl {
     if (copied) (void)cudaEventDestroy(copied);
     if (side) (void)cudaStreamDestroy(side);
     if (flags) (void)cudaFree(flags);
+    (void)cudaSetDevice(current);
   }
   int64_t chunks() const { return static_cast<int64_t>(layout.chunk_base.size()); }
   CUdeviceptr Full(uint32_t* base, int64_t chunk, int from) const {
@@ -122,6 +125,12 @@ Result<std::unique_ptr<PeerExchange>> PeerExchange::Create(int rank, int world, 
   impl->block = static_cast<char*>(block);
   impl->layout = std::move(layout);
   DISTRI_ASSIGN_OR_RETURN(impl->ops, LoadMemOps());
+  // `device` is current while Create runs; the caller's device again afterwards.
+  struct DeviceScope {
+    int previous = 0;
+    explicit DeviceScope(int) { (void)cudaGetDevice(&previous); }
+    ~DeviceScope() { (void)cudaSetDevice(previous); }
+  } scope(device);
   DISTRI_RETURN_IF_ERROR(Cuda(cudaSetDevice(device), "cudaSetDevice"));
   // Flags: full = 0, taken = 1 (the first write of a slot waits for nobody).
   const int64_t n = impl->chunks() * world;
