@@ -702,7 +702,8 @@ at::Tensor DisplacedPatchContext::AllocatePeerBlock(int64_t bytes, const at::Ten
   auto exchange = PeerExchange::Create(rank_, channel_.world_size(), device, data, std::move(layout),
                                        [&](const std::vector<int64_t>& mine) {
                                          return Result<std::vector<std::vector<int64_t>>>(AllGatherInts(mine, block));
-                                       });
+                                       },
+                                       options_.peer_exchange_timeout);
   if (!exchange.ok()) Fail(exchange.status().WithContext("patch parallelism"));
   peer_ = std::move(exchange).value();
   return block;

@@ -59,6 +59,7 @@
 
 #include <ATen/ATen.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -130,6 +131,9 @@ struct DisplacedOptions {
   // channel in this process, on GPUs with peer access; the stale buffers then come from
   // cudaMalloc (not the channel's collective memory). Warm-up exchanges stay on the channel.
   bool peer_exchange = false;
+  // How long a peer-exchange wait waits for a peer before it gives up (the job then fails
+  // with DeadlineExceeded, CheckExchange).
+  std::chrono::milliseconds peer_exchange_timeout{60'000};
 };
 
 class DisplacedPatchContext : public model::LayerContext {
@@ -175,6 +179,9 @@ class DisplacedPatchContext : public model::LayerContext {
   // Self-attention K/V assembled by the fused kernel (fused_kv_assembly) so far.
   int64_t kv_fused_assemblies() const { return kv_fused_assemblies_; }
   const Status& status() const { return status_; }
+  // The peer exchange's failures seen by the GPU (a wait that gave up), a step or so late; Ok
+  // without the exchange. Callers check it before each step.
+  Status CheckExchange() const { return peer_ ? peer_->Check() : Status::Ok(); }
 
  private:
   struct Site {

@@ -160,6 +160,11 @@ Result<at::Tensor> DisplacedUNetRunner::Forward(int step, const at::Tensor& inpu
                                    "] input with as many conditioning rows, got " + std::to_string(input.dim()) +
                                    "-d input of batch " + std::to_string(input.size(0)));
   }
+  if (context_) {
+    // A peer-exchange wait that gave up on the GPU in an earlier step (a rank stopped).
+    const Status exchange = context_->CheckExchange();
+    if (!exchange.ok()) return exchange;
+  }
   const bool synchronous = step < options_.warmup_steps || options_.context.mode == SyncMode::kFullSync;
   Phase& phase = phases_[synchronous ? 0 : 1];
   Status failure;

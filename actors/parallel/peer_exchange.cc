@@ -7,8 +7,9 @@
 #include <utility>
 
 #ifdef DISTRI_HAVE_CUDA
-#include <cuda.h>
 #include <cuda_runtime_api.h>
+
+#include "actors/kernels/peer_flags.h"
 #endif
 
 namespace distri::parallel {
@@ -41,37 +42,9 @@ Status CheckArguments(int rank, int world, const void* block, const PeerExchange
 #ifdef DISTRI_HAVE_CUDA
 namespace {
 
-// The driver's stream memory operations, found at run time (no link-time libcuda: the CPU
-// build machines have the toolkit but no driver).
-using WaitValueFn = CUresult (*)(CUstream, CUdeviceptr, cuuint32_t, unsigned int);
-using WriteValueFn = CUresult (*)(CUstream, CUdeviceptr, cuuint32_t, unsigned int);
-struct MemOps {
-  WaitValueFn wait = nullptr;
-  WriteValueFn write = nullptr;
-};
-
-Result<MemOps> LoadMemOps() {
-  MemOps ops;
-  for (auto [name, fn] : {std::pair<const char*, void**>{"cuStreamWaitValue32", reinterpret_cast<void**>(&ops.wait)},
-                          std::pair<const char*, void**>{"cuStreamWriteValue32", reinterpret_cast<void**>(&ops.write)}}) {
-    cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
-    const cudaError_t e = cudaGetDriverEntryPointByVersion(name, fn, 12000, cudaEnableDefault, &found);
-    if (e != cudaSuccess || found != cudaDriverEntryPointSuccess || *fn == nullptr) {
-      return Status::Unavailable(std::string("peer exchange: the CUDA driver has no ") + name + ": " +
-                                 cudaGetErrorString(e));
-    }
-  }
-  return ops;
-}
-
 Status Cuda(cudaError_t e, const std::string& what) {
   if (e == cudaSuccess) return Status::Ok();
   return Status::Internal("peer exchange: " + what + ": " + cudaGetErrorString(e));
-}
-
-Status Driver(CUresult r, const std::string& what) {
-  if (r == CUDA_SUCCESS) return Status::Ok();
-  return Status::Internal("peer exchange: " + what + ": CUDA driver error " + std::to_string(static_cast<int>(r)));
 }
 
 }  // namespace
@@ -80,12 +53,13 @@ struct PeerExchange::Impl {
   int rank = 0, world = 0, device = 0;
   char* block = nullptr;
   Layout layout;
-  MemOps ops;
+  uint64_t timeout_ns = 0;
   uint32_t* flags = nullptr;                // own: full[chunks][world], then taken[chunks][world]
+  uint32_t* error = nullptr;                // host-mapped: the first wait that gave up (0: none)
   std::vector<int> devices;                 // every rank's CUDA device
   std::vector<char*> blocks;                // every rank's block
   std::vector<uint32_t*> peer_flags;        // every rank's flags
-  cudaStream_t side = nullptr;              // the copies and their flag operations
+  cudaStream_t side = nullptr;              // the copies and their flags
   std::vector<cudaEvent_t> published;       // per chunk: the compute stream reached Publish
   cudaEvent_t copied = nullptr;             // the side stream's work so far
   bool pending = false;
@@ -93,7 +67,7 @@ struct PeerExchange::Impl {
   ~Impl() {
     // Peers write into these flags until their last step's copies end; a job ends after the
     // last step's CFG combination, which every rank reaches only after its copies were joined.
-    if (flags == nullptr && side == nullptr) return;
+    if (flags == nullptr && side == nullptr && error == nullptr) return;
     int current = 0;
     (void)cudaGetDevice(&current);
     (void)cudaSetDevice(device);
@@ -104,27 +78,38 @@ struct PeerExchange::Impl {
     if (copied) (void)cudaEventDestroy(copied);
     if (side) (void)cudaStreamDestroy(side);
     if (flags) (void)cudaFree(flags);
+    if (error) (void)cudaFreeHost(error);
     (void)cudaSetDevice(current);
   }
   int64_t chunks() const { return static_cast<int64_t>(layout.chunk_base.size()); }
-  CUdeviceptr Full(uint32_t* base, int64_t chunk, int from) const {
-    return reinterpret_cast<CUdeviceptr>(base + chunk * world + from);
+  // full[c][from] and taken[c][by] in the flags at `base` (this rank's or a peer's).
+  uint32_t* Full(uint32_t* base, int64_t chunk, int from) const { return base + chunk * world + from; }
+  uint32_t* Taken(uint32_t* base, int64_t chunk, int by) const { return base + chunks() * world + chunk * world + by; }
+  // What a wait that gave up writes into `error`: which flag, of which chunk and peer.
+  uint32_t ErrorCode(bool taken, int64_t chunk, int peer) const {
+    return 1 + static_cast<uint32_t>(2 * (chunk * world + peer) + (taken ? 1 : 0));
   }
-  CUdeviceptr Taken(uint32_t* base, int64_t chunk, int by) const {
-    return reinterpret_cast<CUdeviceptr>(base + chunks() * world + chunk * world + by);
+  Status Wait(uint32_t* flag, bool taken, int64_t chunk, int peer, cudaStream_t stream) const {
+    return Cuda(kernels::LaunchWaitFlag(flag, 1, 0, timeout_ns, error, ErrorCode(taken, chunk, peer), stream),
+                "flag wait");
   }
 };
 
 Result<std::unique_ptr<PeerExchange>> PeerExchange::Create(int rank, int world, int device, void* block,
-                                                           Layout layout, const AllGatherInts& all_gather) {
+                                                           Layout layout, const AllGatherInts& all_gather,
+                                                           std::chrono::milliseconds timeout) {
   DISTRI_RETURN_IF_ERROR(CheckArguments(rank, world, block, layout));
+  if (timeout.count() <= 0) {
+    return Status::InvalidArgument("peer exchange: the wait timeout must be positive, got " +
+                                   std::to_string(timeout.count()) + " ms");
+  }
   auto impl = std::make_unique<Impl>();
   impl->rank = rank;
   impl->world = world;
   impl->device = device;
   impl->block = static_cast<char*>(block);
   impl->layout = std::move(layout);
-  DISTRI_ASSIGN_OR_RETURN(impl->ops, LoadMemOps());
+  impl->timeout_ns = static_cast<uint64_t>(timeout.count()) * 1000000u;
   // `device` is current while Create runs; the caller's device again afterwards.
   struct DeviceScope {
     int previous = 0;
@@ -134,11 +119,17 @@ Result<std::unique_ptr<PeerExchange>> PeerExchange::Create(int rank, int world, 
   DISTRI_RETURN_IF_ERROR(Cuda(cudaSetDevice(device), "cudaSetDevice"));
   // Flags: full = 0, taken = 1 (the first write of a slot waits for nobody).
   const int64_t n = impl->chunks() * world;
-  DISTRI_RETURN_IF_ERROR(Cuda(cudaMalloc(reinterpret_cast<void**>(&impl->flags), static_cast<size_t>(2 * n) * sizeof(uint32_t)), "flags"));
+  DISTRI_RETURN_IF_ERROR(Cuda(cudaMalloc(reinterpret_cast<void**>(&impl->flags),
+                                         static_cast<size_t>(2 * n) * sizeof(uint32_t)),
+                              "flags"));
   std::vector<uint32_t> init(static_cast<size_t>(2 * n), 0);
   std::fill(init.begin() + n, init.end(), 1u);
   DISTRI_RETURN_IF_ERROR(Cuda(cudaMemcpy(impl->flags, init.data(), init.size() * sizeof(uint32_t),
                                          cudaMemcpyHostToDevice), "flags"));
+  DISTRI_RETURN_IF_ERROR(Cuda(cudaHostAlloc(reinterpret_cast<void**>(&impl->error), sizeof(uint32_t),
+                                            cudaHostAllocMapped | cudaHostAllocPortable),
+                              "error word"));
+  *impl->error = 0;
   // Addresses only mean something inside one process: every rank sends its process id too.
   DISTRI_ASSIGN_OR_RETURN(
       auto all, all_gather({static_cast<int64_t>(getpid()), device, reinterpret_cast<int64_t>(block),
@@ -190,13 +181,10 @@ PeerExchange::~PeerExchange() = default;
 Status PeerExchange::BeforeWrite(int chunk, void* stream) {
   Impl& m = *impl_;
   if (chunk < 0 || chunk >= m.chunks()) return Status::InvalidArgument("peer exchange: no chunk " + std::to_string(chunk));
-  auto s = static_cast<CUstream>(stream);
+  auto s = static_cast<cudaStream_t>(stream);
   for (int p = 0; p < m.world; ++p) {
     if (p == m.rank) continue;
-    DISTRI_RETURN_IF_ERROR(Driver(m.ops.wait(s, m.Taken(m.flags, chunk, p), 1, CU_STREAM_WAIT_VALUE_EQ),
-                                  "waiting for rank " + std::to_string(p) + "'s copy of chunk " + std::to_string(chunk)));
-    DISTRI_RETURN_IF_ERROR(Driver(m.ops.write(s, m.Taken(m.flags, chunk, p), 0, CU_STREAM_WRITE_VALUE_DEFAULT),
-                                  "resetting a flag"));
+    DISTRI_RETURN_IF_ERROR(m.Wait(m.Taken(m.flags, chunk, p), /*taken=*/true, chunk, p, s));
   }
   return Status::Ok();
 }
@@ -208,9 +196,9 @@ Status PeerExchange::Publish(int chunk, void* stream) {
   // Tell every peer that this rank's slot of the chunk is ready.
   for (int p = 0; p < m.world; ++p) {
     if (p == m.rank) continue;
-    DISTRI_RETURN_IF_ERROR(Driver(m.ops.write(s, m.Full(m.peer_flags[static_cast<size_t>(p)], chunk, m.rank), 1,
-                                              CU_STREAM_WRITE_VALUE_DEFAULT),
-                                  "signalling rank " + std::to_string(p)));
+    DISTRI_RETURN_IF_ERROR(Cuda(kernels::LaunchSetFlag(m.Full(m.peer_flags[static_cast<size_t>(p)], chunk, m.rank),
+                                                       1, s),
+                                "signalling rank " + std::to_string(p)));
   }
   // Copy every peer's slot once it is ready, after this rank's layers read their stale copies.
   cudaEvent_t reached = m.published[static_cast<size_t>(chunk)];
@@ -220,21 +208,16 @@ Status PeerExchange::Publish(int chunk, void* stream) {
   for (int p = 0; p < m.world; ++p) {
     if (p == m.rank) continue;
     const auto pi = static_cast<size_t>(p);
-    DISTRI_RETURN_IF_ERROR(Driver(m.ops.wait(m.side, m.Full(m.flags, chunk, p), 1, CU_STREAM_WAIT_VALUE_EQ),
-                                  "waiting for rank " + std::to_string(p) + "'s chunk " + std::to_string(chunk)));
-    DISTRI_RETURN_IF_ERROR(Driver(m.ops.write(m.side, m.Full(m.flags, chunk, p), 0, CU_STREAM_WRITE_VALUE_DEFAULT),
-                                  "resetting a flag"));
+    DISTRI_RETURN_IF_ERROR(m.Wait(m.Full(m.flags, chunk, p), /*taken=*/false, chunk, p, m.side));
     const int64_t offset = base + m.layout.slot_offset[static_cast<size_t>(chunk)][pi];
     const int64_t bytes = m.layout.slot_bytes[static_cast<size_t>(chunk)][pi];
     if (bytes > 0) {
       DISTRI_RETURN_IF_ERROR(Cuda(cudaMemcpyPeerAsync(m.block + offset, m.device, m.blocks[pi] + offset,
-                                                      m.devices[pi], static_cast<size_t>(bytes),
-                                                      m.side),
+                                                      m.devices[pi], static_cast<size_t>(bytes), m.side),
                                   "copying rank " + std::to_string(p) + "'s chunk " + std::to_string(chunk)));
     }
-    DISTRI_RETURN_IF_ERROR(Driver(m.ops.write(m.side, m.Taken(m.peer_flags[pi], chunk, m.rank), 1,
-                                              CU_STREAM_WRITE_VALUE_DEFAULT),
-                                  "acknowledging rank " + std::to_string(p)));
+    DISTRI_RETURN_IF_ERROR(Cuda(kernels::LaunchSetFlag(m.Taken(m.peer_flags[pi], chunk, m.rank), 1, m.side),
+                                "acknowledging rank " + std::to_string(p)));
   }
   m.pending = true;
   return Status::Ok();
@@ -248,12 +231,27 @@ Status PeerExchange::Join(void* stream) {
   return Cuda(cudaStreamWaitEvent(static_cast<cudaStream_t>(stream), m.copied, 0), "stream wait");
 }
 
+Status PeerExchange::Check() const {
+  const Impl& m = *impl_;
+  const uint32_t code = *static_cast<volatile uint32_t*>(m.error);
+  if (code == 0) return Status::Ok();
+  const uint32_t index = code - 1;
+  const bool taken = index % 2 == 1;
+  const int64_t chunk = static_cast<int64_t>(index / 2) / m.world;
+  const int peer = static_cast<int>(static_cast<int64_t>(index / 2) % m.world);
+  return Status::DeadlineExceeded(
+      "peer exchange: rank " + std::to_string(m.rank) + " waited more than " +
+      std::to_string(m.timeout_ns / 1000000u) + " ms for rank " + std::to_string(peer) +
+      (taken ? " to copy its stale chunk " : " to publish its chunk ") + std::to_string(chunk) +
+      " (did that rank stop?); the exchange's flags are no longer consistent");
+}
+
 #else  // no CUDA
 
 struct PeerExchange::Impl {};
 
 Result<std::unique_ptr<PeerExchange>> PeerExchange::Create(int rank, int world, int, void* block, Layout layout,
-                                                           const AllGatherInts&) {
+                                                           const AllGatherInts&, std::chrono::milliseconds) {
   DISTRI_RETURN_IF_ERROR(CheckArguments(rank, world, block, layout));
   return Status::Unimplemented("peer exchange: this build has no CUDA");
 }
@@ -261,6 +259,7 @@ PeerExchange::~PeerExchange() = default;
 Status PeerExchange::BeforeWrite(int, void*) { return Status::Unimplemented("peer exchange: no CUDA"); }
 Status PeerExchange::Publish(int, void*) { return Status::Unimplemented("peer exchange: no CUDA"); }
 Status PeerExchange::Join(void*) { return Status::Unimplemented("peer exchange: no CUDA"); }
+Status PeerExchange::Check() const { return Status::Ok(); }
 
 #endif
 

@@ -6,11 +6,11 @@
 // overlap it (docs/perf/parallel-sdxl.md, eighth session). NCCL's own copy-engine path needs
 // NVLink multicast for its synchronisation where it performs, and multicast must stay off on
 // our GPU machines. distri drives every GPU of a gang from one process, so the ranks can copy
-// each other's chunks with cudaMemcpyPeerAsync (copy engines, no SM) and order the copies with
-// 32-bit flags in GPU memory, written and awaited by stream memory operations
-// (cuStreamWriteValue32 / cuStreamWaitValue32: no SM, no host thread waits). All of it is
-// stream work, so it is captured into the runner's CUDA graphs like the all-gathers it
-// replaces.
+// each other's chunks with cudaMemcpyPeerAsync (copy engines) and order the copies with 32-bit
+// flags in GPU memory, set and awaited by one-thread kernels (kernels/peer_flags.h: one thread
+// of one SM while waiting, instead of NCCL's CTAs moving the data; no host thread waits). All
+// of it is stream work, so it is captured into the runner's CUDA graphs like the all-gathers
+// it replaces.
 //
 // Protocol, per chunk c, between each owner rank o and each other rank p (pull model; flags
 // hold 0 or 1 only, so the same graph replays every step):
@@ -25,12 +25,13 @@
 //   p, at the end of the step (Join): the compute stream waits for the side stream.
 // taken starts at 1, full at 0. No LibTorch here: raw device pointers and CUDA streams.
 //
-// Known limit (why it is off by default besides not having run on a GPU yet): a flag wait has
-// no timeout. If one rank fails in the middle of a step, the others' streams wait for its flags
-// for ever; NCCL's all-gathers time out and abort instead. An abort path (the host writing the
-// flags through a stream of its own, from a watchdog) is needed before this becomes a default.
+// Failures: every wait gives up after `timeout` (a rank that stopped in the middle of a step
+// leaves its peers waiting for its flags), records which flag it waited for in host-mapped
+// memory and lets the stream go on; Check() reports it, and the exchange (its flags no longer
+// consistent) must be dropped with its context. Off by default until measured on GPUs.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -57,7 +58,8 @@ class PeerExchange {
   // addresses. `block` (this rank's stale buffer, device memory of `device` allocated with
   // cudaMalloc, not owned) must outlive the exchange.
   static Result<std::unique_ptr<PeerExchange>> Create(int rank, int world, int device, void* block, Layout layout,
-                                                      const AllGatherInts& all_gather);
+                                                      const AllGatherInts& all_gather,
+                                                      std::chrono::milliseconds timeout = std::chrono::seconds(60));
   ~PeerExchange();
   PeerExchange(const PeerExchange&) = delete;
   PeerExchange& operator=(const PeerExchange&) = delete;
@@ -66,6 +68,9 @@ class PeerExchange {
   Status BeforeWrite(int chunk, void* stream);
   Status Publish(int chunk, void* stream);
   Status Join(void* stream);
+  // DeadlineExceeded once a wait gave up (see above), naming the rank and chunk; Ok otherwise.
+  // Reads host-mapped memory: no synchronisation, a step or so behind the GPU.
+  Status Check() const;
 
  private:
   PeerExchange() = default;

@@ -9,6 +9,7 @@
 #include "actors/model/blocks/attention_backend.h"
 #include "actors/model/blocks/fused_ops.h"
 #include "actors/kernels/fused_kernels.h"
+#include "actors/kernels/peer_flags.h"
 
 namespace distri::model {
 namespace {
@@ -179,6 +180,33 @@ TEST(FusedOpsGpu, KeyValueAssembleEqualsConcatenations) {
   parts.strips = kernels::KeyValueParts::kMaxStrips + 1;
   EXPECT_FALSE(kernels::KeyValueAssembleSupports(qkv.data_ptr(), qkv.data_ptr(), 48, 48, 1, 16, parts,
                                                  out.data_ptr(), full.data_ptr()));
+}
+
+// The peer exchange's flag kernels: a wait sees a set flag and resets it; a wait for a flag
+// nobody sets gives up after its time limit with its code; a later wait gives up at once.
+TEST(FusedOpsGpu, PeerFlagsWaitSetAndGiveUp) {
+  ASSERT_TRUE(at::hasCUDA());
+  at::Tensor flags = at::zeros({2}, at::TensorOptions().dtype(at::kInt).device(at::kCUDA));
+  auto* flag = reinterpret_cast<uint32_t*>(flags.data_ptr<int>());
+  uint32_t* error = nullptr;
+  ASSERT_EQ(cudaSuccess, cudaHostAlloc(reinterpret_cast<void**>(&error), sizeof(uint32_t), cudaHostAllocMapped));
+  *error = 0;
+  cudaStream_t s = nullptr;
+  ASSERT_EQ(cudaSuccess, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  ASSERT_EQ(cudaSuccess, kernels::LaunchSetFlag(flag, 1, s));
+  ASSERT_EQ(cudaSuccess, kernels::LaunchWaitFlag(flag, 1, 0, 1'000'000'000, error, 7, s));
+  ASSERT_EQ(cudaSuccess, cudaStreamSynchronize(s));
+  EXPECT_EQ(0u, *error);
+  EXPECT_EQ(0, flags.cpu()[0].item<int>()) << "the wait resets the flag";
+  ASSERT_EQ(cudaSuccess, kernels::LaunchWaitFlag(flag + 1, 1, 0, 50'000'000, error, 9, s));  // 50 ms
+  ASSERT_EQ(cudaSuccess, cudaStreamSynchronize(s));
+  EXPECT_EQ(9u, *error) << "the wait for a flag nobody sets gives up with its code";
+  ASSERT_EQ(cudaSuccess, kernels::LaunchWaitFlag(flag + 1, 1, 0, 60'000'000'000ull, error, 11, s));  // 60 s
+  ASSERT_EQ(cudaSuccess, cudaStreamSynchronize(s));
+  EXPECT_EQ(9u, *error) << "after a failure, waits give up at once and keep the first code";
+  EXPECT_EQ(cudaErrorInvalidValue, kernels::LaunchWaitFlag(flag, 1, 0, 1, error, 0, s)) << "code 0 is no failure";
+  ASSERT_EQ(cudaSuccess, cudaStreamDestroy(s));
+  ASSERT_EQ(cudaSuccess, cudaFreeHost(error));
 }
 
 TEST(FusedOpsGpu, GegluMatchesFp32Reference) {

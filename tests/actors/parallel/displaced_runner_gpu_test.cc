@@ -9,7 +9,9 @@
 #include <c10/core/InferenceMode.h>
 #include <c10/cuda/CUDAGuard.h>
 
+#include <barrier>
 #include <cstdio>
+#include <cuda_runtime_api.h>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +20,7 @@
 #include "actors/model/blocks/module_loading.h"
 #include "actors/model/unet/unet_2d_condition.h"
 #include "actors/parallel/displaced_unet_runner.h"
+#include "actors/parallel/peer_exchange.h"
 #include "runtime/channel/factory.h"
 #include "runtime/channel/rendezvous.h"
 #include "tests/actors/parallel/tiny_unet.h"
@@ -220,6 +223,59 @@ TEST_P(DisplacedRunnerGpu, PeerExchangeGivesTheSameBits) {
   const Outputs peer_graphs = RunGang(/*cuda=*/true, /*graphs=*/true, mode, at::kHalf, false, false, false, layout,
                                       true, /*peer_exchange=*/true);
   ExpectStepsClose(peer_graphs, plain, 1e-12, "fp16 " + name + " peer exchange vs all-gathers, graphs");
+}
+
+// A rank that stops in the middle of a step (publishes nothing) does not hang its peer: the
+// peer's wait gives up after the timeout, its stream goes on, and Check names the rank and
+// chunk it waited for.
+TEST(PeerExchangeGpu, AWaitForAStoppedRankGivesUp) {
+  if (!at::hasCUDA() || at::getNumGPUs() < 2) GTEST_SKIP() << "needs 2 GPUs";
+  std::vector<std::vector<int64_t>> values(2);
+  std::barrier sync(2);
+  auto all_gather = [&](int r) {
+    return [&, r](const std::vector<int64_t>& mine) {
+      values[static_cast<size_t>(r)] = mine;
+      sync.arrive_and_wait();
+      return Result<std::vector<std::vector<int64_t>>>(values);
+    };
+  };
+  std::vector<void*> blocks(2, nullptr);
+  std::vector<std::unique_ptr<PeerExchange>> exchanges(2);
+  OnRankThreads(2, [&](int r) {
+    c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(r));
+    ASSERT_EQ(cudaSuccess, cudaMalloc(&blocks[static_cast<size_t>(r)], 1024));
+    PeerExchange::Layout layout;
+    layout.chunk_base = {0};
+    layout.slot_offset = {{0, 512}};
+    layout.slot_bytes = {{512, 512}};
+    auto made = PeerExchange::Create(r, 2, r, blocks[static_cast<size_t>(r)], layout, all_gather(r),
+                                     std::chrono::milliseconds(200));
+    ASSERT_TRUE(made.ok()) << made.status().ToString();
+    exchanges[static_cast<size_t>(r)] = std::move(made).value();
+  });
+  ASSERT_TRUE(exchanges[0] && exchanges[1]);
+  // Rank 0 writes and publishes its chunk; rank 1 never does.
+  {
+    c10::cuda::CUDAGuard guard(0);
+    cudaStream_t stream = nullptr;
+    ASSERT_EQ(cudaSuccess, cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    ASSERT_TRUE(exchanges[0]->BeforeWrite(0, stream).ok());
+    ASSERT_TRUE(exchanges[0]->Publish(0, stream).ok());
+    ASSERT_TRUE(exchanges[0]->Join(stream).ok());
+    ASSERT_EQ(cudaSuccess, cudaStreamSynchronize(stream)) << "the wait for rank 1 did not give up";
+    const Status st = exchanges[0]->Check();
+    EXPECT_EQ(StatusCode::kDeadlineExceeded, st.code()) << st.ToString();
+    EXPECT_NE(std::string::npos, st.message().find("rank 1")) << st.message();
+    EXPECT_NE(std::string::npos, st.message().find("chunk 0")) << st.message();
+    ASSERT_EQ(cudaSuccess, cudaStreamDestroy(stream));
+  }
+  EXPECT_TRUE(exchanges[1]->Check().ok());  // rank 1 waited for nothing
+  exchanges[0].reset();
+  exchanges[1].reset();
+  for (int r = 0; r < 2; ++r) {
+    c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(r));
+    EXPECT_EQ(cudaSuccess, cudaFree(blocks[static_cast<size_t>(r)]));
+  }
 }
 
 // The 4-GPU layout: two CFG groups of two strips, a channel per group, fp32 without TF32: the
