@@ -85,6 +85,7 @@ Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at
     o.context.kv_in_place = kv_in_place;
     o.context.fused_kv_assembly = fused_kv_assembly;
     o.context.peer_exchange = peer_exchange;
+    o.context.peer_exchange_timeout = std::chrono::seconds(5);  // a broken handshake fails, fast
     auto runner = DisplacedUNetRunner::Create(unet, ch->get(), layout, kHeight, kWidth, o, group.get());
     ASSERT_TRUE(runner.ok()) << runner.status().ToString();
     std::optional<model::UNetAddedConditions> added;
