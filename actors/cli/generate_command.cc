@@ -267,6 +267,9 @@ void AddGenerateOptions(CLI::App& cmd, GenerateArgs& a) {
   cmd.add_option("--attention", a.attention,
                  "Attention kernels on GPUs: default (LibTorch's choice, cuDNN on H100/H200), cudnn, flash, efficient, "
                  "or SELF,CROSS (as DISTRI_SDPA_BACKEND)");
+  cmd.add_flag("--cudnn-benchmark", a.cudnn_benchmark,
+               "Let cuDNN time its convolution algorithms per shape on first use (as torch.backends.cudnn.benchmark; "
+               "worth it for many images of one size)");
   cmd.add_option("--save-latents", a.save_latents,
                  "Also write the final latents (raw float32, [num_images, 4, h, w]) to this file");
   cmd.add_option("--repeat", a.repeat, "Render the job N times in this process (warm timings)")
@@ -283,6 +286,7 @@ int RunGenerate(GenerateArgs a) {
               << "' (default, cudnn, flash, efficient, or SELF,CROSS)\n";
     return 2;
   }
+  at::globalContext().setBenchmarkCuDNN(a.cudnn_benchmark);
   auto base = ParseDevice(a.gpus > 0 ? (a.device == "auto" ? "cuda" : a.device) : a.device);
   if (!base.ok()) {
     std::cerr << "distri generate: --device: " << base.status().message() << "\n";

@@ -32,6 +32,7 @@ struct GenerateArgs {
   int repeat = 1;  // render the job this many times (warm timings: graphs are captured once)
   bool json = false;  // one JSON line per repeat on stdout (timings; bench/run_cluster_bench.sh)
   std::string attention;  // "" keeps DISTRI_SDPA_BACKEND / the default; else as that variable
+  bool cudnn_benchmark = false;  // cuDNN times its convolution algorithms per shape (process-wide)
 };
 
 // Adds the subcommand's options to `cmd`.
