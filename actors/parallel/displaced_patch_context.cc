@@ -51,20 +51,6 @@ bool IsChannelsLast(const at::Tensor& x) {
   return x.dim() == 4 && !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
 }
 
-// conv(x) with padding (pad_h, pad_w), plus `extra` where defined (a time embedding or a
-// residual): on the GPU the bias and `extra` are added in one vectorized pass after a
-// convolution without bias (model::FusedConvAdd; ATen's own bias add is a slow broadcast
-// kernel on channels-last strips), else at::conv2d then the add.
-at::Tensor ConvAdd(const model::Conv2dImpl& conv, const at::Tensor& x, int64_t pad_h, int64_t pad_w,
-                   const at::Tensor& extra) {
-  const int64_t stride = conv.options.stride();
-  if (x.is_cuda() && model::FusedConvBiasEnabled()) {
-    return model::FusedConvAdd(x, conv.weight, conv.bias, stride, pad_h, pad_w, extra);
-  }
-  at::Tensor y = at::conv2d(x, conv.weight, conv.bias, {stride, stride}, {pad_h, pad_w});
-  return extra.defined() ? y.add_(extra) : y;
-}
-
 }  // namespace
 
 std::string_view SyncModeName(SyncMode mode) {
@@ -260,19 +246,20 @@ void DisplacedPatchContext::AllocateDeferredChunks() {
   if (deferred.empty()) return;
   const at::TensorOptions options = sites_[chunks_[deferred.front()].sites.front()].pending.options().dtype(at::kByte);
   at::Tensor block;
-  auto memory = options_.peer_exchange ? Result<std::shared_ptr<void>>(std::shared_ptr<void>())
-                                       : channel_.AllocateCollectiveMemory(static_cast<size_t>(total));
-  if (!memory.ok()) Fail(memory.status().WithContext("patch parallelism: stale buffers"));
   if (options_.peer_exchange) {
     block = AllocatePeerBlock(total, options);
     collective_bytes_ = total;  // outside LibTorch's statistics, as a window would be
-  } else if (std::shared_ptr<void> m = std::move(memory).value()) {
-    void* data = m.get();
-    block = at::from_blob(data, {total}, [m](void*) {}, options);
-    block.zero_();
-    collective_bytes_ = total;
   } else {
-    block = at::zeros({total}, options);
+    auto memory = channel_.AllocateCollectiveMemory(static_cast<size_t>(total));
+    if (!memory.ok()) Fail(memory.status().WithContext("patch parallelism: stale buffers"));
+    if (std::shared_ptr<void> m = std::move(memory).value()) {
+      void* data = m.get();
+      block = at::from_blob(data, {total}, [m](void*) {}, options);
+      block.zero_();
+      collective_bytes_ = total;
+    } else {
+      block = at::zeros({total}, options);
+    }
   }
   int64_t offset = 0;  // the same on every rank: the layout follows from the plan
   for (int i : deferred) {
@@ -333,7 +320,7 @@ at::Tensor DisplacedPatchContext::SliceFullInput(const model::LayerSite& site, c
 at::Tensor DisplacedPatchContext::ConvStrip(const model::LayerSite& site, const model::Conv2dImpl& conv,
                                             const at::Tensor& x, const at::Tensor& extra) {
   const int64_t kernel = conv.options.kernel_size(), pad = conv.options.padding();
-  if ((kernel == 1 && pad == 0) || !exchanges()) return ConvAdd(conv, x, pad, pad, extra);
+  if ((kernel == 1 && pad == 0) || !exchanges()) return conv.ComputeAdd(x, pad, pad, extra);
   if (pad != (kernel - 1) / 2) {
     Fail(Status::Unimplemented(site.name + ": patch-parallel convolution needs 'same' padding, got kernel " +
                                std::to_string(kernel) + " padding " + std::to_string(pad)));
@@ -343,7 +330,7 @@ at::Tensor DisplacedPatchContext::ConvStrip(const model::LayerSite& site, const 
                                  std::to_string(pad) + ", W] strip, got " + Shape(x.sizes())));
   }
   if (site.index == 0 && site.name == "conv_in" && full_input_.defined()) {
-    return ConvAdd(conv, SliceFullInput(site, x, pad), 0, pad, extra);
+    return conv.ComputeAdd(SliceFullInput(site, x, pad), 0, pad, extra);
   }
   const int64_t batch = x.size(0), channels = x.size(1), rows = x.size(2), width = x.size(3);
   // Everything below works on `xs`, x viewed in its memory order with the rows at dim `rd`:
@@ -393,7 +380,7 @@ at::Tensor DisplacedPatchContext::ConvStrip(const model::LayerSite& site, const 
   } else {
     Store(id, payload);
   }
-  return ConvAdd(conv, padded, 0, pad, extra);
+  return conv.ComputeAdd(padded, 0, pad, extra);
 }
 
 at::Tensor DisplacedPatchContext::Normalize(const model::LayerSite& site, const model::GroupNormImpl& norm,
@@ -655,12 +642,16 @@ std::pair<at::Tensor, at::Tensor> DisplacedPatchContext::SelfAttentionKeyValue(c
 
 at::Tensor DisplacedPatchContext::OwnSlot(int id) {
   at::Tensor slot = Stale(id, rank_);
+  BeforeOwnWrite(id, slot);
+  return slot;
+}
+
+void DisplacedPatchContext::BeforeOwnWrite(int id, const at::Tensor& slot) {
   const Site& s = sites_[id];
   if (peer_ && s.chunk >= 0 && chunks_[s.chunk].sites.front() == id) {
     const Status st = peer_->BeforeWrite(s.chunk, CurrentStream(slot));
     if (!st.ok()) Fail(st.WithContext(s.name));
   }
-  return slot;
 }
 
 at::Tensor DisplacedPatchContext::AllocatePeerBlock(int64_t bytes, const at::TensorOptions& options) {
@@ -746,7 +737,7 @@ at::Tensor DisplacedPatchContext::AssembleKeyValueCuda(int id, const at::Tensor&
   }
   const int64_t batch = k.size(0), inner = k.size(2);
   const int64_t total = std::accumulate(per_strip.begin(), per_strip.end(), int64_t{0});
-  at::Tensor slot = Stale(id, rank_);  // OwnSlot below, once the kernel is known to apply
+  at::Tensor slot = Stale(id, rank_);  // written below, once the kernel is known to apply
   kernels::KeyValueParts parts{};
   parts.strips = layout_.patch_ranks;
   parts.own = strip_;
@@ -764,7 +755,7 @@ at::Tensor DisplacedPatchContext::AssembleKeyValueCuda(int id, const at::Tensor&
                                          slot.data_ptr(), full.data_ptr())) {
     return at::Tensor();
   }
-  OwnSlot(id);  // the peer exchange's wait, if any, before the kernel writes the slot
+  BeforeOwnWrite(id, slot);
   const cudaError_t e = kernels::LaunchKeyValueAssemble(
       half ? kernels::ElemType::kHalf : kernels::ElemType::kBFloat16, k.data_ptr(), v.data_ptr(), k.stride(0),
       k.stride(1), batch, inner, parts, slot.data_ptr(), full.data_ptr(),

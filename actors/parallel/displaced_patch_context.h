@@ -258,6 +258,8 @@ class DisplacedPatchContext : public model::LayerContext {
   // This rank's slot of a site, to be written: with the peer exchange, the chunk's first site
   // first waits (on the stream) until every peer copied the slot's previous contents.
   at::Tensor OwnSlot(int id);
+  // OwnSlot's wait alone, for a caller that holds the slot (Stale(id, rank_)) already.
+  void BeforeOwnWrite(int id, const at::Tensor& slot);
   // peer_exchange: the stale block from cudaMalloc and the exchange over it (end of step 0).
   at::Tensor AllocatePeerBlock(int64_t bytes, const at::TensorOptions& options);
   // Exchanges a few integers with every rank of the channel (synchronous; setup only).

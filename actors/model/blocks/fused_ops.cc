@@ -43,12 +43,19 @@ at::Tensor RunGroupNorm(const at::Tensor& x, int64_t groups, const at::Tensor& w
 
 }  // namespace
 
+namespace {
+// A switch read from the environment once: a default-on switch is off only for "0", a
+// default-off one on only for "1".
+bool EnvSwitch(const char* name, bool default_on) {
+  const char* e = std::getenv(name);
+  if (e == nullptr) return default_on;
+  return default_on ? std::strcmp(e, "0") != 0 : std::strcmp(e, "1") == 0;
+}
+}  // namespace
+
 bool FusedKernelsEnabled() {
 #ifdef DISTRI_HAVE_CUDA
-  static const bool enabled = [] {
-    const char* e = std::getenv("DISTRI_DISABLE_FUSED_KERNELS");
-    return e == nullptr || std::strcmp(e, "1") != 0;
-  }();
+  static const bool enabled = !EnvSwitch("DISTRI_DISABLE_FUSED_KERNELS", false);
   return enabled;
 #else
   return false;
@@ -71,12 +78,9 @@ at::Tensor FusedGroupNorm(const at::Tensor& x, int64_t groups, const at::Tensor&
 
 namespace {
 std::atomic<bool>& AddLayerNormFlag() {
-  static std::atomic<bool> flag{[] {
-    // On by default since its GPU run of 2026-11-27 (docs/perf/unet-sdxl-1024.md);
-    // DISTRI_FUSED_ADD_LAYERNORM=0 turns it off (A/B runs).
-    const char* e = std::getenv("DISTRI_FUSED_ADD_LAYERNORM");
-    return e == nullptr || std::strcmp(e, "0") != 0;
-  }()};
+  // On by default since its GPU run of 2026-11-27 (docs/perf/unet-sdxl-1024.md);
+  // DISTRI_FUSED_ADD_LAYERNORM=0 turns it off (A/B runs).
+  static std::atomic<bool> flag{EnvSwitch("DISTRI_FUSED_ADD_LAYERNORM", true)};
   return flag;
 }
 }  // namespace
@@ -109,10 +113,7 @@ at::Tensor FusedAddLayerNorm(at::Tensor& sum, const at::Tensor& residual, const 
 
 namespace {
 std::atomic<bool>& PreAddFlag() {
-  static std::atomic<bool> flag{[] {
-    const char* e = std::getenv("DISTRI_FUSED_PREADD_GROUPNORM");
-    return e == nullptr || std::strcmp(e, "0") != 0;
-  }()};
+  static std::atomic<bool> flag{EnvSwitch("DISTRI_FUSED_PREADD_GROUPNORM", true)};
   return flag;
 }
 
@@ -213,10 +214,7 @@ at::Tensor FusedConvAdd(const at::Tensor& x, const at::Tensor& weight, const at:
 
 namespace {
 std::atomic<bool>& ConvBiasFlag() {
-  static std::atomic<bool> flag{[] {
-    const char* e = std::getenv("DISTRI_FUSED_CONV_BIAS");
-    return e == nullptr || std::strcmp(e, "0") != 0;
-  }()};
+  static std::atomic<bool> flag{EnvSwitch("DISTRI_FUSED_CONV_BIAS", true)};
   return flag;
 }
 }  // namespace
@@ -226,10 +224,7 @@ void SetFusedConvBiasEnabled(bool enabled) { ConvBiasFlag().store(enabled); }
 
 namespace {
 std::atomic<bool>& TunedGemmFlag() {
-  static std::atomic<bool> flag{[] {
-    const char* e = std::getenv("DISTRI_TUNED_GEMM");
-    return e != nullptr && std::strcmp(e, "1") == 0;
-  }()};
+  static std::atomic<bool> flag{EnvSwitch("DISTRI_TUNED_GEMM", false)};
   return flag;
 }
 }  // namespace

@@ -31,11 +31,18 @@ at::Tensor Conv2dImpl::forward(const at::Tensor& x) const {
 }
 
 at::Tensor Conv2dImpl::Compute(const at::Tensor& x) const {
-  // On the GPU the bias goes through the vectorized bias-add kernel (same bits as ATen's add).
-  if (bias.defined() && x.is_cuda() && FusedConvBiasEnabled()) {
-    return FusedConvAdd(x, weight, bias, options.stride(), options.padding(), at::Tensor());
+  return ComputeAdd(x, options.padding(), options.padding(), at::Tensor());
+}
+
+at::Tensor Conv2dImpl::ComputeAdd(const at::Tensor& x, int64_t pad_h, int64_t pad_w, const at::Tensor& extra) const {
+  const int64_t stride = options.stride();
+  // The bias alone through the bias-add kernel gives ATen's bits (its bias add is a separate,
+  // generic pass as well); with `extra`, one rounding instead of two.
+  if ((bias.defined() || extra.defined()) && x.is_cuda() && FusedConvBiasEnabled()) {
+    return FusedConvAdd(x, weight, bias, stride, pad_h, pad_w, extra);
   }
-  return at::conv2d(x, weight, bias, {options.stride(), options.stride()}, {options.padding(), options.padding()});
+  at::Tensor y = at::conv2d(x, weight, bias, {stride, stride}, {pad_h, pad_w});
+  return extra.defined() ? y.add_(extra) : y;
 }
 
 at::Tensor Conv2dImpl::ForwardAdd(const at::Tensor& x, const at::Tensor& extra) const {

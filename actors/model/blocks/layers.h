@@ -65,6 +65,11 @@ class Conv2dImpl : public torch::nn::Module, public HookedLayer {
   at::Tensor forward(const at::Tensor& x) const;
   // The local convolution, ignoring any context.
   at::Tensor Compute(const at::Tensor& x) const;
+  // The local convolution with padding (pad_h, pad_w) instead of the layer's own (a patch's strip
+  // that already holds its halo rows: (0, 1)), plus `extra` where defined ([N, C, 1, 1] or the
+  // output's shape). On the GPU, while FusedConvBiasEnabled(), the bias and `extra` are added in
+  // one vectorized pass (FusedConvAdd); otherwise at::conv2d, then the add.
+  at::Tensor ComputeAdd(const at::Tensor& x, int64_t pad_h, int64_t pad_w, const at::Tensor& extra) const;
   // forward(x) + extra ([N, C, 1, 1] or x's output shape), the bias add fused with the add.
   at::Tensor ForwardAdd(const at::Tensor& x, const at::Tensor& extra) const;
   LayerKind kind() const override { return LayerKind::kConv2d; }
