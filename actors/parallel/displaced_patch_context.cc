@@ -672,12 +672,9 @@ at::Tensor DisplacedPatchContext::AllocatePeerBlock(int64_t bytes, const at::Ten
       data, {bytes},
       [device](void* p) {
         // Peers may read this block until the job's last step ended; that step is over here.
-        int current = 0;
-        (void)cudaGetDevice(&current);
-        (void)cudaSetDevice(device);
+        c10::cuda::CUDAGuard device_guard(static_cast<c10::DeviceIndex>(device));
         (void)cudaDeviceSynchronize();
         (void)cudaFree(p);
-        (void)cudaSetDevice(current);
       },
       options);
   block.zero_();

@@ -47,6 +47,24 @@ Status Cuda(cudaError_t e, const std::string& what) {
   return Status::Internal("peer exchange: " + what + ": " + cudaGetErrorString(e));
 }
 
+// Makes a device current for the scope; the caller's device again afterwards. (The NCCL
+// backend has its own; this file stays free of NCCL and LibTorch.)
+class DeviceScope {
+ public:
+  explicit DeviceScope(int device) {
+    (void)cudaGetDevice(&previous_);
+    err_ = cudaSetDevice(device);
+  }
+  ~DeviceScope() { (void)cudaSetDevice(previous_); }
+  DeviceScope(const DeviceScope&) = delete;
+  DeviceScope& operator=(const DeviceScope&) = delete;
+  cudaError_t error() const { return err_; }
+
+ private:
+  int previous_ = 0;
+  cudaError_t err_ = cudaSuccess;
+};
+
 }  // namespace
 
 struct PeerExchange::Impl {
@@ -68,9 +86,7 @@ struct PeerExchange::Impl {
     // Peers write into these flags until their last step's copies end; a job ends after the
     // last step's CFG combination, which every rank reaches only after its copies were joined.
     if (flags == nullptr && side == nullptr && error == nullptr) return;
-    int current = 0;
-    (void)cudaGetDevice(&current);
-    (void)cudaSetDevice(device);
+    DeviceScope scope(device);
     (void)cudaDeviceSynchronize();
     for (cudaEvent_t e : published) {
       if (e) (void)cudaEventDestroy(e);
@@ -79,7 +95,6 @@ struct PeerExchange::Impl {
     if (side) (void)cudaStreamDestroy(side);
     if (flags) (void)cudaFree(flags);
     if (error) (void)cudaFreeHost(error);
-    (void)cudaSetDevice(current);
   }
   int64_t chunks() const { return static_cast<int64_t>(layout.chunk_base.size()); }
   // full[c][from] and taken[c][by] in the flags at `base` (this rank's or a peer's).
@@ -111,12 +126,8 @@ Result<std::unique_ptr<PeerExchange>> PeerExchange::Create(int rank, int world, 
   impl->layout = std::move(layout);
   impl->timeout_ns = static_cast<uint64_t>(timeout.count()) * 1000000u;
   // `device` is current while Create runs; the caller's device again afterwards.
-  struct DeviceScope {
-    int previous = 0;
-    explicit DeviceScope(int) { (void)cudaGetDevice(&previous); }
-    ~DeviceScope() { (void)cudaSetDevice(previous); }
-  } scope(device);
-  DISTRI_RETURN_IF_ERROR(Cuda(cudaSetDevice(device), "cudaSetDevice"));
+  DeviceScope scope(device);
+  DISTRI_RETURN_IF_ERROR(Cuda(scope.error(), "making cuda:" + std::to_string(device) + " current"));
   // Flags: full = 0, taken = 1 (the first write of a slot waits for nobody).
   const int64_t n = impl->chunks() * world;
   DISTRI_RETURN_IF_ERROR(Cuda(cudaMalloc(reinterpret_cast<void**>(&impl->flags),
