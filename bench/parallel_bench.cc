@@ -360,11 +360,13 @@ int main(int argc, char** argv) {
                "Convolution biases (and the patch contexts' time-embedding and residual adds) as ATen adds instead "
                "of the bias-add kernel (to compare)");
   app.add_flag("--peer-exchange", peer_exchange,
-               "Experimental: stale chunks copied between the GPUs over the copy engines (flags in GPU memory) "
-               "instead of NCCL all-gathers");
+               "Experimental, does not work yet: stale chunks copied between the GPUs over the copy engines "
+               "(flags in GPU memory) instead of NCCL all-gathers; stalls in full-size 2-strip gangs "
+               "(docs/perf/parallel-sdxl.md, ninth session)");
   app.add_flag("--cudnn-benchmark", cudnn_benchmark,
                "Let cuDNN time its convolution algorithms per shape (in the eager first step of each phase, before "
-               "the graph capture) instead of its heuristics: the strips' halo convolutions have shapes of their own");
+               "the graph capture) instead of its heuristics: the strips' halo convolutions have shapes of their own. "
+               "A 2-GPU job at 1024 px did not finish within 240 s with it (2026-11-28)");
   app.add_flag("--zero-sm", zero_sm,
                "Experimental: CFG-group channels with a zero CTA policy (all-gathers into the window on the copy "
                "engines; failed with a CUDA error in 4-GPU gangs, 2026-11-28)");

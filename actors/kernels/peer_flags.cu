@@ -2,6 +2,8 @@
 // peer's store over NVLink lands in this GPU's L2), so a waiting thread sees it.
 #include "actors/kernels/peer_flags.h"
 
+#include <algorithm>
+
 namespace distri::kernels {
 namespace {
 
@@ -32,7 +34,22 @@ __global__ void WaitFlag(volatile uint32_t* flag, uint32_t value, uint32_t reset
   *flag = reset;
 }
 
+__global__ void FillFlags(uint32_t* flags, int64_t n, uint32_t value) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    flags[i] = value;
+  }
+}
+
 }  // namespace
+
+cudaError_t LaunchFillFlags(uint32_t* flags, int64_t n, uint32_t value, cudaStream_t stream) {
+  if (n < 0 || (n > 0 && flags == nullptr)) return cudaErrorInvalidValue;
+  if (n == 0) return cudaSuccess;
+  const int64_t blocks = std::min<int64_t>((n + 255) / 256, 1024);
+  FillFlags<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(flags, n, value);
+  return cudaGetLastError();
+}
 
 cudaError_t LaunchSetFlag(uint32_t* flag, uint32_t value, cudaStream_t stream) {
   if (flag == nullptr) return cudaErrorInvalidValue;

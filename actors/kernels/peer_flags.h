@@ -21,4 +21,8 @@ cudaError_t LaunchSetFlag(uint32_t* flag, uint32_t value, cudaStream_t stream);
 cudaError_t LaunchWaitFlag(uint32_t* flag, uint32_t value, uint32_t reset, uint64_t timeout_ns, uint32_t* error,
                            uint32_t error_code, cudaStream_t stream);
 
+// flags[0..n) = value (the exchange's initial state; no pageable copy, which could block this
+// thread while holding the driver's locks).
+cudaError_t LaunchFillFlags(uint32_t* flags, int64_t n, uint32_t value, cudaStream_t stream);
+
 }  // namespace distri::kernels

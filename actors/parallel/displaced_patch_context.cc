@@ -662,6 +662,9 @@ at::Tensor DisplacedPatchContext::AllocatePeerBlock(int64_t bytes, const at::Ten
   }
   const int device = options.device().index();
   c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
+  // This step's collectives end before this thread allocates (PeerExchange::Create's deadlock
+  // rule: no allocation while a peer's thread may wait in the driver for this one's launches).
+  c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device)).synchronize();
   void* data = nullptr;
   const cudaError_t e = cudaMalloc(&data, static_cast<size_t>(bytes));
   if (e != cudaSuccess) {
@@ -714,6 +717,11 @@ std::vector<std::vector<int64_t>> DisplacedPatchContext::AllGatherInts(const std
   const std::vector<size_t> counts(static_cast<size_t>(world), mine.size());
   const Status st = channel_.AllGatherVAsync(*send_buf, *recv_buf, counts, stream).StreamWait(stream);
   if (!st.ok()) Fail(st.WithContext("patch parallelism: exchanging the peer exchange's addresses"));
+  // Wait without the driver's locks (a pageable copy would hold them while the all-gather waits
+  // for a peer that may be allocating), then copy out.
+#ifdef DISTRI_HAVE_CUDA
+  if (like.is_cuda()) c10::cuda::getCurrentCUDAStream(like.get_device()).synchronize();
+#endif
   at::Tensor host = recv.cpu();
   std::vector<std::vector<int64_t>> all(static_cast<size_t>(world));
   for (int r = 0; r < world; ++r) {

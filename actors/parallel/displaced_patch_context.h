@@ -125,8 +125,8 @@ struct DisplacedOptions {
   // (kernels::LaunchKeyValueAssemble: the fresh own K/V into its slot and the whole image's K/V
   // at once) instead of two concatenations. Same bits; off only to compare.
   bool fused_kv_assembly = true;
-  // Experimental, not yet run on a GPU: the stale chunks move between the GPUs of this process
-  // over the copy engines (PeerExchange: cudaMemcpyPeerAsync ordered by flags in GPU memory)
+  // Experimental, does not work yet (peer_exchange.h, "Status"): the stale chunks move between the GPUs of this process
+  // over the copy engines (PeerExchange: copies of peer addresses ordered by flags in GPU memory)
   // instead of NCCL all-gathers, whose kernels take SMs from the UNet. Needs every rank of the
   // channel in this process, on GPUs with peer access; the stale buffers then come from
   // cudaMalloc (not the channel's collective memory). Warm-up exchanges stay on the channel.

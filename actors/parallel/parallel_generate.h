@@ -48,7 +48,8 @@ struct ParallelOptions {
   // fused_kv_assembly; same bits). Off only to compare.
   bool fused_kv_assembly = true;
   // Experimental (DisplacedOptions::peer_exchange): the stale chunks over the copy engines
-  // between this process's GPUs instead of NCCL all-gathers. Off until measured on GPUs.
+  // between this process's GPUs instead of NCCL all-gathers. Does not work yet: stalls
+  // (peer_exchange.h, "Status"); not offered by `distri generate`.
   bool peer_exchange = false;
   // Decode the VAE split across the gang (parallel_decode.h; exact) instead of on rank 0 alone.
   bool parallel_vae = true;

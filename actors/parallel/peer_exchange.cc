@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <utility>
 
@@ -15,6 +17,21 @@
 namespace distri::parallel {
 
 namespace {
+
+// DISTRI_PEER_TRACE=1: each rank's thread prints where it is in the exchange's setup and steps
+// (to stderr): the first thing to look at when a gang waits.
+[[maybe_unused]] bool TraceEnabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("DISTRI_PEER_TRACE");
+    return e != nullptr && std::string(e) == "1";
+  }();
+  return on;
+}
+[[maybe_unused]] void Trace(int rank, const std::string& what) {
+  if (!TraceEnabled()) return;
+  std::fprintf(stderr, "[peer exchange] rank %d: %s\n", rank, what.c_str());
+  std::fflush(stderr);
+}
 
 // Bad arguments are named before anything is allocated (the same in builds without CUDA).
 Status CheckArguments(int rank, int world, const void* block, const PeerExchange::Layout& layout) {
@@ -81,6 +98,7 @@ struct PeerExchange::Impl {
   std::vector<cudaEvent_t> published;       // per chunk: the compute stream reached Publish
   cudaEvent_t copied = nullptr;             // the side stream's work so far
   bool pending = false;
+  int64_t joins = 0;                        // steps joined (DISTRI_PEER_TRACE)
 
   ~Impl() {
     // Peers write into these flags until their last step's copies end; a job ends after the
@@ -126,21 +144,35 @@ Result<std::unique_ptr<PeerExchange>> PeerExchange::Create(int rank, int world, 
   impl->layout = std::move(layout);
   impl->timeout_ns = static_cast<uint64_t>(timeout.count()) * 1000000u;
   // `device` is current while Create runs; the caller's device again afterwards.
+  Trace(rank, "create on cuda:" + std::to_string(device));
   DeviceScope scope(device);
   DISTRI_RETURN_IF_ERROR(Cuda(scope.error(), "making cuda:" + std::to_string(device) + " current"));
+  // Deadlock rule (every rank is a thread of one process): a call that takes the driver's
+  // memory locks (cudaMalloc, cudaHostAlloc, peer access, a pageable copy that waits for its
+  // stream) must never run while another rank's thread waits inside the driver for GPU work
+  // that needs this thread's next launch (a collective it has not issued yet). So every such
+  // call happens before the address exchange, the exchange waits with a stream synchronisation
+  // (no lock held), and a second exchange (a barrier) keeps every rank in Create until all of
+  // them have enabled peer access. The first wait of the first step found this the hard way.
+  DISTRI_RETURN_IF_ERROR(Cuda(cudaStreamCreateWithFlags(&impl->side, cudaStreamNonBlocking), "side stream"));
+  impl->published.resize(static_cast<size_t>(impl->chunks()), nullptr);
+  for (auto& e : impl->published) {
+    DISTRI_RETURN_IF_ERROR(Cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event"));
+  }
+  DISTRI_RETURN_IF_ERROR(Cuda(cudaEventCreateWithFlags(&impl->copied, cudaEventDisableTiming), "event"));
   // Flags: full = 0, taken = 1 (the first write of a slot waits for nobody).
   const int64_t n = impl->chunks() * world;
   DISTRI_RETURN_IF_ERROR(Cuda(cudaMalloc(reinterpret_cast<void**>(&impl->flags),
                                          static_cast<size_t>(2 * n) * sizeof(uint32_t)),
                               "flags"));
-  std::vector<uint32_t> init(static_cast<size_t>(2 * n), 0);
-  std::fill(init.begin() + n, init.end(), 1u);
-  DISTRI_RETURN_IF_ERROR(Cuda(cudaMemcpy(impl->flags, init.data(), init.size() * sizeof(uint32_t),
-                                         cudaMemcpyHostToDevice), "flags"));
+  DISTRI_RETURN_IF_ERROR(Cuda(kernels::LaunchFillFlags(impl->flags, n, 0, impl->side), "flags"));
+  DISTRI_RETURN_IF_ERROR(Cuda(kernels::LaunchFillFlags(impl->flags + n, n, 1, impl->side), "flags"));
   DISTRI_RETURN_IF_ERROR(Cuda(cudaHostAlloc(reinterpret_cast<void**>(&impl->error), sizeof(uint32_t),
                                             cudaHostAllocMapped | cudaHostAllocPortable),
                               "error word"));
   *impl->error = 0;
+  DISTRI_RETURN_IF_ERROR(Cuda(cudaStreamSynchronize(impl->side), "flags"));
+  Trace(rank, "allocated; exchanging addresses");
   // Addresses only mean something inside one process: every rank sends its process id too.
   DISTRI_ASSIGN_OR_RETURN(
       auto all, all_gather({static_cast<int64_t>(getpid()), device, reinterpret_cast<int64_t>(block),
@@ -149,39 +181,48 @@ Result<std::unique_ptr<PeerExchange>> PeerExchange::Create(int rank, int world, 
     return Status::Internal("peer exchange: the address exchange returned " + std::to_string(all.size()) +
                             " ranks, expected " + std::to_string(world));
   }
-  for (int r = 0; r < world; ++r) {
+  Status usable = Status::Ok();  // checked after the barrier: no rank leaves it alone
+  for (int r = 0; r < world && usable.ok(); ++r) {
     const auto& v = all[static_cast<size_t>(r)];
     if (v.size() != 4 || v[0] != static_cast<int64_t>(getpid())) {
-      return Status::FailedPrecondition("peer exchange: rank " + std::to_string(r) +
-                                        " runs in another process; the copy-engine exchange needs every rank of "
-                                        "a patch group in one process (distri generate --gpus N): use the NCCL "
-                                        "all-gathers");
+      usable = Status::FailedPrecondition("peer exchange: rank " + std::to_string(r) +
+                                          " runs in another process; the copy-engine exchange needs every rank of "
+                                          "a patch group in one process (distri generate --gpus N): use the NCCL "
+                                          "all-gathers");
+      break;
     }
     const int peer_device = static_cast<int>(v[1]);
     if (r != rank) {
       int can = 0;
-      DISTRI_RETURN_IF_ERROR(Cuda(cudaDeviceCanAccessPeer(&can, device, peer_device), "cudaDeviceCanAccessPeer"));
-      if (!can) {
-        return Status::FailedPrecondition("peer exchange: cuda:" + std::to_string(device) + " cannot access cuda:" +
-                                          std::to_string(peer_device) + " directly; use the NCCL all-gathers");
+      usable = Cuda(cudaDeviceCanAccessPeer(&can, device, peer_device), "cudaDeviceCanAccessPeer");
+      if (usable.ok() && !can) {
+        usable = Status::FailedPrecondition("peer exchange: cuda:" + std::to_string(device) + " cannot access cuda:" +
+                                            std::to_string(peer_device) + " directly; use the NCCL all-gathers");
       }
-      const cudaError_t e = cudaDeviceEnablePeerAccess(peer_device, 0);
-      if (e == cudaErrorPeerAccessAlreadyEnabled) {
-        (void)cudaGetLastError();  // enabled before (NCCL, an earlier job): fine
-      } else {
-        DISTRI_RETURN_IF_ERROR(Cuda(e, "enabling peer access to cuda:" + std::to_string(peer_device)));
+      if (usable.ok()) {
+        const cudaError_t e = cudaDeviceEnablePeerAccess(peer_device, 0);
+        if (e == cudaErrorPeerAccessAlreadyEnabled) {
+          (void)cudaGetLastError();  // enabled before (NCCL, an earlier job): fine
+        } else {
+          usable = Cuda(e, "enabling peer access to cuda:" + std::to_string(peer_device));
+        }
       }
     }
     impl->devices.push_back(peer_device);
     impl->blocks.push_back(reinterpret_cast<char*>(v[2]));
     impl->peer_flags.push_back(reinterpret_cast<uint32_t*>(v[3]));
   }
-  DISTRI_RETURN_IF_ERROR(Cuda(cudaStreamCreateWithFlags(&impl->side, cudaStreamNonBlocking), "side stream"));
-  impl->published.resize(static_cast<size_t>(impl->chunks()), nullptr);
-  for (auto& e : impl->published) {
-    DISTRI_RETURN_IF_ERROR(Cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event"));
+  Trace(rank, usable.ok() ? "peer access enabled; barrier" : "unusable: " + usable.ToString());
+  // The barrier: every rank's verdict, so that all of them fail together or none does.
+  DISTRI_ASSIGN_OR_RETURN(auto verdicts, all_gather({usable.ok() ? 1 : 0, 0, 0, 0}));
+  DISTRI_RETURN_IF_ERROR(usable);
+  for (size_t r = 0; r < verdicts.size(); ++r) {
+    if (verdicts[r].empty() || verdicts[r][0] != 1) {
+      return Status::FailedPrecondition("peer exchange: rank " + std::to_string(r) +
+                                        " cannot take part (its error names why); use the NCCL all-gathers");
+    }
   }
-  DISTRI_RETURN_IF_ERROR(Cuda(cudaEventCreateWithFlags(&impl->copied, cudaEventDisableTiming), "event"));
+  Trace(rank, "ready");
   std::unique_ptr<PeerExchange> exchange(new PeerExchange());
   exchange->impl_ = std::move(impl);
   return exchange;
@@ -204,6 +245,7 @@ Status PeerExchange::Publish(int chunk, void* stream) {
   Impl& m = *impl_;
   if (chunk < 0 || chunk >= m.chunks()) return Status::InvalidArgument("peer exchange: no chunk " + std::to_string(chunk));
   auto s = static_cast<cudaStream_t>(stream);
+  Trace(m.rank, "publishing chunk " + std::to_string(chunk));
   // Tell every peer that this rank's slot of the chunk is ready.
   for (int p = 0; p < m.world; ++p) {
     if (p == m.rank) continue;
@@ -223,14 +265,19 @@ Status PeerExchange::Publish(int chunk, void* stream) {
     const int64_t offset = base + m.layout.slot_offset[static_cast<size_t>(chunk)][pi];
     const int64_t bytes = m.layout.slot_bytes[static_cast<size_t>(chunk)][pi];
     if (bytes > 0) {
-      DISTRI_RETURN_IF_ERROR(Cuda(cudaMemcpyPeerAsync(m.block + offset, m.device, m.blocks[pi] + offset,
-                                                      m.devices[pi], static_cast<size_t>(bytes), m.side),
+      // A plain device-to-device copy of a peer's address (unified addressing, peer access on),
+      // not cudaMemcpyPeerAsync: that one takes the peer's context, and blocks this thread while
+      // the peer's thread waits in the driver (a pageable copy of its output) for GPU work that
+      // needs this thread's next launches - a deadlock the GPU-side timeouts cannot break.
+      DISTRI_RETURN_IF_ERROR(Cuda(cudaMemcpyAsync(m.block + offset, m.blocks[pi] + offset, static_cast<size_t>(bytes),
+                                                  cudaMemcpyDeviceToDevice, m.side),
                                   "copying rank " + std::to_string(p) + "'s chunk " + std::to_string(chunk)));
     }
     DISTRI_RETURN_IF_ERROR(Cuda(kernels::LaunchSetFlag(m.Taken(m.peer_flags[pi], chunk, m.rank), 1, m.side),
                                 "acknowledging rank " + std::to_string(p)));
   }
   m.pending = true;
+  Trace(m.rank, "published chunk " + std::to_string(chunk));
   return Status::Ok();
 }
 
@@ -238,6 +285,7 @@ Status PeerExchange::Join(void* stream) {
   Impl& m = *impl_;
   if (!m.pending) return Status::Ok();
   m.pending = false;
+  Trace(m.rank, "step " + std::to_string(++m.joins) + " joined");
   DISTRI_RETURN_IF_ERROR(Cuda(cudaEventRecord(m.copied, m.side), "event record"));
   return Cuda(cudaStreamWaitEvent(static_cast<cudaStream_t>(stream), m.copied, 0), "stream wait");
 }

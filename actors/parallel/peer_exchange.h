@@ -6,7 +6,7 @@
 // overlap it (docs/perf/parallel-sdxl.md, eighth session). NCCL's own copy-engine path needs
 // NVLink multicast for its synchronisation where it performs, and multicast must stay off on
 // our GPU machines. distri drives every GPU of a gang from one process, so the ranks can copy
-// each other's chunks with cudaMemcpyPeerAsync (copy engines) and order the copies with 32-bit
+// each other's chunks with cudaMemcpyAsync of peer addresses (copy engines) and order the copies with 32-bit
 // flags in GPU memory, set and awaited by one-thread kernels (kernels/peer_flags.h: one thread
 // of one SM while waiting, instead of NCCL's CTAs moving the data; no host thread waits). All
 // of it is stream work, so it is captured into the runner's CUDA graphs like the all-gathers
@@ -28,7 +28,16 @@
 // Failures: every wait gives up after `timeout` (a rank that stopped in the middle of a step
 // leaves its peers waiting for its flags), records which flag it waited for in host-mapped
 // memory and lets the stream go on; Check() reports it, and the exchange (its flags no longer
-// consistent) must be dropped with its context. Off by default until measured on GPUs.
+// consistent) must be dropped with its context.
+//
+// Status (2026-11-28, 2x H200): DOES NOT WORK YET; off by default and reachable only from
+// DisplacedOptions / ParallelOptions / parallel_bench --peer-exchange. CUDA-graph replays give
+// NCCL's bits in the tiny runner test, but eager steps stall: a rank's host thread blocks inside
+// the driver (first inside Create, fixed by the deadlock rule in peer_exchange.cc; then in
+// Publish, around the copy of a peer's address) while the other rank's GPU waits for it, and
+// a full-size 2-strip gang at 2048 px did not finish a job. Host-side blocks are out of reach
+// of the GPU-side timeouts. Next to try: launch the copies only from captured graphs, or copy
+// with a kernel reading peer memory (no driver call touches a peer's context during a step).
 #pragma once
 
 #include <chrono>
@@ -50,7 +59,9 @@ class PeerExchange {
     std::vector<std::vector<int64_t>> slot_bytes;   // [chunk][rank]
   };
   // Exchanges `mine` with the other ranks (one value vector per rank, in rank order): the
-  // caller's channel, called once by every rank during Create.
+  // caller's channel, called twice by every rank during Create (the addresses, then a barrier).
+  // It must wait for its collective without holding the driver's locks: a stream
+  // synchronisation, then a copy out (see the deadlock rule in peer_exchange.cc).
   using AllGatherInts = std::function<Result<std::vector<std::vector<int64_t>>>(const std::vector<int64_t>& mine)>;
 
   // Collective over the `world` ranks: checks that they are GPUs of this process that can

@@ -99,6 +99,10 @@ Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at
     for (int step = 0; step < kSteps; ++step) {
       auto out = (*runner)->Forward(step, x, t);
       ASSERT_TRUE(out.ok()) << "step " << step << ": " << out.status().ToString();
+      // Wait for the step with a stream synchronisation before the pageable copy: a thread that
+      // waits inside a blocking copy keeps its device's context locked, and the peer exchange's
+      // eager launches on the other rank's thread touch this device (docs: peer exchange).
+      if (cuda) c10::cuda::getCurrentCUDAStream().synchronize();
       outs[r].push_back(out->to(at::kCPU, at::kFloat).clone());
       x = (x - 0.1 * *out).contiguous(format);  // the next input depends on this output
     }
