@@ -334,7 +334,7 @@ int main(int argc, char** argv) {
   std::string parallelism = "patch";
   int steps = 50, repeats = 3, warmup_steps = 4, warmup_job_steps = 8;
   bool exact = false, no_split_cfg = false, profile = false, no_collective_memory = false, zero_sm = false;
-  bool kv_in_place = false, no_graphs = false, no_fused_kv = false, no_fused_conv_bias = false,
+  bool kv_in_place = false, no_graphs = false, no_fused_kv = false, no_padded_norm = false, no_fused_conv_bias = false,
        cudnn_benchmark = false, peer_exchange = false;
   double guidance = 5.0;
   app.add_option("--model", model, "SDXL-architecture model folder")->required();
@@ -356,6 +356,9 @@ int main(int argc, char** argv) {
                "per self-attention)");
   app.add_flag("--no-fused-kv", no_fused_kv,
                "Displaced self-attention K/V assembled by two ATen concatenations instead of one kernel (to compare)");
+  app.add_flag("--no-padded-norm", no_padded_norm,
+               "Displaced 3x3 convolutions read halo + strip from a concatenation instead of their group norm's "
+               "padded output (to compare)");
   app.add_flag("--no-fused-conv-bias", no_fused_conv_bias,
                "Convolution biases (and the patch contexts' time-embedding and residual adds) as ATen adds instead "
                "of the bias-add kernel (to compare)");
@@ -458,6 +461,7 @@ int main(int argc, char** argv) {
         o.collective_memory = !no_collective_memory;
         o.kv_in_place = kv_in_place;
         o.fused_kv_assembly = !no_fused_kv;
+        o.norm_into_padded_strip = !no_padded_norm;
         o.peer_exchange = peer_exchange;
         o.cuda_graphs = !no_graphs;
         const std::string tag = std::to_string(size) + "/" + std::to_string(n) + "/" + mode;

@@ -9,6 +9,8 @@
 #   gpu-tests      fused_ops_gpu_test, unet_gpu_test, displaced_runner_gpu_test (2 and 4 GPUs;
 #                  its peer-exchange cases apart) and the NCCL collective-memory case; prints a
 #                  summary line per binary (logs in OUT_DIR)
+#   convs:S1,S2    conv_strip_bench at these sizes on one GPU: a rank's 3x3 strip convolutions
+#                  (halo rows, padding variants, cuDNN benchmark mode) against a quarter of one GPU's
 #   model          the full-size random SDXL model in /tmp/sdxl-full (fp16, diffusers' layout)
 #   smoke          tiny model: `distri generate --gpus N` (full_sync) equals 1 GPU, N = 2, 4
 #   ours:S1,S2     parallel_bench at these sizes on 1,2,4 GPUs (GPUS overrides), with --exact
@@ -30,7 +32,7 @@ for stage in "$@"; do
       [ -f build-gpu/build.ninja ] || cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DDISTRI_BUILD_CAPI=OFF > "$out/cmake.log" 2>&1
       cmake --build build-gpu -j "$(nproc)" --target distri parallel_bench channel_nccl_test channel_nccl_multigpu_test \
         distri-head distri-node distri-worker distri-cluster unet_bench fused_ops_gpu_test unet_gpu_test \
-        displaced_runner_gpu_test \
+        displaced_runner_gpu_test conv_strip_bench \
         > "$out/build.log" 2>&1 || { grep -E "error|FAILED" "$out/build.log" | head -30; exit 1; }
       ;;
     nccl-test)
@@ -69,6 +71,9 @@ for stage in "$@"; do
             | sed "s/^/[${f:-default}] /" | tee -a "$out/ab.log"
         done
       done
+      ;;
+    convs:*)
+      ./build-gpu/bench/conv_strip_bench --sizes "${stage#convs:}" 2>&1 | tee "$out/convs.log"
       ;;
     model)
       [ -f $model/unet/config.json ] || ./build-gpu/actors/distri model init --arch sdxl --dtype fp16 $model

@@ -102,6 +102,7 @@ void DisplacedPatchContext::BeginStep(bool synchronous) {
 }
 
 void DisplacedPatchContext::EndStep() {
+  norm_padded_ = at::Tensor();  // a group norm whose convolution never came: not kept past the step
   // A self-attention whose SelfAttentionDone never came (a model without the hook): its
   // refresh still goes out, after everything queued so far.
   IssueKeyValueRefresh();
@@ -369,18 +370,46 @@ at::Tensor DisplacedPatchContext::ConvStrip(const model::LayerSite& site, const 
     if (has_top) top = Stale(id, top_rank).narrow(rd, pad, pad);
     if (has_bottom) bottom = Stale(id, bottom_rank).narrow(rd, 0, pad);
   }
-  // The halo replaces the vertical zero padding (zeros at the image's top and bottom): one
-  // concatenation kernel; viewed back as [B, C, rows + 2 pad, W] in x's memory format.
-  at::Tensor padded = at::cat({top.defined() ? top : ZeroRows(xs, rd, pad), xs,
-                               bottom.defined() ? bottom : ZeroRows(xs, rd, pad)},
-                              rd);
-  if (cl) padded = padded.permute({0, 3, 1, 2});
+  // The halo replaces the vertical zero padding (zeros at the image's top and bottom).
+  at::Tensor padded;
+  if (IsPaddedNormOutput(x, pad)) {
+    // x is rows 1..rows of its group norm's padded output: fill the spare rows, no copy of x.
+    const at::Tensor ps = norm_padded_.permute({0, 2, 3, 1});  // [1, rows + 2, W, C]
+    if (top.defined()) {
+      ps.narrow(1, 0, 1).copy_(top);
+    } else {
+      ps.narrow(1, 0, 1).zero_();
+    }
+    if (bottom.defined()) {
+      ps.narrow(1, rows + 1, 1).copy_(bottom);
+    } else {
+      ps.narrow(1, rows + 1, 1).zero_();
+    }
+    padded = norm_padded_;
+    ++padded_strip_convs_;
+  } else {
+    // One concatenation kernel; viewed back as [B, C, rows + 2 pad, W] in x's memory format.
+    padded = at::cat({top.defined() ? top : ZeroRows(xs, rd, pad), xs,
+                      bottom.defined() ? bottom : ZeroRows(xs, rd, pad)},
+                     rd);
+    if (cl) padded = padded.permute({0, 3, 1, 2});
+  }
+  norm_padded_ = at::Tensor();
   if (direct) {
     Stored(id);
   } else {
     Store(id, payload);
   }
   return conv.ComputeAdd(padded, 0, pad, extra);
+}
+
+bool DisplacedPatchContext::IsPaddedNormOutput(const at::Tensor& x, int64_t pad) const {
+  if (pad != 1 || !norm_padded_.defined() || x.dim() != 4 || x.size(0) != 1) return false;
+  const int64_t channels = x.size(1), rows = x.size(2), width = x.size(3);
+  return norm_padded_.size(1) == channels && norm_padded_.size(2) == rows + 2 && norm_padded_.size(3) == width &&
+         x.scalar_type() == norm_padded_.scalar_type() && x.storage().is_alias_of(norm_padded_.storage()) &&
+         x.data_ptr() == static_cast<const char*>(norm_padded_.data_ptr()) + width * channels * x.element_size() &&
+         x.strides().equals(norm_padded_.strides());
 }
 
 at::Tensor DisplacedPatchContext::Normalize(const model::LayerSite& site, const model::GroupNormImpl& norm,
@@ -533,7 +562,18 @@ at::Tensor DisplacedPatchContext::NormalizeCuda(const model::LayerSite& site, co
   } else if (options_.mode != SyncMode::kSeparateGn) {
     Store(id, packet);
   }
-  at::Tensor y = at::empty_like(x);
+  at::Tensor y;
+  norm_padded_ = at::Tensor();
+  if (silu && channels_last && batch == 1 && options_.norm_into_padded_strip) {
+    // One spare row above and below for the next convolution's halo (ConvStrip); with one
+    // image, rows 1..rows of a channels-last strip are one contiguous block, as the kernel
+    // writes them.
+    norm_padded_ = at::empty({1, channels, x.size(2) + 2, x.size(3)},
+                             x.options().memory_format(at::MemoryFormat::ChannelsLast));
+    y = norm_padded_.narrow(2, 1, x.size(2));
+  } else {
+    y = at::empty_like(x);
+  }
   check(kernels::LaunchGroupNormApply(t, x.data_ptr(), norm.weight.data_ptr(), norm.bias.data_ptr(), y.data_ptr(),
                                       batch, channels, hw, groups, silu, channels_last, mean_rstd.data_ptr<float>(),
                                       stream),

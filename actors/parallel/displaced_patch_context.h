@@ -125,6 +125,12 @@ struct DisplacedOptions {
   // (kernels::LaunchKeyValueAssemble: the fresh own K/V into its slot and the whole image's K/V
   // at once) instead of two concatenations. Same bits; off only to compare.
   bool fused_kv_assembly = true;
+  // GPU (fp16/bf16, channels-last, one image per rank): a group norm + SiLU writes its output
+  // into a strip with one spare row above and below, and the 3x3 convolution that reads it
+  // fills those rows with the halo and runs on it, instead of concatenating halo + strip + halo
+  // into a new tensor (a copy of the whole activation per convolution). Same bits; off only
+  // to compare.
+  bool norm_into_padded_strip = true;
   // Experimental, does not work yet (peer_exchange.h, "Status"): the stale chunks move between the GPUs of this process
   // over the copy engines (PeerExchange: copies of peer addresses ordered by flags in GPU memory)
   // instead of NCCL all-gathers, whose kernels take SMs from the UNet. Needs every rank of the
@@ -178,6 +184,8 @@ class DisplacedPatchContext : public model::LayerContext {
   int64_t kv_in_place_reads() const { return kv_in_place_reads_; }
   // Self-attention K/V assembled by the fused kernel (fused_kv_assembly) so far.
   int64_t kv_fused_assemblies() const { return kv_fused_assemblies_; }
+  // Convolutions that ran on their group norm's padded output (norm_into_padded_strip) so far.
+  int64_t padded_strip_convs() const { return padded_strip_convs_; }
   const Status& status() const { return status_; }
   // The peer exchange's failures seen by the GPU (a wait that gave up), a step or so late; Ok
   // without the exchange. Callers check it before each step.
@@ -258,6 +266,9 @@ class DisplacedPatchContext : public model::LayerContext {
   // This rank's slot of a site, to be written: with the peer exchange, the chunk's first site
   // first waits (on the stream) until every peer copied the slot's previous contents.
   at::Tensor OwnSlot(int id);
+  // x is rows 1..rows of norm_padded_ (its group norm's output, untouched view) and the
+  // convolution pads one row: ConvStrip fills the spare rows instead of concatenating.
+  bool IsPaddedNormOutput(const at::Tensor& x, int64_t pad) const;
   // OwnSlot's wait alone, for a caller that holds the slot (Stale(id, rank_)) already.
   void BeforeOwnWrite(int id, const at::Tensor& slot);
   // peer_exchange: the stale block from cudaMalloc and the exchange over it (end of step 0).
@@ -282,6 +293,10 @@ class DisplacedPatchContext : public model::LayerContext {
   int issue_after_attention_ = -1;
   int64_t kv_in_place_reads_ = 0;
   int64_t kv_fused_assemblies_ = 0;
+  int64_t padded_strip_convs_ = 0;
+  // norm_into_padded_strip: the last group norm + SiLU's padded output ([1, C, rows + 2, W],
+  // channels-last; the norm returned rows 1..rows of it), until a convolution takes it.
+  at::Tensor norm_padded_;
   std::unique_ptr<PeerExchange> peer_;  // peer_exchange, from the end of the first step  // kv_in_place: the site whose chunk SelfAttentionDone issues
   Status status_;
 };

@@ -47,6 +47,9 @@ struct ParallelOptions {
   // One kernel assembles each displaced self-attention's K/V (DisplacedOptions::
   // fused_kv_assembly; same bits). Off only to compare.
   bool fused_kv_assembly = true;
+  // Group norm + SiLU outputs written into padded strips that the next convolution fills with
+  // its halo (DisplacedOptions::norm_into_padded_strip; same bits). Off only to compare.
+  bool norm_into_padded_strip = true;
   // Experimental (DisplacedOptions::peer_exchange): the stale chunks over the copy engines
   // between this process's GPUs instead of NCCL all-gathers. Does not work yet: stalls
   // (peer_exchange.h, "Status"); not offered by `distri generate`.

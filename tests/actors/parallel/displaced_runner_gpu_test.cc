@@ -45,7 +45,7 @@ using Outputs = std::vector<std::vector<at::Tensor>>;
 Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at::kFloat,
                 bool collective_memory = false, bool zero_sm = false, bool kv_in_place = false,
                 GangLayout layout = GangLayout{1, kWorld}, bool fused_kv_assembly = true,
-                bool peer_exchange = false) {
+                bool peer_exchange = false, bool padded_norm = true) {
   const int world = layout.world_size();
   const UNetInputs in = MakeInputs(/*text_time=*/true, /*batch=*/layout.groups, kHeight, kWidth);
   Outputs outs(world);
@@ -85,6 +85,7 @@ Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at
     o.context.kv_in_place = kv_in_place;
     o.context.fused_kv_assembly = fused_kv_assembly;
     o.context.peer_exchange = peer_exchange;
+    o.context.norm_into_padded_strip = padded_norm;
     o.context.peer_exchange_timeout = std::chrono::seconds(5);  // a broken handshake fails, fast
     auto runner = DisplacedUNetRunner::Create(unet, ch->get(), layout, kHeight, kWidth, o, group.get());
     ASSERT_TRUE(runner.ok()) << runner.status().ToString();
@@ -117,6 +118,13 @@ Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at
     }
     if (kv_in_place && mode != SyncMode::kFullSync) {
       EXPECT_GT((*runner)->kv_in_place_reads(), 0) << "rank " << r << ": K/V never read in place";
+    }
+    // fp16 group norms on the GPU write padded strips that the convolutions take (one image per
+    // rank in both layouts), unless told not to.
+    if (cuda && dtype != at::kFloat && padded_norm) {
+      EXPECT_GT((*runner)->padded_strip_convs(), 0) << "rank " << r << ": no convolution took a padded norm output";
+    } else {
+      EXPECT_EQ((*runner)->padded_strip_convs(), 0) << "rank " << r << ": a convolution took a padded norm output";
     }
     // fp16 displaced steps assemble their K/V with the fused kernel unless told not to.
     if (!fused_kv_assembly || !cuda || dtype == at::kFloat || mode == SyncMode::kFullSync) {
@@ -212,6 +220,20 @@ TEST_P(DisplacedRunnerGpu, FusedKeyValueAssemblyGivesTheSameBits) {
   const Outputs fused_graphs =
       RunGang(/*cuda=*/true, /*graphs=*/true, mode, at::kHalf, /*collective_memory=*/true, false, false, layout);
   ExpectStepsClose(fused_graphs, two, 1e-12, "fp16 " + name + " fused K/V assembly vs concatenations, graphs");
+}
+
+// fp16: 3x3 convolutions on their group norm's padded output (halo rows filled in place) give
+// the same bits as on concatenated halo + strip + halo, eager and in graph replays.
+TEST_P(DisplacedRunnerGpu, PaddedNormOutputGivesTheSameBits) {
+  const SyncMode mode = GetParam();
+  const std::string name(SyncModeName(mode));
+  const GangLayout layout{1, kWorld};
+  const Outputs cat = RunGang(/*cuda=*/true, /*graphs=*/false, mode, at::kHalf, false, false, false, layout, true,
+                              false, /*padded_norm=*/false);
+  const Outputs padded = RunGang(/*cuda=*/true, /*graphs=*/false, mode, at::kHalf);
+  ExpectStepsClose(padded, cat, 1e-12, "fp16 " + name + " padded norm output vs concatenation, eager");
+  const Outputs padded_graphs = RunGang(/*cuda=*/true, /*graphs=*/true, mode, at::kHalf);
+  ExpectStepsClose(padded_graphs, cat, 1e-12, "fp16 " + name + " padded norm output vs concatenation, graphs");
 }
 
 // fp16: the stale chunks copied between the GPUs over the copy engines (PeerExchange: flags in
