@@ -705,22 +705,6 @@ at::Tensor DisplacedPatchContext::AllocatePeerBlock(int64_t bytes, const at::Ten
   // This step's collectives end before this thread allocates (PeerExchange::Create's deadlock
   // rule: no allocation while a peer's thread may wait in the driver for this one's launches).
   c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device)).synchronize();
-  void* data = nullptr;
-  const cudaError_t e = cudaMalloc(&data, static_cast<size_t>(bytes));
-  if (e != cudaSuccess) {
-    Fail(Status::OutOfMemory("patch parallelism: " + std::to_string(bytes) + " bytes of stale buffers on cuda:" +
-                             std::to_string(device) + ": " + cudaGetErrorString(e)));
-  }
-  at::Tensor block = at::from_blob(
-      data, {bytes},
-      [device](void* p) {
-        // Peers may read this block until the job's last step ended; that step is over here.
-        c10::cuda::CUDAGuard device_guard(static_cast<c10::DeviceIndex>(device));
-        (void)cudaDeviceSynchronize();
-        (void)cudaFree(p);
-      },
-      options);
-  block.zero_();
   // Every chunk's place in the block and its slots: the same on every rank.
   PeerExchange::Layout layout;
   int64_t offset = 0;
@@ -730,13 +714,17 @@ at::Tensor DisplacedPatchContext::AllocatePeerBlock(int64_t bytes, const at::Ten
     layout.slot_bytes.push_back(c.slot_bytes);
     offset += ChunkBytes(c);
   }
-  auto exchange = PeerExchange::Create(rank_, channel_.world_size(), device, data, std::move(layout),
+  const at::Tensor like = at::empty({1}, options);  // the address exchange's device
+  auto exchange = PeerExchange::Create(rank_, channel_.world_size(), device, bytes, std::move(layout),
                                        [&](const std::vector<int64_t>& mine) {
-                                         return Result<std::vector<std::vector<int64_t>>>(AllGatherInts(mine, block));
+                                         return Result<std::vector<std::vector<int64_t>>>(AllGatherInts(mine, like));
                                        },
                                        options_.peer_exchange_timeout);
   if (!exchange.ok()) Fail(exchange.status().WithContext("patch parallelism"));
   peer_ = std::move(exchange).value();
+  // The exchange zeroed the block; the tensor keeps it alive (the memory is the exchange's).
+  std::shared_ptr<void> memory = peer_->block();
+  at::Tensor block = at::from_blob(memory.get(), {bytes}, [memory](void*) {}, options);
   return block;
 #else
   (void)bytes, (void)options;

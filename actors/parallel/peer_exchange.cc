@@ -34,11 +34,13 @@ namespace {
 }
 
 // Bad arguments are named before anything is allocated (the same in builds without CUDA).
-Status CheckArguments(int rank, int world, const void* block, const PeerExchange::Layout& layout) {
+Status CheckArguments(int rank, int world, int64_t block_bytes, const PeerExchange::Layout& layout) {
   const std::string who = "peer exchange: rank " + std::to_string(rank) + " of " + std::to_string(world);
   if (world < 2) return Status::InvalidArgument(who + ": needs 2 or more ranks");
   if (rank < 0 || rank >= world) return Status::InvalidArgument(who + ": the rank is out of range");
-  if (block == nullptr) return Status::InvalidArgument(who + ": no stale block");
+  if (block_bytes <= 0) {
+    return Status::InvalidArgument(who + ": a stale block of " + std::to_string(block_bytes) + " bytes");
+  }
   if (layout.chunk_base.empty()) return Status::InvalidArgument(who + ": no chunks to exchange");
   if (layout.slot_offset.size() != layout.chunk_base.size() || layout.slot_bytes.size() != layout.chunk_base.size()) {
     return Status::InvalidArgument(who + ": " + std::to_string(layout.chunk_base.size()) + " chunks but " +
@@ -49,6 +51,16 @@ Status CheckArguments(int rank, int world, const void* block, const PeerExchange
     if (layout.slot_offset[c].size() != static_cast<size_t>(world) ||
         layout.slot_bytes[c].size() != static_cast<size_t>(world)) {
       return Status::InvalidArgument(who + ": chunk " + std::to_string(c) + " has no slot for every rank");
+    }
+    for (int r = 0; r < world; ++r) {
+      const int64_t begin = layout.chunk_base[c] + layout.slot_offset[c][static_cast<size_t>(r)];
+      const int64_t end = begin + layout.slot_bytes[c][static_cast<size_t>(r)];
+      if (layout.chunk_base[c] < 0 || begin < 0 || layout.slot_bytes[c][static_cast<size_t>(r)] < 0 ||
+          end > block_bytes) {
+        return Status::InvalidArgument(who + ": chunk " + std::to_string(c) + "'s slot of rank " + std::to_string(r) +
+                                       " (bytes " + std::to_string(begin) + ".." + std::to_string(end) +
+                                       ") is not inside the block of " + std::to_string(block_bytes) + " bytes");
+      }
     }
   }
   return Status::Ok();
@@ -84,12 +96,35 @@ class DeviceScope {
 
 }  // namespace
 
+// The block and the flags: one allocation from a memory pool of this exchange, which the
+// peers' GPUs are given access to (the pool's, not every allocation's of the process). Freed
+// once the exchange and every holder of block() are gone.
+struct PeerMemory {
+  int device = 0;
+  cudaMemPool_t pool = nullptr;
+  void* base = nullptr;
+
+  ~PeerMemory() {
+    if (pool == nullptr) return;
+    DeviceScope scope(device);
+    // Peers copy from the block until their last step's copies end; a job ends after the last
+    // step's output all-gather, which every rank reaches only after its copies were joined.
+    (void)cudaDeviceSynchronize();
+    if (base != nullptr) {
+      (void)cudaFreeAsync(base, nullptr);
+      (void)cudaStreamSynchronize(nullptr);
+    }
+    (void)cudaMemPoolDestroy(pool);
+  }
+};
+
 struct PeerExchange::Impl {
   int rank = 0, world = 0, device = 0;
+  std::shared_ptr<PeerMemory> memory;
   char* block = nullptr;
   Layout layout;
   uint64_t timeout_ns = 0;
-  uint32_t* flags = nullptr;                // own: full[chunks][world], then taken[chunks][world]
+  uint32_t* flags = nullptr;                // own, in `memory`: full[chunks][world], then taken[chunks][world]
   uint32_t* error = nullptr;                // host-mapped: the first wait that gave up (0: none)
   std::vector<int> devices;                 // every rank's CUDA device
   std::vector<char*> blocks;                // every rank's block
@@ -101,9 +136,7 @@ struct PeerExchange::Impl {
   int64_t joins = 0;                        // steps joined (DISTRI_PEER_TRACE)
 
   ~Impl() {
-    // Peers write into these flags until their last step's copies end; a job ends after the
-    // last step's CFG combination, which every rank reaches only after its copies were joined.
-    if (flags == nullptr && side == nullptr && error == nullptr) return;
+    if (side == nullptr && error == nullptr && published.empty()) return;
     DeviceScope scope(device);
     (void)cudaDeviceSynchronize();
     for (cudaEvent_t e : published) {
@@ -111,7 +144,6 @@ struct PeerExchange::Impl {
     }
     if (copied) (void)cudaEventDestroy(copied);
     if (side) (void)cudaStreamDestroy(side);
-    if (flags) (void)cudaFree(flags);
     if (error) (void)cudaFreeHost(error);
   }
   int64_t chunks() const { return static_cast<int64_t>(layout.chunk_base.size()); }
@@ -128,10 +160,10 @@ struct PeerExchange::Impl {
   }
 };
 
-Result<std::unique_ptr<PeerExchange>> PeerExchange::Create(int rank, int world, int device, void* block,
+Result<std::unique_ptr<PeerExchange>> PeerExchange::Create(int rank, int world, int device, int64_t block_bytes,
                                                            Layout layout, const AllGatherInts& all_gather,
                                                            std::chrono::milliseconds timeout) {
-  DISTRI_RETURN_IF_ERROR(CheckArguments(rank, world, block, layout));
+  DISTRI_RETURN_IF_ERROR(CheckArguments(rank, world, block_bytes, layout));
   if (timeout.count() <= 0) {
     return Status::InvalidArgument("peer exchange: the wait timeout must be positive, got " +
                                    std::to_string(timeout.count()) + " ms");
@@ -140,7 +172,6 @@ Result<std::unique_ptr<PeerExchange>> PeerExchange::Create(int rank, int world, 
   impl->rank = rank;
   impl->world = world;
   impl->device = device;
-  impl->block = static_cast<char*>(block);
   impl->layout = std::move(layout);
   impl->timeout_ns = static_cast<uint64_t>(timeout.count()) * 1000000u;
   // `device` is current while Create runs; the caller's device again afterwards.
@@ -148,40 +179,56 @@ Result<std::unique_ptr<PeerExchange>> PeerExchange::Create(int rank, int world, 
   DeviceScope scope(device);
   DISTRI_RETURN_IF_ERROR(Cuda(scope.error(), "making cuda:" + std::to_string(device) + " current"));
   // Deadlock rule (every rank is a thread of one process): a call that takes the driver's
-  // memory locks (cudaMalloc, cudaHostAlloc, peer access, a pageable copy that waits for its
-  // stream) must never run while another rank's thread waits inside the driver for GPU work
-  // that needs this thread's next launch (a collective it has not issued yet). So every such
-  // call happens before the address exchange, the exchange waits with a stream synchronisation
-  // (no lock held), and a second exchange (a barrier) keeps every rank in Create until all of
-  // them have enabled peer access. The first wait of the first step found this the hard way.
+  // memory locks (an allocation, access for a peer, a pageable copy that waits for its stream)
+  // must never run while another rank's thread waits inside the driver for GPU work that needs
+  // this thread's next launch (a collective it has not issued yet). So every allocation
+  // happens before the address exchange, the exchange waits with a stream synchronisation (no
+  // lock held), the peers' access is granted between it and a second exchange (a barrier),
+  // and no rank leaves Create before every rank has granted it.
   DISTRI_RETURN_IF_ERROR(Cuda(cudaStreamCreateWithFlags(&impl->side, cudaStreamNonBlocking), "side stream"));
   impl->published.resize(static_cast<size_t>(impl->chunks()), nullptr);
   for (auto& e : impl->published) {
     DISTRI_RETURN_IF_ERROR(Cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event"));
   }
   DISTRI_RETURN_IF_ERROR(Cuda(cudaEventCreateWithFlags(&impl->copied, cudaEventDisableTiming), "event"));
-  // Flags: full = 0, taken = 1 (the first write of a slot waits for nobody).
+  // The block, then the flags (full = 0, taken = 1: the first write of a slot waits for
+  // nobody), in one allocation of the exchange's own pool.
+  auto memory = std::make_shared<PeerMemory>();
+  memory->device = device;
+  cudaMemPoolProps props{};
+  props.allocType = cudaMemAllocationTypePinned;
+  props.handleTypes = cudaMemHandleTypeNone;
+  props.location.type = cudaMemLocationTypeDevice;
+  props.location.id = device;
+  DISTRI_RETURN_IF_ERROR(Cuda(cudaMemPoolCreate(&memory->pool, &props), "memory pool on cuda:" + std::to_string(device)));
   const int64_t n = impl->chunks() * world;
-  DISTRI_RETURN_IF_ERROR(Cuda(cudaMalloc(reinterpret_cast<void**>(&impl->flags),
-                                         static_cast<size_t>(2 * n) * sizeof(uint32_t)),
-                              "flags"));
+  const int64_t flags_offset = (block_bytes + 255) / 256 * 256;
+  const int64_t total = flags_offset + 2 * n * static_cast<int64_t>(sizeof(uint32_t));
+  DISTRI_RETURN_IF_ERROR(Cuda(cudaMallocFromPoolAsync(&memory->base, static_cast<size_t>(total), memory->pool,
+                                                      impl->side),
+                              std::to_string(total) + " bytes of stale block and flags on cuda:" + std::to_string(device)));
+  impl->memory = memory;
+  impl->block = static_cast<char*>(memory->base);
+  impl->flags = reinterpret_cast<uint32_t*>(impl->block + flags_offset);
+  DISTRI_RETURN_IF_ERROR(Cuda(cudaMemsetAsync(impl->block, 0, static_cast<size_t>(block_bytes), impl->side), "block"));
   DISTRI_RETURN_IF_ERROR(Cuda(kernels::LaunchFillFlags(impl->flags, n, 0, impl->side), "flags"));
   DISTRI_RETURN_IF_ERROR(Cuda(kernels::LaunchFillFlags(impl->flags + n, n, 1, impl->side), "flags"));
   DISTRI_RETURN_IF_ERROR(Cuda(cudaHostAlloc(reinterpret_cast<void**>(&impl->error), sizeof(uint32_t),
                                             cudaHostAllocMapped | cudaHostAllocPortable),
                               "error word"));
   *impl->error = 0;
-  DISTRI_RETURN_IF_ERROR(Cuda(cudaStreamSynchronize(impl->side), "flags"));
+  DISTRI_RETURN_IF_ERROR(Cuda(cudaStreamSynchronize(impl->side), "block and flags"));
   Trace(rank, "allocated; exchanging addresses");
   // Addresses only mean something inside one process: every rank sends its process id too.
   DISTRI_ASSIGN_OR_RETURN(
-      auto all, all_gather({static_cast<int64_t>(getpid()), device, reinterpret_cast<int64_t>(block),
+      auto all, all_gather({static_cast<int64_t>(getpid()), device, reinterpret_cast<int64_t>(impl->block),
                             reinterpret_cast<int64_t>(impl->flags)}));
   if (all.size() != static_cast<size_t>(world)) {
     return Status::Internal("peer exchange: the address exchange returned " + std::to_string(all.size()) +
                             " ranks, expected " + std::to_string(world));
   }
   Status usable = Status::Ok();  // checked after the barrier: no rank leaves it alone
+  std::vector<cudaMemAccessDesc> access;
   for (int r = 0; r < world && usable.ok(); ++r) {
     const auto& v = all[static_cast<size_t>(r)];
     if (v.size() != 4 || v[0] != static_cast<int64_t>(getpid())) {
@@ -192,27 +239,28 @@ Result<std::unique_ptr<PeerExchange>> PeerExchange::Create(int rank, int world, 
       break;
     }
     const int peer_device = static_cast<int>(v[1]);
-    if (r != rank) {
+    if (r != rank && peer_device != device) {
       int can = 0;
       usable = Cuda(cudaDeviceCanAccessPeer(&can, device, peer_device), "cudaDeviceCanAccessPeer");
       if (usable.ok() && !can) {
         usable = Status::FailedPrecondition("peer exchange: cuda:" + std::to_string(device) + " cannot access cuda:" +
                                             std::to_string(peer_device) + " directly; use the NCCL all-gathers");
       }
-      if (usable.ok()) {
-        const cudaError_t e = cudaDeviceEnablePeerAccess(peer_device, 0);
-        if (e == cudaErrorPeerAccessAlreadyEnabled) {
-          (void)cudaGetLastError();  // enabled before (NCCL, an earlier job): fine
-        } else {
-          usable = Cuda(e, "enabling peer access to cuda:" + std::to_string(peer_device));
-        }
-      }
+      cudaMemAccessDesc d{};
+      d.location.type = cudaMemLocationTypeDevice;
+      d.location.id = peer_device;
+      d.flags = cudaMemAccessFlagsProtReadWrite;
+      access.push_back(d);
     }
     impl->devices.push_back(peer_device);
     impl->blocks.push_back(reinterpret_cast<char*>(v[2]));
     impl->peer_flags.push_back(reinterpret_cast<uint32_t*>(v[3]));
   }
-  Trace(rank, usable.ok() ? "peer access enabled; barrier" : "unusable: " + usable.ToString());
+  if (usable.ok() && !access.empty()) {
+    usable = Cuda(cudaMemPoolSetAccess(memory->pool, access.data(), access.size()),
+                  "giving the peers' GPUs access to the stale block");
+  }
+  Trace(rank, usable.ok() ? "peers given access; barrier" : "unusable: " + usable.ToString());
   // The barrier: every rank's verdict, so that all of them fail together or none does.
   DISTRI_ASSIGN_OR_RETURN(auto verdicts, all_gather({usable.ok() ? 1 : 0, 0, 0, 0}));
   DISTRI_RETURN_IF_ERROR(usable);
@@ -227,6 +275,8 @@ Result<std::unique_ptr<PeerExchange>> PeerExchange::Create(int rank, int world, 
   exchange->impl_ = std::move(impl);
   return exchange;
 }
+
+std::shared_ptr<void> PeerExchange::block() const { return std::shared_ptr<void>(impl_->memory, impl_->block); }
 
 PeerExchange::~PeerExchange() = default;
 
@@ -309,11 +359,13 @@ Status PeerExchange::Check() const {
 
 struct PeerExchange::Impl {};
 
-Result<std::unique_ptr<PeerExchange>> PeerExchange::Create(int rank, int world, int, void* block, Layout layout,
-                                                           const AllGatherInts&, std::chrono::milliseconds) {
-  DISTRI_RETURN_IF_ERROR(CheckArguments(rank, world, block, layout));
+Result<std::unique_ptr<PeerExchange>> PeerExchange::Create(int rank, int world, int, int64_t block_bytes,
+                                                           Layout layout, const AllGatherInts&,
+                                                           std::chrono::milliseconds) {
+  DISTRI_RETURN_IF_ERROR(CheckArguments(rank, world, block_bytes, layout));
   return Status::Unimplemented("peer exchange: this build has no CUDA");
 }
+std::shared_ptr<void> PeerExchange::block() const { return nullptr; }
 PeerExchange::~PeerExchange() = default;
 Status PeerExchange::BeforeWrite(int, void*) { return Status::Unimplemented("peer exchange: no CUDA"); }
 Status PeerExchange::Publish(int, void*) { return Status::Unimplemented("peer exchange: no CUDA"); }

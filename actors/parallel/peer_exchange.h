@@ -30,14 +30,20 @@
 // memory and lets the stream go on; Check() reports it, and the exchange (its flags no longer
 // consistent) must be dropped with its context.
 //
-// Status (2026-11-28, 2x H200): DOES NOT WORK YET; off by default and reachable only from
-// DisplacedOptions / ParallelOptions / parallel_bench --peer-exchange. CUDA-graph replays give
-// NCCL's bits in the tiny runner test, but eager steps stall: a rank's host thread blocks inside
-// the driver (first inside Create, fixed by the deadlock rule in peer_exchange.cc; then in
-// Publish, around the copy of a peer's address) while the other rank's GPU waits for it, and
-// a full-size 2-strip gang at 2048 px did not finish a job. Host-side blocks are out of reach
-// of the GPU-side timeouts. Next to try: launch the copies only from captured graphs, or copy
-// with a kernel reading peer memory (no driver call touches a peer's context during a step).
+// Memory: the stale block and the flags come from a CUDA memory pool of this exchange whose
+// allocations the peer GPUs may access (cudaMemPoolSetAccess), as NCCL maps its buffers. No
+// cudaDeviceEnablePeerAccess: that maps every later cudaMalloc of the process into the peers
+// too, and the ninth session's stalls (below) point at driver calls that touch a peer GPU while
+// it runs a kernel that waits for this thread (a spinning wait, an NCCL collective).
+//
+// Status (2026-11-28, 2x H200): DOES NOT WORK YET in the form measured then (peer access
+// enabled for the whole process, cudaMalloc'd block); off by default and reachable only from
+// DisplacedOptions / ParallelOptions / parallel_bench --peer-exchange. CUDA-graph replays gave
+// NCCL's bits in the tiny runner test, but eager steps stalled: a rank's host thread blocked
+// inside the driver (first inside Create, fixed by the deadlock rule in peer_exchange.cc; then
+// in Publish and in its first displaced step) while the other rank's GPU waited for it, and a
+// full-size 2-strip gang at 2048 px did not finish a job. Host-side blocks are out of reach of
+// the GPU-side timeouts. The pool-based memory above was written after that, not yet run.
 #pragma once
 
 #include <chrono>
@@ -65,12 +71,14 @@ class PeerExchange {
   using AllGatherInts = std::function<Result<std::vector<std::vector<int64_t>>>(const std::vector<int64_t>& mine)>;
 
   // Collective over the `world` ranks: checks that they are GPUs of this process that can
-  // reach each other, enables peer access, allocates and exchanges the flags and the blocks'
-  // addresses. `block` (this rank's stale buffer, device memory of `device` allocated with
-  // cudaMalloc, not owned) must outlive the exchange.
-  static Result<std::unique_ptr<PeerExchange>> Create(int rank, int world, int device, void* block, Layout layout,
-                                                      const AllGatherInts& all_gather,
+  // reach each other, allocates this rank's stale block (`block_bytes`, zeroed, on `device`)
+  // and flags where the peers can reach them, and exchanges their addresses. The block lives
+  // as long as the exchange or the last holder of block() (the caller's tensors over it).
+  static Result<std::unique_ptr<PeerExchange>> Create(int rank, int world, int device, int64_t block_bytes,
+                                                      Layout layout, const AllGatherInts& all_gather,
                                                       std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  // This rank's stale block (device memory of `device`, block_bytes long).
+  std::shared_ptr<void> block() const;
   ~PeerExchange();
   PeerExchange(const PeerExchange&) = delete;
   PeerExchange& operator=(const PeerExchange&) = delete;

@@ -20,23 +20,23 @@ PeerExchange::Layout TwoRankLayout() {
 }
 
 TEST(PeerExchange, BadArgumentsAreNamed) {
-  char block[512];
   int gathers = 0;
   const PeerExchange::AllGatherInts never = [&](const std::vector<int64_t>&) {
     ++gathers;
     return Result<std::vector<std::vector<int64_t>>>(Status::Internal("not reached"));
   };
-  struct Case { int rank, world; void* block; PeerExchange::Layout layout; const char* why; };
+  struct Case { int rank, world; int64_t bytes; PeerExchange::Layout layout; const char* why; };
   PeerExchange::Layout missing_slot = TwoRankLayout();
   missing_slot.slot_bytes[1].pop_back();
   PeerExchange::Layout no_chunks;
-  const Case cases[] = {{0, 1, block, TwoRankLayout(), "one rank"},
-                        {2, 2, block, TwoRankLayout(), "rank out of range"},
-                        {0, 2, nullptr, TwoRankLayout(), "no block"},
-                        {0, 2, block, no_chunks, "no chunks"},
-                        {1, 2, block, missing_slot, "a chunk without a slot for every rank"}};
+  const Case cases[] = {{0, 1, 512, TwoRankLayout(), "one rank"},
+                        {2, 2, 512, TwoRankLayout(), "rank out of range"},
+                        {0, 2, 0, TwoRankLayout(), "an empty block"},
+                        {0, 2, 512, no_chunks, "no chunks"},
+                        {1, 2, 512, missing_slot, "a chunk without a slot for every rank"},
+                        {0, 2, 300, TwoRankLayout(), "a slot beyond the block's end (chunk 1 ends at 384)"}};
   for (const Case& c : cases) {
-    auto made = PeerExchange::Create(c.rank, c.world, 0, c.block, c.layout, never);
+    auto made = PeerExchange::Create(c.rank, c.world, 0, c.bytes, c.layout, never);
     ASSERT_FALSE(made.ok()) << c.why;
     EXPECT_EQ(StatusCode::kInvalidArgument, made.status().code()) << c.why << ": " << made.status().ToString();
     EXPECT_NE(std::string::npos, made.status().message().find("peer exchange")) << made.status().message();
@@ -47,13 +47,12 @@ TEST(PeerExchange, BadArgumentsAreNamed) {
 TEST(PeerExchange, RanksOfAnotherProcessAreRefused) {
   // Every rank's values as the channel would return them, rank 1 claiming another process.
   // Without a CUDA driver (CI) Create stops earlier with its own status; never a crash.
-  char block[512];
   const PeerExchange::AllGatherInts gather = [](const std::vector<int64_t>& mine) {
     std::vector<int64_t> other = mine;
     other[0] += 1;  // another process id
     return Result<std::vector<std::vector<int64_t>>>(std::vector<std::vector<int64_t>>{mine, other});
   };
-  auto made = PeerExchange::Create(0, 2, 0, block, TwoRankLayout(), gather);
+  auto made = PeerExchange::Create(0, 2, 0, 512, TwoRankLayout(), gather);
   ASSERT_FALSE(made.ok());
   EXPECT_NE(std::string::npos, made.status().message().find("peer exchange")) << made.status().ToString();
   if (made.status().code() == StatusCode::kFailedPrecondition) {
