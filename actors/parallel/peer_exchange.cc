@@ -284,6 +284,7 @@ Status PeerExchange::BeforeWrite(int chunk, void* stream) {
   Impl& m = *impl_;
   if (chunk < 0 || chunk >= m.chunks()) return Status::InvalidArgument("peer exchange: no chunk " + std::to_string(chunk));
   auto s = static_cast<cudaStream_t>(stream);
+  Trace(m.rank, "before writing chunk " + std::to_string(chunk));
   for (int p = 0; p < m.world; ++p) {
     if (p == m.rank) continue;
     DISTRI_RETURN_IF_ERROR(m.Wait(m.Taken(m.flags, chunk, p), /*taken=*/true, chunk, p, s));

@@ -31,10 +31,9 @@
 // consistent) must be dropped with its context.
 //
 // Memory: the stale block and the flags come from a CUDA memory pool of this exchange whose
-// allocations the peer GPUs may access (cudaMemPoolSetAccess), as NCCL maps its buffers. No
-// cudaDeviceEnablePeerAccess: that maps every later cudaMalloc of the process into the peers
-// too, and the ninth session's stalls (below) point at driver calls that touch a peer GPU while
-// it runs a kernel that waits for this thread (a spinning wait, an NCCL collective).
+// allocations the peer GPUs may access (cudaMemPoolSetAccess). Create does not turn on peer
+// access for the whole process (cudaDeviceEnablePeerAccess maps every later cudaMalloc into
+// the peers), although NCCL does so itself for ranks of one process.
 //
 // Status (2026-11-28, 2x H200): DOES NOT WORK YET in the form measured then (peer access
 // enabled for the whole process, cudaMalloc'd block); off by default and reachable only from
