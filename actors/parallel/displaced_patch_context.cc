@@ -374,16 +374,16 @@ at::Tensor DisplacedPatchContext::ConvStrip(const model::LayerSite& site, const 
   at::Tensor padded;
   if (IsPaddedNormOutput(x, pad)) {
     // x is rows 1..rows of its group norm's padded output: fill the spare rows, no copy of x.
-    const at::Tensor ps = norm_padded_.permute({0, 2, 3, 1});  // [1, rows + 2, W, C]
+    const at::Tensor ps = cl ? norm_padded_.permute({0, 2, 3, 1}) : norm_padded_;  // rows at dim rd
     if (top.defined()) {
-      ps.narrow(1, 0, 1).copy_(top);
+      ps.narrow(rd, 0, 1).copy_(top);
     } else {
-      ps.narrow(1, 0, 1).zero_();
+      ps.narrow(rd, 0, 1).zero_();
     }
     if (bottom.defined()) {
-      ps.narrow(1, rows + 1, 1).copy_(bottom);
+      ps.narrow(rd, rows + 1, 1).copy_(bottom);
     } else {
-      ps.narrow(1, rows + 1, 1).zero_();
+      ps.narrow(rd, rows + 1, 1).zero_();
     }
     padded = norm_padded_;
     ++padded_strip_convs_;
@@ -404,12 +404,15 @@ at::Tensor DisplacedPatchContext::ConvStrip(const model::LayerSite& site, const 
 }
 
 bool DisplacedPatchContext::IsPaddedNormOutput(const at::Tensor& x, int64_t pad) const {
-  if (pad != 1 || !norm_padded_.defined() || x.dim() != 4 || x.size(0) != 1) return false;
-  const int64_t channels = x.size(1), rows = x.size(2), width = x.size(3);
-  return norm_padded_.size(1) == channels && norm_padded_.size(2) == rows + 2 && norm_padded_.size(3) == width &&
-         x.scalar_type() == norm_padded_.scalar_type() && x.storage().is_alias_of(norm_padded_.storage()) &&
-         x.data_ptr() == static_cast<const char*>(norm_padded_.data_ptr()) + width * channels * x.element_size() &&
-         x.strides().equals(norm_padded_.strides());
+  if (pad != 1 || !norm_padded_.defined() || x.dim() != 4) return false;
+  const int64_t rows = x.size(2);
+  if (norm_padded_.size(0) != x.size(0) || norm_padded_.size(1) != x.size(1) || norm_padded_.size(2) != rows + 2 ||
+      norm_padded_.size(3) != x.size(3) || x.scalar_type() != norm_padded_.scalar_type() ||
+      !x.storage().is_alias_of(norm_padded_.storage())) {
+    return false;
+  }
+  const at::Tensor inner = norm_padded_.narrow(2, 1, rows);
+  return x.data_ptr() == inner.data_ptr() && x.strides().equals(inner.strides());
 }
 
 at::Tensor DisplacedPatchContext::Normalize(const model::LayerSite& site, const model::GroupNormImpl& norm,
@@ -495,7 +498,17 @@ at::Tensor DisplacedPatchContext::Normalize(const model::LayerSite& site, const 
   at::Tensor mean_c = mean.to(at::kFloat).view({batch, groups, 1}).expand({batch, groups, channels / groups});
   at::Tensor shift = norm.bias.to(at::kFloat).view({1, channels}) - mean_c.reshape({batch, channels}) * scale;
   at::Tensor y = (xf * scale.view({batch, channels, 1, 1}) + shift.view({batch, channels, 1, 1})).to(x.scalar_type());
-  return silu ? at::silu_(y) : y;
+  if (!silu) return y;
+  at::silu_(y);
+  norm_padded_ = at::Tensor();
+  if (!options_.norm_into_padded_strip) return y;
+  // As the GPU path does (NormalizeCuda), into a strip with a spare row above and below for the
+  // next convolution's halo; here one more copy, which keeps the CPU runs on the same
+  // convolution path as the GPU's.
+  norm_padded_ = at::empty({batch, channels, rows + 2, width}, y.options().memory_format(x.suggest_memory_format()));
+  at::Tensor inner = norm_padded_.narrow(2, 1, rows);
+  inner.copy_(y);
+  return inner;
 }
 
 at::Tensor DisplacedPatchContext::NormalizeCuda(const model::LayerSite& site, const model::GroupNormImpl& norm,

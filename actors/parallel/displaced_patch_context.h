@@ -125,11 +125,12 @@ struct DisplacedOptions {
   // (kernels::LaunchKeyValueAssemble: the fresh own K/V into its slot and the whole image's K/V
   // at once) instead of two concatenations. Same bits; off only to compare.
   bool fused_kv_assembly = true;
-  // GPU (fp16/bf16, channels-last, one image per rank): a group norm + SiLU writes its output
-  // into a strip with one spare row above and below, and the 3x3 convolution that reads it
-  // fills those rows with the halo and runs on it, instead of concatenating halo + strip + halo
-  // into a new tensor (a copy of the whole activation per convolution). Same bits; off only
-  // to compare.
+  // A group norm + SiLU writes its output into a strip with one spare row above and below,
+  // and the 3x3 convolution that reads it fills those rows with the halo and runs on it,
+  // instead of concatenating halo + strip + halo into a new tensor (a copy of the whole
+  // activation per convolution). The fused GPU kernel (fp16/bf16, channels-last, one image per
+  // rank) writes there directly; the ATen path copies its result there, so CPU runs take the
+  // same convolution path. Same bits; off only to compare.
   bool norm_into_padded_strip = true;
   // Experimental, does not work yet (peer_exchange.h, "Status"): the stale chunks move between the GPUs of this process
   // over the copy engines (PeerExchange: copies of peer addresses ordered by flags in GPU memory)

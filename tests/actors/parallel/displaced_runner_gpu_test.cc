@@ -119,9 +119,9 @@ Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at
     if (kv_in_place && mode != SyncMode::kFullSync) {
       EXPECT_GT((*runner)->kv_in_place_reads(), 0) << "rank " << r << ": K/V never read in place";
     }
-    // fp16 group norms on the GPU write padded strips that the convolutions take (one image per
-    // rank in both layouts), unless told not to.
-    if (cuda && dtype != at::kFloat && padded_norm) {
+    // Group norms + SiLU write padded strips that the convolutions take (the fused GPU kernel
+    // and the ATen path alike), unless told not to.
+    if (padded_norm) {
       EXPECT_GT((*runner)->padded_strip_convs(), 0) << "rank " << r << ": no convolution took a padded norm output";
     } else {
       EXPECT_EQ((*runner)->padded_strip_convs(), 0) << "rank " << r << ": a convolution took a padded norm output";

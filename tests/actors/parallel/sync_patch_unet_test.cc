@@ -109,14 +109,17 @@ INSTANTIATE_TEST_SUITE_P(
 // ones reading the stale buffers), on even and uneven strips, in two sync modes. Stale buffers
 // laid out for collective memory (all chunks allocated and issued when the first step ends; the
 // local channel has none, so one LibTorch block), in many small chunks, give the same bits; so
-// do self-attention K/V read in place from their own chunks (kv_in_place), with and without.
+// do self-attention K/V read in place from their own chunks (kv_in_place), with and without,
+// and 3x3 convolutions on concatenated halo + strip + halo instead of their group norm's
+// padded output (norm_into_padded_strip off).
 TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
   struct Shape { int world; int64_t height; SyncMode mode; } shapes[] = {
       {2, 20, SyncMode::kCorrectedAsyncGn}, {3, 16, SyncMode::kCorrectedAsyncGn}, {2, 16, SyncMode::kStaleGn}};
   for (const Shape& sh : shapes) {
     const int64_t width = 12;
     const Inputs in = MakeInputs(/*text_time=*/true, /*batch=*/1, sh.height, width);
-    auto run = [&](bool channels_last, bool collective_memory = false, bool kv_in_place = false) {
+    auto run = [&](bool channels_last, bool collective_memory = false, bool kv_in_place = false,
+                   bool padded_norm = true) {
       std::vector<std::vector<at::Tensor>> outs(sh.world);
       channel::MemoryRendezvous rendezvous;
       OnRankThreads(sh.world, [&](int r) {
@@ -129,6 +132,7 @@ TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
         o.channels_last = channels_last;
         o.context.collective_memory = collective_memory;
         o.context.kv_in_place = kv_in_place;
+        o.context.norm_into_padded_strip = padded_norm;
         if (collective_memory) o.context.chunk_bytes = 2048;
         auto runner = DisplacedUNetRunner::Create(RandomUNet(TinyXlConfig(), /*fused=*/true), ch->get(),
                                                   GangLayout{1, sh.world}, sh.height, width, o);
@@ -148,11 +152,19 @@ TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
         if (kv_in_place) {
           EXPECT_GT((*runner)->kv_in_place_reads(), 0) << "rank " << r;
         }
+        // Every ResNet's two convolutions (and conv_out) took their group norm's padded output.
+        if (padded_norm) {
+          EXPECT_GT((*runner)->padded_strip_convs(), 0) << "rank " << r;
+        } else {
+          EXPECT_EQ((*runner)->padded_strip_convs(), 0) << "rank " << r;
+        }
       });
       return outs;
     };
     const auto contiguous = run(false), channels_last = run(true), collective = run(true, true);
     const auto kv_in_place = run(true, false, true), kv_in_place_collective = run(true, true, true);
+    const auto concatenated = run(true, false, false, /*padded_norm=*/false);
+    const auto contiguous_concatenated = run(false, false, false, /*padded_norm=*/false);
     for (int r = 0; r < sh.world; ++r) {
       ASSERT_EQ(contiguous[r].size(), 4u);
       ASSERT_EQ(channels_last[r].size(), 4u);
@@ -166,6 +178,10 @@ TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
             << "K/V in place: world " << sh.world << " height " << sh.height << " rank " << r << " step " << step;
         EXPECT_TRUE(at::equal(kv_in_place_collective[r][step], channels_last[r][step]))
             << "K/V in place, collective memory: world " << sh.world << " rank " << r << " step " << step;
+        EXPECT_TRUE(at::equal(concatenated[r][step], channels_last[r][step]))
+            << "halo concatenated: world " << sh.world << " height " << sh.height << " rank " << r << " step " << step;
+        EXPECT_TRUE(at::equal(contiguous_concatenated[r][step], contiguous[r][step]))
+            << "contiguous, halo concatenated: world " << sh.world << " rank " << r << " step " << step;
       }
     }
   }
