@@ -363,9 +363,9 @@ int main(int argc, char** argv) {
                "Convolution biases (and the patch contexts' time-embedding and residual adds) as ATen adds instead "
                "of the bias-add kernel (to compare)");
   app.add_flag("--peer-exchange", peer_exchange,
-               "Experimental, does not work yet: stale chunks copied between the GPUs over the copy engines "
-               "(flags in GPU memory) instead of NCCL all-gathers; stalls in full-size 2-strip gangs "
-               "(docs/perf/parallel-sdxl.md, ninth session)");
+               "Experimental, not working yet: stale chunks copied between the GPUs over the copy engines "
+               "(flags in GPU memory) instead of NCCL all-gathers; stalled in full-size 2-strip gangs with "
+               "lazy kernel loading (docs/perf/parallel-sdxl.md, ninth session); sets CUDA_MODULE_LOADING=EAGER");
   app.add_flag("--cudnn-benchmark", cudnn_benchmark,
                "Let cuDNN time its convolution algorithms per shape (in the eager first step of each phase, before "
                "the graph capture) instead of its heuristics: the strips' halo convolutions have shapes of their own. "
@@ -377,6 +377,9 @@ int main(int argc, char** argv) {
   app.add_option("--out", out_path, "Append JSON lines here");
   app.add_flag("--profile", profile, "Print a Kineto kernel-time breakdown of one more job (one size and one GPU count per process)");
   CLI11_PARSE(app, argc, argv);
+  // The peer exchange's waits spin on the GPU; a kernel loaded lazily while one spins waits for
+  // it (PeerExchange::Create refuses lazy loading). Set before CUDA starts.
+  if (peer_exchange) setenv("CUDA_MODULE_LOADING", "EAGER", /*overwrite=*/1);
   // The command's options in every JSON line, so a result names what it measured.
   std::string args_text;
   for (int i = 1; i < argc; ++i) {

@@ -53,7 +53,7 @@ for stage in "$@"; do
       gtest displaced_runner_gpu_test displaced_runner_gpu_test 300 '-*PeerExchange*'
       # The experimental peer exchange apart, under a short timeout: a mistake in its protocol
       # would leave GPU streams waiting on a flag for ever.
-      gtest displaced_runner_gpu_test peer_exchange_gpu_test 90 '*PeerExchange*'
+      CUDA_MODULE_LOADING=EAGER gtest displaced_runner_gpu_test peer_exchange_gpu_test 120 '*PeerExchange*'
       timeout 300 ./build-gpu/tests/channel_nccl_multigpu_test --gtest_filter='*CollectiveMemory*' \
         > "$out/collective-memory.log" 2>&1
       echo "channel collective memory: rc=$? $(grep -cE 'in a symmetric window' "$out/collective-memory.log") windows"

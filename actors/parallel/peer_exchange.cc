@@ -168,6 +168,19 @@ Result<std::unique_ptr<PeerExchange>> PeerExchange::Create(int rank, int world, 
     return Status::InvalidArgument("peer exchange: the wait timeout must be positive, got " +
                                    std::to_string(timeout.count()) + " ms");
   }
+  // CUDA loads a kernel lazily at its first launch, and that load may wait for the whole GPU to
+  // be idle (the CUDA programming guide, "Lazy Loading", concurrent execution): a first-time
+  // kernel of a displaced step launched while this exchange's wait spins for a peer - whose
+  // thread is doing the same - deadlocks both until a wait gives up. The ninth session's stalls
+  // fit this exactly. Until every kernel is known to be loaded before the first wait, the
+  // exchange needs eager loading.
+  if (const char* loading = std::getenv("CUDA_MODULE_LOADING");
+      loading == nullptr || std::string(loading) != "EAGER") {
+    return Status::FailedPrecondition(
+        "peer exchange: needs CUDA_MODULE_LOADING=EAGER in the environment before CUDA starts (got " +
+        std::string(loading == nullptr ? "unset: lazy loading" : loading) +
+        "): a kernel loaded lazily while the exchange's GPU wait spins for a peer deadlocks the gang");
+  }
   auto impl = std::make_unique<Impl>();
   impl->rank = rank;
   impl->world = world;

@@ -42,7 +42,9 @@
 // inside the driver (first inside Create, fixed by the deadlock rule in peer_exchange.cc; then
 // in Publish and in its first displaced step) while the other rank's GPU waited for it, and a
 // full-size 2-strip gang at 2048 px did not finish a job. Host-side blocks are out of reach of
-// the GPU-side timeouts. The pool-based memory above was written after that, not yet run.
+// the GPU-side timeouts. Most likely cause: lazy kernel loading (a first launch waits for the
+// GPU's spinning waits; Create now requires CUDA_MODULE_LOADING=EAGER). That and the
+// pool-based memory above were written after the device time ran out, not yet run.
 #pragma once
 
 #include <chrono>

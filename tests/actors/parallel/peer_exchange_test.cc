@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 namespace distri::parallel {
@@ -44,9 +46,39 @@ TEST(PeerExchange, BadArgumentsAreNamed) {
   EXPECT_EQ(0, gathers) << "no exchange starts with bad arguments";
 }
 
+// Lazy kernel loading (CUDA's default) can deadlock a gang whose GPU waits spin: refused by
+// name before anything is allocated or exchanged.
+TEST(PeerExchange, LazyKernelLoadingIsRefused) {
+  const char* before = std::getenv("CUDA_MODULE_LOADING");
+  const std::string saved = before == nullptr ? "" : before;
+  int gathers = 0;
+  const PeerExchange::AllGatherInts count = [&](const std::vector<int64_t>&) {
+    ++gathers;
+    return Result<std::vector<std::vector<int64_t>>>(Status::Internal("not reached"));
+  };
+  for (const char* value : {static_cast<const char*>(nullptr), "LAZY"}) {
+    if (value == nullptr) {
+      unsetenv("CUDA_MODULE_LOADING");
+    } else {
+      setenv("CUDA_MODULE_LOADING", value, 1);
+    }
+    auto made = PeerExchange::Create(0, 2, 0, 512, TwoRankLayout(), count);
+    ASSERT_FALSE(made.ok());
+    EXPECT_EQ(StatusCode::kFailedPrecondition, made.status().code()) << made.status().ToString();
+    EXPECT_NE(std::string::npos, made.status().message().find("CUDA_MODULE_LOADING=EAGER")) << made.status().message();
+  }
+  EXPECT_EQ(0, gathers);
+  if (before == nullptr) {
+    unsetenv("CUDA_MODULE_LOADING");
+  } else {
+    setenv("CUDA_MODULE_LOADING", saved.c_str(), 1);
+  }
+}
+
 TEST(PeerExchange, RanksOfAnotherProcessAreRefused) {
   // Every rank's values as the channel would return them, rank 1 claiming another process.
   // Without a CUDA driver (CI) Create stops earlier with its own status; never a crash.
+  setenv("CUDA_MODULE_LOADING", "EAGER", 1);  // past the loading check (no effect on a started CUDA)
   const PeerExchange::AllGatherInts gather = [](const std::vector<int64_t>& mine) {
     std::vector<int64_t> other = mine;
     other[0] += 1;  // another process id
