@@ -19,7 +19,8 @@ namespace distri::parallel {
 namespace {
 
 // DISTRI_PEER_TRACE=1: each rank's thread prints where it is in the exchange's setup and steps
-// (to stderr): the first thing to look at when a gang waits.
+// (to stderr): the first thing to look at when a gang waits. The per-step calls check
+// TraceEnabled() first, so their messages are not built when tracing is off.
 [[maybe_unused]] bool TraceEnabled() {
   static const bool on = [] {
     const char* e = std::getenv("DISTRI_PEER_TRACE");
@@ -153,6 +154,10 @@ struct PeerExchange::Impl {
   // What a wait that gave up writes into `error`: which flag, of which chunk and peer.
   uint32_t ErrorCode(bool taken, int64_t chunk, int peer) const {
     return 1 + static_cast<uint32_t>(2 * (chunk * world + peer) + (taken ? 1 : 0));
+  }
+  Status CheckChunk(int chunk) const {
+    if (chunk >= 0 && chunk < chunks()) return Status::Ok();
+    return Status::InvalidArgument("peer exchange: no chunk " + std::to_string(chunk));
   }
   Status Wait(uint32_t* flag, bool taken, int64_t chunk, int peer, cudaStream_t stream) const {
     return Cuda(kernels::LaunchWaitFlag(flag, 1, 0, timeout_ns, error, ErrorCode(taken, chunk, peer), stream),
@@ -295,9 +300,9 @@ PeerExchange::~PeerExchange() = default;
 
 Status PeerExchange::BeforeWrite(int chunk, void* stream) {
   Impl& m = *impl_;
-  if (chunk < 0 || chunk >= m.chunks()) return Status::InvalidArgument("peer exchange: no chunk " + std::to_string(chunk));
+  DISTRI_RETURN_IF_ERROR(m.CheckChunk(chunk));
   auto s = static_cast<cudaStream_t>(stream);
-  Trace(m.rank, "before writing chunk " + std::to_string(chunk));
+  if (TraceEnabled()) Trace(m.rank, "before writing chunk " + std::to_string(chunk));
   for (int p = 0; p < m.world; ++p) {
     if (p == m.rank) continue;
     DISTRI_RETURN_IF_ERROR(m.Wait(m.Taken(m.flags, chunk, p), /*taken=*/true, chunk, p, s));
@@ -307,9 +312,9 @@ Status PeerExchange::BeforeWrite(int chunk, void* stream) {
 
 Status PeerExchange::Publish(int chunk, void* stream) {
   Impl& m = *impl_;
-  if (chunk < 0 || chunk >= m.chunks()) return Status::InvalidArgument("peer exchange: no chunk " + std::to_string(chunk));
+  DISTRI_RETURN_IF_ERROR(m.CheckChunk(chunk));
   auto s = static_cast<cudaStream_t>(stream);
-  Trace(m.rank, "publishing chunk " + std::to_string(chunk));
+  if (TraceEnabled()) Trace(m.rank, "publishing chunk " + std::to_string(chunk));
   // Tell every peer that this rank's slot of the chunk is ready.
   for (int p = 0; p < m.world; ++p) {
     if (p == m.rank) continue;
@@ -329,10 +334,9 @@ Status PeerExchange::Publish(int chunk, void* stream) {
     const int64_t offset = base + m.layout.slot_offset[static_cast<size_t>(chunk)][pi];
     const int64_t bytes = m.layout.slot_bytes[static_cast<size_t>(chunk)][pi];
     if (bytes > 0) {
-      // A plain device-to-device copy of a peer's address (unified addressing, peer access on),
-      // not cudaMemcpyPeerAsync: that one takes the peer's context, and blocks this thread while
-      // the peer's thread waits in the driver (a pageable copy of its output) for GPU work that
-      // needs this thread's next launches - a deadlock the GPU-side timeouts cannot break.
+      // A plain device-to-device copy of a peer's address (unified addressing; the peer's pool
+      // gave this GPU access). cudaMemcpyPeerAsync was used first; a thread stopped in Publish
+      // with it and with this copy alike (ninth session), so the choice is not what stalled.
       DISTRI_RETURN_IF_ERROR(Cuda(cudaMemcpyAsync(m.block + offset, m.blocks[pi] + offset, static_cast<size_t>(bytes),
                                                   cudaMemcpyDeviceToDevice, m.side),
                                   "copying rank " + std::to_string(p) + "'s chunk " + std::to_string(chunk)));
@@ -341,7 +345,7 @@ Status PeerExchange::Publish(int chunk, void* stream) {
                                 "acknowledging rank " + std::to_string(p)));
   }
   m.pending = true;
-  Trace(m.rank, "published chunk " + std::to_string(chunk));
+  if (TraceEnabled()) Trace(m.rank, "published chunk " + std::to_string(chunk));
   return Status::Ok();
 }
 
@@ -349,7 +353,8 @@ Status PeerExchange::Join(void* stream) {
   Impl& m = *impl_;
   if (!m.pending) return Status::Ok();
   m.pending = false;
-  Trace(m.rank, "step " + std::to_string(++m.joins) + " joined");
+  ++m.joins;
+  if (TraceEnabled()) Trace(m.rank, "step " + std::to_string(m.joins) + " joined");
   DISTRI_RETURN_IF_ERROR(Cuda(cudaEventRecord(m.copied, m.side), "event record"));
   return Cuda(cudaStreamWaitEvent(static_cast<cudaStream_t>(stream), m.copied, 0), "stream wait");
 }
