@@ -331,7 +331,7 @@ double Median(std::vector<double> v) {
 int main(int argc, char** argv) {
   CLI::App app{"patch-parallel benchmark (one process, one thread per GPU)"};
   std::string model, gpus_text = "1,2,4", sizes_text = "1024", out_path, sync_mode = "corrected_async_gn";
-  std::string parallelism = "patch";
+  std::string parallelism = "patch", strip_conv = "auto";
   int steps = 50, repeats = 3, warmup_steps = 4, warmup_job_steps = 8;
   bool exact = false, no_split_cfg = false, profile = false, no_collective_memory = false, zero_sm = false;
   bool kv_in_place = false, no_graphs = false, no_fused_kv = false, no_padded_norm = false, no_fused_conv_bias = false,
@@ -359,6 +359,12 @@ int main(int argc, char** argv) {
   app.add_flag("--no-padded-norm", no_padded_norm,
                "Displaced 3x3 convolutions read halo + strip from a concatenation instead of their group norm's "
                "padded output (to compare)");
+  app.add_option("--strip-conv", strip_conv,
+                 "How displaced 3x3 convolutions run over strip + halo rows: halo (one convolution), seam (the strip "
+                 "alone, then its first and last rows again: other cuDNN kernels) or auto (the faster, timed once per "
+                 "shape)")
+      ->check(CLI::IsMember({"auto", "halo", "seam"}))
+      ->capture_default_str();
   app.add_flag("--no-fused-conv-bias", no_fused_conv_bias,
                "Convolution biases (and the patch contexts' time-embedding and residual adds) as ATen adds instead "
                "of the bias-add kernel (to compare)");
@@ -465,6 +471,7 @@ int main(int argc, char** argv) {
         o.kv_in_place = kv_in_place;
         o.fused_kv_assembly = !no_fused_kv;
         o.norm_into_padded_strip = !no_padded_norm;
+        distri::model::ParseStripConvForm(strip_conv, &o.strip_conv);
         o.peer_exchange = peer_exchange;
         o.cuda_graphs = !no_graphs;
         const std::string tag = std::to_string(size) + "/" + std::to_string(n) + "/" + mode;
@@ -523,6 +530,10 @@ int main(int argc, char** argv) {
         }
       }
     }
+  }
+  // --strip-conv auto: which form each strip shape got on the first GPU, with its timings.
+  for (const std::string& line : distri::model::StripConvChoices()) {
+    if (line.find("(device 0)") != std::string::npos) std::printf("strip conv %s\n", line.c_str());
   }
   return 0;
 }

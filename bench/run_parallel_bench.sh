@@ -67,7 +67,7 @@ for stage in "$@"; do
           if [[ "$f" =~ ^[A-Z_][A-Z0-9_]*= ]]; then envs=("$f"); elif [ -n "$f" ]; then args=("$f"); fi
           timeout ${OURS_TIMEOUT:-580} env "${envs[@]}" ./build-gpu/bench/parallel_bench --model $model \
             --gpus "${GPUS:-4}" --sizes "$sizes" --steps "$steps" --repeats ${REPEATS:-2} "${args[@]}" ${OURS_ARGS:-} \
-            2>&1 | grep -E "^[0-9]+ +[0-9]+ |failed" \
+            2>&1 | grep -E "^[0-9]+ +[0-9]+ |failed|^strip conv" \
             | sed "s/^/[${f:-default}] /" | tee -a "$out/ab.log"
         done
       done

@@ -400,6 +400,11 @@ at::Tensor DisplacedPatchContext::ConvStrip(const model::LayerSite& site, const 
   } else {
     Store(id, payload);
   }
+  if (model::ResolveStripConvForm(options_.strip_conv, padded, conv.weight, conv.options.stride()) ==
+      model::StripConvForm::kSeam) {
+    ++seam_convs_;
+    return model::SeamConvAdd(padded, conv.weight, conv.bias, extra);
+  }
   return conv.ComputeAdd(padded, 0, pad, extra);
 }
 

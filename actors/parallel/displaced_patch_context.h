@@ -70,6 +70,7 @@
 #include <utility>
 #include <vector>
 
+#include "actors/model/blocks/fused_ops.h"
 #include "actors/model/blocks/layer_context.h"
 #include "actors/parallel/patch_plan.h"
 #include "actors/parallel/peer_exchange.h"
@@ -132,6 +133,11 @@ struct DisplacedOptions {
   // rank) writes there directly; the ATen path copies its result there, so CPU runs take the
   // same convolution path. Same bits; off only to compare.
   bool norm_into_padded_strip = true;
+  // How a 3x3 convolution runs over the strip with its halo rows (model::StripConvForm): one
+  // convolution over halo + strip + halo (kHalo), or the strip alone plus its two seam rows
+  // again (kSeam, batch-1 channels-last strips), or the faster of the two, timed once per shape
+  // on the GPU (kAuto; kHalo on the CPU).
+  model::StripConvForm strip_conv = model::StripConvForm::kAuto;
   // Experimental, does not work yet (peer_exchange.h, "Status"): the stale chunks move between the GPUs of this process
   // over the copy engines (PeerExchange: copies of peer addresses ordered by flags in GPU memory)
   // instead of NCCL all-gathers, whose kernels take SMs from the UNet. Needs every rank of the
@@ -187,6 +193,8 @@ class DisplacedPatchContext : public model::LayerContext {
   int64_t kv_fused_assemblies() const { return kv_fused_assemblies_; }
   // Convolutions that ran on their group norm's padded output (norm_into_padded_strip) so far.
   int64_t padded_strip_convs() const { return padded_strip_convs_; }
+  // Convolutions that ran in the seam form (strip_conv) so far.
+  int64_t seam_convs() const { return seam_convs_; }
   const Status& status() const { return status_; }
   // The peer exchange's failures seen by the GPU (a wait that gave up), a step or so late; Ok
   // without the exchange. Callers check it before each step.
@@ -295,6 +303,7 @@ class DisplacedPatchContext : public model::LayerContext {
   int64_t kv_in_place_reads_ = 0;
   int64_t kv_fused_assemblies_ = 0;
   int64_t padded_strip_convs_ = 0;
+  int64_t seam_convs_ = 0;
   // norm_into_padded_strip: the last group norm + SiLU's padded output ([1, C, rows + 2, W],
   // channels-last; the norm returned rows 1..rows of it), until a convolution takes it.
   at::Tensor norm_padded_;

@@ -90,6 +90,7 @@ Result<pipeline::GenerateResult> ParallelGenerator::Generate(pipeline::GenerateP
     runner_options.context.kv_in_place = options.kv_in_place;
     runner_options.context.fused_kv_assembly = options.fused_kv_assembly;
     runner_options.context.norm_into_padded_strip = options.norm_into_padded_strip;
+    runner_options.context.strip_conv = options.strip_conv;
     runner_options.context.peer_exchange = options.peer_exchange;
   }
 

@@ -1,6 +1,11 @@
 #include "actors/model/blocks/fused_ops.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <mutex>
 #include <cstdlib>
 #include <cstring>
 
@@ -180,11 +185,12 @@ at::Tensor FusedConvAdd(const at::Tensor& x, const at::Tensor& weight, const at:
   return FusedConvAdd(x, weight, bias, stride, padding, padding, extra);
 }
 
-at::Tensor FusedConvAdd(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t stride,
-                        int64_t padding_h, int64_t padding_w, const at::Tensor& extra) {
+namespace {
+// y (a convolution's output without its bias) + bias + extra, in place: the bias-add kernel
+// where it applies (see FusedConvAdd), ATen's adds otherwise.
+at::Tensor AddBiasExtra(at::Tensor y, const at::Tensor& bias, const at::Tensor& extra) {
 #ifdef DISTRI_HAVE_CUDA
-  if (Eligible(x, /*allow_channels_last=*/true) && x.dim() == 4 && (!bias.defined() || bias.scalar_type() == x.scalar_type())) {
-    at::Tensor y = at::conv2d(x, weight, {}, {stride, stride}, {padding_h, padding_w});
+  if (Eligible(y, /*allow_channels_last=*/true) && y.dim() == 4 && (!bias.defined() || bias.scalar_type() == y.scalar_type())) {
     const int64_t n = y.size(0), c = y.size(1), hw = y.size(2) * y.size(3);
     const bool cl = !y.is_contiguous() && y.is_contiguous(at::MemoryFormat::ChannelsLast);
     int kind = 0;
@@ -197,15 +203,25 @@ at::Tensor FusedConvAdd(const at::Tensor& x, const at::Tensor& weight, const at:
                          (kind != 2 || reinterpret_cast<uintptr_t>(extra.data_ptr()) % 16 == 0);
     if (kind >= 0 && (y.is_contiguous() || cl) && aligned && (cl ? c % 8 == 0 : hw % 8 == 0) &&
         (kind == 0 || extra.scalar_type() == y.scalar_type())) {
-      auto t = x.scalar_type() == at::kHalf ? kernels::ElemType::kHalf : kernels::ElemType::kBFloat16;
+      auto t = y.scalar_type() == at::kHalf ? kernels::ElemType::kHalf : kernels::ElemType::kBFloat16;
       cudaError_t err = kernels::LaunchBiasAdd(t, y.data_ptr(), bias.defined() ? bias.data_ptr() : nullptr,
                                                kind > 0 ? extra.data_ptr() : nullptr, kind, n, c, hw, cl,
                                                c10::cuda::getCurrentCUDAStream().stream());
       TORCH_CHECK(err == cudaSuccess, "distri bias-add kernel: ", cudaGetErrorString(err));
       return y;
     }
-    if (bias.defined()) y.add_(bias.view({1, -1, 1, 1}));
-    return extra.defined() ? y.add_(extra) : y;
+  }
+#endif
+  if (bias.defined()) y.add_(bias.view({1, -1, 1, 1}));
+  return extra.defined() ? y.add_(extra) : y;
+}
+}  // namespace
+
+at::Tensor FusedConvAdd(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t stride,
+                        int64_t padding_h, int64_t padding_w, const at::Tensor& extra) {
+#ifdef DISTRI_HAVE_CUDA
+  if (Eligible(x, /*allow_channels_last=*/true) && x.dim() == 4 && (!bias.defined() || bias.scalar_type() == x.scalar_type())) {
+    return AddBiasExtra(at::conv2d(x, weight, {}, {stride, stride}, {padding_h, padding_w}), bias, extra);
   }
 #endif
   at::Tensor y = at::conv2d(x, weight, bias, {stride, stride}, {padding_h, padding_w});
@@ -269,6 +285,136 @@ at::Tensor TunedLinear(const at::Tensor& x, const at::Tensor& weight, const at::
 #endif
   at::Tensor y = at::linear(x, weight, bias);
   return residual.defined() ? y.add_(residual) : y;
+}
+
+const char* StripConvFormName(StripConvForm form) {
+  switch (form) {
+    case StripConvForm::kAuto: return "auto";
+    case StripConvForm::kHalo: return "halo";
+    case StripConvForm::kSeam: return "seam";
+  }
+  return "?";
+}
+
+bool ParseStripConvForm(const std::string& name, StripConvForm* form) {
+  for (StripConvForm f : {StripConvForm::kAuto, StripConvForm::kHalo, StripConvForm::kSeam}) {
+    if (name == StripConvFormName(f)) {
+      *form = f;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool SeamConvEligible(const at::Tensor& padded, const at::Tensor& weight, int64_t stride) {
+  return stride == 1 && padded.dim() == 4 && padded.size(0) == 1 && padded.size(2) >= 4 && weight.dim() == 4 &&
+         weight.size(2) == 3 && weight.size(3) == 3 && padded.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+at::Tensor SeamConvAdd(const at::Tensor& padded, const at::Tensor& weight, const at::Tensor& bias,
+                       const at::Tensor& extra) {
+  TORCH_CHECK(SeamConvEligible(padded, weight, 1), "SeamConvAdd: needs a [1, C, rows + 2 >= 4, W] channels-last strip "
+              "and a 3x3 weight, got ", padded.sizes(), " and ", weight.sizes());
+  const int64_t rows = padded.size(2) - 2;
+  // Where the bias-add kernel will add the bias (and extra), the convolutions run without it.
+  const bool fused = padded.is_cuda() && FusedConvBiasEnabled() && Eligible(padded, /*allow_channels_last=*/true) &&
+                     (!bias.defined() || bias.scalar_type() == padded.scalar_type());
+  const at::Tensor b = fused ? at::Tensor() : bias;
+  at::Tensor y = at::conv2d(padded.narrow(2, 1, rows), weight, b, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1});
+  // Rows 0 and rows - 1 saw zeros where the halo is: again from halo + two strip rows.
+  y.narrow(2, 0, 1).copy_(at::conv2d(padded.narrow(2, 0, 3), weight, b, at::IntArrayRef{1, 1}, at::IntArrayRef{0, 1}));
+  y.narrow(2, rows - 1, 1).copy_(at::conv2d(padded.narrow(2, rows - 1, 3), weight, b, at::IntArrayRef{1, 1}, at::IntArrayRef{0, 1}));
+  if (fused) return AddBiasExtra(std::move(y), bias, extra);
+  return extra.defined() ? y.add_(extra) : y;
+}
+
+namespace {
+struct StripConvChoice {
+  StripConvForm form;
+  double halo_ms, seam_ms;
+};
+std::mutex& StripConvMutex() {
+  static std::mutex m;
+  return m;
+}
+std::map<std::string, StripConvChoice>& StripConvTable() {
+  static std::map<std::string, StripConvChoice> table;
+  return table;
+}
+}  // namespace
+
+StripConvForm ResolveStripConvForm(StripConvForm form, const at::Tensor& padded, const at::Tensor& weight,
+                                   int64_t stride) {
+  if (form == StripConvForm::kHalo || !SeamConvEligible(padded, weight, stride)) return StripConvForm::kHalo;
+  if (form == StripConvForm::kSeam) return StripConvForm::kSeam;
+#ifdef DISTRI_HAVE_CUDA
+  if (!padded.is_cuda()) return StripConvForm::kHalo;
+  const std::string key = std::string(c10::toString(padded.scalar_type())) + " " + std::to_string(weight.size(1)) +
+                          "->" + std::to_string(weight.size(0)) + " " + std::to_string(padded.size(2) - 2) + "x" +
+                          std::to_string(padded.size(3)) + " (device " + std::to_string(padded.get_device()) + ")";
+  {
+    std::lock_guard<std::mutex> lock(StripConvMutex());
+    auto it = StripConvTable().find(key);
+    if (it != StripConvTable().end()) return it->second.form;
+  }
+  c10::cuda::CUDAGuard guard(padded.device());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream, &capture) != cudaSuccess || capture != cudaStreamCaptureStatusNone) {
+    return StripConvForm::kHalo;  // no timing inside a capture; an eager run will choose
+  }
+  // The convolutions alone (the bias pass is the same for both): two warm-up calls each
+  // (algorithm choice, workspace), then 3 rounds of 3 calls each, alternating; the best round.
+  const int64_t rows = padded.size(2) - 2;
+  auto halo = [&] { (void)at::conv2d(padded, weight, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{0, 1}); };
+  auto seam = [&] {
+    at::Tensor y = at::conv2d(padded.narrow(2, 1, rows), weight, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1});
+    y.narrow(2, 0, 1).copy_(at::conv2d(padded.narrow(2, 0, 3), weight, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{0, 1}));
+    y.narrow(2, rows - 1, 1).copy_(at::conv2d(padded.narrow(2, rows - 1, 3), weight, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{0, 1}));
+  };
+  cudaEvent_t start = nullptr, stop = nullptr;
+  TORCH_CHECK(cudaEventCreate(&start) == cudaSuccess && cudaEventCreate(&stop) == cudaSuccess,
+              "strip convolution timing: cudaEventCreate failed");
+  auto time_ms = [&](const std::function<void()>& fn) {
+    cudaEventRecord(start, stream);
+    for (int i = 0; i < 3; ++i) fn();
+    cudaEventRecord(stop, stream);
+    cudaEventSynchronize(stop);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    return static_cast<double>(ms) / 3;
+  };
+  for (int i = 0; i < 2; ++i) {
+    halo();
+    seam();
+  }
+  double halo_ms = 1e30, seam_ms = 1e30;
+  for (int round = 0; round < 3; ++round) {
+    halo_ms = std::min(halo_ms, time_ms(halo));
+    seam_ms = std::min(seam_ms, time_ms(seam));
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  // The seam form only where it is clearly faster (3%): timing noise must not flip a tie.
+  const StripConvForm chosen = seam_ms < 0.97 * halo_ms ? StripConvForm::kSeam : StripConvForm::kHalo;
+  std::lock_guard<std::mutex> lock(StripConvMutex());
+  return StripConvTable().emplace(key, StripConvChoice{chosen, halo_ms, seam_ms}).first->second.form;
+#else
+  (void)padded;
+  return StripConvForm::kHalo;
+#endif
+}
+
+std::vector<std::string> StripConvChoices() {
+  std::lock_guard<std::mutex> lock(StripConvMutex());
+  std::vector<std::string> lines;
+  for (const auto& [key, c] : StripConvTable()) {
+    char buf[96];
+    std::snprintf(buf, sizeof(buf), ": halo %.4f ms, seam %.4f ms -> %s", c.halo_ms, c.seam_ms,
+                  StripConvFormName(c.form));
+    lines.push_back(key + buf);
+  }
+  return lines;
 }
 
 }  // namespace distri::model

@@ -8,6 +8,9 @@
 
 #include <ATen/ATen.h>
 
+#include <string>
+#include <vector>
+
 namespace distri::model {
 
 // GroupNorm(x) (then SiLU when `silu`), x [N, C, ...], affine weight/bias [C].
@@ -79,5 +82,36 @@ void SetTunedGemmEnabled(bool enabled);
 
 // Whether the fused kernels can run in this build and process.
 bool FusedKernelsEnabled();
+
+// How a patch-parallel rank runs a 3x3, stride-1 convolution over its strip with its halo rows,
+// `padded` = [1, C, rows + 2, W] (halo row, strip rows, halo row; channels-last), i.e.
+// conv(padded) with padding (0, 1):
+//   kHalo  that one convolution.
+//   kSeam  the strip's rows alone with padding (1, 1) - a rows x W problem, for which cuDNN's
+//          heuristics pick far faster kernels at some shapes (bench/conv_strip_bench on an
+//          H200: half the time at 2048 px, level 2) - then the first and the last output rows
+//          again, each from its three input rows with padding (0, 1), copied over the rows the
+//          zero padding got wrong. Same values, not the same bits (other kernels).
+//   kAuto  on CUDA: time both once per shape, dtype and device (a few eager runs, the first
+//          time a shape is seen outside a CUDA graph capture; during a capture, kHalo without
+//          caching) and keep the faster for the process; elsewhere kHalo. Results can
+//          differ from run to run in the last bits; pick kHalo or kSeam to reproduce bits.
+enum class StripConvForm { kAuto, kHalo, kSeam };
+const char* StripConvFormName(StripConvForm form);
+// "auto", "halo" or "seam"; false for anything else.
+bool ParseStripConvForm(const std::string& name, StripConvForm* form);
+// Whether kSeam can run on `padded`: 4-d, batch 1, channels-last (the seam views are then
+// contiguous), at least 2 strip rows (4 padded rows), a 3x3 stride-1 weight.
+bool SeamConvEligible(const at::Tensor& padded, const at::Tensor& weight, int64_t stride);
+// kHalo or kSeam for this convolution (kAuto resolved as above; kSeam only where eligible).
+StripConvForm ResolveStripConvForm(StripConvForm form, const at::Tensor& padded, const at::Tensor& weight,
+                                   int64_t stride);
+// conv(padded, padding (0, 1)) + bias + extra in kSeam's form (SeamConvEligible must hold);
+// bias and extra as FusedConvAdd (one bias-add pass where FusedConvBiasEnabled()).
+at::Tensor SeamConvAdd(const at::Tensor& padded, const at::Tensor& weight, const at::Tensor& bias,
+                       const at::Tensor& extra);
+// kAuto's timings so far, one line per shape: "dtype cin->cout rows x W (device d): halo A ms,
+// seam B ms -> form" (for benchmarks' logs).
+std::vector<std::string> StripConvChoices();
 
 }  // namespace distri::model

@@ -1,5 +1,8 @@
 // The fused CUDA kernels against fp32 references (label gpu).
 #include <ATen/ATen.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -293,6 +296,70 @@ TEST(FusedOpsGpu, ConvAddWithRowHaloAndBiasOnly) {
       EXPECT_TRUE(at::equal(FusedConvAdd(x, w, b, 2, 1, 1, at::Tensor()), at::conv2d(x, w, b, at::IntArrayRef{2, 2}, at::IntArrayRef{1, 1}))) << what;
     }
   }
+}
+
+// The seam form of a strip's halo convolution (SeamConvAdd) on the GPU: the values of the one
+// convolution over halo + strip + halo, bias and addends through the bias-add kernel; kAuto
+// times a shape once outside a capture (then keeps its choice, also inside one) and does not
+// time inside a CUDA graph capture (kHalo for a shape it has not seen).
+TEST(FusedOpsGpu, SeamConvolutionEqualsHaloConvolution) {
+  at::manual_seed(4);
+  const auto cl = at::MemoryFormat::ChannelsLast;
+  for (auto dt : {at::kHalf, at::kBFloat16}) {
+    for (int64_t rows : {2, 16, 32}) {
+      auto opts = at::TensorOptions().device(at::kCUDA).dtype(dt);
+      at::Tensor x = at::randn({1, 64, rows + 2, 24}, opts).contiguous(cl);
+      at::Tensor w = (at::randn({32, 64, 3, 3}, opts) * 0.05).contiguous(cl);
+      at::Tensor b = at::randn({32}, opts);
+      at::Tensor temb = at::randn({1, 32, 1, 1}, opts);
+      at::Tensor res = at::randn({1, 32, rows, 24}, opts).contiguous(cl);
+      at::Tensor base = at::conv2d(x.to(at::kFloat), w.to(at::kFloat), b.to(at::kFloat), at::IntArrayRef{1, 1},
+                                   at::IntArrayRef{0, 1});
+      for (const at::Tensor& extra : {at::Tensor(), temb, res}) {
+        at::Tensor got = SeamConvAdd(x, w, b, extra);
+        ASSERT_EQ(got.sizes(), base.sizes());
+        at::Tensor ref = extra.defined() ? base + extra.to(at::kFloat) : base;
+        EXPECT_LT(RelErr(got, ref), dt == at::kHalf ? 3e-3 : 2e-2)
+            << c10::toString(dt) << " rows " << rows << " extra " << (extra.defined() ? extra.dim() : 0);
+        // The seam rows alone: the halo's contribution is there.
+        EXPECT_LT(RelErr(got.narrow(2, 0, 1), ref.narrow(2, 0, 1)), dt == at::kHalf ? 3e-3 : 2e-2);
+        EXPECT_LT(RelErr(got.narrow(2, rows - 1, 1), ref.narrow(2, rows - 1, 1)), dt == at::kHalf ? 3e-3 : 2e-2);
+      }
+    }
+  }
+  // A shape first seen inside a capture: one convolution, nothing timed or kept.
+  auto half = at::TensorOptions().device(at::kCUDA).dtype(at::kHalf);
+  at::Tensor x = at::randn({1, 48, 13, 20}, half).contiguous(cl);
+  at::Tensor w = at::randn({40, 48, 3, 3}, half).contiguous(cl);
+  const size_t before = StripConvChoices().size();
+  {
+    c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool();
+    c10::cuda::CUDAStreamGuard guard(stream);
+    cudaGraph_t graph = nullptr;
+    ASSERT_EQ(cudaStreamBeginCapture(stream.stream(), cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    const StripConvForm during = ResolveStripConvForm(StripConvForm::kAuto, x, w, 1);
+    ASSERT_EQ(cudaStreamEndCapture(stream.stream(), &graph), cudaSuccess);
+    if (graph != nullptr) cudaGraphDestroy(graph);
+    EXPECT_EQ(during, StripConvForm::kHalo);
+  }
+  EXPECT_EQ(StripConvChoices().size(), before) << "a shape was timed during a capture";
+  // Outside: timed once and kept (the second call finds it).
+  const StripConvForm chosen = ResolveStripConvForm(StripConvForm::kAuto, x, w, 1);
+  ASSERT_EQ(StripConvChoices().size(), before + 1);
+  EXPECT_EQ(ResolveStripConvForm(StripConvForm::kAuto, x, w, 1), chosen);
+  EXPECT_EQ(StripConvChoices().size(), before + 1);
+  bool found = false;
+  for (const std::string& line : StripConvChoices()) {
+    if (line.find("48->40 11x20") != std::string::npos) {
+      found = true;
+      std::printf("[ metric ] strip conv %s\n", line.c_str());
+    }
+  }
+  EXPECT_TRUE(found) << "no timing line for 48->40 11x20";
+  // Batch 2 and stride 2 never take the seam form.
+  EXPECT_EQ(ResolveStripConvForm(StripConvForm::kSeam, at::randn({2, 48, 13, 20}, half).contiguous(cl), w, 1),
+            StripConvForm::kHalo);
+  EXPECT_EQ(ResolveStripConvForm(StripConvForm::kAuto, x, w, 2), StripConvForm::kHalo);
 }
 
 TEST(FusedOpsGpu, PreAddGroupNormEqualsBiasAddThenGroupNorm) {

@@ -46,7 +46,8 @@ using Outputs = std::vector<std::vector<at::Tensor>>;
 Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at::kFloat,
                 bool collective_memory = false, bool zero_sm = false, bool kv_in_place = false,
                 GangLayout layout = GangLayout{1, kWorld}, bool fused_kv_assembly = true,
-                bool peer_exchange = false, bool padded_norm = true) {
+                bool peer_exchange = false, bool padded_norm = true,
+                model::StripConvForm strip_conv = model::StripConvForm::kAuto) {
   const int world = layout.world_size();
   const UNetInputs in = MakeInputs(/*text_time=*/true, /*batch=*/layout.groups, kHeight, kWidth);
   Outputs outs(world);
@@ -87,6 +88,7 @@ Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at
     o.context.fused_kv_assembly = fused_kv_assembly;
     o.context.peer_exchange = peer_exchange;
     o.context.norm_into_padded_strip = padded_norm;
+    o.context.strip_conv = strip_conv;
     o.context.peer_exchange_timeout = std::chrono::seconds(5);  // a broken handshake fails, fast
     auto runner = DisplacedUNetRunner::Create(unet, ch->get(), layout, kHeight, kWidth, o, group.get());
     ASSERT_TRUE(runner.ok()) << runner.status().ToString();
@@ -126,6 +128,12 @@ Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at
       EXPECT_GT((*runner)->padded_strip_convs(), 0) << "rank " << r << ": no convolution took a padded norm output";
     } else {
       EXPECT_EQ((*runner)->padded_strip_convs(), 0) << "rank " << r << ": a convolution took a padded norm output";
+    }
+    // Asked for, the seam form ran (GPU strips are channels-last, one image per rank here).
+    if (strip_conv == model::StripConvForm::kSeam && cuda && layout.groups == 1) {
+      EXPECT_GT((*runner)->seam_convs(), 0) << "rank " << r << ": no convolution in the seam form";
+    } else if (strip_conv == model::StripConvForm::kHalo) {
+      EXPECT_EQ((*runner)->seam_convs(), 0) << "rank " << r << ": a seam convolution with kHalo";
     }
     // fp16 displaced steps assemble their K/V with the fused kernel unless told not to.
     if (!fused_kv_assembly || !cuda || dtype == at::kFloat || mode == SyncMode::kFullSync) {
@@ -235,6 +243,28 @@ TEST_P(DisplacedRunnerGpu, PaddedNormOutputGivesTheSameBits) {
   ExpectStepsClose(padded, cat, 1e-12, "fp16 " + name + " padded norm output vs concatenation, eager");
   const Outputs padded_graphs = RunGang(/*cuda=*/true, /*graphs=*/true, mode, at::kHalf);
   ExpectStepsClose(padded_graphs, cat, 1e-12, "fp16 " + name + " padded norm output vs concatenation, graphs");
+}
+
+// fp16: 3x3 strip convolutions in the seam form (the strip alone with zero padding, then its
+// first and last output rows again from halo + two strip rows) give the one-convolution form's
+// values within fp16 rounding (other cuDNN kernels: not the same bits), eager and in graph
+// replays.
+TEST_P(DisplacedRunnerGpu, SeamConvolutionsMatchTheHaloForm) {
+  const SyncMode mode = GetParam();
+  const std::string name(SyncModeName(mode));
+  const GangLayout layout{1, kWorld};
+  auto run = [&](bool graphs, model::StripConvForm form) {
+    return RunGang(/*cuda=*/true, graphs, mode, at::kHalf, false, false, false, layout, true, false, true, form);
+  };
+  const Outputs halo = run(false, model::StripConvForm::kHalo);
+  const Outputs seam = run(false, model::StripConvForm::kSeam);
+  ExpectStepsClose(seam, halo, 1e-2, "fp16 " + name + " seam vs halo convolutions, eager");
+  const Outputs seam_graphs = run(true, model::StripConvForm::kSeam);
+  ExpectStepsClose(seam_graphs, seam, 1e-3, "fp16 " + name + " seam convolutions, graphs vs eager");
+  // kAuto timed each strip shape once and kept a form for it.
+  EXPECT_FALSE(run(true, model::StripConvForm::kAuto).empty());
+  EXPECT_FALSE(model::StripConvChoices().empty()) << "kAuto timed no strip shape";
+  for (const std::string& line : model::StripConvChoices()) std::printf("[ metric ] strip conv %s\n", line.c_str());
 }
 
 // fp16: the stale chunks copied between the GPUs over the copy engines (PeerExchange: flags in

@@ -111,7 +111,10 @@ INSTANTIATE_TEST_SUITE_P(
 // local channel has none, so one LibTorch block), in many small chunks, give the same bits; so
 // do self-attention K/V read in place from their own chunks (kv_in_place), with and without,
 // and 3x3 convolutions on concatenated halo + strip + halo instead of their group norm's
-// padded output (norm_into_padded_strip off).
+// padded output (norm_into_padded_strip off). The seam form of the strip convolutions
+// (strip_conv kSeam: the strip alone, then its first and last rows again) gives the same values
+// (other arithmetic order: not the same bits) where it applies, and the convolutions where it
+// does not (contiguous strips, one-row strips) fall back to the one convolution.
 TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
   struct Shape { int world; int64_t height; SyncMode mode; } shapes[] = {
       {2, 20, SyncMode::kCorrectedAsyncGn}, {3, 16, SyncMode::kCorrectedAsyncGn}, {2, 16, SyncMode::kStaleGn}};
@@ -119,7 +122,7 @@ TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
     const int64_t width = 12;
     const Inputs in = MakeInputs(/*text_time=*/true, /*batch=*/1, sh.height, width);
     auto run = [&](bool channels_last, bool collective_memory = false, bool kv_in_place = false,
-                   bool padded_norm = true) {
+                   bool padded_norm = true, model::StripConvForm strip_conv = model::StripConvForm::kAuto) {
       std::vector<std::vector<at::Tensor>> outs(sh.world);
       channel::MemoryRendezvous rendezvous;
       OnRankThreads(sh.world, [&](int r) {
@@ -133,6 +136,7 @@ TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
         o.context.collective_memory = collective_memory;
         o.context.kv_in_place = kv_in_place;
         o.context.norm_into_padded_strip = padded_norm;
+        o.context.strip_conv = strip_conv;
         if (collective_memory) o.context.chunk_bytes = 2048;
         auto runner = DisplacedUNetRunner::Create(RandomUNet(TinyXlConfig(), /*fused=*/true), ch->get(),
                                                   GangLayout{1, sh.world}, sh.height, width, o);
@@ -158,6 +162,12 @@ TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
         } else {
           EXPECT_EQ((*runner)->padded_strip_convs(), 0) << "rank " << r;
         }
+        // kAuto takes one convolution off the GPU; kSeam takes the seam form where it applies.
+        if (strip_conv == model::StripConvForm::kSeam && channels_last) {
+          EXPECT_GT((*runner)->seam_convs(), 0) << "rank " << r;
+        } else {
+          EXPECT_EQ((*runner)->seam_convs(), 0) << "rank " << r;
+        }
       });
       return outs;
     };
@@ -165,6 +175,9 @@ TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
     const auto kv_in_place = run(true, false, true), kv_in_place_collective = run(true, true, true);
     const auto concatenated = run(true, false, false, /*padded_norm=*/false);
     const auto contiguous_concatenated = run(false, false, false, /*padded_norm=*/false);
+    const auto seam = run(true, false, false, true, model::StripConvForm::kSeam);
+    const auto seam_concatenated = run(true, false, false, /*padded_norm=*/false, model::StripConvForm::kSeam);
+    const auto contiguous_seam = run(false, false, false, true, model::StripConvForm::kSeam);
     for (int r = 0; r < sh.world; ++r) {
       ASSERT_EQ(contiguous[r].size(), 4u);
       ASSERT_EQ(channels_last[r].size(), 4u);
@@ -182,6 +195,12 @@ TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
             << "halo concatenated: world " << sh.world << " height " << sh.height << " rank " << r << " step " << step;
         EXPECT_TRUE(at::equal(contiguous_concatenated[r][step], contiguous[r][step]))
             << "contiguous, halo concatenated: world " << sh.world << " rank " << r << " step " << step;
+        EXPECT_LT(RelativeError(seam[r][step], channels_last[r][step]), 1e-5)
+            << "seam form: world " << sh.world << " height " << sh.height << " rank " << r << " step " << step;
+        EXPECT_TRUE(at::equal(seam_concatenated[r][step], seam[r][step]))
+            << "seam form, halo concatenated: world " << sh.world << " rank " << r << " step " << step;
+        EXPECT_TRUE(at::equal(contiguous_seam[r][step], contiguous[r][step]))
+            << "seam form asked, contiguous strips: world " << sh.world << " rank " << r << " step " << step;
       }
     }
   }
