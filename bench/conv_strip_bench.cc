@@ -13,7 +13,10 @@
 //   strip_plain    batch 1, the strip's rows alone, padding (1, 1) (wrong at the seams; same
 //                  work): whether the halo's shape or the asymmetric padding costs
 //   strip_padded   batch 1, strip + halo rows and one zero column left and right, padding 0
-//   strip_bench    strip_halo with cuDNN's timed algorithm choice (benchmark mode)
+//   strip_wide     strip + halo rows with padding (1, 1): two output rows too many (thrown
+//                  away), symmetric padding (model::StripConvForm::kWide)
+// (cuDNN's timed algorithm choice, benchmark mode, was a column until 2026-11-28: no faster,
+// and unusable in jobs.)
 // and the sum over the UNet's convolutions of one step (each shape times its count), for
 // one_gpu/4 and each strip variant.
 #include <ATen/ATen.h>
@@ -128,7 +131,7 @@ int main(int argc, char** argv) {
   std::printf("conv_strip_bench: %s, fp16 channels-last, %d strips per CFG group, ms per convolution (median)\n",
               prop.name, strips);
   std::printf("%-5s %-16s %-11s %5s %10s %10s %10s %10s %10s\n", "size", "cin->cout", "latent", "count", "one_gpu/4",
-              "strip_halo", "strip_plain", "strip_pad", "strip_bench");
+              "strip_halo", "strip_plain", "strip_pad", "strip_wide");
   for (int64_t size : sizes) {
     double total[5] = {0, 0, 0, 0, 0};
     for (const ConvShape& s : SdxlConvs()) {
@@ -144,9 +147,7 @@ int main(int argc, char** argv) {
       t[1] = TimeMs([&] { (void)at::conv2d(halo, weight, at::Tensor(), at::IntArrayRef{1, 1}, at::IntArrayRef{0, 1}); }, iters);
       t[2] = TimeMs([&] { (void)at::conv2d(plain, weight, at::Tensor(), at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1}); }, iters);
       t[3] = TimeMs([&] { (void)at::conv2d(padded, weight, at::Tensor(), at::IntArrayRef{1, 1}, at::IntArrayRef{0, 0}); }, iters);
-      at::globalContext().setBenchmarkCuDNN(true);
-      t[4] = TimeMs([&] { (void)at::conv2d(halo, weight, at::Tensor(), at::IntArrayRef{1, 1}, at::IntArrayRef{0, 1}); }, iters);
-      at::globalContext().setBenchmarkCuDNN(false);
+      t[4] = TimeMs([&] { (void)at::conv2d(halo, weight, at::Tensor(), at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1}); }, iters);
       for (int i = 0; i < 5; ++i) total[i] += t[i] * s.count;
       std::printf("%-5lld %5lld->%-9lld %4lldx%-6lld %5d %10.4f %10.4f %10.4f %10.4f %10.4f\n",
                   static_cast<long long>(size), static_cast<long long>(s.cin), static_cast<long long>(s.cout),

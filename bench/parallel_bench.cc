@@ -361,9 +361,9 @@ int main(int argc, char** argv) {
                "padded output (to compare)");
   app.add_option("--strip-conv", strip_conv,
                  "How displaced 3x3 convolutions run over strip + halo rows: halo (one convolution), seam (the strip "
-                 "alone, then its first and last rows again: other cuDNN kernels) or auto (the faster, timed once per "
-                 "shape)")
-      ->check(CLI::IsMember({"auto", "halo", "seam"}))
+                 "alone, then its first and last rows again), wide (padding (1, 1), two rows dropped) or auto (the "
+                 "fastest, timed once per shape)")
+      ->check(CLI::IsMember({"auto", "halo", "seam", "wide"}))
       ->capture_default_str();
   app.add_flag("--no-fused-conv-bias", no_fused_conv_bias,
                "Convolution biases (and the patch contexts' time-embedding and residual adds) as ATen adds instead "

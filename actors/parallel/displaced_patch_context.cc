@@ -400,10 +400,15 @@ at::Tensor DisplacedPatchContext::ConvStrip(const model::LayerSite& site, const 
   } else {
     Store(id, payload);
   }
-  if (model::ResolveStripConvForm(options_.strip_conv, padded, conv.weight, conv.options.stride()) ==
-      model::StripConvForm::kSeam) {
-    ++seam_convs_;
-    return model::SeamConvAdd(padded, conv.weight, conv.bias, extra);
+  switch (model::ResolveStripConvForm(options_.strip_conv, padded, conv.weight, conv.options.stride())) {
+    case model::StripConvForm::kSeam:
+      ++seam_convs_;
+      return model::SeamConvAdd(padded, conv.weight, conv.bias, extra);
+    case model::StripConvForm::kWide:
+      ++wide_convs_;
+      return model::WideConvAdd(padded, conv.weight, conv.bias, extra);
+    default:
+      break;
   }
   return conv.ComputeAdd(padded, 0, pad, extra);
 }

@@ -134,9 +134,10 @@ struct DisplacedOptions {
   // same convolution path. Same bits; off only to compare.
   bool norm_into_padded_strip = true;
   // How a 3x3 convolution runs over the strip with its halo rows (model::StripConvForm): one
-  // convolution over halo + strip + halo (kHalo), or the strip alone plus its two seam rows
-  // again (kSeam, batch-1 channels-last strips), or the faster of the two, timed once per shape
-  // on the GPU (kAuto; kHalo on the CPU).
+  // convolution over halo + strip + halo (kHalo), the strip alone plus its two seam rows again
+  // (kSeam), halo + strip + halo with symmetric padding and two output rows dropped (kWide; both
+  // for batch-1 channels-last strips), or the fastest, timed once per shape on the GPU (kAuto;
+  // kHalo on the CPU).
   model::StripConvForm strip_conv = model::StripConvForm::kAuto;
   // Experimental, does not work yet (peer_exchange.h, "Status"): the stale chunks move between the GPUs of this process
   // over the copy engines (PeerExchange: copies of peer addresses ordered by flags in GPU memory)
@@ -193,8 +194,9 @@ class DisplacedPatchContext : public model::LayerContext {
   int64_t kv_fused_assemblies() const { return kv_fused_assemblies_; }
   // Convolutions that ran on their group norm's padded output (norm_into_padded_strip) so far.
   int64_t padded_strip_convs() const { return padded_strip_convs_; }
-  // Convolutions that ran in the seam form (strip_conv) so far.
+  // Convolutions that ran in the seam and the wide form (strip_conv) so far.
   int64_t seam_convs() const { return seam_convs_; }
+  int64_t wide_convs() const { return wide_convs_; }
   const Status& status() const { return status_; }
   // The peer exchange's failures seen by the GPU (a wait that gave up), a step or so late; Ok
   // without the exchange. Callers check it before each step.
@@ -304,6 +306,7 @@ class DisplacedPatchContext : public model::LayerContext {
   int64_t kv_fused_assemblies_ = 0;
   int64_t padded_strip_convs_ = 0;
   int64_t seam_convs_ = 0;
+  int64_t wide_convs_ = 0;
   // norm_into_padded_strip: the last group norm + SiLU's padded output ([1, C, rows + 2, W],
   // channels-last; the norm returned rows 1..rows of it), until a convolution takes it.
   at::Tensor norm_padded_;

@@ -80,8 +80,9 @@ class DisplacedUNetRunner {
   // Convolutions run on their group norm's padded output so far (DisplacedOptions::
   // norm_into_padded_strip).
   int64_t padded_strip_convs() const { return context_ ? context_->padded_strip_convs() : 0; }
-  // Convolutions run in the seam form so far (DisplacedOptions::strip_conv).
+  // Convolutions run in the seam and the wide form so far (DisplacedOptions::strip_conv).
   int64_t seam_convs() const { return context_ ? context_->seam_convs() : 0; }
+  int64_t wide_convs() const { return context_ ? context_->wide_convs() : 0; }
   // Nodes of the captured CUDA graph of a phase (0 synchronous, 1 displaced), by kind; all 0
   // before its capture or without graphs. Every node costs a launch gap on replay (~1-2 us on
   // an H100), so the counts say how much of a step's idle time is the graph's own structure.

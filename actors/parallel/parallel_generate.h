@@ -51,7 +51,7 @@ struct ParallelOptions {
   // its halo (DisplacedOptions::norm_into_padded_strip; same bits). Off only to compare.
   bool norm_into_padded_strip = true;
   // How 3x3 convolutions run over strips with halo rows (DisplacedOptions::strip_conv): timed
-  // per shape on the GPU by default; "halo" or "seam" to fix it (reproducible bits).
+  // per shape on the GPU by default; halo, seam or wide to fix it (reproducible bits).
   model::StripConvForm strip_conv = model::StripConvForm::kAuto;
   // Experimental (DisplacedOptions::peer_exchange): the stale chunks over the copy engines
   // between this process's GPUs instead of NCCL all-gathers. Does not work yet: stalls

@@ -85,33 +85,42 @@ bool FusedKernelsEnabled();
 
 // How a patch-parallel rank runs a 3x3, stride-1 convolution over its strip with its halo rows,
 // `padded` = [1, C, rows + 2, W] (halo row, strip rows, halo row; channels-last), i.e.
-// conv(padded) with padding (0, 1):
+// conv(padded) with padding (0, 1). cuDNN's heuristics pick very different kernels for these
+// shapes (bench/conv_strip_bench on an H200 at 2048 px, level 2: the strip's rows alone with
+// padding (1, 1) take half the time of strip + halo with padding (0, 1)), so:
 //   kHalo  that one convolution.
-//   kSeam  the strip's rows alone with padding (1, 1) - a rows x W problem, for which cuDNN's
-//          heuristics pick far faster kernels at some shapes (bench/conv_strip_bench on an
-//          H200: half the time at 2048 px, level 2) - then the first and the last output rows
+//   kSeam  the strip's rows alone with padding (1, 1), then the first and the last output rows
 //          again, each from its three input rows with padding (0, 1), copied over the rows the
-//          zero padding got wrong. Same values, not the same bits (other kernels).
-//   kAuto  on CUDA: time both once per shape, dtype and device (a few eager runs, the first
-//          time a shape is seen outside a CUDA graph capture; during a capture, kHalo without
-//          caching) and keep the faster for the process; elsewhere kHalo. Results can
-//          differ from run to run in the last bits; pick kHalo or kSeam to reproduce bits.
-enum class StripConvForm { kAuto, kHalo, kSeam };
+//          zero padding got wrong.
+//   kWide  conv(padded) with padding (1, 1): rows + 2 output rows, of which the first and the
+//          last (computed from the zero padding) are dropped; the result is a view of rows
+//          1..rows (contiguous: batch 1, channels-last). Two rows of extra work, symmetric
+//          padding.
+//   kAuto  on CUDA: time the forms that apply once per shape, dtype and device (a few eager
+//          runs, the first time a shape is seen outside a CUDA graph capture; during a capture,
+//          kHalo without caching) and keep the fastest for the process (another form only
+//          where it beats kHalo by 3%); elsewhere kHalo. Results can differ from run to run in
+//          the last bits; pick a form to reproduce bits.
+// kSeam and kWide give kHalo's values, not its bits (other kernels).
+enum class StripConvForm { kAuto, kHalo, kSeam, kWide };
 const char* StripConvFormName(StripConvForm form);
-// "auto", "halo" or "seam"; false for anything else.
+// "auto", "halo", "seam" or "wide"; false for anything else.
 bool ParseStripConvForm(const std::string& name, StripConvForm* form);
-// Whether kSeam can run on `padded`: 4-d, batch 1, channels-last (the seam views are then
-// contiguous), at least 2 strip rows (4 padded rows), a 3x3 stride-1 weight.
+// Whether kSeam and kWide can run on `padded`: 4-d, batch 1, channels-last (the row views are
+// then contiguous), at least 2 strip rows (4 padded rows), a 3x3 stride-1 weight.
 bool SeamConvEligible(const at::Tensor& padded, const at::Tensor& weight, int64_t stride);
-// kHalo or kSeam for this convolution (kAuto resolved as above; kSeam only where eligible).
+// kHalo, kSeam or kWide for this convolution (kAuto resolved as above; kSeam and kWide only
+// where eligible).
 StripConvForm ResolveStripConvForm(StripConvForm form, const at::Tensor& padded, const at::Tensor& weight,
                                    int64_t stride);
-// conv(padded, padding (0, 1)) + bias + extra in kSeam's form (SeamConvEligible must hold);
-// bias and extra as FusedConvAdd (one bias-add pass where FusedConvBiasEnabled()).
+// conv(padded, padding (0, 1)) + bias + extra in kSeam's or kWide's form (SeamConvEligible must
+// hold); bias and extra as FusedConvAdd (one bias-add pass where FusedConvBiasEnabled()).
 at::Tensor SeamConvAdd(const at::Tensor& padded, const at::Tensor& weight, const at::Tensor& bias,
                        const at::Tensor& extra);
-// kAuto's timings so far, one line per shape: "dtype cin->cout rows x W (device d): halo A ms,
-// seam B ms -> form" (for benchmarks' logs).
+at::Tensor WideConvAdd(const at::Tensor& padded, const at::Tensor& weight, const at::Tensor& bias,
+                       const at::Tensor& extra);
+// kAuto's timings so far, one line per shape: "dtype cin->cout rowsxW (device d): halo A ms,
+// seam B ms, wide C ms -> form" (for benchmarks' logs).
 std::vector<std::string> StripConvChoices();
 
 }  // namespace distri::model

@@ -298,8 +298,8 @@ TEST(FusedOpsGpu, ConvAddWithRowHaloAndBiasOnly) {
   }
 }
 
-// The seam form of a strip's halo convolution (SeamConvAdd) on the GPU: the values of the one
-// convolution over halo + strip + halo, bias and addends through the bias-add kernel; kAuto
+// The seam and wide forms of a strip's halo convolution (SeamConvAdd, WideConvAdd) on the GPU:
+// the values of the one convolution over halo + strip + halo, bias and addends through the bias-add kernel; kAuto
 // times a shape once outside a capture (then keeps its choice, also inside one) and does not
 // time inside a CUDA graph capture (kHalo for a shape it has not seen).
 TEST(FusedOpsGpu, SeamConvolutionEqualsHaloConvolution) {
@@ -321,6 +321,10 @@ TEST(FusedOpsGpu, SeamConvolutionEqualsHaloConvolution) {
         at::Tensor ref = extra.defined() ? base + extra.to(at::kFloat) : base;
         EXPECT_LT(RelErr(got, ref), dt == at::kHalf ? 3e-3 : 2e-2)
             << c10::toString(dt) << " rows " << rows << " extra " << (extra.defined() ? extra.dim() : 0);
+        at::Tensor wide = WideConvAdd(x, w, b, extra);
+        ASSERT_EQ(wide.sizes(), base.sizes());
+        EXPECT_TRUE(wide.is_contiguous(at::MemoryFormat::ChannelsLast));
+        EXPECT_LT(RelErr(wide, ref), dt == at::kHalf ? 3e-3 : 2e-2) << "wide " << c10::toString(dt) << " rows " << rows;
         // The seam rows alone: the halo's contribution is there.
         EXPECT_LT(RelErr(got.narrow(2, 0, 1), ref.narrow(2, 0, 1)), dt == at::kHalf ? 3e-3 : 2e-2);
         EXPECT_LT(RelErr(got.narrow(2, rows - 1, 1), ref.narrow(2, rows - 1, 1)), dt == at::kHalf ? 3e-3 : 2e-2);

@@ -1,6 +1,6 @@
-// The seam form of a strip's halo convolution (model::SeamConvAdd) against the one convolution
-// over halo + strip + halo, on the CPU (fp32): same values, bias and addends included; where
-// it does not apply, and how kAuto resolves off the GPU.
+// The seam and wide forms of a strip's halo convolution (model::SeamConvAdd, WideConvAdd)
+// against the one convolution over halo + strip + halo, on the CPU (fp32): same values, bias
+// and addends included; where they do not apply, and how kAuto resolves off the GPU.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -14,7 +14,7 @@ double RelErr(const at::Tensor& a, const at::Tensor& b) {
   return ((a.to(at::kFloat) - b.to(at::kFloat)).norm() / b.to(at::kFloat).norm()).item<double>();
 }
 
-TEST(StripConv, SeamFormEqualsHaloConvolution) {
+TEST(StripConv, SeamAndWideFormsEqualHaloConvolution) {
   at::manual_seed(11);
   for (int64_t rows : {2, 3, 7, 16}) {
     for (int64_t width : {1, 5, 12}) {
@@ -33,6 +33,11 @@ TEST(StripConv, SeamFormEqualsHaloConvolution) {
           ASSERT_EQ(got.sizes(), ref.sizes()) << rows << "x" << width;
           EXPECT_LT(RelErr(got, ref), 1e-6) << rows << "x" << width << " bias " << bias.defined() << " extra "
                                             << (extra.defined() ? extra.size(2) : 0);
+          // The wide form: a channels-last view the next layers can take as it is.
+          at::Tensor wide = WideConvAdd(padded, w, bias, extra);
+          ASSERT_EQ(wide.sizes(), ref.sizes()) << "wide " << rows << "x" << width;
+          EXPECT_TRUE(wide.is_contiguous(at::MemoryFormat::ChannelsLast)) << "wide " << rows << "x" << width;
+          EXPECT_LT(RelErr(wide, ref), 1e-6) << "wide " << rows << "x" << width << " bias " << bias.defined();
         }
       }
       // The seam rows really come from the halo: with other halo rows, the first and last
@@ -76,7 +81,9 @@ TEST(StripConv, FormsResolveAndParse) {
   // Off the GPU, kAuto does not time: one convolution.
   EXPECT_EQ(ResolveStripConvForm(StripConvForm::kAuto, ok, w, 1), StripConvForm::kHalo);
   StripConvForm f = StripConvForm::kHalo;
-  for (const char* name : {"auto", "halo", "seam"}) {
+  EXPECT_EQ(ResolveStripConvForm(StripConvForm::kWide, ok, w, 1), StripConvForm::kWide);
+  EXPECT_EQ(ResolveStripConvForm(StripConvForm::kWide, batch2, w, 1), StripConvForm::kHalo);
+  for (const char* name : {"auto", "halo", "seam", "wide"}) {
     ASSERT_TRUE(ParseStripConvForm(name, &f)) << name;
     EXPECT_STREQ(StripConvFormName(f), name);
   }

@@ -132,8 +132,10 @@ Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at
     // Asked for, the seam form ran (GPU strips are channels-last, one image per rank here).
     if (strip_conv == model::StripConvForm::kSeam && cuda && layout.groups == 1) {
       EXPECT_GT((*runner)->seam_convs(), 0) << "rank " << r << ": no convolution in the seam form";
+    } else if (strip_conv == model::StripConvForm::kWide && cuda && layout.groups == 1) {
+      EXPECT_GT((*runner)->wide_convs(), 0) << "rank " << r << ": no convolution in the wide form";
     } else if (strip_conv == model::StripConvForm::kHalo) {
-      EXPECT_EQ((*runner)->seam_convs(), 0) << "rank " << r << ": a seam convolution with kHalo";
+      EXPECT_EQ((*runner)->seam_convs() + (*runner)->wide_convs(), 0) << "rank " << r << ": another form with kHalo";
     }
     // fp16 displaced steps assemble their K/V with the fused kernel unless told not to.
     if (!fused_kv_assembly || !cuda || dtype == at::kFloat || mode == SyncMode::kFullSync) {
@@ -246,10 +248,11 @@ TEST_P(DisplacedRunnerGpu, PaddedNormOutputGivesTheSameBits) {
 }
 
 // fp16: 3x3 strip convolutions in the seam form (the strip alone with zero padding, then its
-// first and last output rows again from halo + two strip rows) give the one-convolution form's
+// first and last output rows again from halo + two strip rows) and in the wide form (halo +
+// strip + halo with padding (1, 1), two output rows dropped) give the one-convolution form's
 // values within fp16 rounding (other cuDNN kernels: not the same bits), eager and in graph
 // replays.
-TEST_P(DisplacedRunnerGpu, SeamConvolutionsMatchTheHaloForm) {
+TEST_P(DisplacedRunnerGpu, SeamAndWideConvolutionsMatchTheHaloForm) {
   const SyncMode mode = GetParam();
   const std::string name(SyncModeName(mode));
   const GangLayout layout{1, kWorld};
@@ -261,6 +264,10 @@ TEST_P(DisplacedRunnerGpu, SeamConvolutionsMatchTheHaloForm) {
   ExpectStepsClose(seam, halo, 1e-2, "fp16 " + name + " seam vs halo convolutions, eager");
   const Outputs seam_graphs = run(true, model::StripConvForm::kSeam);
   ExpectStepsClose(seam_graphs, seam, 1e-3, "fp16 " + name + " seam convolutions, graphs vs eager");
+  const Outputs wide = run(false, model::StripConvForm::kWide);
+  ExpectStepsClose(wide, halo, 1e-2, "fp16 " + name + " wide vs halo convolutions, eager");
+  const Outputs wide_graphs = run(true, model::StripConvForm::kWide);
+  ExpectStepsClose(wide_graphs, wide, 1e-3, "fp16 " + name + " wide convolutions, graphs vs eager");
   // kAuto timed each strip shape once and kept a form for it.
   EXPECT_FALSE(run(true, model::StripConvForm::kAuto).empty());
   EXPECT_FALSE(model::StripConvChoices().empty()) << "kAuto timed no strip shape";

@@ -111,10 +111,11 @@ INSTANTIATE_TEST_SUITE_P(
 // local channel has none, so one LibTorch block), in many small chunks, give the same bits; so
 // do self-attention K/V read in place from their own chunks (kv_in_place), with and without,
 // and 3x3 convolutions on concatenated halo + strip + halo instead of their group norm's
-// padded output (norm_into_padded_strip off). The seam form of the strip convolutions
-// (strip_conv kSeam: the strip alone, then its first and last rows again) gives the same values
-// (other arithmetic order: not the same bits) where it applies, and the convolutions where it
-// does not (contiguous strips, one-row strips) fall back to the one convolution.
+// padded output (norm_into_padded_strip off). The seam and wide forms of the strip convolutions
+// (strip_conv kSeam: the strip alone, then its first and last rows again; kWide: symmetric
+// padding, two rows dropped) give the same values (other arithmetic order: not the same bits)
+// where they apply, and the convolutions where they do not (contiguous strips, one-row strips)
+// fall back to the one convolution.
 TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
   struct Shape { int world; int64_t height; SyncMode mode; } shapes[] = {
       {2, 20, SyncMode::kCorrectedAsyncGn}, {3, 16, SyncMode::kCorrectedAsyncGn}, {2, 16, SyncMode::kStaleGn}};
@@ -163,11 +164,9 @@ TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
           EXPECT_EQ((*runner)->padded_strip_convs(), 0) << "rank " << r;
         }
         // kAuto takes one convolution off the GPU; kSeam takes the seam form where it applies.
-        if (strip_conv == model::StripConvForm::kSeam && channels_last) {
-          EXPECT_GT((*runner)->seam_convs(), 0) << "rank " << r;
-        } else {
-          EXPECT_EQ((*runner)->seam_convs(), 0) << "rank " << r;
-        }
+        const bool applies = channels_last;
+        EXPECT_EQ((*runner)->seam_convs() > 0, strip_conv == model::StripConvForm::kSeam && applies) << "rank " << r;
+        EXPECT_EQ((*runner)->wide_convs() > 0, strip_conv == model::StripConvForm::kWide && applies) << "rank " << r;
       });
       return outs;
     };
@@ -178,6 +177,7 @@ TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
     const auto seam = run(true, false, false, true, model::StripConvForm::kSeam);
     const auto seam_concatenated = run(true, false, false, /*padded_norm=*/false, model::StripConvForm::kSeam);
     const auto contiguous_seam = run(false, false, false, true, model::StripConvForm::kSeam);
+    const auto wide = run(true, false, false, true, model::StripConvForm::kWide);
     for (int r = 0; r < sh.world; ++r) {
       ASSERT_EQ(contiguous[r].size(), 4u);
       ASSERT_EQ(channels_last[r].size(), 4u);
@@ -199,6 +199,8 @@ TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
             << "seam form: world " << sh.world << " height " << sh.height << " rank " << r << " step " << step;
         EXPECT_TRUE(at::equal(seam_concatenated[r][step], seam[r][step]))
             << "seam form, halo concatenated: world " << sh.world << " rank " << r << " step " << step;
+        EXPECT_LT(RelativeError(wide[r][step], channels_last[r][step]), 1e-5)
+            << "wide form: world " << sh.world << " height " << sh.height << " rank " << r << " step " << step;
         EXPECT_TRUE(at::equal(contiguous_seam[r][step], contiguous[r][step]))
             << "seam form asked, contiguous strips: world " << sh.world << " rank " << r << " step " << step;
       }
