@@ -369,9 +369,10 @@ int main(int argc, char** argv) {
                "Convolution biases (and the patch contexts' time-embedding and residual adds) as ATen adds instead "
                "of the bias-add kernel (to compare)");
   app.add_flag("--peer-exchange", peer_exchange,
-               "Experimental, not working yet: stale chunks copied between the GPUs over the copy engines "
-               "(flags in GPU memory) instead of NCCL all-gathers; stalled in full-size 2-strip gangs with "
-               "lazy kernel loading (docs/perf/parallel-sdxl.md, ninth session); sets CUDA_MODULE_LOADING=EAGER");
+               "Experimental, not yet shown to work: in captured CUDA graphs, stale chunks copied between the GPUs "
+               "over the copy engines (flags in GPU memory) instead of NCCL all-gathers; eager steps keep the "
+               "all-gathers (docs/perf/parallel-sdxl.md, ninth and tenth sessions); sets "
+               "CUDA_MODULE_LOADING=EAGER");
   app.add_flag("--cudnn-benchmark", cudnn_benchmark,
                "Let cuDNN time its convolution algorithms per shape (in the eager first step of each phase, before "
                "the graph capture) instead of its heuristics: the strips' halo convolutions have shapes of their own. "

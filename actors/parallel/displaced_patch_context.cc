@@ -270,10 +270,26 @@ void DisplacedPatchContext::AllocateDeferredChunks() {
   }
 }
 
+namespace {
+// Whether `stream` is capturing a CUDA graph. The copy-engine exchange runs only inside
+// captured graphs (see DisplacedOptions::peer_exchange).
+bool Capturing(void* stream) {
+#ifdef DISTRI_HAVE_CUDA
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  return cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &status) == cudaSuccess &&
+         status == cudaStreamCaptureStatusActive;
+#else
+  (void)stream;
+  return false;
+#endif
+}
+}  // namespace
+
 void DisplacedPatchContext::IssueChunk(Chunk& c) {
-  if (peer_) {
+  if (peer_ && Capturing(CurrentStream(c.buffer))) {
     const Status st = peer_->Publish(static_cast<int>(&c - chunks_.data()), CurrentStream(c.buffer));
     if (!st.ok()) Fail(st.WithContext("patch parallelism: stale exchange"));
+    ++peer_publishes_;
     return;
   }
   at::Tensor send = c.buffer.narrow(0, c.slot_base[rank_], c.slot_bytes[rank_]);
@@ -711,7 +727,7 @@ at::Tensor DisplacedPatchContext::OwnSlot(int id) {
 
 void DisplacedPatchContext::BeforeOwnWrite(int id, const at::Tensor& slot) {
   const Site& s = sites_[id];
-  if (peer_ && s.chunk >= 0 && chunks_[s.chunk].sites.front() == id) {
+  if (peer_ && s.chunk >= 0 && chunks_[s.chunk].sites.front() == id && Capturing(CurrentStream(slot))) {
     const Status st = peer_->BeforeWrite(s.chunk, CurrentStream(slot));
     if (!st.ok()) Fail(st.WithContext(s.name));
   }

@@ -139,11 +139,14 @@ struct DisplacedOptions {
   // for batch-1 channels-last strips), or the fastest, timed once per shape on the GPU (kAuto;
   // kHalo on the CPU).
   model::StripConvForm strip_conv = model::StripConvForm::kAuto;
-  // Experimental, does not work yet (peer_exchange.h, "Status"): the stale chunks move between the GPUs of this process
-  // over the copy engines (PeerExchange: copies of peer addresses ordered by flags in GPU memory)
-  // instead of NCCL all-gathers, whose kernels take SMs from the UNet. Needs every rank of the
-  // channel in this process, on GPUs with peer access; the stale buffers then come from
-  // cudaMalloc (not the channel's collective memory). Warm-up exchanges stay on the channel.
+  // Experimental, not yet shown to work (peer_exchange.h, "Status"): inside captured CUDA
+  // graphs, the stale chunks move between the GPUs of this process over the copy engines
+  // (PeerExchange: copies of peer addresses ordered by flags in GPU memory) instead of NCCL
+  // all-gathers, whose kernels take SMs from the UNet. Eager steps (the first run of each
+  // phase, or runs without graphs) keep the channel's all-gathers, into the same buffers: the
+  // flags' spinning waits never run while a rank's thread may allocate or free. Needs every
+  // rank of the channel in this process, on GPUs with peer access; the stale buffers then come
+  // from the exchange's memory pool (not the channel's collective memory).
   bool peer_exchange = false;
   // How long a peer-exchange wait waits for a peer before it gives up (the job then fails
   // with DeadlineExceeded, CheckExchange).
@@ -197,6 +200,8 @@ class DisplacedPatchContext : public model::LayerContext {
   // Convolutions that ran in the seam and the wide form (strip_conv) so far.
   int64_t seam_convs() const { return seam_convs_; }
   int64_t wide_convs() const { return wide_convs_; }
+  // Chunks handed to the copy-engine exchange so far (peer_exchange; captured steps only).
+  int64_t peer_publishes() const { return peer_publishes_; }
   const Status& status() const { return status_; }
   // The peer exchange's failures seen by the GPU (a wait that gave up), a step or so late; Ok
   // without the exchange. Callers check it before each step.
@@ -306,6 +311,7 @@ class DisplacedPatchContext : public model::LayerContext {
   int64_t kv_fused_assemblies_ = 0;
   int64_t padded_strip_convs_ = 0;
   int64_t seam_convs_ = 0;
+  int64_t peer_publishes_ = 0;
   int64_t wide_convs_ = 0;
   // norm_into_padded_strip: the last group norm + SiLU's padded output ([1, C, rows + 2, W],
   // channels-last; the norm returned rows 1..rows of it), until a convolution takes it.

@@ -83,6 +83,8 @@ class DisplacedUNetRunner {
   // Convolutions run in the seam and the wide form so far (DisplacedOptions::strip_conv).
   int64_t seam_convs() const { return context_ ? context_->seam_convs() : 0; }
   int64_t wide_convs() const { return context_ ? context_->wide_convs() : 0; }
+  // Chunks handed to the copy-engine exchange so far (DisplacedOptions::peer_exchange).
+  int64_t peer_publishes() const { return context_ ? context_->peer_publishes() : 0; }
   // Nodes of the captured CUDA graph of a phase (0 synchronous, 1 displaced), by kind; all 0
   // before its capture or without graphs. Every node costs a launch gap on replay (~1-2 us on
   // an H100), so the counts say how much of a step's idle time is the graph's own structure.

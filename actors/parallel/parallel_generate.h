@@ -54,8 +54,8 @@ struct ParallelOptions {
   // per shape on the GPU by default; halo, seam or wide to fix it (reproducible bits).
   model::StripConvForm strip_conv = model::StripConvForm::kAuto;
   // Experimental (DisplacedOptions::peer_exchange): the stale chunks over the copy engines
-  // between this process's GPUs instead of NCCL all-gathers. Does not work yet: stalls
-  // (peer_exchange.h, "Status"); not offered by `distri generate`.
+  // between this process's GPUs instead of NCCL all-gathers, in captured CUDA graphs only. Not
+  // yet shown to work (peer_exchange.h, "Status"); not offered by `distri generate`.
   bool peer_exchange = false;
   // Decode the VAE split across the gang (parallel_decode.h; exact) instead of on rank 0 alone.
   bool parallel_vae = true;

@@ -35,16 +35,19 @@
 // access for the whole process (cudaDeviceEnablePeerAccess maps every later cudaMalloc into
 // the peers), although NCCL does so itself for ranks of one process.
 //
-// Status (2026-11-28, 2x H200): DOES NOT WORK YET in the form measured then (peer access
-// enabled for the whole process, cudaMalloc'd block); off by default and reachable only from
-// DisplacedOptions / ParallelOptions / parallel_bench --peer-exchange. CUDA-graph replays gave
-// NCCL's bits in the tiny runner test, but eager steps stalled: a rank's host thread blocked
-// inside the driver (first inside Create, fixed by the deadlock rule in peer_exchange.cc; then
-// in Publish and in its first displaced step) while the other rank's GPU waited for it, and a
-// full-size 2-strip gang at 2048 px did not finish a job. Host-side blocks are out of reach of
-// the GPU-side timeouts. Most likely cause: lazy kernel loading (a first launch waits for the
-// GPU's spinning waits; Create now requires CUDA_MODULE_LOADING=EAGER). That and the
-// pool-based memory above were written after the device time ran out, not yet run.
+// Status (2026-11-28): NOT YET SHOWN TO WORK in jobs; off by default and reachable only from
+// DisplacedOptions / ParallelOptions / parallel_bench --peer-exchange. On 2x H200 (ninth
+// session) CUDA-graph replays gave NCCL's bits in the tiny runner test, but eager steps stalled:
+// a rank's host thread blocked inside the driver while the other rank's GPU spun in a flag
+// wait, and a full-size 2-strip gang at 2048 px did not finish a job. Requiring
+// CUDA_MODULE_LOADING=EAGER did not help (tenth session: the first runner case still hung).
+// The likeliest cause left: a driver call of one rank's thread that waits for the other GPU
+// (LibTorch's caching allocator growing with cudaMalloc while NCCL has enabled peer access
+// between the process's GPUs maps the memory into the peers; NCCL warns against allocating
+// while its kernels wait for peers, and our flag waits are such kernels, for a whole step).
+// So since the tenth session the displaced context uses the exchange only while capturing a
+// CUDA graph (replays allocate nothing); eager steps keep the channel's all-gathers into the
+// same block, leaving the flags in their initial state. Not yet run on a GPU.
 #pragma once
 
 #include <chrono>

@@ -129,6 +129,14 @@ Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at
     } else {
       EXPECT_EQ((*runner)->padded_strip_convs(), 0) << "rank " << r << ": a convolution took a padded norm output";
     }
+    // The copy-engine exchange runs in captured steps only (eager steps keep the all-gathers).
+    if (peer_exchange && mode != SyncMode::kFullSync) {
+      if (graphs) {
+        EXPECT_GT((*runner)->peer_publishes(), 0) << "rank " << r << ": no chunk went over the copy engines";
+      } else {
+        EXPECT_EQ((*runner)->peer_publishes(), 0) << "rank " << r << ": an eager step used the copy engines";
+      }
+    }
     // Asked for, the seam form ran (GPU strips are channels-last, one image per rank here).
     if (strip_conv == model::StripConvForm::kSeam && cuda && layout.groups == 1) {
       EXPECT_GT((*runner)->seam_convs(), 0) << "rank " << r << ": no convolution in the seam form";
@@ -275,8 +283,8 @@ TEST_P(DisplacedRunnerGpu, SeamAndWideConvolutionsMatchTheHaloForm) {
 }
 
 // fp16: the stale chunks copied between the GPUs over the copy engines (PeerExchange: flags in
-// GPU memory, stream memory operations) give the same bits as NCCL's all-gathers, eager and in
-// graph replays.
+// GPU memory) give the same bits as NCCL's all-gathers in graph replays; eager steps with the
+// option keep the all-gathers (into the exchange's block) and give the same bits too.
 // The peer exchange needs eager kernel loading (PeerExchange::Create); run_parallel_bench.sh's
 // gpu-tests stage runs these cases apart with CUDA_MODULE_LOADING=EAGER.
 bool EagerLoading() {

@@ -270,8 +270,13 @@ TEST(ClientVersions, AnOlderHeadAnsweringTheSubmitGetsTheJobCancelled) {
 }
 
 TEST_F(ClientTest, BatchesLargerThanOneMessageAreSplit) {
-  auto c = ConnectClient(head_->endpoint(), dir_.path());
-  ASSERT_NE(c, nullptr);
+  auto connected = ConnectClient(head_->endpoint(), dir_.path());
+  ASSERT_NE(connected, nullptr);
+  // The 66 MiB batch below is stored by the head (SQLite) before it answers: more than the
+  // default 10 s request timeout on a loaded 2-core CI machine (it failed once under ctest -j2).
+  ClientOptions big = connected->options();
+  big.request_timeout = std::chrono::milliseconds(120'000);
+  std::unique_ptr<Client> c = Client::Connect(big).value();
   // Two messages by count (kMaxBatchJobs + 3 jobs), in order, all queued.
   std::vector<wire::JobSpec> specs = Specs(wire::kMaxBatchJobs + 3);
   Result<std::vector<wire::JobAccepted>> accepted = c->SubmitBatch(specs);
