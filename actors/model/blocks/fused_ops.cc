@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <mutex>
-#include <cstdlib>
-#include <cstring>
 
 #ifdef DISTRI_HAVE_CUDA
 #include <c10/cuda/CUDAGuard.h>
@@ -312,36 +312,47 @@ bool SeamConvEligible(const at::Tensor& padded, const at::Tensor& weight, int64_
          weight.size(2) == 3 && weight.size(3) == 3 && padded.is_contiguous(at::MemoryFormat::ChannelsLast);
 }
 
-at::Tensor SeamConvAdd(const at::Tensor& padded, const at::Tensor& weight, const at::Tensor& bias,
-                       const at::Tensor& extra) {
-  TORCH_CHECK(SeamConvEligible(padded, weight, 1), "SeamConvAdd: needs a [1, C, rows + 2 >= 4, W] channels-last strip "
-              "and a 3x3 weight, got ", padded.sizes(), " and ", weight.sizes());
+namespace {
+// The strip forms' convolutions (bias `b` or undefined), before any addend: kSeam and kWide.
+at::Tensor SeamConv(const at::Tensor& padded, const at::Tensor& weight, const at::Tensor& b) {
   const int64_t rows = padded.size(2) - 2;
-  // Where the bias-add kernel will add the bias (and extra), the convolutions run without it.
-  const bool fused = padded.is_cuda() && FusedConvBiasEnabled() && Eligible(padded, /*allow_channels_last=*/true) &&
-                     (!bias.defined() || bias.scalar_type() == padded.scalar_type());
-  const at::Tensor b = fused ? at::Tensor() : bias;
   at::Tensor y = at::conv2d(padded.narrow(2, 1, rows), weight, b, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1});
   // Rows 0 and rows - 1 saw zeros where the halo is: again from halo + two strip rows.
   y.narrow(2, 0, 1).copy_(at::conv2d(padded.narrow(2, 0, 3), weight, b, at::IntArrayRef{1, 1}, at::IntArrayRef{0, 1}));
-  y.narrow(2, rows - 1, 1).copy_(at::conv2d(padded.narrow(2, rows - 1, 3), weight, b, at::IntArrayRef{1, 1}, at::IntArrayRef{0, 1}));
+  y.narrow(2, rows - 1, 1)
+      .copy_(at::conv2d(padded.narrow(2, rows - 1, 3), weight, b, at::IntArrayRef{1, 1}, at::IntArrayRef{0, 1}));
+  return y;
+}
+
+at::Tensor WideConv(const at::Tensor& padded, const at::Tensor& weight, const at::Tensor& b) {
+  // Output rows 0 and rows + 1 saw the zero padding: dropped; rows 1..rows are conv(padded)
+  // with padding (0, 1).
+  return at::conv2d(padded, weight, b, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1}).narrow(2, 1, padded.size(2) - 2);
+}
+
+// conv(padded) + bias + extra with `conv` one of the forms above: the bias and extra through
+// the bias-add kernel where it applies (the convolution then runs without the bias).
+at::Tensor StripFormConvAdd(const char* what, at::Tensor (*conv)(const at::Tensor&, const at::Tensor&, const at::Tensor&),
+                            const at::Tensor& padded, const at::Tensor& weight, const at::Tensor& bias,
+                            const at::Tensor& extra) {
+  TORCH_CHECK(SeamConvEligible(padded, weight, 1), what, ": needs a [1, C, rows + 2 >= 4, W] channels-last strip "
+              "and a 3x3 weight, got ", padded.sizes(), " and ", weight.sizes());
+  const bool fused = padded.is_cuda() && FusedConvBiasEnabled() && Eligible(padded, /*allow_channels_last=*/true) &&
+                     (!bias.defined() || bias.scalar_type() == padded.scalar_type());
+  at::Tensor y = conv(padded, weight, fused ? at::Tensor() : bias);
   if (fused) return AddBiasExtra(std::move(y), bias, extra);
   return extra.defined() ? y.add_(extra) : y;
+}
+}  // namespace
+
+at::Tensor SeamConvAdd(const at::Tensor& padded, const at::Tensor& weight, const at::Tensor& bias,
+                       const at::Tensor& extra) {
+  return StripFormConvAdd("SeamConvAdd", SeamConv, padded, weight, bias, extra);
 }
 
 at::Tensor WideConvAdd(const at::Tensor& padded, const at::Tensor& weight, const at::Tensor& bias,
                        const at::Tensor& extra) {
-  TORCH_CHECK(SeamConvEligible(padded, weight, 1), "WideConvAdd: needs a [1, C, rows + 2 >= 4, W] channels-last strip "
-              "and a 3x3 weight, got ", padded.sizes(), " and ", weight.sizes());
-  const int64_t rows = padded.size(2) - 2;
-  const bool fused = padded.is_cuda() && FusedConvBiasEnabled() && Eligible(padded, /*allow_channels_last=*/true) &&
-                     (!bias.defined() || bias.scalar_type() == padded.scalar_type());
-  // Output rows 0 and rows + 1 saw the zero padding: dropped; rows 1..rows are conv(padded)
-  // with padding (0, 1).
-  at::Tensor y = at::conv2d(padded, weight, fused ? at::Tensor() : bias, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1})
-                     .narrow(2, 1, rows);
-  if (fused) return AddBiasExtra(std::move(y), bias, extra);
-  return extra.defined() ? y.add_(extra) : y;
+  return StripFormConvAdd("WideConvAdd", WideConv, padded, weight, bias, extra);
 }
 
 namespace {
@@ -379,19 +390,17 @@ StripConvForm ResolveStripConvForm(StripConvForm form, const at::Tensor& padded,
   if (cudaStreamIsCapturing(stream, &capture) != cudaSuccess || capture != cudaStreamCaptureStatusNone) {
     return StripConvForm::kHalo;  // no timing inside a capture; an eager run will choose
   }
-  // The convolutions alone (the bias pass is the same for both): two warm-up calls each
+  // The convolutions alone (the bias pass is the same for every form): two warm-up calls each
   // (algorithm choice, workspace), then 3 rounds of 3 calls each, alternating; the best round.
-  const int64_t rows = padded.size(2) - 2;
   auto halo = [&] { (void)at::conv2d(padded, weight, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{0, 1}); };
-  auto seam = [&] {
-    at::Tensor y = at::conv2d(padded.narrow(2, 1, rows), weight, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1});
-    y.narrow(2, 0, 1).copy_(at::conv2d(padded.narrow(2, 0, 3), weight, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{0, 1}));
-    y.narrow(2, rows - 1, 1).copy_(at::conv2d(padded.narrow(2, rows - 1, 3), weight, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{0, 1}));
-  };
-  auto wide = [&] { (void)at::conv2d(padded, weight, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1}).narrow(2, 1, rows); };
+  auto seam = [&] { (void)SeamConv(padded, weight, {}); };
+  auto wide = [&] { (void)WideConv(padded, weight, {}); };
   cudaEvent_t start = nullptr, stop = nullptr;
-  TORCH_CHECK(cudaEventCreate(&start) == cudaSuccess && cudaEventCreate(&stop) == cudaSuccess,
-              "strip convolution timing: cudaEventCreate failed");
+  const bool events = cudaEventCreate(&start) == cudaSuccess && cudaEventCreate(&stop) == cudaSuccess;
+  if (!events) {
+    if (start != nullptr) cudaEventDestroy(start);
+    TORCH_CHECK(false, "strip convolution timing: cudaEventCreate failed");
+  }
   auto time_ms = [&](const std::function<void()>& fn) {
     cudaEventRecord(start, stream);
     for (int i = 0; i < 3; ++i) fn();
