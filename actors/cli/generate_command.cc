@@ -73,6 +73,7 @@ RankOutcome RunRank(const GenerateArgs& a, c10::Device device, at::ScalarType dt
   options.split_cfg = !a.no_split_cfg;
   options.cuda_graphs = !a.no_cuda_graphs;
   options.collective_memory = !a.no_collective_memory;
+  model::ParseStripConvForm(a.strip_conv, &options.strip_conv);  // checked by the option
   options.make_group_channel = make_group_channel;
   parallel::ParallelGenerator generator(**pipe, ch.get(), options);
   ResetPeakMemory(device);
@@ -261,6 +262,12 @@ void AddGenerateOptions(CLI::App& cmd, GenerateArgs& a) {
       ->capture_default_str();
   cmd.add_flag("--no-split-cfg", a.no_split_cfg, "Do not put the CFG halves on two halves of the gang");
   cmd.add_flag("--no-cuda-graphs", a.no_cuda_graphs, "Run every step eagerly");
+  cmd.add_option("--strip-conv", a.strip_conv,
+                 "How a patch's 3x3 convolutions take their halo rows: auto (the fastest form on GPUs, timed once "
+                 "per shape; the last bits may differ between runs), halo (one convolution over halo + strip; "
+                 "reproducible), seam or wide")
+      ->check(CLI::IsMember({"auto", "halo", "seam", "wide"}))
+      ->capture_default_str();
   cmd.add_flag("--no-collective-memory", a.no_collective_memory,
                "Stale buffers from LibTorch's allocator instead of one NCCL symmetric window (NCCL_WIN_ENABLE=0 "
                "has the same effect)");

@@ -32,6 +32,14 @@ PY
 "$distri" generate "${job[@]}" --ranks 3 --sync-mode full_sync -o "$work/t.png" --save-latents "$work/t3.f32"
 compare "$work/t3.f32" 1e-4 "local, 3 threads, full_sync"
 "$distri" generate "${job[@]}" --gpus -1 -o "$work/x.png" 2>/dev/null && { echo "FAILED: --gpus -1 accepted"; exit 1; }
+# A strip-convolution form by name (CPU strips are contiguous: the forms fall back to the one
+# convolution, same result); an unknown one is refused.
+"$distri" generate "${job[@]}" --ranks 2 --sync-mode full_sync --strip-conv seam -o "$work/t.png" \
+  --save-latents "$work/t2.f32"
+compare "$work/t2.f32" 1e-4 "local, 2 threads, full_sync, --strip-conv seam"
+"$distri" generate "${job[@]}" --ranks 2 --strip-conv fast -o "$work/x.png" 2>"$work/err.txt" \
+  && { echo "FAILED: --strip-conv fast accepted"; exit 1; }
+grep -q "strip-conv" "$work/err.txt" || { echo "FAILED: the error does not name --strip-conv:"; cat "$work/err.txt"; exit 1; }
 
 for n in 2 3 4; do
   for split in "" "--no-split-cfg"; do
