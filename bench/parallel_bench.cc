@@ -331,7 +331,7 @@ double Median(std::vector<double> v) {
 int main(int argc, char** argv) {
   CLI::App app{"patch-parallel benchmark (one process, one thread per GPU)"};
   std::string model, gpus_text = "1,2,4", sizes_text = "1024", out_path, sync_mode = "corrected_async_gn";
-  std::string parallelism = "patch", strip_conv = "auto";
+  std::string parallelism = "patch", strip_conv = "halo";
   int steps = 50, repeats = 3, warmup_steps = 4, warmup_job_steps = 8;
   bool exact = false, no_split_cfg = false, profile = false, no_collective_memory = false, zero_sm = false;
   bool kv_in_place = false, no_graphs = false, no_fused_kv = false, no_padded_norm = false, no_fused_conv_bias = false,

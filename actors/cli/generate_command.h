@@ -33,7 +33,7 @@ struct GenerateArgs {
   bool json = false;  // one JSON line per repeat on stdout (timings; bench/run_cluster_bench.sh)
   std::string attention;  // "" keeps DISTRI_SDPA_BACKEND / the default; else as that variable
   bool cudnn_benchmark = false;  // cuDNN times its convolution algorithms per shape (process-wide)
-  std::string strip_conv = "auto";  // parallel::ParallelOptions::strip_conv, by name
+  std::string strip_conv = "halo";  // parallel::ParallelOptions::strip_conv, by name
 };
 
 // Adds the subcommand's options to `cmd`.

@@ -137,8 +137,10 @@ struct DisplacedOptions {
   // convolution over halo + strip + halo (kHalo), the strip alone plus its two seam rows again
   // (kSeam), halo + strip + halo with symmetric padding and two output rows dropped (kWide; both
   // for batch-1 channels-last strips), or the fastest, timed once per shape on the GPU (kAuto;
-  // kHalo on the CPU).
-  model::StripConvForm strip_conv = model::StripConvForm::kAuto;
+  // kHalo on the CPU). kHalo by default: the same bits every run; kAuto's timed choice can
+  // change between processes, and it gained at most 1.1% (docs/perf/parallel-sdxl.md, tenth
+  // session).
+  model::StripConvForm strip_conv = model::StripConvForm::kHalo;
   // Experimental, not yet shown to work (peer_exchange.h, "Status"): inside captured CUDA
   // graphs, the stale chunks move between the GPUs of this process over the copy engines
   // (PeerExchange: copies of peer addresses ordered by flags in GPU memory) instead of NCCL

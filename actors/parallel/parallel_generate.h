@@ -50,9 +50,10 @@ struct ParallelOptions {
   // Group norm + SiLU outputs written into padded strips that the next convolution fills with
   // its halo (DisplacedOptions::norm_into_padded_strip; same bits). Off only to compare.
   bool norm_into_padded_strip = true;
-  // How 3x3 convolutions run over strips with halo rows (DisplacedOptions::strip_conv): timed
-  // per shape on the GPU by default; halo, seam or wide to fix it (reproducible bits).
-  model::StripConvForm strip_conv = model::StripConvForm::kAuto;
+  // How 3x3 convolutions run over strips with halo rows (DisplacedOptions::strip_conv): one
+  // convolution over halo + strip by default (the same bits every run); kAuto for the fastest
+  // form, timed per shape on the GPU.
+  model::StripConvForm strip_conv = model::StripConvForm::kHalo;
   // Experimental (DisplacedOptions::peer_exchange): the stale chunks over the copy engines
   // between this process's GPUs instead of NCCL all-gathers, in captured CUDA graphs only. Not
   // yet shown to work (peer_exchange.h, "Status"); not offered by `distri generate`.

@@ -47,7 +47,7 @@ Outputs RunGang(bool cuda, bool graphs, SyncMode mode, at::ScalarType dtype = at
                 bool collective_memory = false, bool zero_sm = false, bool kv_in_place = false,
                 GangLayout layout = GangLayout{1, kWorld}, bool fused_kv_assembly = true,
                 bool peer_exchange = false, bool padded_norm = true,
-                model::StripConvForm strip_conv = model::StripConvForm::kAuto) {
+                model::StripConvForm strip_conv = model::StripConvForm::kHalo) {
   const int world = layout.world_size();
   const UNetInputs in = MakeInputs(/*text_time=*/true, /*batch=*/layout.groups, kHeight, kWidth);
   Outputs outs(world);

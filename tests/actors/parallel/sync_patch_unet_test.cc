@@ -123,7 +123,7 @@ TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
     const int64_t width = 12;
     const Inputs in = MakeInputs(/*text_time=*/true, /*batch=*/1, sh.height, width);
     auto run = [&](bool channels_last, bool collective_memory = false, bool kv_in_place = false,
-                   bool padded_norm = true, model::StripConvForm strip_conv = model::StripConvForm::kAuto) {
+                   bool padded_norm = true, model::StripConvForm strip_conv = model::StripConvForm::kHalo) {
       std::vector<std::vector<at::Tensor>> outs(sh.world);
       channel::MemoryRendezvous rendezvous;
       OnRankThreads(sh.world, [&](int r) {
@@ -163,7 +163,7 @@ TEST(DisplacedRunner, ChannelsLastStripsEqualContiguousOnes) {
         } else {
           EXPECT_EQ((*runner)->padded_strip_convs(), 0) << "rank " << r;
         }
-        // kAuto takes one convolution off the GPU; kSeam takes the seam form where it applies.
+        // kHalo (the default) takes one convolution; kSeam and kWide their form where it applies.
         const bool applies = channels_last;
         EXPECT_EQ((*runner)->seam_convs() > 0, strip_conv == model::StripConvForm::kSeam && applies) << "rank " << r;
         EXPECT_EQ((*runner)->wide_convs() > 0, strip_conv == model::StripConvForm::kWide && applies) << "rank " << r;
