@@ -12,7 +12,9 @@
 #   convs:S1,S2    conv_strip_bench at these sizes on one GPU: a rank's 3x3 strip convolutions
 #                  (halo rows, padding variants, cuDNN benchmark mode) against a quarter of one GPU's
 #   model          the full-size random SDXL model in /tmp/sdxl-full (fp16, diffusers' layout)
-#   smoke          tiny model: `distri generate --gpus N` (full_sync) equals 1 GPU, N = 2, 4
+#   smoke          tiny model: `distri generate --gpus N` (full_sync, and corrected_async_gn) and
+#                  `distri launch --nproc N -- distri generate` (one process a GPU, NCCL) against
+#                  1 GPU, N = 2, 4
 #   ours:S1,S2     parallel_bench at these sizes on 1,2,4 GPUs (GPUS overrides), with --exact
 #   theirs:S1,S2   distrifuser (torchrun) at these sizes on the same GPU counts
 #   ab:FLAG:S1,S2  parallel_bench on 4 GPUs (GPUS overrides) at these sizes, without and with
@@ -86,14 +88,23 @@ for stage in "$@"; do
       for n in 2 4; do
         ./build-gpu/actors/distri generate "${job[@]}" --gpus $n --sync-mode full_sync -o /tmp/g$n.png --save-latents /tmp/g$n.f32
         ./build-gpu/actors/distri generate "${job[@]}" --gpus $n -o /tmp/a$n.png --save-latents /tmp/a$n.f32
+        # One process per GPU (the path of several machines, and of issue 7's 8 GPUs when
+        # launched per rank): NCCL between processes, rank r on cuda:r.
+        rm -f /tmp/p$n.f32
+        timeout 300 ./build-gpu/actors/distri launch --nproc $n -- ./build-gpu/actors/distri generate "${job[@]}" \
+          --backend nccl --sync-mode full_sync -o /tmp/p$n.png --save-latents /tmp/p$n.f32 \
+          || echo "smoke: distri launch --nproc $n failed"
         python3 - "$n" <<'PY'
-import sys, numpy as np
+import os, sys, numpy as np
 n = sys.argv[1]
 one = np.fromfile("/tmp/one.f32", dtype=np.float32)
-for kind in ("g", "a"):
+names = {"g": "full_sync", "a": "corrected_async_gn", "p": "full_sync, one process a GPU (distri launch)"}
+for kind, name in names.items():
+    if not os.path.exists(f"/tmp/{kind}{n}.f32"):
+        print(f"smoke: {n} GPUs {name}: no latents")
+        continue
     x = np.fromfile(f"/tmp/{kind}{n}.f32", dtype=np.float32)
-    print(f"smoke: {n} GPUs {'full_sync' if kind == 'g' else 'corrected_async_gn'} fp32 latent rel err vs 1 GPU: "
-          f"{np.linalg.norm(x - one) / np.linalg.norm(one):.3g}")
+    print(f"smoke: {n} GPUs {name} fp32 latent rel err vs 1 GPU: {np.linalg.norm(x - one) / np.linalg.norm(one):.3g}")
 PY
       done
       ;;
