@@ -14,7 +14,7 @@
 #   model          the full-size random SDXL model in /tmp/sdxl-full (fp16, diffusers' layout)
 #   smoke          tiny model: `distri generate --gpus N` (full_sync, and corrected_async_gn) and
 #                  `distri launch --nproc N -- distri generate` (one process a GPU, NCCL) against
-#                  1 GPU, N = 2, 4
+#                  1 GPU, N = each count of GPUS above 1
 #   ours:S1,S2     parallel_bench at these sizes on 1,2,4 GPUs (GPUS overrides), with --exact
 #   theirs:S1,S2   distrifuser (torchrun) at these sizes on the same GPU counts
 #   ab:FLAG:S1,S2  parallel_bench on 4 GPUs (GPUS overrides) at these sizes, without and with
@@ -85,7 +85,8 @@ for stage in "$@"; do
       [ -d $tiny ] || ./build-gpu/actors/distri model init --arch sdxl-tiny $tiny > /dev/null
       job=(--model $tiny -p "a cat" -H 256 -W 256 -s 6 --seed 3 --device cuda --dtype fp32 -q)
       ./build-gpu/actors/distri generate "${job[@]}" -o /tmp/one.png --save-latents /tmp/one.f32
-      for n in 2 4; do
+      for n in ${gpus//,/ }; do
+        [ "$n" = 1 ] && continue
         ./build-gpu/actors/distri generate "${job[@]}" --gpus $n --sync-mode full_sync -o /tmp/g$n.png --save-latents /tmp/g$n.f32
         ./build-gpu/actors/distri generate "${job[@]}" --gpus $n -o /tmp/a$n.png --save-latents /tmp/a$n.f32
         # One process per GPU (the path of several machines, and of issue 7's 8 GPUs when
