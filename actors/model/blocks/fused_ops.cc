@@ -307,7 +307,7 @@ bool ParseStripConvForm(const std::string& name, StripConvForm* form) {
   return false;
 }
 
-bool SeamConvEligible(const at::Tensor& padded, const at::Tensor& weight, int64_t stride) {
+bool StripFormEligible(const at::Tensor& padded, const at::Tensor& weight, int64_t stride) {
   return stride == 1 && padded.dim() == 4 && padded.size(0) == 1 && padded.size(2) >= 4 && weight.dim() == 4 &&
          weight.size(2) == 3 && weight.size(3) == 3 && padded.is_contiguous(at::MemoryFormat::ChannelsLast);
 }
@@ -335,7 +335,7 @@ at::Tensor WideConv(const at::Tensor& padded, const at::Tensor& weight, const at
 at::Tensor StripFormConvAdd(const char* what, at::Tensor (*conv)(const at::Tensor&, const at::Tensor&, const at::Tensor&),
                             const at::Tensor& padded, const at::Tensor& weight, const at::Tensor& bias,
                             const at::Tensor& extra) {
-  TORCH_CHECK(SeamConvEligible(padded, weight, 1), what, ": needs a [1, C, rows + 2 >= 4, W] channels-last strip "
+  TORCH_CHECK(StripFormEligible(padded, weight, 1), what, ": needs a [1, C, rows + 2 >= 4, W] channels-last strip "
               "and a 3x3 weight, got ", padded.sizes(), " and ", weight.sizes());
   const bool fused = padded.is_cuda() && FusedConvBiasEnabled() && Eligible(padded, /*allow_channels_last=*/true) &&
                      (!bias.defined() || bias.scalar_type() == padded.scalar_type());
@@ -372,7 +372,7 @@ std::map<std::string, StripConvChoice>& StripConvTable() {
 
 StripConvForm ResolveStripConvForm(StripConvForm form, const at::Tensor& padded, const at::Tensor& weight,
                                    int64_t stride) {
-  if (form == StripConvForm::kHalo || !SeamConvEligible(padded, weight, stride)) return StripConvForm::kHalo;
+  if (form == StripConvForm::kHalo || !StripFormEligible(padded, weight, stride)) return StripConvForm::kHalo;
   if (form != StripConvForm::kAuto) return form;
 #ifdef DISTRI_HAVE_CUDA
   if (!padded.is_cuda()) return StripConvForm::kHalo;

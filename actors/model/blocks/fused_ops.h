@@ -108,12 +108,12 @@ const char* StripConvFormName(StripConvForm form);
 bool ParseStripConvForm(const std::string& name, StripConvForm* form);
 // Whether kSeam and kWide can run on `padded`: 4-d, batch 1, channels-last (the row views are
 // then contiguous), at least 2 strip rows (4 padded rows), a 3x3 stride-1 weight.
-bool SeamConvEligible(const at::Tensor& padded, const at::Tensor& weight, int64_t stride);
+bool StripFormEligible(const at::Tensor& padded, const at::Tensor& weight, int64_t stride);
 // kHalo, kSeam or kWide for this convolution (kAuto resolved as above; kSeam and kWide only
 // where eligible).
 StripConvForm ResolveStripConvForm(StripConvForm form, const at::Tensor& padded, const at::Tensor& weight,
                                    int64_t stride);
-// conv(padded, padding (0, 1)) + bias + extra in kSeam's or kWide's form (SeamConvEligible must
+// conv(padded, padding (0, 1)) + bias + extra in kSeam's or kWide's form (StripFormEligible must
 // hold); bias and extra as FusedConvAdd (one bias-add pass where FusedConvBiasEnabled()).
 at::Tensor SeamConvAdd(const at::Tensor& padded, const at::Tensor& weight, const at::Tensor& bias,
                        const at::Tensor& extra);

@@ -24,7 +24,7 @@ TEST(StripConv, SeamAndWideFormsEqualHaloConvolution) {
       at::Tensor b = at::randn({6});
       at::Tensor temb = at::randn({1, 6, 1, 1});
       at::Tensor res = at::randn({1, 6, rows, width}).contiguous(cl);
-      ASSERT_TRUE(SeamConvEligible(padded, w, 1));
+      ASSERT_TRUE(StripFormEligible(padded, w, 1));
       for (const at::Tensor& bias : {at::Tensor(), b}) {
         for (const at::Tensor& extra : {at::Tensor(), temb, res}) {
           at::Tensor ref = at::conv2d(padded, w, bias, at::IntArrayRef{1, 1}, at::IntArrayRef{0, 1});
@@ -56,12 +56,12 @@ TEST(StripConv, SeamAndWideFormsEqualHaloConvolution) {
 TEST(StripConv, WhereTheSeamFormDoesNotApply) {
   const auto cl = at::MemoryFormat::ChannelsLast;
   at::Tensor w = at::randn({4, 8, 3, 3});
-  EXPECT_FALSE(SeamConvEligible(at::randn({2, 8, 10, 6}).contiguous(cl), w, 1)) << "batch 2";
-  EXPECT_FALSE(SeamConvEligible(at::randn({1, 8, 10, 6}), w, 1)) << "contiguous NCHW";
-  EXPECT_FALSE(SeamConvEligible(at::randn({1, 8, 3, 6}).contiguous(cl), w, 1)) << "one strip row";
-  EXPECT_FALSE(SeamConvEligible(at::randn({1, 8, 10, 6}).contiguous(cl), w, 2)) << "stride 2";
-  EXPECT_FALSE(SeamConvEligible(at::randn({1, 8, 10, 6}).contiguous(cl), at::randn({4, 8, 1, 1}), 1)) << "1x1";
-  EXPECT_TRUE(SeamConvEligible(at::randn({1, 8, 4, 6}).contiguous(cl), w, 1));
+  EXPECT_FALSE(StripFormEligible(at::randn({2, 8, 10, 6}).contiguous(cl), w, 1)) << "batch 2";
+  EXPECT_FALSE(StripFormEligible(at::randn({1, 8, 10, 6}), w, 1)) << "contiguous NCHW";
+  EXPECT_FALSE(StripFormEligible(at::randn({1, 8, 3, 6}).contiguous(cl), w, 1)) << "one strip row";
+  EXPECT_FALSE(StripFormEligible(at::randn({1, 8, 10, 6}).contiguous(cl), w, 2)) << "stride 2";
+  EXPECT_FALSE(StripFormEligible(at::randn({1, 8, 10, 6}).contiguous(cl), at::randn({4, 8, 1, 1}), 1)) << "1x1";
+  EXPECT_TRUE(StripFormEligible(at::randn({1, 8, 4, 6}).contiguous(cl), w, 1));
   // SeamConvAdd refuses what it cannot do, naming the shapes.
   try {
     SeamConvAdd(at::randn({2, 8, 10, 6}).contiguous(cl), w, {}, {});
