@@ -176,9 +176,9 @@ Result<std::unique_ptr<PeerExchange>> PeerExchange::Create(int rank, int world, 
   // CUDA loads a kernel lazily at its first launch, and that load may wait for the whole GPU to
   // be idle (the CUDA programming guide, "Lazy Loading", concurrent execution): a first-time
   // kernel of a displaced step launched while this exchange's wait spins for a peer - whose
-  // thread is doing the same - deadlocks both until a wait gives up. The ninth session's stalls
-  // fit this exactly. Until every kernel is known to be loaded before the first wait, the
-  // exchange needs eager loading.
+  // thread is doing the same - deadlocks both until a wait gives up. Eager loading alone did not
+  // end the ninth session's stalls (tenth session; see peer_exchange.h, "Status"), but this
+  // deadlock stays possible, so the exchange still needs it.
   if (const char* loading = std::getenv("CUDA_MODULE_LOADING");
       loading == nullptr || std::string(loading) != "EAGER") {
     return Status::FailedPrecondition(

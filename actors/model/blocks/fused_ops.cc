@@ -186,11 +186,19 @@ at::Tensor FusedConvAdd(const at::Tensor& x, const at::Tensor& weight, const at:
 }
 
 namespace {
+// Whether a convolution of `t` (its input or output: same device, dtype and layout kind) runs
+// without its bias, which the bias-add kernel then adds: CUDA fp16/bf16, 4-d, contiguous or
+// channels-last, a bias of t's dtype or none.
+bool BiasAddApplies(const at::Tensor& t, const at::Tensor& bias) {
+  return Eligible(t, /*allow_channels_last=*/true) && t.dim() == 4 &&
+         (!bias.defined() || bias.scalar_type() == t.scalar_type());
+}
+
 // y (a convolution's output without its bias) + bias + extra, in place: the bias-add kernel
 // where it applies (see FusedConvAdd), ATen's adds otherwise.
 at::Tensor AddBiasExtra(at::Tensor y, const at::Tensor& bias, const at::Tensor& extra) {
 #ifdef DISTRI_HAVE_CUDA
-  if (Eligible(y, /*allow_channels_last=*/true) && y.dim() == 4 && (!bias.defined() || bias.scalar_type() == y.scalar_type())) {
+  if (BiasAddApplies(y, bias)) {
     const int64_t n = y.size(0), c = y.size(1), hw = y.size(2) * y.size(3);
     const bool cl = !y.is_contiguous() && y.is_contiguous(at::MemoryFormat::ChannelsLast);
     int kind = 0;
@@ -220,7 +228,7 @@ at::Tensor AddBiasExtra(at::Tensor y, const at::Tensor& bias, const at::Tensor& 
 at::Tensor FusedConvAdd(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t stride,
                         int64_t padding_h, int64_t padding_w, const at::Tensor& extra) {
 #ifdef DISTRI_HAVE_CUDA
-  if (Eligible(x, /*allow_channels_last=*/true) && x.dim() == 4 && (!bias.defined() || bias.scalar_type() == x.scalar_type())) {
+  if (BiasAddApplies(x, bias)) {
     return AddBiasExtra(at::conv2d(x, weight, {}, {stride, stride}, {padding_h, padding_w}), bias, extra);
   }
 #endif
@@ -337,8 +345,7 @@ at::Tensor StripFormConvAdd(const char* what, at::Tensor (*conv)(const at::Tenso
                             const at::Tensor& extra) {
   TORCH_CHECK(StripFormEligible(padded, weight, 1), what, ": needs a [1, C, rows + 2 >= 4, W] channels-last strip "
               "and a 3x3 weight, got ", padded.sizes(), " and ", weight.sizes());
-  const bool fused = padded.is_cuda() && FusedConvBiasEnabled() && Eligible(padded, /*allow_channels_last=*/true) &&
-                     (!bias.defined() || bias.scalar_type() == padded.scalar_type());
+  const bool fused = FusedConvBiasEnabled() && BiasAddApplies(padded, bias);
   at::Tensor y = conv(padded, weight, fused ? at::Tensor() : bias);
   if (fused) return AddBiasExtra(std::move(y), bias, extra);
   return extra.defined() ? y.add_(extra) : y;
